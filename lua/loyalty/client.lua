@@ -1,0 +1,277 @@
+-- A client for one CRM account: auth, retries, typed errors. Providers know the endpoints,
+-- loyalty.core builds requests and decodes replies, a transport moves the bytes.
+local core = require "loyalty.core"
+local errors = require "loyalty.errors"
+local token_store = require "loyalty.token_store"
+
+local _M = {}
+
+_M.VERSION = "0.1.0"
+local USER_AGENT = "lua-loyalty/" .. _M.VERSION
+
+local Client = {}
+Client.__index = Client
+
+-- option -> expected Lua type
+local OPTIONS = {
+  provider = "string", base_url = "string", environment = "string", cluster = "string",
+  username = "string", password = "string", client_key = "string", client_secret = "string",
+  token_header = "string", token_skew = "number", attribution = "table",
+  timeout_ms = "number", connect_timeout_ms = "number", max_attempts = "number",
+  backoff_base_ms = "number", backoff_max_ms = "number", retry_after_max_ms = "number",
+  sleep = "function", random = "function", clock = "function", transport = "table", token_store = "table",
+  ca_file = "string", ca_path = "string", insecure = "boolean", proxy = "string", user_agent = "string",
+}
+
+local in_nginx = type(ngx) == "table" and type(ngx.get_phase) == "function" -- luacheck: ignore ngx
+
+local function default_sleep(seconds)
+  if in_nginx then return ngx.sleep(seconds) end -- luacheck: ignore ngx
+  if core.sleep then return core.sleep(seconds) end
+  os.execute(string.format("sleep %.3f", seconds))
+end
+
+local function default_transport(opts)
+  if in_nginx then
+    local ok, t = pcall(require, "loyalty.transport.ngx")
+    if ok then return t.new(opts) end
+  end
+  return require("loyalty.transport.curl").new(opts)
+end
+
+local function check_options(opts)
+  if type(opts) ~= "table" then error("loyalty.client: options table expected", 3) end
+  for k, v in pairs(opts) do
+    local want = OPTIONS[k]
+    if not want then error("loyalty.client: unknown option '" .. tostring(k) .. "'", 3) end
+    if type(v) ~= want then
+      error("loyalty.client: option '" .. k .. "' must be a " .. want .. ", got " .. type(v), 3)
+    end
+  end
+end
+
+local classes = {}
+
+-- One method per provider operation: client:customer_get{...} etc.
+local function class_for(provider)
+  local cls = classes[provider.name]
+  if cls then return cls end
+  cls = { __close = Client.close, __gc = Client.close }
+  for name, op in pairs(provider.ops) do
+    cls[name] = function(self, ...)
+      local spec, err = op(...)
+      if not spec then return nil, err end
+      return self:request(spec)
+    end
+  end
+  setmetatable(cls, { __index = Client })
+  cls.__index = cls
+  classes[provider.name] = cls
+  return cls
+end
+
+--- Creates a client. Returns client or nil, err (kind "config") for missing or inconsistent
+-- settings; raises for unknown options or wrong types (programmer errors).
+function _M.new(opts)
+  check_options(opts)
+  local pname = opts.provider or "capillary"
+  local ok, provider = pcall(require, "loyalty.providers." .. pname)
+  if not ok then return nil, errors.config("unknown provider '" .. pname .. "'", "provider") end
+
+  local base_url = opts.base_url
+  if not base_url then
+    local err
+    base_url, err = provider.base_url(opts.environment, opts.cluster)
+    if not base_url then return nil, err end
+  end
+  if not base_url:match("^https?://[^/]") then
+    return nil, errors.config("base_url must start with http:// or https://", "base_url")
+  end
+  base_url = base_url:gsub("/+$", "")
+
+  local self = {
+    provider = provider, base_url = base_url, secrets = {},
+    max_attempts = opts.max_attempts or 3,
+    backoff_base = (opts.backoff_base_ms or 200) / 1000,
+    backoff_max = (opts.backoff_max_ms or 5000) / 1000,
+    retry_after_max = (opts.retry_after_max_ms or 30000) / 1000,
+    sleep = opts.sleep or default_sleep,
+    random = opts.random or math.random,
+    clock = opts.clock or os.time,
+    token_skew = opts.token_skew or 30,
+    user_agent = opts.user_agent and (opts.user_agent .. " " .. USER_AGENT) or USER_AGENT,
+  }
+
+  if opts.username or opts.password then
+    if not (opts.username and opts.password) then
+      return nil, errors.config("Basic auth needs both username and password",
+                                opts.username and "password" or "username")
+    end
+    self.auth_header = core.basic_auth(opts.username, opts.password)
+    local secrets = self.secrets
+    secrets[#secrets + 1] = opts.password
+    secrets[#secrets + 1] = self.auth_header:sub(7)
+    secrets[#secrets + 1] = core.md5_hex(opts.password)
+  elseif opts.client_key or opts.client_secret then
+    if not (opts.client_key and opts.client_secret) then
+      return nil, errors.config("OAuth needs both client_key and client_secret",
+                                opts.client_key and "client_secret" or "client_key")
+    end
+    self.client_key, self.client_secret = opts.client_key, opts.client_secret
+    self.secrets[#self.secrets + 1] = opts.client_secret
+    self.token_header = opts.token_header or provider.TOKEN_HEADER
+    self.token_store = opts.token_store or token_store.memory()
+    self.token_key = base_url .. "|" .. opts.client_key
+  else
+    return nil, errors.config("credentials missing: username/password or client_key/client_secret", "username")
+  end
+
+  if provider.attribution_headers then
+    self.attribution = provider.attribution_headers(opts.attribution)
+  end
+  self.transport = opts.transport or default_transport(opts)
+  return setmetatable(self, class_for(provider))
+end
+
+function Client:close()
+  local t = self.transport
+  if t and t.close and not self.closed then
+    self.closed = true
+    t:close()
+  end
+end
+
+-- Full-jitter exponential backoff; a server's Retry-After wins when longer (capped).
+function Client:backoff(attempt, retry_after)
+  local d = math.min(self.backoff_max, self.backoff_base * 2 ^ (attempt - 1))
+  d = d / 2 + self.random() * d / 2
+  if retry_after and retry_after > d then d = math.min(retry_after, self.retry_after_max) end
+  return d
+end
+
+local function transport_error(terr)
+  local kind = terr.kind
+  if not errors.KINDS[kind] then kind = "network" end
+  return errors.new {
+    kind = kind, message = terr.message, curl_code = terr.curl_code,
+    retryable = kind == "network" or kind == "timeout",
+  }
+end
+
+-- One round trip: spec -> request -> transport -> reply -> result | nil, err.
+function Client:send(spec, auth_value)
+  local headers = { ["User-Agent"] = self.user_agent, Accept = "application/json" }
+  if auth_value then headers[auth_value[1]] = auth_value[2] end
+  if self.attribution then
+    for k, v in pairs(self.attribution) do headers[k] = v end
+  end
+  if spec.attribution then
+    for k, v in pairs(self.provider.attribution_headers(spec.attribution)) do headers[k] = v end
+  end
+  if spec.headers then
+    for k, v in pairs(spec.headers) do headers[k] = v end
+  end
+  local req, err = core.build_request {
+    method = spec.method, base_url = self.base_url, path = spec.path, query = spec.query,
+    headers = headers, json = spec.json, body = spec.body,
+  }
+  if not req then return nil, errors.new { kind = "config", message = err.message or tostring(err) } end
+  local res, terr = self.transport:send(req)
+  if not res then return nil, transport_error(terr) end
+  local reply, derr = core.decode_reply(res.status, res.headers, res.body)
+  if not reply then
+    if res.status < 300 then
+      return nil, errors.new { kind = "decode", status = res.status, message = derr.message, raw = derr.raw,
+                               request_id = derr.request_id, retryable = true }
+    end
+    -- An error page that is not JSON (a proxy's 502, say): judge it by its status alone.
+    reply = { status = res.status, headers = res.headers, request_id = derr.request_id }
+  end
+  local result, aerr = self.provider.interpret(reply, spec)
+  if not result then return nil, aerr end
+  if spec.pick then spec.pick(result) end
+  return result
+end
+
+-- Returns a fresh or cached OAuth token; one refresh at a time per token key.
+function Client:token(force)
+  local store, key = self.token_store, self.token_key
+  local now = self.clock()
+  if not force then
+    local tok, exp = store:get(key)
+    if tok and exp > now then return tok end
+  end
+  local release, lerr = store:lock(key)
+  if not release then return nil, errors.new { kind = "auth", message = "token lock: " .. tostring(lerr) } end
+  local tok, exp = store:get(key)
+  if tok and exp > now and not (force and tok == force) then
+    release()
+    return tok
+  end
+  local result, err = self:with_retries(self.provider.token_request(self.client_key, self.client_secret), nil)
+  if not result then
+    release()
+    return nil, err
+  end
+  local token, ttl = self.provider.token_from(result)
+  if not token then
+    release()
+    return nil, errors.scrub(ttl, self.secrets)
+  end
+  self.secrets[#self.secrets + 1] = token
+  local skew = math.min(self.token_skew, ttl / 10)
+  store:set(key, token, now + ttl - skew, ttl)
+  release()
+  return token
+end
+
+function Client:with_retries(spec, auth_value)
+  local max = (spec.method == "GET" or spec.idempotent or spec.path == "/v3/oauth/token/generate")
+              and self.max_attempts or 1
+  local attempts = 0
+  while true do
+    attempts = attempts + 1
+    local result, err = self:send(spec, auth_value)
+    if result then
+      result.attempts = attempts
+      return result
+    end
+    if spec.duplicate_code and attempts > 1 and err.code == spec.duplicate_code then
+      -- An earlier attempt of this idempotent write reached the CRM.
+      return { status = err.status, request_id = err.request_id, duplicate = true, attempts = attempts,
+               body = {}, warnings = {}, items = {} }
+    end
+    if not err.retryable or attempts >= max then
+      err.attempts = attempts
+      return nil, err
+    end
+    self.sleep(self:backoff(attempts, err.retry_after))
+  end
+end
+
+--- Low-level call: spec {method, path, query, json|body, headers, attribution, version,
+-- idempotent, duplicate_code, pick}. Returns result or nil, err.
+function Client:request(spec)
+  if type(spec) ~= "table" or type(spec.method) ~= "string" or type(spec.path) ~= "string" then
+    error("loyalty: request spec with method and path expected", 2)
+  end
+  local result, err
+  if self.auth_header then
+    result, err = self:with_retries(spec, { "Authorization", self.auth_header })
+  elseif self.client_key then
+    local token
+    token, err = self:token()
+    if token then
+      result, err = self:with_retries(spec, { self.token_header, token })
+      if not result and err.kind == "auth" and err.status == 401 then
+        -- The token may have been revoked or expired early: regenerate once and replay.
+        token, err = self:token(token)
+        if token then result, err = self:with_retries(spec, { self.token_header, token }) end
+      end
+    end
+  end
+  if not result then return nil, errors.scrub(err, self.secrets) end
+  return result
+end
+
+return _M

@@ -1,0 +1,388 @@
+-- Capillary: hosts, endpoint -> request spec, reply -> result or error.
+-- Only this module knows Capillary's paths and envelopes (facts: shared/reference/capillary.md).
+local errors = require "loyalty.errors"
+local normalize = require "loyalty.providers.capillary.normalize"
+
+local _M = { name = "capillary" }
+
+-- Production clusters ("hubs"). The reference lists conflicting host sets (§1.1); these are
+-- the v2-doc hosts. [INF] `sea`/`ushc` come from the newer overview. Always overridable by base_url.
+_M.CLUSTERS = {
+  india = "https://apac.api.capillarytech.com",
+  apac = "https://apac.api.capillarytech.com",
+  apac2 = "https://apac2.api.capillarytech.com",
+  sea = "https://sea.api.capillarytech.com",
+  eu = "https://eu.api.capillarytech.com",
+  us = "https://us.api.capillarytech.com",
+  ushc = "https://ushc.api.capillarytech.com",
+  china = "https://api.capillarytech.cn.com",
+}
+-- [INF] Non-production environments: the docs only show these hosts in samples (§1.1).
+_M.ENVIRONMENTS = {
+  dev = "https://nightly.api.capillarytech.com",
+  stage = "https://crm-nightly-new.cc.capillarytech.com",
+}
+
+--- Base URL for {environment, cluster}; nil, err when the pair names no host.
+function _M.base_url(environment, cluster)
+  environment = environment or "production"
+  if environment == "production" then
+    local url = _M.CLUSTERS[cluster or ""]
+    if not url then
+      return nil, errors.config("unknown cluster '" .. tostring(cluster) .. "' for production", "cluster")
+    end
+    return url
+  end
+  local url = _M.ENVIRONMENTS[environment]
+  if not url then
+    return nil, errors.config("unknown environment '" .. tostring(environment) .. "'", "environment")
+  end
+  return url
+end
+
+_M.TOKEN_HEADER = "X-CAP-API-OAUTH-TOKEN"
+
+function _M.attribution_headers(a)
+  if not a then return nil end
+  local h = {}
+  if a.entity_type then h["X-CAP-API-ATTRIBUTION-ENTITY-TYPE"] = a.entity_type end
+  if a.entity_code then h["X-CAP-API-ATTRIBUTION-ENTITY-CODE"] = a.entity_code end
+  if a.till_code then h["X-CAP-API-ATTRIBUTION-TILL-CODE"] = a.till_code end
+  return h
+end
+
+--- The OAuth token request and the reading of its reply.
+function _M.token_request(key, secret)
+  return { method = "POST", path = "/v3/oauth/token/generate", json = { key = key, secret = secret },
+           version = "v3" }
+end
+
+function _M.token_from(result)
+  local data = type(result.body) == "table" and result.body.data
+  if type(data) ~= "table" or type(data.accessToken) ~= "string" then
+    return nil, errors.new { kind = "auth", status = result.status, request_id = result.request_id,
+                             message = "Failed to generate OAuth token" }
+  end
+  return data.accessToken, tonumber(data.ttlSeconds) or 300
+end
+
+------------------------------------------------------------------------------------------
+-- Reply interpretation
+
+-- Provider codes that mean "try again later" (§5, §6).
+local RETRYABLE_CODES = {
+  [461] = true, [517] = true, [520] = true, [521] = true, [815] = true, [886] = true,
+  [887] = true, [889] = true, [894] = true, [898] = true, [4001] = true,
+}
+_M.RETRYABLE_CODES = RETRYABLE_CODES
+
+local function first_error(list)
+  if type(list) == "table" and type(list[1]) == "table" then return list[1] end
+end
+
+local function http_error(reply, code, message)
+  local s = reply.status
+  local kind, retryable = "http", false
+  if s == 401 or s == 403 then
+    kind = "auth"
+    retryable = code == 4001
+  elseif s == 429 then
+    kind, retryable = "rate_limited", true
+  elseif s >= 500 or s == 461 then
+    retryable = true
+  elseif code then
+    kind = "api"
+    retryable = RETRYABLE_CODES[code] or false
+  end
+  return errors.new {
+    kind = kind, status = s, code = code, message = message or ("HTTP " .. s),
+    request_id = reply.request_id, retryable = retryable, retry_after = reply.retry_after,
+  }
+end
+
+local function interpret_v11(reply)
+  local body = type(reply.body) == "table" and reply.body.response
+  local status = type(body) == "table" and type(body.status) == "table" and body.status
+  if reply.status >= 300 then
+    local code, message
+    if status then
+      normalize.normalize(body)
+      code, message = status.code, status.message
+      local failed = normalize.items(body)[1]
+      if failed and failed.success == false then code, message = failed.code, failed.message end
+    end
+    return nil, http_error(reply, code, message)
+  end
+  if not status then
+    return nil, errors.new { kind = "decode", status = reply.status, request_id = reply.request_id,
+                             message = "reply has no v1.1 response envelope" }
+  end
+  normalize.normalize(body)
+  local items = normalize.items(body)
+  local failed, warnings = {}, {}
+  for i = 1, #items do
+    local it = items[i]
+    if not it.success then failed[#failed + 1] = it end
+    for _, w in ipairs(it.warnings) do warnings[#warnings + 1] = w end
+  end
+  local partial = status.code == 201
+  if status.success == false or status.code == 500 or (#failed > 0 and #failed == #items and not partial) then
+    local f = failed[1]
+    local code = f and f.code or status.code
+    return nil, errors.new {
+      kind = "api", status = reply.status, code = code, message = f and f.message or status.message,
+      request_id = reply.request_id, retryable = RETRYABLE_CODES[code] or false, items = items,
+    }
+  end
+  return {
+    status = reply.status, request_id = reply.request_id, body = body, items = items,
+    warnings = warnings, partial = partial, failed = partial and failed or nil,
+  }
+end
+
+local function sum_points(side_effects)
+  local total
+  if type(side_effects) == "table" then
+    for _, e in ipairs(side_effects) do
+      if type(e) == "table" and e.type == "points" then
+        total = (total or 0) + (tonumber(e.awardedPoints or e.awarded_points) or 0)
+      end
+    end
+  end
+  return total
+end
+_M.sum_points = sum_points
+
+local function interpret_v2(reply)
+  local body = reply.body
+  local e = type(body) == "table" and first_error(body.errors)
+  if reply.status >= 300 then
+    return nil, http_error(reply, e and tonumber(e.code), e and e.message)
+  end
+  if e then
+    local code = tonumber(e.code)
+    return nil, errors.new {
+      kind = "api", status = reply.status, code = code, message = e.message, request_id = reply.request_id,
+      retryable = RETRYABLE_CODES[code] or false, errors = body.errors,
+    }
+  end
+  if type(body) ~= "table" then
+    return nil, errors.new { kind = "decode", status = reply.status, request_id = reply.request_id,
+                             message = "reply has no JSON body" }
+  end
+  return {
+    status = reply.status, request_id = reply.request_id, body = body,
+    warnings = type(body.warnings) == "table" and body.warnings or {},
+    created_id = body.createdId, entity = body.entity,
+    points_earned = sum_points(body.sideEffects), partial = reply.status == 201,
+  }
+end
+
+--- reply (from core.decode_reply) -> result or nil, err.
+function _M.interpret(reply, spec)
+  if spec.version == "v1.1" then return interpret_v11(reply) end
+  return interpret_v2(reply)
+end
+
+------------------------------------------------------------------------------------------
+-- Operations: each returns a request spec; `pick` fills typed fields of the result.
+
+local V11_IDS = { "mobile", "email", "external_id", "id", "user_id", "card_number", "card_external_id" }
+
+local function check_value(name, v)
+  local t = type(v)
+  if t == "number" then return tostring(v) end
+  if t ~= "string" then error("loyalty: " .. name .. " must be a string or number", 4) end
+  if v == "" or v:find("[%z\r\n]") or #v > 256 then return nil, name end
+  return v
+end
+
+-- Copies the customer identifier (and listed flags) of `args` into a v1.1 query.
+local function identifier_query(args, flags)
+  if type(args) ~= "table" then error("loyalty: arguments table expected", 3) end
+  local q = { format = "json" }
+  local found
+  for _, k in ipairs(V11_IDS) do
+    if args[k] ~= nil then
+      local v, bad = check_value(k, args[k])
+      if not v then return nil, errors.config("invalid identifier value for '" .. bad .. "'", bad) end
+      q[k], found = v, true
+    end
+  end
+  if not found then
+    return nil, errors.config("a customer identifier (mobile, email, external_id or id) is required", "identifier")
+  end
+  for _, f in ipairs(flags or {}) do
+    if args[f] ~= nil then q[f] = tostring(args[f]) end
+  end
+  return q
+end
+
+local function v11_list(wrapper, value)
+  if type(value) ~= "table" then error("loyalty: " .. wrapper .. " table expected", 4) end
+  if value[1] == nil then value = { value } end
+  return { root = { [wrapper] = value } }
+end
+
+local function first(list) return type(list) == "table" and list[1] or nil end
+
+local ops = {}
+_M.ops = ops
+
+local GET_FLAGS = { "points_summary", "subscriptions", "user_id", "transactions", "next_slab", "mlp",
+                    "program_id", "expiry_schedule", "card_details", "basic" }
+
+function ops.customer_get(args)
+  local q, err = identifier_query(args, GET_FLAGS)
+  if not q then return nil, err end
+  return { method = "GET", path = "/v1.1/customer/get", query = q, version = "v1.1",
+           pick = function(r) r.customer = first(r.body.customers and r.body.customers.customer) end }
+end
+
+function ops.customer_add(customer)
+  return { method = "POST", path = "/v1.1/customer/add", query = { format = "json" }, version = "v1.1",
+           json = v11_list("customer", customer),
+           pick = function(r)
+             r.customers = r.body.customers and r.body.customers.customer or {}
+             r.customer = first(r.customers)
+           end }
+end
+
+function ops.customer_update(customer)
+  return { method = "POST", path = "/v1.1/customer/update", query = { format = "json" }, version = "v1.1",
+           json = v11_list("customer", customer),
+           pick = function(r) r.customer = first(r.body.customers and r.body.customers.customer) end }
+end
+
+function ops.customer_subscriptions(list)
+  return { method = "POST", path = "/v1.1/customer/subscriptions", query = { format = "json" },
+           version = "v1.1", json = v11_list("subscription", list),
+           pick = function(r) r.subscriptions = r.body.subscriptions and r.body.subscriptions.subscription or {} end }
+end
+
+-- Bill numbers are unique at the CRM (604 on a replay), which makes transaction/add safe to
+-- retry: a 604 on a retry means an earlier attempt landed.
+local function pick_transaction(r)
+  local tx = first(r.body.transactions and r.body.transactions.transaction)
+  r.transaction = tx
+  if tx then
+    r.customer = tx.customer
+    local effects = tx.side_effects and tx.side_effects.effect
+    r.points_earned = sum_points(effects)
+    r.points_deducted = tx.points_deducted
+  end
+end
+
+function ops.transaction_add(tx)
+  if type(tx) ~= "table" then error("loyalty: transaction table expected", 2) end
+  local number = tx[1] and tx[1].number or tx.number
+  return { method = "POST", path = "/v1.1/transaction/add", query = { format = "json" }, version = "v1.1",
+           json = v11_list("transaction", tx), idempotent = number ~= nil, duplicate_code = 604,
+           pick = pick_transaction }
+end
+
+function ops.transaction_get(args)
+  if type(args) ~= "table" then error("loyalty: arguments table expected", 2) end
+  local v, bad = check_value("number", args.number)
+  if not v then return nil, errors.config("invalid bill number", bad) end
+  return { method = "GET", path = "/v1.1/transaction/get", query = { format = "json", number = v },
+           version = "v1.1", pick = pick_transaction }
+end
+
+local POINTS_FLAGS = { "points", "issue_otp", "validation_code", "skip_validation", "program_id",
+                       "validation_type", "currency_input", "currency_value" }
+
+function ops.points_isredeemable(args)
+  local q, err = identifier_query(args, POINTS_FLAGS)
+  if not q then return nil, err end
+  return { method = "GET", path = "/v1.1/points/isredeemable", query = q, version = "v1.1",
+           pick = function(r) r.redeemable = r.body.points and r.body.points.redeemable end }
+end
+
+function ops.points_validation_code(args)
+  local q, err = identifier_query(args, { "points", "program_id" })
+  if not q then return nil, err end
+  return { method = "GET", path = "/v1.1/points/validationcode", query = q, version = "v1.1",
+           pick = function(r) r.validation = r.body.validation_code and r.body.validation_code.code end }
+end
+
+-- external_reference_number is the documented idempotency key (§7): with it a retry is safe.
+function ops.points_redeem(args, query)
+  if type(args) ~= "table" then error("loyalty: redeem table expected", 2) end
+  local q = { format = "json" }
+  for k, v in pairs(query or {}) do q[k] = tostring(v) end
+  return { method = "POST", path = "/v1.1/points/redeem", query = q, version = "v1.1",
+           json = v11_list("redeem", args), idempotent = args.external_reference_number ~= nil,
+           pick = function(r) r.redemption = r.body.responses and r.body.responses.points end }
+end
+
+function ops.coupon_isredeemable(args)
+  local q, err = identifier_query(args, { "code", "details" })
+  if not q then return nil, err end
+  return { method = "GET", path = "/v1.1/coupon/isredeemable", query = q, version = "v1.1",
+           pick = function(r) r.redeemable = r.body.coupons and r.body.coupons.redeemable end }
+end
+
+function ops.coupon_redeem(args)
+  return { method = "POST", path = "/v1.1/coupon/redeem", query = { format = "json" }, version = "v1.1",
+           json = v11_list("coupon", args),
+           pick = function(r) r.coupon = first(r.body.coupons and r.body.coupons.coupon) end }
+end
+
+-- v2 -------------------------------------------------------------------------------------
+
+local function path_id(id)
+  local v = check_value("id", id)
+  if not v or not v:match("^[%w%-_]+$") then return nil end
+  return v
+end
+
+function ops.v2_customer_create(body, query)
+  return { method = "POST", path = "/v2/customers", query = query, json = body, version = "v2" }
+end
+
+function ops.v2_customer_update(id, body, query)
+  local pid = path_id(id)
+  if not pid then return nil, errors.config("invalid customer id", "id") end
+  return { method = "PUT", path = "/v2/customers/" .. pid, query = query or { source = "INSTORE" },
+           json = body, version = "v2" }
+end
+
+function ops.v2_customer_lookup(query)
+  return { method = "GET", path = "/v2/customers/lookup", query = query, version = "v2",
+           pick = function(r) r.customer_id = r.entity end }
+end
+
+function ops.v2_customer_get(id, query)
+  local pid = path_id(id)
+  if not pid then return nil, errors.config("invalid customer id", "id") end
+  return { method = "GET", path = "/v2/customers/" .. pid, query = query, version = "v2",
+           pick = function(r) r.customer = r.body end }
+end
+
+function ops.v2_transaction_add(body, query)
+  if type(body) ~= "table" then error("loyalty: transaction table expected", 2) end
+  return { method = "POST", path = "/v2/transactions", query = query, json = body, version = "v2",
+           idempotent = body.billNumber ~= nil, duplicate_code = 604 }
+end
+
+function ops.v2_points_reverse(body)
+  return { method = "POST", path = "/v2/points/reverse", json = body, version = "v2",
+           pick = function(r) r.reversal = r.body end }
+end
+
+function ops.v2_otp_generate(body)
+  return { method = "POST", path = "/v2/otp/generate", json = body, version = "v2" }
+end
+
+function ops.v2_otp_validate(body)
+  return { method = "POST", path = "/v2/otp/validate", json = body, version = "v2",
+           pick = function(r) r.valid = r.entity == true end }
+end
+
+function ops.v2_otp_get(query)
+  return { method = "GET", path = "/v2/otp", query = query, version = "v2",
+           pick = function(r) r.code = r.body.code end }
+end
+
+return _M
