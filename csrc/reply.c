@@ -1,0 +1,118 @@
+/* decode_reply: status + headers + body -> reply table with decoded JSON, request id, retry-after. */
+#include <string.h>
+#include "core.h"
+
+static const char *const REQUEST_ID_HEADERS[] = {"x-cap-requestid", "x-cap-request-id", "x-request-id", NULL};
+
+static int ci_equal(const char *a, size_t alen, const char *b)
+{
+  size_t i;
+  for (i = 0; i < alen && b[i]; i++) {
+    char x = a[i];
+    if (x >= 'A' && x <= 'Z') x = (char)(x - 'A' + 'a');
+    if (x != b[i]) return 0;
+  }
+  return i == alen && b[i] == 0;
+}
+
+/* Pushes the string value of header `lname` (lowercase) from the table at h, or returns 0.
+ * Lowercase keys (our transports) hit directly; other casings are found by a scan. */
+static int push_header(lua_State *L, int h, const char *lname)
+{
+  lua_getfield(L, h, lname);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    while (lua_next(L, h)) {
+      size_t klen;
+      if (lua_type(L, -2) == LUA_TSTRING) {
+        const char *k = lua_tolstring(L, -2, &klen);
+        if (ci_equal(k, klen, lname)) {
+          lua_remove(L, -2);
+          goto found;
+        }
+      }
+      lua_pop(L, 1);
+    }
+    return 0;
+  }
+found:
+  if (lua_type(L, -1) == LUA_TTABLE) { /* repeated header as an array: the first one counts */
+    lua_rawgeti(L, -1, 1);
+    lua_remove(L, -2);
+  }
+  if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  return 1;
+}
+
+/* Delta-seconds only; an HTTP-date is ignored. */
+static int push_retry_after(lua_State *L, const char *s, size_t len)
+{
+  size_t i = 0, end = len;
+  long long v = 0;
+  while (i < end && (s[i] == ' ' || s[i] == '\t')) i++;
+  while (end > i && (s[end - 1] == ' ' || s[end - 1] == '\t')) end--;
+  if (i == end || end - i > 12) return 0;
+  for (; i < end; i++) {
+    if (s[i] < '0' || s[i] > '9') return 0;
+    v = v * 10 + (s[i] - '0');
+  }
+  compat_pushint(L, v);
+  return 1;
+}
+
+static int l_decode_reply(lua_State *L)
+{
+  lua_Number status = luaL_checknumber(L, 1);
+  size_t body_len = 0, raw_cap;
+  const char *body = NULL;
+  int i, reply;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  if (!lua_isnoneornil(L, 3)) body = luaL_checklstring(L, 3, &body_len);
+  raw_cap = (size_t)compat_optcount(L, 4, LOYALTY_DEFAULT_RAW_CAP);
+  lua_settop(L, 3);
+
+  lua_createtable(L, 0, 5);
+  reply = lua_gettop(L);
+  lua_pushvalue(L, 1);
+  lua_setfield(L, reply, "status");
+  lua_pushvalue(L, 2);
+  lua_setfield(L, reply, "headers");
+  for (i = 0; REQUEST_ID_HEADERS[i]; i++) {
+    if (push_header(L, 2, REQUEST_ID_HEADERS[i])) {
+      lua_setfield(L, reply, "request_id");
+      break;
+    }
+  }
+  if (push_header(L, 2, "retry-after")) {
+    size_t len;
+    const char *v = lua_tolstring(L, -1, &len);
+    if (push_retry_after(L, v, len)) lua_setfield(L, reply, "retry_after");
+    lua_pop(L, 1);
+  }
+  if (body_len == 0) return 1;
+  if (core_json_decode_buffer(L, body, body_len, raw_cap) == 1) {
+    lua_setfield(L, reply, "body");
+    return 1;
+  }
+  /* nil, err on top: add the reply context to err. */
+  (void)status;
+  lua_pushvalue(L, 1);
+  lua_setfield(L, -2, "status");
+  lua_getfield(L, reply, "request_id");
+  lua_setfield(L, -2, "request_id");
+  return 2;
+}
+
+static const luaL_Reg reply_funcs[] = {
+  {"decode_reply", l_decode_reply},
+  {NULL, NULL}
+};
+
+void core_open_reply(lua_State *L)
+{
+  compat_setfuncs(L, reply_funcs, 0);
+}

@@ -1,0 +1,337 @@
+/* build_request: turns a request spec into {method, url, headers = {"Name: value"...}, body}. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core.h"
+
+typedef struct {
+  const char *s;
+  size_t len;
+} slice;
+
+typedef struct {
+  slice key, value;
+  size_t order; /* keeps repeated keys in their given order after sorting */
+  char number[48];
+} pair;
+
+static const char *const METHODS[] = {"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", NULL};
+static const char *const SPEC_KEYS[] = {"method", "base_url", "path", "query", "headers", "json", "body", NULL};
+
+static int unreserved(unsigned char c)
+{
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+         c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+static size_t encoded_len(slice x)
+{
+  size_t n = 0, i;
+  for (i = 0; i < x.len; i++) n += unreserved((unsigned char)x.s[i]) ? 1 : 3;
+  return n;
+}
+
+static char *percent_encode(char *out, slice x)
+{
+  static const char HEX[] = "0123456789ABCDEF";
+  size_t i;
+  for (i = 0; i < x.len; i++) {
+    unsigned char c = (unsigned char)x.s[i];
+    if (unreserved(c)) {
+      *out++ = (char)c;
+    } else {
+      *out++ = '%';
+      *out++ = HEX[c >> 4];
+      *out++ = HEX[c & 15];
+    }
+  }
+  return out;
+}
+
+static int has_ctl(const char *s, size_t len, int space_too)
+{
+  size_t i;
+  for (i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '\r' || c == '\n' || c == 0) return 1;
+    if (space_too && (c <= 0x20 || c == 0x7f)) return 1;
+  }
+  return 0;
+}
+
+static int compare_pairs(const void *a, const void *b);
+
+static void sorted(pair *ps, size_t n)
+{
+  size_t i;
+  qsort(ps, n, sizeof(pair), compare_pairs);
+  for (i = 0; i < n; i++)
+    if (!ps[i].value.s) ps[i].value.s = ps[i].number;
+}
+
+static int compare_pairs(const void *a, const void *b)
+{
+  const pair *x = a, *y = b;
+  size_t n = x->key.len < y->key.len ? x->key.len : y->key.len;
+  int c = memcmp(x->key.s, y->key.s, n);
+  if (c != 0) return c;
+  if (x->key.len != y->key.len) return x->key.len < y->key.len ? -1 : 1;
+  return x->order < y->order ? -1 : (x->order > y->order);
+}
+
+/* Stringifies a scalar query value at idx; the text stays valid while the table holds it. */
+static void scalar_value(lua_State *L, int idx, pair *p, const char *key)
+{
+  switch (lua_type(L, idx)) {
+  case LUA_TSTRING:
+    p->value.s = lua_tolstring(L, idx, &p->value.len);
+    break;
+  case LUA_TNUMBER: {
+    lua_Number n = lua_tonumber(L, idx);
+#if COMPAT_HAS_INTEGERS
+    if (lua_isinteger(L, idx)) {
+      snprintf(p->number, sizeof p->number, "%lld", (long long)lua_tointeger(L, idx));
+    } else
+#endif
+    if (n >= -9007199254740992.0 && n <= 9007199254740992.0 && (lua_Number)(long long)n == n) {
+      snprintf(p->number, sizeof p->number, "%lld", (long long)n);
+    } else {
+      snprintf(p->number, sizeof p->number, "%.14g", (double)n);
+    }
+    p->value.s = NULL; /* the text is in p->number; pointed to after sorting moves p */
+    p->value.len = strlen(p->number);
+    break;
+  }
+  case LUA_TBOOLEAN:
+    p->value.s = lua_toboolean(L, idx) ? "true" : "false";
+    p->value.len = strlen(p->value.s);
+    break;
+  default:
+    luaL_error(L, "build_request: query value for '%s' must be a string, number, boolean or array", key);
+  }
+}
+
+/* Reads the query table at q into a sorted pair array (userdata pushed on the stack). */
+static pair *read_query(lua_State *L, int q, size_t *count)
+{
+  size_t n = 0, k = 0;
+  pair *pairs;
+  lua_pushnil(L);
+  while (lua_next(L, q)) {
+    if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "build_request: query keys must be strings");
+    n += lua_type(L, -1) == LUA_TTABLE ? compat_rawlen(L, -1) : 1;
+    lua_pop(L, 1);
+  }
+  pairs = lua_newuserdata(L, (n ? n : 1) * sizeof(pair));
+  lua_pushnil(L);
+  while (lua_next(L, q)) {
+    slice key;
+    key.s = lua_tolstring(L, -2, &key.len);
+    if (lua_type(L, -1) == LUA_TTABLE) {
+      size_t j, m = compat_rawlen(L, -1);
+      for (j = 1; j <= m && k < n; j++) {
+        lua_rawgeti(L, -1, (int)j);
+        if (lua_type(L, -1) == LUA_TTABLE) luaL_error(L, "build_request: nested query value for '%s'", key.s);
+        pairs[k].key = key;
+        pairs[k].order = k;
+        scalar_value(L, -1, &pairs[k], key.s);
+        lua_pop(L, 1);
+        k++;
+      }
+    } else if (k < n) {
+      pairs[k].key = key;
+      pairs[k].order = k;
+      scalar_value(L, -1, &pairs[k], key.s);
+      k++;
+    }
+    lua_pop(L, 1);
+  }
+  sorted(pairs, k);
+  *count = k;
+  return pairs;
+}
+
+/* Pushes the full URL, or returns 0 after pushing nil, err. */
+static int push_url(lua_State *L, int spec)
+{
+  slice base, path = {"", 0};
+  size_t total, n = 0, i;
+  pair *pairs = NULL;
+  char *out, *w;
+  int trailing, leading;
+
+  lua_getfield(L, spec, "base_url");
+  if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "build_request: base_url must be a string");
+  base.s = lua_tolstring(L, -1, &base.len);
+  lua_getfield(L, spec, "path");
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "build_request: path must be a string");
+    path.s = lua_tolstring(L, -1, &path.len);
+  }
+  if (has_ctl(base.s, base.len, 1) || has_ctl(path.s, path.len, 1)) {
+    core_fail(L, "config", "base_url and path must not contain spaces or control characters");
+    return 0;
+  }
+  lua_getfield(L, spec, "query");
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TTABLE) luaL_error(L, "build_request: query must be a table");
+    pairs = read_query(L, lua_gettop(L), &n);
+  }
+
+  trailing = base.len > 0 && base.s[base.len - 1] == '/';
+  leading = path.len > 0 && path.s[0] == '/';
+  total = base.len + path.len + 2;
+  for (i = 0; i < n; i++) total += encoded_len(pairs[i].key) + encoded_len(pairs[i].value) + 2;
+  out = w = lua_newuserdata(L, total);
+  memcpy(w, base.s, base.len);
+  w += base.len;
+  if (path.len > 0) {
+    if (trailing && leading) {
+      path.s++;
+      path.len--;
+    } else if (!trailing && !leading) {
+      *w++ = '/';
+    }
+    memcpy(w, path.s, path.len);
+    w += path.len;
+  }
+  for (i = 0; i < n; i++) {
+    char sep = i > 0 || memchr(out, '?', (size_t)(w - out)) ? '&' : '?';
+    *w++ = sep;
+    w = percent_encode(w, pairs[i].key);
+    *w++ = '=';
+    w = percent_encode(w, pairs[i].value);
+  }
+  lua_pushlstring(L, out, (size_t)(w - out));
+  return 1;
+}
+
+static int ci_equal(const char *a, size_t alen, const char *b)
+{
+  size_t i, blen = strlen(b);
+  if (alen != blen) return 0;
+  for (i = 0; i < alen; i++) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = (char)(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = (char)(y - 'A' + 'a');
+    if (x != y) return 0;
+  }
+  return 1;
+}
+
+/* Pushes the "Name: value" array, or returns 0 after pushing nil, err. */
+static int push_headers(lua_State *L, int spec, int with_json)
+{
+  int has_ct = 0, has_accept = 0, t;
+  size_t n = 0, i;
+  pair *hs = NULL;
+
+  lua_getfield(L, spec, "headers");
+  t = lua_gettop(L);
+  if (!lua_isnil(L, t)) {
+    if (lua_type(L, t) != LUA_TTABLE) luaL_error(L, "build_request: headers must be a table");
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+      n++;
+      lua_pop(L, 1);
+    }
+    hs = lua_newuserdata(L, (n ? n : 1) * sizeof(pair));
+    n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+      pair *p = &hs[n];
+      if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "build_request: header names must be strings");
+      p->key.s = lua_tolstring(L, -2, &p->key.len);
+      p->order = n;
+      if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
+        luaL_error(L, "build_request: header '%s' must be a string or number", p->key.s);
+      scalar_value(L, -1, p, p->key.s);
+      if (p->key.len == 0 || has_ctl(p->key.s, p->key.len, 1) || memchr(p->key.s, ':', p->key.len) ||
+          has_ctl(p->value.s ? p->value.s : p->number, p->value.len, 0)) {
+        core_fail(L, "config", "header names and values must not contain CR, LF or NUL (names: no ':' or spaces)");
+        return 0;
+      }
+      if (ci_equal(p->key.s, p->key.len, "content-type")) has_ct = 1;
+      if (ci_equal(p->key.s, p->key.len, "accept")) has_accept = 1;
+      n++;
+      lua_pop(L, 1);
+    }
+    sorted(hs, n);
+  }
+  lua_createtable(L, (int)n + 2, 0);
+  for (i = 0; i < n; i++) {
+    lua_pushlstring(L, hs[i].key.s, hs[i].key.len);
+    lua_pushliteral(L, ": ");
+    lua_pushlstring(L, hs[i].value.s, hs[i].value.len);
+    lua_concat(L, 3);
+    lua_rawseti(L, -2, (int)i + 1);
+  }
+  if (with_json && !has_ct) {
+    lua_pushliteral(L, "Content-Type: application/json");
+    lua_rawseti(L, -2, (int)++n);
+  }
+  if (with_json && !has_accept) {
+    lua_pushliteral(L, "Accept: application/json");
+    lua_rawseti(L, -2, (int)++n);
+  }
+  return 1;
+}
+
+static int l_build_request(lua_State *L)
+{
+  const char *method = "GET";
+  int has_json, has_body, i;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+
+  /* Unknown keys are programmer errors (typos would otherwise be silently ignored). */
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+    for (i = 0; k && SPEC_KEYS[i] && strcmp(k, SPEC_KEYS[i]) != 0; i++) {}
+    if (!k || !SPEC_KEYS[i]) luaL_error(L, "build_request: unknown spec field '%s'", k ? k : "?");
+    lua_pop(L, 1);
+  }
+
+  lua_getfield(L, 1, "method");
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "build_request: method must be a string");
+    method = lua_tostring(L, -1);
+    for (i = 0; METHODS[i] && strcmp(METHODS[i], method) != 0; i++) {}
+    if (!METHODS[i]) luaL_error(L, "build_request: unsupported method '%s'", method);
+  }
+  lua_getfield(L, 1, "json");
+  lua_getfield(L, 1, "body");
+  has_json = !lua_isnil(L, 3);
+  has_body = !lua_isnil(L, 4);
+  if (has_json && has_body) luaL_error(L, "build_request: give either json or body, not both");
+  if (has_body && lua_type(L, 4) != LUA_TSTRING) luaL_error(L, "build_request: body must be a string");
+
+  lua_createtable(L, 0, 4); /* 5: result */
+  lua_pushstring(L, method);
+  lua_setfield(L, 5, "method");
+  if (!push_url(L, 1)) return 2;
+  lua_setfield(L, 5, "url");
+  lua_settop(L, 5);
+  if (!push_headers(L, 1, has_json)) return 2;
+  lua_setfield(L, 5, "headers");
+  lua_settop(L, 5);
+  if (has_json) {
+    if (core_json_encode_value(L, 3) != 1) return 2;
+    lua_setfield(L, 5, "body");
+  } else if (has_body) {
+    lua_pushvalue(L, 4);
+    lua_setfield(L, 5, "body");
+  }
+  return 1;
+}
+
+static const luaL_Reg request_funcs[] = {
+  {"build_request", l_build_request},
+  {NULL, NULL}
+};
+
+void core_open_request(lua_State *L)
+{
+  compat_setfuncs(L, request_funcs, 0);
+}

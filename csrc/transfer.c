@@ -1,0 +1,384 @@
+/* libcurl easy-handle plumbing shared by sessions and perform_multi. */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include "transfer.h"
+
+/* ---- options ------------------------------------------------------------------------- */
+
+static const char *const OPT_KEYS[] = {"connect_timeout_ms", "timeout_ms", "ca_file", "ca_path",
+                                       "insecure", "proxy", "accept_encoding", NULL};
+
+static long opt_ms(lua_State *L, int idx, const char *name, long dflt)
+{
+  lua_Number n;
+  lua_getfield(L, idx, name);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return dflt;
+  }
+  if (lua_type(L, -1) != LUA_TNUMBER) luaL_error(L, "session option %s must be a number", name);
+  n = lua_tonumber(L, -1);
+  lua_pop(L, 1);
+  if (!(n >= 1 && n <= 86400000.0)) luaL_error(L, "session option %s must be between 1 and 86400000", name);
+  return (long)n;
+}
+
+/* The string stays alive through the opts table, which the caller keeps on the stack. */
+static const char *opt_string(lua_State *L, int idx, const char *name)
+{
+  const char *s = NULL;
+  lua_getfield(L, idx, name);
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "session option %s must be a string", name);
+    s = lua_tostring(L, -1);
+  }
+  lua_pop(L, 1);
+  return s;
+}
+
+void opts_read(lua_State *L, int idx, core_opts *o)
+{
+  int i;
+  memset(o, 0, sizeof *o);
+  o->connect_timeout_ms = 10000;
+  o->timeout_ms = 30000;
+  o->accept_encoding = "";
+  if (lua_isnoneornil(L, idx)) return;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  idx = compat_absindex(L, idx);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+    for (i = 0; k && OPT_KEYS[i] && strcmp(k, OPT_KEYS[i]) != 0; i++) {}
+    if (!k || !OPT_KEYS[i]) luaL_error(L, "unknown session option '%s'", k ? k : "?");
+    lua_pop(L, 1);
+  }
+  o->connect_timeout_ms = opt_ms(L, idx, "connect_timeout_ms", o->connect_timeout_ms);
+  o->timeout_ms = opt_ms(L, idx, "timeout_ms", o->timeout_ms);
+  o->ca_file = opt_string(L, idx, "ca_file");
+  o->ca_path = opt_string(L, idx, "ca_path");
+  o->proxy = opt_string(L, idx, "proxy");
+  lua_getfield(L, idx, "accept_encoding");
+  if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) o->accept_encoding = NULL;
+  lua_pop(L, 1);
+  if (o->accept_encoding) {
+    const char *ae = NULL;
+    lua_getfield(L, idx, "accept_encoding");
+    if (lua_type(L, -1) == LUA_TSTRING) ae = lua_tostring(L, -1);
+    else if (!lua_isnil(L, -1)) luaL_error(L, "session option accept_encoding must be a string or false");
+    lua_pop(L, 1);
+    if (ae) o->accept_encoding = ae;
+  }
+  lua_getfield(L, idx, "insecure");
+  if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TBOOLEAN) luaL_error(L, "session option insecure must be a boolean");
+  o->insecure = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+}
+
+/* ---- handle lifecycle ------------------------------------------------------------------ */
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static CURLcode global_status = CURLE_OK;
+
+static void global_init_once(void) { global_status = curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+void transfer_global_init(lua_State *L)
+{
+  pthread_once(&global_once, global_init_once);
+  if (global_status != CURLE_OK) luaL_error(L, "curl_global_init failed: %s", curl_easy_strerror(global_status));
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+  transfer *t = ud;
+  size_t len = size * n;
+  if (buf_append(&t->body, p, len, BODY_LIMIT)) return len;
+  t->too_large = 1;
+  return 0;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+  transfer *t = ud;
+  size_t len = size * n;
+  /* A new status line (after 1xx or a redirect) starts a new header block. */
+  if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) t->head.len = 0;
+  if (buf_append(&t->head, p, len, HEAD_LIMIT)) return len;
+  t->too_large = 1;
+  return 0;
+}
+
+#define SET(opt, val) \
+  if (curl_easy_setopt(e, opt, val) != CURLE_OK) return 0
+
+static int configure(transfer *t, const core_opts *o)
+{
+  CURL *e = t->easy;
+  SET(CURLOPT_ERRORBUFFER, t->errbuf);
+  SET(CURLOPT_NOSIGNAL, 1L);
+  SET(CURLOPT_WRITEFUNCTION, on_body);
+  SET(CURLOPT_WRITEDATA, t);
+  SET(CURLOPT_HEADERFUNCTION, on_header);
+  SET(CURLOPT_HEADERDATA, t);
+  SET(CURLOPT_PRIVATE, t);
+  SET(CURLOPT_TCP_KEEPALIVE, 1L);
+  SET(CURLOPT_PROTOCOLS_STR, "http,https");
+  SET(CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
+  SET(CURLOPT_TIMEOUT_MS, o->timeout_ms);
+  if (o->accept_encoding) SET(CURLOPT_ACCEPT_ENCODING, o->accept_encoding);
+  if (o->ca_file) SET(CURLOPT_CAINFO, o->ca_file);
+  if (o->ca_path) SET(CURLOPT_CAPATH, o->ca_path);
+  if (o->proxy) SET(CURLOPT_PROXY, o->proxy);
+  SET(CURLOPT_SSL_VERIFYPEER, o->insecure ? 0L : 1L);
+  SET(CURLOPT_SSL_VERIFYHOST, o->insecure ? 0L : 2L);
+  return 1;
+}
+
+int transfer_init(transfer *t, const core_opts *o)
+{
+  memset(t, 0, sizeof *t);
+  t->easy = curl_easy_init();
+  if (!t->easy) return 0;
+  if (!configure(t, o)) {
+    transfer_cleanup(t);
+    return 0;
+  }
+  return 1;
+}
+
+void transfer_cleanup(transfer *t)
+{
+  if (t->easy) curl_easy_cleanup(t->easy);
+  t->easy = NULL;
+  curl_slist_free_all(t->headers);
+  t->headers = NULL;
+  buf_free(&t->body);
+  buf_free(&t->head);
+}
+
+/* ---- requests -------------------------------------------------------------------------- */
+
+void request_check(lua_State *L, int idx)
+{
+  size_t i, n;
+  idx = compat_absindex(L, idx);
+  if (lua_type(L, idx) != LUA_TTABLE) luaL_error(L, "request must be a table");
+  lua_getfield(L, idx, "method");
+  if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "request method must be a string");
+  lua_getfield(L, idx, "url");
+  if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "request url must be a string");
+  lua_getfield(L, idx, "body");
+  if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "request body must be a string");
+  lua_getfield(L, idx, "headers");
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TTABLE) luaL_error(L, "request headers must be an array of strings");
+    n = compat_rawlen(L, -1);
+    for (i = 1; i <= n; i++) {
+      lua_rawgeti(L, -1, (int)i);
+      if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "request headers must be an array of strings");
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 4);
+}
+
+/* Rebuilds the header list only when it differs from the previous call's. */
+static int set_headers(transfer *t, lua_State *L, int hidx)
+{
+  size_t i, n = hidx ? compat_rawlen(L, hidx) : 0;
+  struct curl_slist *node = t->headers, *list = NULL;
+  int same = t->headers != NULL;
+  for (i = 1; same && i <= n; i++) {
+    size_t len;
+    const char *s;
+    lua_rawgeti(L, hidx, (int)i);
+    s = lua_tolstring(L, -1, &len);
+    same = node && strlen(node->data) == len && memcmp(node->data, s, len) == 0;
+    if (same) node = node->next;
+    lua_pop(L, 1);
+  }
+  if (same && node && strcmp(node->data, "Expect:") == 0 && node->next == NULL) return 1;
+
+  for (i = 1; i <= n; i++) {
+    struct curl_slist *next;
+    lua_rawgeti(L, hidx, (int)i);
+    next = curl_slist_append(list, lua_tostring(L, -1));
+    lua_pop(L, 1);
+    if (!next) goto oom;
+    list = next;
+  }
+  /* An empty Expect: stops libcurl from waiting for 100-continue on bodies. */
+  {
+    struct curl_slist *next = curl_slist_append(list, "Expect:");
+    if (!next) goto oom;
+    list = next;
+  }
+  if (curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, list) != CURLE_OK) goto oom;
+  curl_slist_free_all(t->headers);
+  t->headers = list;
+  return 1;
+oom:
+  curl_slist_free_all(list);
+  snprintf(t->errbuf, sizeof t->errbuf, "out of memory building headers");
+  return 0;
+}
+
+int transfer_prepare(transfer *t, lua_State *L, int idx)
+{
+  CURL *e = t->easy;
+  const char *method, *url, *body;
+  size_t body_len = 0;
+  int top = lua_gettop(L), ok;
+  idx = compat_absindex(L, idx);
+  lua_getfield(L, idx, "method");
+  method = lua_tostring(L, -1);
+  lua_getfield(L, idx, "url");
+  url = lua_tostring(L, -1);
+  lua_getfield(L, idx, "body");
+  body = lua_tolstring(L, -1, &body_len);
+  lua_getfield(L, idx, "headers");
+
+  t->errbuf[0] = 0;
+  t->too_large = 0;
+  buf_reset(&t->body, KEEP_BYTES);
+  buf_reset(&t->head, KEEP_BYTES);
+  ok = set_headers(t, L, lua_isnil(L, -1) ? 0 : lua_gettop(L));
+  lua_settop(L, top);
+  if (!ok) return 0;
+
+  ok = curl_easy_setopt(e, CURLOPT_URL, url) == CURLE_OK &&
+       curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL) == CURLE_OK &&
+       curl_easy_setopt(e, CURLOPT_NOBODY, 0L) == CURLE_OK;
+  if (ok && strcmp(method, "GET") == 0) {
+    ok = curl_easy_setopt(e, CURLOPT_HTTPGET, 1L) == CURLE_OK;
+  } else if (ok && strcmp(method, "HEAD") == 0) {
+    ok = curl_easy_setopt(e, CURLOPT_NOBODY, 1L) == CURLE_OK;
+  } else if (ok && !body && (strcmp(method, "DELETE") == 0 || strcmp(method, "OPTIONS") == 0)) {
+    ok = curl_easy_setopt(e, CURLOPT_HTTPGET, 1L) == CURLE_OK &&
+         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method) == CURLE_OK;
+  } else if (ok) {
+    /* POST-style upload of the body (possibly empty: Content-Length: 0). */
+    ok = curl_easy_setopt(e, CURLOPT_POST, 1L) == CURLE_OK &&
+         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len) == CURLE_OK &&
+         curl_easy_setopt(e, CURLOPT_POSTFIELDS, body ? body : "") == CURLE_OK &&
+         (strcmp(method, "POST") == 0 || curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method) == CURLE_OK);
+  }
+  if (!ok) snprintf(t->errbuf, sizeof t->errbuf, "libcurl refused the request options");
+  return ok;
+}
+
+/* ---- results --------------------------------------------------------------------------- */
+
+void transfer_finish(transfer *t, CURLcode code, outcome *out, int detach)
+{
+  memset(out, 0, sizeof *out);
+  out->code = code;
+  out->too_large = t->too_large;
+  memcpy(out->errbuf, t->errbuf, sizeof out->errbuf);
+  curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &out->status);
+  curl_easy_getinfo(t->easy, CURLINFO_NUM_CONNECTS, &out->connects);
+  curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME_T, &out->total_us);
+  /* Detached: the outcome owns the buffers. Otherwise it borrows them until the next call. */
+  out->body = t->body;
+  out->head = t->head;
+  if (detach) {
+    memset(&t->body, 0, sizeof t->body);
+    memset(&t->head, 0, sizeof t->head);
+  }
+  /* The POSTFIELDS pointer belongs to a Lua string that may be collected now. */
+  curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, NULL);
+}
+
+void outcome_free(outcome *out)
+{
+  buf_free(&out->body);
+  buf_free(&out->head);
+}
+
+static const char *kind_of(CURLcode c)
+{
+  switch (c) {
+  case CURLE_OPERATION_TIMEDOUT:
+    return "timeout";
+  case CURLE_PEER_FAILED_VERIFICATION:
+  case CURLE_SSL_CONNECT_ERROR:
+  case CURLE_SSL_ENGINE_NOTFOUND:
+  case CURLE_SSL_ENGINE_SETFAILED:
+  case CURLE_SSL_CERTPROBLEM:
+  case CURLE_SSL_CIPHER:
+  case CURLE_SSL_ENGINE_INITFAILED:
+  case CURLE_SSL_CACERT_BADFILE:
+  case CURLE_SSL_SHUTDOWN_FAILED:
+  case CURLE_SSL_CRL_BADFILE:
+  case CURLE_SSL_ISSUER_ERROR:
+  case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+  case CURLE_SSL_INVALIDCERTSTATUS:
+  case CURLE_SSL_CLIENTCERT:
+  case CURLE_USE_SSL_FAILED:
+    return "tls";
+  default:
+    return "network";
+  }
+}
+
+static int is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+/* Parses the last header block in place into {lowercase name = value}; repeats are joined. */
+static void push_headers(lua_State *L, buf *head)
+{
+  char *p = head->data, *end = head->data + head->len;
+  lua_createtable(L, 0, 8);
+  if (!p) return;
+  /* Skip the status line. */
+  while (p < end && *p != '\n') p++;
+  while (p < end) {
+    char *line = ++p, *colon = NULL, *eol, *name_end, *v;
+    while (p < end && *p != '\n') {
+      if (!colon && *p == ':') colon = p;
+      p++;
+    }
+    eol = p;
+    if (!colon || colon == line) continue;
+    for (name_end = colon; name_end > line && is_space(name_end[-1]); name_end--) {}
+    for (v = line; v < name_end; v++)
+      if (*v >= 'A' && *v <= 'Z') *v = (char)(*v - 'A' + 'a');
+    for (v = colon + 1; v < eol && is_space(*v); v++) {}
+    while (eol > v && is_space(eol[-1])) eol--;
+    lua_pushlstring(L, line, (size_t)(name_end - line));
+    lua_pushvalue(L, -1);
+    lua_rawget(L, -3);
+    if (lua_isnil(L, -1)) {
+      lua_pop(L, 1);
+      lua_pushlstring(L, v, (size_t)(eol - v));
+    } else {
+      lua_pushliteral(L, ", ");
+      lua_pushlstring(L, v, (size_t)(eol - v));
+      lua_concat(L, 3);
+    }
+    lua_rawset(L, -3);
+  }
+}
+
+int outcome_push(lua_State *L, outcome *out)
+{
+  if (out->code != CURLE_OK || out->too_large) {
+    const char *msg = out->too_large ? "response too large" : out->errbuf[0] ? out->errbuf : curl_easy_strerror(out->code);
+    core_push_error(L, out->too_large ? "network" : kind_of(out->code), msg);
+    compat_pushint(L, (long long)out->code);
+    lua_setfield(L, -2, "curl_code");
+    return 0;
+  }
+  lua_createtable(L, 0, 5);
+  compat_pushint(L, out->status);
+  lua_setfield(L, -2, "status");
+  push_headers(L, &out->head);
+  lua_setfield(L, -2, "headers");
+  lua_pushlstring(L, out->body.data ? out->body.data : "", out->body.len);
+  lua_setfield(L, -2, "body");
+  lua_pushboolean(L, out->connects == 0);
+  lua_setfield(L, -2, "reused");
+  lua_pushnumber(L, (lua_Number)out->total_us / 1000.0);
+  lua_setfield(L, -2, "total_ms");
+  return 1;
+}

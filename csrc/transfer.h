@@ -1,0 +1,60 @@
+/* One HTTP exchange on a libcurl easy handle, shared by session.c and multi.c.
+ * Lua values are read before libcurl runs and results pushed after it returns, so no
+ * Lua error can unwind through libcurl or OpenSSL frames. */
+#ifndef LOYALTY_TRANSFER_H
+#define LOYALTY_TRANSFER_H
+
+#include <curl/curl.h>
+#include "core.h"
+#include "buf.h"
+
+#define BODY_LIMIT ((size_t)64 << 20)
+#define HEAD_LIMIT ((size_t)256 << 10)
+#define KEEP_BYTES ((size_t)1 << 20)
+
+/* Session options; strings point into the Lua opts table (libcurl copies them). */
+typedef struct {
+  long connect_timeout_ms, timeout_ms;
+  const char *ca_file, *ca_path, *proxy, *accept_encoding;
+  int insecure;
+} core_opts;
+
+typedef struct {
+  CURL *easy;
+  struct curl_slist *headers; /* kept between calls and reused while unchanged */
+  buf body, head;
+  int too_large;
+  char errbuf[CURL_ERROR_SIZE];
+} transfer;
+
+/* Outcome of a finished exchange, detached from its easy handle. */
+typedef struct {
+  CURLcode code;
+  int too_large;
+  long status;
+  long connects;
+  curl_off_t total_us;
+  buf body, head;
+  char errbuf[CURL_ERROR_SIZE];
+} outcome;
+
+/* Raises on bad option types or unknown keys (programmer errors). */
+void opts_read(lua_State *L, int idx, core_opts *o);
+/* Global libcurl init once per process; raises if it fails. */
+void transfer_global_init(lua_State *L);
+/* 1 on success; 0 if libcurl could not make or configure a handle. */
+int transfer_init(transfer *t, const core_opts *o);
+void transfer_cleanup(transfer *t);
+/* Checks a req table's field types (raises on programmer errors). */
+void request_check(lua_State *L, int idx);
+/* Loads a checked req into the handle; the req's strings must stay alive until done.
+ * Returns 0 (with t->errbuf set) when libcurl refuses it. */
+int transfer_prepare(transfer *t, lua_State *L, int idx);
+/* Collects the result of the last exchange; with detach the buffers move into out
+ * (free with outcome_free), otherwise out borrows them until the next prepare. */
+void transfer_finish(transfer *t, CURLcode code, outcome *out, int detach);
+/* Pushes res, or {kind, curl_code, message}; returns 1 if res, 0 if err. */
+int outcome_push(lua_State *L, outcome *out);
+void outcome_free(outcome *out);
+
+#endif
