@@ -66,10 +66,10 @@ static int push_retry_after(lua_State *L, const char *s, size_t len)
 
 static int l_decode_reply(lua_State *L)
 {
-  lua_Number status = luaL_checknumber(L, 1);
   size_t body_len = 0, raw_cap;
   const char *body = NULL;
   int i, reply;
+  luaL_checktype(L, 1, LUA_TNUMBER);
   luaL_checktype(L, 2, LUA_TTABLE);
   if (!lua_isnoneornil(L, 3)) body = luaL_checklstring(L, 3, &body_len);
   raw_cap = (size_t)compat_optcount(L, 4, LOYALTY_DEFAULT_RAW_CAP);
@@ -99,7 +99,6 @@ static int l_decode_reply(lua_State *L)
     return 1;
   }
   /* nil, err on top: add the reply context to err. */
-  (void)status;
   lua_pushvalue(L, 1);
   lua_setfield(L, -2, "status");
   lua_getfield(L, reply, "request_id");

@@ -1,0 +1,61 @@
+local core = require "loyalty.core"
+
+describe("loyalty.core decode_reply", function()
+  it("decodes the body and finds the Capillary request id", function()
+    local headers = { ["x-cap-requestid"] = "5670FF17B7D58" }
+    local reply = core.decode_reply(200, headers, '{"createdId":130713699,"warnings":[]}')
+    assert.equal(200, reply.status)
+    assert.equal(headers, reply.headers)
+    assert.equal("5670FF17B7D58", reply.request_id)
+    assert.equal(130713699, reply.body.createdId)
+    assert.is_nil(reply.retry_after)
+  end)
+
+  it("accepts the request id header variants and any casing", function()
+    assert.equal("a", core.decode_reply(200, { ["X-CAP-REQUEST-ID"] = "a" }, "{}").request_id)
+    assert.equal("b", core.decode_reply(200, { ["x-request-id"] = "b" }, "{}").request_id)
+    assert.equal("c", core.decode_reply(200, { ["X-Cap-Requestid"] = { "c", "d" } }, "{}").request_id)
+    assert.equal("e", core.decode_reply(200, { ["x-cap-requestid"] = "e", ["x-request-id"] = "f" }, "{}").request_id)
+    assert.is_nil(core.decode_reply(200, {}, "{}").request_id)
+  end)
+
+  it("parses Retry-After as delta-seconds only", function()
+    assert.equal(120, core.decode_reply(429, { ["retry-after"] = "120" }, "").retry_after)
+    assert.equal(3, core.decode_reply(503, { ["Retry-After"] = " 3 " }, "").retry_after)
+    assert.is_nil(core.decode_reply(503, { ["retry-after"] = "Wed, 21 Oct 2015 07:28:00 GMT" }, "").retry_after)
+    assert.is_nil(core.decode_reply(503, { ["retry-after"] = "-1" }, "").retry_after)
+  end)
+
+  it("gives body nil for an empty or missing body", function()
+    assert.is_nil(core.decode_reply(204, {}, "").body)
+    assert.is_nil(core.decode_reply(204, {}, nil).body)
+    assert.is_nil(core.decode_reply(204, {}).body)
+  end)
+
+  it("returns a decode error for an invalid body, whatever the content type", function()
+    local reply, err = core.decode_reply(502, { ["content-type"] = "text/html", ["x-cap-requestid"] = "r1" },
+      "<html>Bad Gateway</html>")
+    assert.is_nil(reply)
+    assert.equal("decode", err.kind)
+    assert.equal(502, err.status)
+    assert.equal("r1", err.request_id)
+    assert.equal("<html>Bad Gateway</html>", err.raw)
+    assert.is_string(err.message)
+  end)
+
+  it("still decodes JSON sent with a non-JSON content type", function()
+    local reply = core.decode_reply(200, { ["content-type"] = "text/plain" }, '{"ok":true}')
+    assert.is_true(reply.body.ok)
+  end)
+
+  it("caps raw in decode errors", function()
+    local _, err = core.decode_reply(500, {}, string.rep("z", 100), 8)
+    assert.equal("zzzzzzzz", err.raw)
+  end)
+
+  it("raises on wrong argument types", function()
+    assert.has_error(function() core.decode_reply("200", {}, "") end)
+    assert.has_error(function() core.decode_reply(200, nil, "") end)
+    assert.has_error(function() core.decode_reply(200, {}, {}) end)
+  end)
+end)
