@@ -1,0 +1,69 @@
+-- Injected faults: `POST /sandbox/faults` registers specs; each matching request (path prefix and
+-- optional method) takes one from the spec's count until it is used up.
+local json = require("loyalty.sandbox.json")
+local store = require("loyalty.sandbox.store")
+
+local _M = {}
+
+local ACTIONS = { status = true, delay = true, malformed = true, truncated = true, drop = true, empty = true,
+  body_failure = true }
+
+--- Validates and stores one spec. Returns the stored spec or nil, message.
+function _M.add(spec)
+  if type(spec) ~= "table" then return nil, "fault spec must be an object" end
+  local action = spec.action or (spec.status and "status")
+  if not ACTIONS[action or ""] then return nil, "unknown fault action: " .. tostring(action) end
+  if action == "status" and (type(spec.status) ~= "number" or spec.status < 100 or spec.status > 599) then
+    return nil, "status fault needs a numeric status"
+  end
+  if action == "delay" and (type(spec.ms) ~= "number" or spec.ms < 0) then return nil, "delay needs ms" end
+  local count = spec.count or 1
+  if type(count) ~= "number" or count < 1 then return nil, "count must be >= 1" end
+  local n = store.next_seq("fault")
+  local stored = {
+    id = n, match = spec.match or "/", method = spec.method and tostring(spec.method):upper(),
+    count = count, action = action, status = spec.status, ms = spec.ms, retry_after = spec.retry_after,
+    code = spec.code, message = spec.message,
+  }
+  store.set_json("fault:" .. n, stored)
+  store.set("fault:" .. n .. ":left", count)
+  return stored
+end
+
+function _M.clear()
+  for n = 1, store.seq("fault") do
+    store.delete("fault:" .. n)
+    store.delete("fault:" .. n .. ":left")
+  end
+end
+
+function _M.list()
+  local out = json.array {}
+  for n = 1, store.seq("fault") do
+    local f = store.get_json("fault:" .. n)
+    if f then
+      f.left = math.max(store.get("fault:" .. n .. ":left") or 0, 0)
+      out[#out + 1] = f
+    end
+  end
+  return out
+end
+
+--- The fault to apply to this request, or nil. Consumes one use of it.
+function _M.take(path, method)
+  local n = store.seq("fault")
+  if n == 0 then return nil end
+  for i = 1, n do
+    local left = store.get("fault:" .. i .. ":left")
+    if left and left > 0 then
+      local f = store.get_json("fault:" .. i)
+      if f and path:sub(1, #f.match) == f.match and (not f.method or f.method == method) then
+        local now_left = store.incr("fault:" .. i .. ":left", -1)
+        if now_left and now_left >= 0 then return f end
+      end
+    end
+  end
+  return nil
+end
+
+return _M

@@ -1,0 +1,93 @@
+-- Every sandbox behaviour that Capillary does not document lives here, each marked [INF] with the
+-- reason, so that a correction is a one-line change. Documented facts live next to the handlers.
+local _M = {}
+
+-- [INF] HTTP status for item-level v1.1 failures: 200 with the code in the body, as real clients
+-- (C-SHOPIFY, C-RAILS) branch on the body; auth and request-level errors use the HTTP status too.
+_M.V11_ITEM_FAILURE_HTTP_STATUS = 200
+
+-- [INF] customer/get not-found: the reference names 1011/1012 or 816; we answer 1012.
+_M.V11_CUSTOMER_GET_NOT_FOUND = { code = "1012", message = "Customer not found" }
+
+-- [INF] Request-level status of a single-item v1.1 call whose item failed: the documented
+-- "all requests have failed" code.
+_M.V11_ALL_FAILED = { code = 500, message = "All requests have failed due to errors" }
+_M.V11_PARTIAL = { code = 201, message = "Some requests have failed due to errors" }
+
+-- [INF] customer/add on an existing identifier updates it (documented) and says so.
+_M.V11_UPSERT_UPDATED_MESSAGE = "Customer successfully updated"
+
+-- [INF] transaction/get for an unknown bill: no documented code; 602 is "invalid number".
+_M.V11_TRANSACTION_NOT_FOUND = { code = 602, message = "Transaction not found" }
+
+-- [INF] A FULL return of a bill already fully returned: one of the 626-640 "return-type conflicts".
+_M.V11_ALREADY_RETURNED = { code = 626, message = "Transaction already returned" }
+
+-- [INF] Bill-number uniqueness (CONF_LOYALTY_BILL_NUMBER_UNIQUE_IN_DAYS) is org-wide and forever.
+_M.BILL_NUMBER_SCOPE = "org"
+
+-- [INF] Returns reduce loyalty_points, lifetime_points and lifetime_purchases; the balance may go
+-- negative (the points were already spent); tiers are never downgraded by a return.
+_M.RETURN_REDUCES_LIFETIME = true
+
+-- [INF] Points redeem with a known external_reference_number returns the original item again
+-- (same redemption_id, balance as it was) and debits nothing: the docs say "either returns an
+-- error or the original result (depending on the API)" without naming which for points/redeem.
+_M.REDEEM_DUPLICATE_RETURNS_ORIGINAL = true
+
+-- [INF] An OTP is consumed by a successful redeem / validate; every issue call (reissue included)
+-- counts towards the daily limit; the day is the server's UTC day.
+_M.OTP_CONSUMED_ON_USE = true
+_M.OTP_REISSUE_COUNTS = true
+_M.OTP_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+-- [INF] v2 OTP validate failure: HTTP 200 with `entity: false` (documented) plus an errors entry 605.
+_M.V2_OTP_INVALID = { code = 605, message = "OTP invalid or expired" }
+-- [INF] GET /v2/otp with nothing valid: 9001 "no valid OTP found" with HTTP 404.
+_M.V2_OTP_NOT_FOUND = { http = 404, code = 9001, message = "No valid OTP found" }
+
+-- [INF] v1.1 daily OTP limit: 860 "unable to issue OTP" (v2 documents 429).
+_M.V11_OTP_LIMIT = { code = 860, message = "Unable to issue validation code: daily limit reached" }
+
+-- [INF] HTTP statuses of v2 errors (the table in §3.3 gives the classes, not the mapping per code).
+_M.V2_HTTP = { invalid = 400, not_found = 404, conflict = 400, locked = 521, rate_limited = 429 }
+
+-- [INF] POST /v2/customers with an identifier already registered in the same source: 8007.
+_M.V2_CUSTOMER_EXISTS = { code = 8007, message = "Customer with the identifier already exists in the source" }
+-- [INF] PUT/GET /v2/customers/{id} with an unknown id: 8009 ("bad customer id", from changeIdentifier).
+_M.V2_BAD_CUSTOMER_ID = { code = 8009, message = "Invalid customer id" }
+
+-- [INF] Token endpoint failure shape and status (gap 3 in the reference).
+_M.OAUTH_FAILURE = { http = 401, code = 1001, message = "Failed to generate OAuth token" }
+-- [INF] Expired or unknown token: HTTP 401 with the envelope of the API generation called.
+_M.AUTH_FAILURE_MESSAGE = "Unauthorized: check username/password or authentication token"
+
+-- [INF] The access token looks like the documented JWT (header.payload.signature) but is not
+-- signed: clients must treat it as opaque, as the docs say.
+_M.TOKEN_ALG = "none"
+
+-- [INF] A redemption can be reversed once, whatever pointsToBeReversed says (partial reversals
+-- are not modelled); reversing more than was redeemed is 901.
+_M.REVERSAL_ONCE = true
+
+-- [INF] Redemption and reversal ids: 6-character alphanumerics like the doc samples (`7t4y2a`).
+_M.REDEMPTION_ID_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+-- [INF] Whole-request problems (bad JSON, missing root) in v1.1: HTTP 400 with status code 400.
+_M.V11_BAD_REQUEST = { http = 400, code = 400, message = "Input is invalid" }
+
+-- [INF] Bodies beyond client_max_body_size: HTTP 413 with the provider's envelope.
+_M.MAX_BODY = "4m"
+
+-- [INF] Per-customer write lock TTL (seconds): long enough for any write, short enough that a
+-- crashed writer cannot wedge a customer.
+_M.LOCK_TTL = 5
+
+-- [INF] Customer ids and transaction ids: sequential numbers from these bases (docs show 9 digits).
+_M.CUSTOMER_ID_BASE = 343445000
+_M.TRANSACTION_ID_BASE = 37813000
+
+-- [INF] Shape of GET /v2/customers/{id} (the reference lists the embeds, not the body).
+_M.V2_CUSTOMER_SHAPE = "profiles+loyaltyInfo+extendedFields+embeds"
+
+return _M
