@@ -3,7 +3,9 @@ local _M = {}
 
 local KINDS = {
   config = true, network = true, timeout = true, tls = true, http = true,
-  api = true, auth = true, rate_limited = true, decode = true, rules = true,
+  api = true, auth = true, rate_limited = true, decode = true,
+  rules = true,   -- a rule file failed to load or evaluate
+  refused = true, -- the program refused before any call (limits, missing OTP, setting off)
 }
 _M.KINDS = KINDS
 

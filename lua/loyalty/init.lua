@@ -11,4 +11,9 @@ function _M.client(opts)
   return require("loyalty.client").new(opts)
 end
 
+--- The storefront program from a settings table or a store.conf.lua path (see loyalty.program).
+function _M.program(settings)
+  return require("loyalty.program").new(settings)
+end
+
 return _M

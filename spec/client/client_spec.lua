@@ -276,7 +276,8 @@ describe("loyalty.client", function()
           issued = issued + 1
           return { body = TOKEN:format(issued) }
         end
-        if fake.header(req, "X-CAP-API-OAUTH-TOKEN") == "tok-revoked" then return { status = 401, body = "" } end
+        local tok = fake.header(req, "X-CAP-API-OAUTH-TOKEN") or fake.header(req, "CAP-API-ACCESS-TOKEN")
+        if tok == "tok-revoked" then return { status = 401, body = "" } end
         return { body = CUSTOMER_GET }
       end)
       local opts = { base_url = "http://crm.test", client_key = "key1", client_secret = "s3cr3t-value",

@@ -1,0 +1,199 @@
+-- The program's Capillary backend: store-level verbs in terms of the client's v1.1/v2 calls.
+-- `ident` is { key = "mobile"|"email"|"external_id", value = "…" }.
+local _M = {}
+
+local Backend = {}
+Backend.__index = Backend
+
+function _M.new(client, settings)
+  return setmetatable({ client = client, settings = settings }, Backend)
+end
+
+local NOT_FOUND = { [816] = true, [881] = true, [1011] = true, [1012] = true, [1013] = true, [1020] = true }
+
+local function mark_not_found(err)
+  if err and err.kind == "api" and NOT_FOUND[err.code] then err.not_found = true end
+  return err
+end
+
+local function fields_of(list)
+  local out = {}
+  if type(list) == "table" then
+    for _, f in ipairs(list.field or list) do
+      if type(f) == "table" and f.name then out[f.name] = f.value end
+    end
+  end
+  return out
+end
+
+local function field_list(map)
+  local list = {}
+  for name, value in pairs(map or {}) do list[#list + 1] = { name = name, value = tostring(value) } end
+  table.sort(list, function(a, b) return a.name < b.name end)
+  return { field = list }
+end
+
+-- A CRM customer as the program sees it.
+local function customer_view(c)
+  if not c then return nil end
+  return {
+    id = c.user_id, mobile = c.mobile, email = c.email, external_id = c.external_id,
+    firstname = c.firstname, lastname = c.lastname,
+    points = tonumber(c.loyalty_points) or 0, lifetime_points = tonumber(c.lifetime_points) or 0,
+    lifetime_purchases = tonumber(c.lifetime_purchases) or 0, tier = c.current_slab,
+    custom_fields = fields_of(c.custom_fields), extended_fields = fields_of(c.extended_fields),
+    subscriptions = c.subscriptions and c.subscriptions.subscription or nil,
+  }
+end
+_M.customer_view = customer_view
+
+function Backend:lookup(ident)
+  local args = { [ident.key] = ident.value, points_summary = true, subscriptions = true, user_id = true }
+  local r, err = self.client:customer_get(args)
+  if not r then return nil, mark_not_found(err) end
+  return customer_view(r.customer)
+end
+
+local function subscription_list(subs)
+  local list = {}
+  for channel, on in pairs(subs or {}) do
+    list[#list + 1] = { priority = "BULK", scope = "all", channel = channel, is_subscribed = on and "1" or "0" }
+  end
+  table.sort(list, function(a, b) return a.channel < b.channel end)
+  return list
+end
+
+--- profile: {mobile, email, external_id, firstname, lastname, custom_fields = {}, extended_fields = {}}
+function Backend:register(profile, subscriptions)
+  local c = {
+    mobile = profile.mobile, email = profile.email, external_id = profile.external_id,
+    firstname = profile.firstname, lastname = profile.lastname,
+    registered_on = os.date("!%Y-%m-%d %H:%M:%S"), source = self.settings.source, type = "LOYALTY",
+  }
+  if next(profile.custom_fields or {}) then c.custom_fields = field_list(profile.custom_fields) end
+  if next(profile.extended_fields or {}) then c.extended_fields = field_list(profile.extended_fields) end
+  if subscriptions then c.subscriptions = { subscription = subscription_list(subscriptions) } end
+  local r, err = self.client:customer_add(c)
+  if not r then return nil, err end
+  return customer_view(r.customer)
+end
+
+function Backend:subscribe(ident, subscriptions)
+  local list = subscription_list(subscriptions)
+  for _, s in ipairs(list) do s[ident.key] = ident.value end
+  local r, err = self.client:customer_subscriptions(list)
+  if not r then return nil, mark_not_found(err) end
+  return { subscriptions = r.subscriptions }
+end
+
+function Backend:check_redeemable(ident, points, issue_otp)
+  local r, err = self.client:points_isredeemable {
+    [ident.key] = ident.value, points = points, issue_otp = issue_otp or nil,
+    program_id = self.settings.program_id,
+  }
+  if not r then return nil, mark_not_found(err) end
+  local red = r.redeemable or {}
+  return { redeemable = red.is_redeemable == true, value = tonumber(red.points_redeem_value),
+           ratio = tonumber(red.points_currency_ratio), warnings = r.warnings }
+end
+
+function Backend:send_otp(ident, points)
+  local r, err = self.client:points_validation_code { [ident.key] = ident.value, points = points }
+  if not r then return nil, mark_not_found(err) end
+  return { sent = true }
+end
+
+--- opts: {points, otp, reference, bill_number, skip_otp}
+function Backend:redeem(ident, opts)
+  local body = {
+    points_redeemed = opts.points, customer = { [ident.key] = ident.value },
+    external_reference_number = opts.reference, transaction_number = opts.bill_number,
+    validation_code = opts.otp, redemption_time = os.date("!%Y-%m-%d %H:%M:%S"),
+  }
+  local query = { skip_validation = opts.skip_otp and "true" or nil, program_id = self.settings.program_id }
+  local r, err = self.client:points_redeem(body, query)
+  if not r then return nil, err end
+  local red = r.redemption or {}
+  return { redemption_id = red.redemption_id, points = tonumber(red.points_redeemed) or opts.points,
+           value = tonumber(red.redeemed_value), balance = tonumber(red.balance) }
+end
+
+local function line_items(lines, attributes_of)
+  local out = {}
+  for i, l in ipairs(lines) do
+    local qty = l.qty or 1
+    local amount = l.amount or (l.price or 0) * qty
+    local item = {
+      serial = i, item_code = l.sku, description = l.name, qty = qty, rate = l.price,
+      value = (l.price or amount / qty) * qty, discount_value = l.discount, amount = amount,
+    }
+    local attrs = attributes_of and attributes_of(l)
+    if attrs and #attrs > 0 then item.attributes = { attribute = attrs } end
+    out[i] = item
+  end
+  return { line_item = out }
+end
+
+local function attribution_for(settings, order)
+  if settings.use_order_store_till and order.store_code then
+    return { entity_type = "STORE_CODE", entity_code = order.store_code }
+  end
+end
+
+--- order: {id, lines, total, gross, discount, store_code, placed_at, redemption = {id, points, value}}
+function Backend:post_order(ident, profile, order, opts)
+  local tx = {
+    type = "regular", number = tostring(order.id), amount = order.total, gross_amount = order.gross,
+    discount = order.discount, billing_time = order.placed_at or os.date("!%Y-%m-%d %H:%M:%S"),
+    source = self.settings.source,
+    customer = { [ident.key] = ident.value, firstname = profile.firstname, lastname = profile.lastname },
+    line_items = line_items(order.lines, opts.attributes_of),
+    custom_fields = field_list(opts.custom_fields),
+  }
+  if order.redemption and order.redemption.id then
+    tx.redemptions = { points_redemptions = { id = { order.redemption.id } } }
+    tx.payment_details = { payment = { { mode = "points", value = order.redemption.value } } }
+  end
+  local spec, err = self.client.provider.ops.transaction_add(tx)
+  if not spec then return nil, err end
+  spec.attribution = attribution_for(self.settings, order)
+  local r
+  r, err = self.client:request(spec)
+  if not r then return nil, mark_not_found(err) end
+  local c = r.customer or {}
+  return { points_earned = r.points_earned, duplicate = r.duplicate,
+           transaction_id = r.transaction and r.transaction.id,
+           balance = tonumber(c.loyalty_points), request_id = r.request_id }
+end
+
+--- ret: {kind = "FULL"|"LINE_ITEM"|"AMOUNT", lines, amount}
+function Backend:post_return(ident, order, ret)
+  local tx = {
+    type = "return", return_type = ret.kind, number = tostring(order.id),
+    amount = ret.amount or order.total, billing_time = os.date("!%Y-%m-%d %H:%M:%S"),
+    purchase_time = (order.placed_at or os.date("!%Y-%m-%d")):sub(1, 10),
+    customer = { [ident.key] = ident.value },
+  }
+  if ret.kind == "LINE_ITEM" then tx.line_items = line_items(ret.lines) end
+  local spec, err = self.client.provider.ops.transaction_add(tx)
+  if not spec then return nil, err end
+  -- A return shares the bill number of its order, so 604 is no replay signal here.
+  spec.idempotent, spec.duplicate_code = false, nil
+  spec.attribution = attribution_for(self.settings, order)
+  local r
+  r, err = self.client:request(spec)
+  if not r then return nil, mark_not_found(err) end
+  local tr = r.transaction or {}
+  return { points_deducted = tonumber(tr.points_deducted) or 0, balance = tonumber(tr.points_balance) }
+end
+
+function Backend:reverse_redemption(ident, redemption_id, points)
+  local id_type = ident.key == "external_id" and "externalId" or ident.key
+  local r, err = self.client:v2_points_reverse {
+    redemptionId = redemption_id, pointsToBeReversed = points, identifier = { type = id_type, value = ident.value },
+  }
+  if not r then return nil, err end
+  return { points_reversed = tonumber(r.body.pointsReversed) or points, reversal_id = r.body.reversalId }
+end
+
+return _M

@@ -1,0 +1,114 @@
+-- Store settings: the schema, defaults, and loading a user-editable store.conf.lua.
+-- Every mistake is reported at load with the key's name, never mid-checkout.
+local errors = require "loyalty.errors"
+
+local _M = {}
+
+-- key -> { type, default, description, allowed values }
+local SCHEMA = {
+  provider = { "string", "capillary", "CRM provider", { capillary = true } },
+  crm = { "table", nil, "CRM account: base_url or environment/cluster, and credentials" },
+  use_order_store_till = { "boolean", false, "post orders against the store where they were placed" },
+  identifier = { "string", "mobile", "unique customer identifier: mobile, email, external_id or attribute:NAME" },
+  profile_sync = { "string", "fill_blank", "on login: crm_wins or fill_blank", { crm_wins = true, fill_blank = true } },
+  sync_on_login = { "boolean", true, "update user data from the CRM on login" },
+  registration = { "boolean", true, "post new sign-ups to the CRM" },
+  registration_crm_first = { "boolean", false, "register at the CRM before the store account is created" },
+  post_subscriptions = { "boolean", true, "post email/SMS opt-in and opt-out" },
+  earn_on_order = { "boolean", true, "post successful orders so they earn points" },
+  post_email_only_orders = { "boolean", false, "post orders whose customer has an email but no mobile" },
+  skip_redemption_otp = { "boolean", false, "redeem without an OTP" },
+  rules = { "string", nil, "directory of rule files (redemption limits, category attributes)" },
+  rules_check_interval_ms = { "number", 1000, "how often rule files are checked for edits" },
+  source = { "string", "INSTORE", "CRM source for registrations and transactions" },
+  program_id = { "number", nil, "loyalty programme id, where the org has several" },
+}
+_M.SCHEMA = SCHEMA
+
+-- Keys of the crm table; credentials are checked by the client itself.
+local CRM_KEYS = {
+  base_url = "string", environment = "string", cluster = "string", username = "string", password = "string",
+  client_key = "string", client_secret = "string", token_header = "string", attribution = "table",
+  timeout_ms = "number", connect_timeout_ms = "number", max_attempts = "number", ca_file = "string",
+  ca_path = "string", insecure = "boolean", proxy = "string", token_store = "table", transport = "table",
+  sleep = "function", backoff_base_ms = "number", backoff_max_ms = "number", retry_after_max_ms = "number",
+}
+
+local function config_error(key, message)
+  return nil, errors.config("setting '" .. key .. "': " .. message, key)
+end
+
+--- Checks a settings table; returns a new table with defaults filled in, or nil, err.
+function _M.check(t)
+  if type(t) ~= "table" then return config_error("(file)", "settings must be a table") end
+  local out = {}
+  for k, v in pairs(t) do
+    local s = SCHEMA[k]
+    if not s then return config_error(tostring(k), "unknown setting") end
+    if type(v) ~= s[1] then
+      return config_error(k, "must be a " .. s[1] .. " (" .. s[3] .. "), got " .. type(v))
+    end
+    if s[4] and not s[4][v] then return config_error(k, "'" .. tostring(v) .. "' is not one of the allowed values") end
+    out[k] = v
+  end
+  for k, s in pairs(SCHEMA) do
+    if out[k] == nil then out[k] = s[2] end
+  end
+  if not out.crm then return config_error("crm", "missing (" .. SCHEMA.crm[3] .. ")") end
+  for k, v in pairs(out.crm) do
+    local want = CRM_KEYS[k]
+    if not want then return config_error("crm." .. tostring(k), "unknown setting") end
+    if type(v) ~= want then return config_error("crm." .. k, "must be a " .. want .. ", got " .. type(v)) end
+  end
+  local crm = out.crm
+  if not (crm.username or crm.client_key) then
+    return config_error("crm.username", "credentials missing: username/password or client_key/client_secret")
+  end
+  if crm.username and not crm.password then return config_error("crm.password", "missing") end
+  if crm.client_key and not crm.client_secret then return config_error("crm.client_secret", "missing") end
+  if not (crm.base_url or crm.environment) then
+    return config_error("crm.environment", "set environment (and cluster for production) or base_url")
+  end
+  local id = out.identifier
+  if not (id == "mobile" or id == "email" or id == "external_id" or id:match("^attribute:[%w_%-]+$")) then
+    return config_error("identifier", "must be mobile, email, external_id or attribute:NAME")
+  end
+  if out.registration_crm_first and not out.registration then
+    return config_error("registration_crm_first", "needs registration = true")
+  end
+  return out
+end
+
+-- What a store.conf.lua may use: plain values, env("NAME") for secrets, nothing else.
+local function file_env()
+  return {
+    env = function(name, default)
+      local v = os.getenv(name)
+      if v == nil or v == "" then return default end
+      return v
+    end,
+    tonumber = tonumber,
+  }
+end
+
+--- Loads and checks a settings file (a Lua chunk returning a table).
+function _M.load(path)
+  local f, oerr = io.open(path, "rb")
+  if not f then return nil, errors.config("cannot read settings file: " .. tostring(oerr), "(file)") end
+  local src = f:read("*a")
+  f:close()
+  local chunk, lerr
+  if setfenv then -- luacheck: ignore setfenv
+    if src:byte(1) == 27 then return nil, errors.config("settings file must be text", "(file)") end
+    chunk, lerr = loadstring(src, "@" .. path) -- luacheck: ignore loadstring
+    if chunk then setfenv(chunk, file_env()) end -- luacheck: ignore setfenv
+  else
+    chunk, lerr = load(src, "@" .. path, "t", file_env())
+  end
+  if not chunk then return nil, errors.config("settings file does not load: " .. lerr, "(file)") end
+  local ok, t = pcall(chunk)
+  if not ok then return nil, errors.config("settings file failed: " .. tostring(t), "(file)") end
+  return _M.check(t)
+end
+
+return _M

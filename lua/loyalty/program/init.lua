@@ -1,0 +1,355 @@
+-- The storefront program: what a store admin switched on, as operations a storefront calls.
+-- Settings: loyalty.program.config; limits and category attributes: loyalty.rules.
+local client_mod = require "loyalty.client"
+local config = require "loyalty.program.config"
+local errors = require "loyalty.errors"
+
+local _M = {}
+
+local Program = {}
+Program.__index = Program
+
+local BACKENDS = { capillary = "loyalty.program.capillary" }
+
+local function refused(message, fields)
+  local e = { kind = "refused", message = message }
+  for k, v in pairs(fields or {}) do e[k] = v end
+  return nil, errors.new(e)
+end
+
+--- loyalty.program(settings | path) -> program | nil, err
+function _M.new(settings)
+  local s, err
+  if type(settings) == "string" then
+    s, err = config.load(settings)
+  elseif type(settings) == "table" then
+    s, err = config.check(settings)
+  else
+    error("loyalty.program: settings table or file path expected", 2)
+  end
+  if not s then return nil, err end
+  local copts = { provider = s.provider }
+  for k, v in pairs(s.crm) do copts[k] = v end
+  local client
+  client, err = client_mod.new(copts)
+  if not client then return nil, err end
+  local self = setmetatable({ settings = s, client = client }, Program)
+  self.backend = require(BACKENDS[s.provider]).new(client, s)
+  if s.rules then
+    local rules = require "loyalty.rules"
+    self.rules_watcher = rules.watch(s.rules, { check_interval_ms = s.rules_check_interval_ms })
+    local rs, rerr = self.rules_watcher:current()
+    if not rs then return nil, rerr end
+  end
+  return self
+end
+
+function Program:close()
+  self.client:close()
+end
+
+--- The rule set in force (reloaded when its files change), or nil without rules.
+function Program:ruleset()
+  if not self.rules_watcher then return nil end
+  return self.rules_watcher:current()
+end
+
+-- Mobile numbers go to the CRM as digits with the country code (capillary.md §4.3).
+local function clean_mobile(m)
+  if type(m) ~= "string" and type(m) ~= "number" then return nil end
+  local digits = tostring(m):gsub("[%s%+%-%(%)]", "")
+  if digits == "" then return nil end
+  return digits
+end
+
+-- nil, "" and JSON null (a userdata) all mean "no value".
+local function blank(v)
+  return v == nil or v == "" or type(v) == "userdata"
+end
+
+--- The CRM identifier of a store user, by the store's chosen unique identifier.
+function Program:identify(user, allow_email)
+  if type(user) ~= "table" then error("loyalty.program: user table expected", 3) end
+  local key = self.settings.identifier
+  local value
+  local attr = key:match("^attribute:(.+)$")
+  if attr then
+    value = user[attr] or (type(user.attributes) == "table" and user.attributes[attr])
+    key = "external_id"
+  elseif key == "mobile" then
+    value = clean_mobile(user.mobile)
+  else
+    value = user[key]
+  end
+  if blank(value) and allow_email and not blank(user.email) then
+    key, value = "email", user.email
+  end
+  if blank(value) then
+    return nil, errors.config("user has no " .. self.settings.identifier .. " (the store's unique identifier)",
+                              self.settings.identifier)
+  end
+  return { key = key, value = tostring(value) }
+end
+
+local PROFILE_FIELDS = { "firstname", "lastname", "email", "mobile", "external_id" }
+
+local function profile_of(self, user, ident)
+  local p = {
+    mobile = clean_mobile(user.mobile), email = user.email, external_id = user.external_id,
+    firstname = user.firstname, lastname = user.lastname,
+    custom_fields = user.custom_fields, extended_fields = user.extended_fields,
+  }
+  if ident.key == "external_id" then p.external_id = ident.value end
+  if self.settings.identifier:match("^attribute:") then
+    p.custom_fields = p.custom_fields or {}
+    p.custom_fields[self.settings.identifier:sub(11)] = ident.value
+  end
+  return p
+end
+
+--- Posts a sign-up to the CRM. Returns {customer} or {skipped, reason} or nil, err.
+function Program:register(user)
+  if not self.settings.registration then return { skipped = true, reason = "CRM registration is off" } end
+  local ident, err = self:identify(user)
+  if not ident then return nil, err end
+  local subs = self.settings.post_subscriptions and user.subscriptions or nil
+  local c
+  c, err = self.backend:register(profile_of(self, user, ident), subs)
+  if not c then return nil, err end
+  return { customer = c }
+end
+
+--- The store's sign-up flow around `create_account(user[, crm_customer])`. With
+-- registration_crm_first the CRM is asked first and a refusal aborts (nil, err: tell the
+-- shopper why); otherwise the store account is made first and a CRM failure is reported in
+-- `crm_error` without undoing it.
+function Program:sign_up(user, create_account)
+  if type(create_account) ~= "function" then error("loyalty.program: sign_up needs a create_account function", 2) end
+  if self.settings.registration and self.settings.registration_crm_first then
+    local r, err = self:register(user)
+    if not r then return nil, err end
+    return { account = create_account(user, r.customer), customer = r.customer, crm_first = true }
+  end
+  local account = create_account(user)
+  local r, err = self:register(user)
+  return { account = account, customer = r and r.customer, skipped = r and r.skipped, crm_error = err }
+end
+
+--- Login: with sync_on_login, the CRM profile is merged into the user's by profile_sync.
+-- Returns {profile, changed = {field...}, customer} (customer nil when not enrolled).
+function Program:login(user)
+  local profile = {}
+  for k, v in pairs(user) do profile[k] = v end
+  if not self.settings.sync_on_login then return { profile = profile, changed = {}, synced = false } end
+  local ident, err = self:identify(user, true)
+  if not ident then return nil, err end
+  local c
+  c, err = self.backend:lookup(ident)
+  if not c then
+    if err.not_found then return { profile = profile, changed = {}, enrolled = false } end
+    return nil, err
+  end
+  local changed = {}
+  local crm_wins = self.settings.profile_sync == "crm_wins"
+  for _, f in ipairs(PROFILE_FIELDS) do
+    local crm_value = c[f]
+    if not blank(crm_value) then
+      local mine = profile[f]
+      if (crm_wins and mine ~= crm_value) or (not crm_wins and blank(mine)) then
+        profile[f] = crm_value
+        changed[#changed + 1] = f
+      end
+    end
+  end
+  return { profile = profile, changed = changed, customer = c, enrolled = true }
+end
+
+--- Email/SMS opt-in and opt-out: subs = {email = true|false, sms = true|false}.
+function Program:subscribe(user, subs)
+  if type(subs) ~= "table" then error("loyalty.program: subscriptions table expected", 2) end
+  if not self.settings.post_subscriptions then
+    return { skipped = true, reason = "posting subscriptions is off" }
+  end
+  local ident, err = self:identify(user, true)
+  if not ident then return nil, err end
+  return self.backend:subscribe(ident, subs)
+end
+
+local function rules_customer(c)
+  return { tier = c.tier, points = c.points }
+end
+
+-- The rules' verdict, or the CRM balance as the only limit when the store has no rules.
+local function verdict(self, customer, cart, requested)
+  local rs, err = self:ruleset()
+  if rs then return rs:redemption(rules_customer(customer), cart, requested) end
+  if err then return nil, err end
+  local points = requested or customer.points
+  return {
+    allowed = customer.points > 0 and points <= customer.points, min = 0, max = customer.points,
+    points = math.min(points, customer.points), reason = customer.points > 0 and "within balance" or "no points",
+  }
+end
+
+--- The points summary for a logged-in user, ready to render.
+function Program:summary(user)
+  local ident, err = self:identify(user, true)
+  if not ident then return nil, err end
+  local c
+  c, err = self.backend:lookup(ident)
+  if not c then
+    if err.not_found then return { enrolled = false, points = 0, can_redeem = false } end
+    return nil, err
+  end
+  local v
+  v, err = verdict(self, c, nil, nil)
+  if not v then return nil, err end
+  local rs = self:ruleset()
+  return {
+    enrolled = true, points = c.points, tier = c.tier, lifetime_points = c.lifetime_points,
+    value = v.value, currency = rs and rs.currency or v.currency,
+    can_redeem = v.allowed, min = v.min, max = v.max, multiple_of = v.multiple_of, reason = v.reason,
+  }
+end
+
+--- What can be redeemed on this cart and what it is worth; limits are checked by the rules
+-- first, then the CRM confirms the amount (so checkout never offers what it would refuse).
+function Program:quote_redemption(user, cart, points)
+  if type(cart) ~= "table" then error("loyalty.program: cart table expected", 2) end
+  local ident, err = self:identify(user, true)
+  if not ident then return nil, err end
+  local c
+  c, err = self.backend:lookup(ident)
+  if not c then return nil, err end
+  local v
+  v, err = verdict(self, c, cart, points)
+  if not v then return nil, err end
+  local quote = { allowed = v.allowed, points = v.points, value = v.value, min = v.min, max = v.max,
+                  multiple_of = v.multiple_of, reason = v.reason, balance = c.points }
+  if not v.allowed then return quote end
+  local crm
+  crm, err = self.backend:check_redeemable(ident, v.points)
+  if not crm then
+    if err.kind ~= "api" then return nil, err end
+    quote.allowed, quote.reason, quote.code = false, "the CRM refuses: " .. tostring(err.message), err.code
+    return quote
+  end
+  quote.value = crm.value or quote.value
+  return quote
+end
+
+--- Sends the redemption OTP to the shopper (unless the store skips OTPs).
+function Program:send_otp(user, points)
+  if self.settings.skip_redemption_otp then return { skipped = true, reason = "redemption OTP is skipped" } end
+  if type(points) ~= "number" then error("loyalty.program: points number expected", 2) end
+  local ident, err = self:identify(user, true)
+  if not ident then return nil, err end
+  return self.backend:send_otp(ident, points)
+end
+
+--- Redeems points for an order: {points, otp, order_id, cart}. Idempotent per order: a
+-- retried redeem carries the same external reference and never debits twice.
+function Program:redeem(user, req)
+  if type(req) ~= "table" or type(req.points) ~= "number" or req.order_id == nil then
+    error("loyalty.program: redeem needs {points = number, order_id = ...}", 2)
+  end
+  local skip = self.settings.skip_redemption_otp
+  if not skip and (req.otp == nil or req.otp == "") then
+    return refused("an OTP is required to redeem points", { field = "otp" })
+  end
+  local ident, err = self:identify(user, true)
+  if not ident then return nil, err end
+  local c
+  c, err = self.backend:lookup(ident)
+  if not c then return nil, err end
+  local v
+  v, err = verdict(self, c, req.cart, req.points)
+  if not v then return nil, err end
+  if not v.allowed or v.points ~= req.points then
+    return refused(v.reason or "outside the redemption limits",
+                   { min = v.min, max = v.max, multiple_of = v.multiple_of })
+  end
+  local r
+  r, err = self.backend:redeem(ident, {
+    points = req.points, otp = not skip and req.otp or nil, skip_otp = skip,
+    reference = "redeem-" .. tostring(req.order_id), bill_number = tostring(req.order_id),
+  })
+  if not r then return nil, err end
+  r.value = r.value or v.value
+  return r
+end
+
+local function cart_of(order)
+  return { lines = order.lines, shipping = order.shipping, tax = order.tax, total = order.total }
+end
+
+--- Posts a successful order so it earns points. Returns {points_earned, balance, estimate,
+-- rules_hash} or {skipped, reason}, or nil, err with err.order_id: the caller keeps the order
+-- for a later replay (never drop it).
+function Program:order_placed(user, order)
+  if type(order) ~= "table" or order.id == nil or type(order.lines) ~= "table" then
+    error("loyalty.program: order with id and lines expected", 2)
+  end
+  local s = self.settings
+  if not s.earn_on_order then return { skipped = true, reason = "earning on orders is off" } end
+  local email_only = blank(user.mobile) and not blank(user.email)
+  if email_only and not s.post_email_only_orders then
+    return { skipped = true, reason = "email-only orders are not posted" }
+  end
+  local ident, err = self:identify(user, s.post_email_only_orders)
+  if not ident then return nil, err end
+  local rs
+  rs, err = self:ruleset()
+  if not rs and err then return nil, err end
+  local opts = { custom_fields = {} }
+  local estimate
+  if rs then
+    opts.attributes_of = function(line) return rs:line_attributes(line) end
+    opts.custom_fields.rules_hash = rs.hash
+    local e = rs:earn({ tier = user.tier, points = 0 }, cart_of(order))
+    estimate = e and e.points
+  end
+  local r
+  r, err = self.backend:post_order(ident, profile_of(self, user, ident), order, opts)
+  if not r then
+    err.order_id = order.id
+    return nil, err
+  end
+  r.estimate, r.rules_hash = estimate, rs and rs.hash
+  return r
+end
+
+--- A return: `ret` nil = the whole order; {lines = {...}} = those lines; {amount = n}.
+-- Earned points come back as the CRM computes; a full return also reverses the redemption.
+function Program:order_returned(user, order, ret)
+  if type(order) ~= "table" or order.id == nil then error("loyalty.program: order with id expected", 2) end
+  local ident, err = self:identify(user, self.settings.post_email_only_orders)
+  if not ident then return nil, err end
+  local kind = "FULL"
+  if ret and ret.lines then kind = "LINE_ITEM" elseif ret and ret.amount then kind = "AMOUNT" end
+  local amount = ret and ret.amount
+  if kind == "LINE_ITEM" then
+    amount = 0
+    for _, l in ipairs(ret.lines) do amount = amount + (l.amount or (l.price or 0) * (l.qty or 1)) end
+  end
+  local r
+  r, err = self.backend:post_return(ident, order, { kind = kind, lines = ret and ret.lines, amount = amount })
+  if not r then
+    err.order_id = order.id
+    return nil, err
+  end
+  local red = order.redemption
+  if kind == "FULL" and red and red.id then
+    local rev
+    rev, err = self.backend:reverse_redemption(ident, red.id, red.points)
+    if not rev then
+      err.order_id = order.id
+      return nil, err
+    end
+    r.points_reversed = rev.points_reversed
+  end
+  r.kind = kind
+  return r
+end
+
+return _M
