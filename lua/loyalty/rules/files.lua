@@ -1,0 +1,39 @@
+-- File access for rule sets: reading whole files and listing the fixtures folder.
+local _M = {}
+
+function _M.read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local data = f:read("*a")
+  f:close()
+  return data
+end
+
+local ok_lfs, lfs = pcall(require, "lfs")
+
+-- Sorted names of regular files in dir ending in one of `suffixes`; {} when dir does not exist.
+-- Uses LuaFileSystem when installed, else `ls` (names with newlines are not supported there).
+function _M.list(dir, suffixes)
+  local names = {}
+  local function keep(name)
+    for _, s in ipairs(suffixes) do
+      if name:sub(-#s) == s and name:sub(1, 1) ~= "." then names[#names + 1] = name return end
+    end
+  end
+  if ok_lfs then
+    if lfs.attributes(dir, "mode") ~= "directory" then return names end
+    for name in lfs.dir(dir) do
+      if lfs.attributes(dir .. "/" .. name, "mode") == "file" then keep(name) end
+    end
+  else
+    local p = io.popen("ls -1 '" .. dir:gsub("'", "'\\''") .. "' 2>/dev/null")
+    if p then
+      for name in p:lines() do keep(name) end
+      p:close()
+    end
+  end
+  table.sort(names)
+  return names
+end
+
+return _M

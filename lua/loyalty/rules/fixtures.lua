@@ -1,0 +1,143 @@
+-- Fixture carts stored next to the rules: fixtures/*.lua (a data table, loaded in an empty sandbox) or
+-- fixtures/*.json. Each says: customer + cart (+ requested points) -> expected points, redemption, attributes.
+local _M = {}
+
+local sandbox = require("loyalty.rules.sandbox")
+local files = require("loyalty.rules.files")
+local explain = require("loyalty.rules.explain")
+
+local format = string.format
+
+local function show(v)
+  if type(v) == "string" then return format("%q", v) end
+  if type(v) == "number" then return explain.num(v) end
+  if v == nil then return "(nothing)" end
+  return tostring(v)
+end
+
+local function read_lua(path, name, limits)
+  local src = files.read(path)
+  if not src then return nil, "cannot read " .. name end
+  local env = setmetatable({}, { __index = function(_, k) error("unknown name '" .. tostring(k) .. "'", 2) end,
+    __newindex = function(_, k) error("fixtures are data only; cannot set '" .. tostring(k) .. "'", 2) end })
+  local fn, err = sandbox.compile(src, name, env)
+  if not fn then
+    local d = sandbox.describe_error(err, name)
+    return nil, d.message .. (d.line and (" in " .. name .. " line " .. d.line) or (" in " .. name))
+  end
+  local ok, data = sandbox.run(limits, fn)
+  if not ok then
+    local d = sandbox.describe_error(data, name)
+    return nil, d.message .. (d.line and (" in " .. (d.file or name) .. " line " .. d.line) or (" in " .. name))
+  end
+  return data
+end
+
+local function read_json(path, name)
+  local src = files.read(path)
+  if not src then return nil, "cannot read " .. name end
+  local ok_cjson, cjson = pcall(require, "cjson.safe")
+  if not ok_cjson then return nil, "reading " .. name .. " needs lua-cjson, which is not installed" end
+  local data, err = cjson.decode(src)
+  if data == nil then return nil, name .. " is not valid JSON: " .. tostring(err) end
+  -- JSON null comes back as a sentinel; treat it as absent
+  local function strip(t)
+    for k, v in pairs(t) do
+      if v == cjson.null then t[k] = nil elseif type(v) == "table" then strip(v) end
+    end
+  end
+  if type(data) == "table" then strip(data) end
+  return data
+end
+
+-- Reads one fixture file (lua or json); returns the fixture table or nil, message.
+function _M.read(path, name, limits)
+  local data, err
+  if name:match("%.json$") then data, err = read_json(path, name) else data, err = read_lua(path, name, limits) end
+  if data == nil then return nil, err end
+  if type(data) ~= "table" then return nil, name .. " should return a table { customer = ..., cart = ..., expect = ... }" end
+  if type(data.cart) ~= "table" then return nil, name .. " has no cart" end
+  if type(data.expect) ~= "table" then return nil, name .. " has no expect = { ... } table" end
+  return data
+end
+
+function _M.list(dir)
+  return files.list(dir .. "/fixtures", { ".lua", ".json" })
+end
+
+local REDEMPTION_KEYS = { "allowed", "min", "max", "multiple_of", "points", "value" }
+
+-- Compares one fixture against the rule set; returns {name, file, ok, diff = {lines}}.
+function _M.run_one(ruleset, fx, file)
+  local result = { name = fx.name or file, file = file, diff = {} }
+  local diff = result.diff
+  local customer = fx.customer or {}
+  local expect = fx.expect
+  if expect.points ~= nil then
+    local res, err = ruleset:earn(customer, fx.cart)
+    if not res then diff[#diff + 1] = "points: expected " .. show(expect.points) .. ", but earning failed: " .. tostring(err)
+    elseif res.points ~= expect.points then
+      diff[#diff + 1] = format("points: expected %s, got %s", show(expect.points), show(res.points))
+    end
+  end
+  if expect.redemption ~= nil then
+    local res, err = ruleset:redemption(customer, fx.cart, fx.requested_points)
+    local before = #diff
+    if not res then diff[#diff + 1] = "redemption: the check failed: " .. tostring(err)
+    else
+      for _, k in ipairs(REDEMPTION_KEYS) do
+        local want = expect.redemption[k]
+        if want ~= nil and want ~= res[k] then
+          diff[#diff + 1] = format("redemption %s: expected %s, got %s", k, show(want), show(res[k]))
+        end
+      end
+      if expect.redemption.reason ~= nil and not res.reason:find(expect.redemption.reason, 1, true) then
+        diff[#diff + 1] = format("redemption reason: expected it to mention %s, got %s", show(expect.redemption.reason),
+          show(res.reason))
+      end
+      if #diff > before then diff[#diff + 1] = "  (the rules said: " .. res.reason .. ")" end
+    end
+  end
+  if expect.attributes ~= nil then
+    local by_sku = {}
+    for i, line in ipairs(fx.cart.lines or {}) do by_sku[tostring(line.sku or i)] = line end
+    local skus = {}
+    for sku in pairs(expect.attributes) do skus[#skus + 1] = tostring(sku) end
+    table.sort(skus)
+    for _, sku in ipairs(skus) do
+      local line = by_sku[sku]
+      if not line then diff[#diff + 1] = "attributes: the cart has no line with SKU " .. sku
+      else
+        local got = {}
+        for _, a in ipairs(ruleset:line_attributes(line)) do got[a.name] = a.value end
+        local want = expect.attributes[sku]
+        local names, seen = {}, {}
+        for n in pairs(want) do names[#names + 1] = n; seen[n] = true end
+        for n in pairs(got) do if not seen[n] then names[#names + 1] = n end end
+        table.sort(names)
+        for _, n in ipairs(names) do
+          if want[n] ~= got[n] then
+            diff[#diff + 1] = format("attributes of %s, %s: expected %s, got %s", sku, n, show(want[n]), show(got[n]))
+          end
+        end
+      end
+    end
+  end
+  result.ok = #diff == 0
+  return result
+end
+
+function _M.run_all(ruleset)
+  local out = { passed = 0, failed = 0, results = {}, hash = ruleset.hash }
+  for _, file in ipairs(_M.list(ruleset.dir)) do
+    local fx, err = _M.read(ruleset.dir .. "/fixtures/" .. file, file, ruleset.limits)
+    local r
+    if not fx then r = { name = file, file = file, ok = false, diff = { "could not read the fixture: " .. err } }
+    else r = _M.run_one(ruleset, fx, file) end
+    out.results[#out.results + 1] = r
+    if r.ok then out.passed = out.passed + 1 else out.failed = out.failed + 1 end
+  end
+  return out
+end
+
+return _M

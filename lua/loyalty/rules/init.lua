@@ -1,0 +1,380 @@
+--[[ loyalty.rules: analyst-edited rule files, sandboxed. Full guide: docs/rules.md.
+
+A rule set is a directory: program.lua (required: currency, rounding, round_per), earn.lua, redemption.lua,
+categories.lua, and fixtures/*.lua|*.json. Each file sets plain settings (`max_points = 5000`) and may define
+the small functions `bonus` (earn.lua) and `refuse` (redemption.lua).
+
+  rules.load(dir [, opts])        -> ruleset | nil, err
+      opts: { instruction_limit, time_limit_ms, memory_limit_kb, hook_interval,
+              categories = { known category names } }   -- unknown ones become ruleset.warnings
+  rules.check(dir [, opts])       -> report { errors = {err...}, warnings = {err...} }, ruleset | nil
+  rules.watch(dir [, opts])       -> watcher   (opts also: check_interval_ms = 1000, clock = fn() -> ms,
+                                                run_fixtures = true)
+      watcher:current()  -> last good ruleset | nil, err      watcher:last_error() -> err | nil
+      watcher:check()    -> true if a new version was taken
+  ruleset.hash (16 hex digits; audit identity of file names + contents, not security), ruleset.files,
+  ruleset.warnings
+  ruleset:earn(customer, cart)                         -> { points, lines = {trace...}, hash, ... } | nil, err
+  ruleset:redemption(customer, cart [, requested])     -> { allowed, min, max, multiple_of, points, value,
+                                                            reason, limited_by, hash, ... } | nil, err
+  ruleset:line_attributes(line)                        -> { {name=, value=}, ... } sorted by name
+  ruleset:explain(customer, cart [, requested])        -> text
+  ruleset:run_fixtures()                               -> { passed, failed, results = {{name, ok, diff}}, hash }
+  ruleset:round(x)                                     -> x rounded by the declared policy (for returns)
+
+  customer: { tier = "GOLD", points = 1234 }
+  cart: { currency = "INR", lines = { { sku, qty, price, amount, categories = {...}, discount } }, shipping, tax,
+          total }
+  err: { kind = "rules", file, line, message } (message names file and line in plain words; tostring(err) gives it)
+]]
+local _M = {}
+
+local sandbox = require("loyalty.rules.sandbox")
+local vocab = require("loyalty.rules.vocabulary")
+local engine = require("loyalty.rules.engine")
+local hash = require("loyalty.rules.hash")
+local files = require("loyalty.rules.files")
+local explain = require("loyalty.rules.explain")
+local fixtures = require("loyalty.rules.fixtures")
+
+local ERR_MT = { __tostring = function(e) return e.message end }
+
+local function rules_error(problem, file, line)
+  local message = problem
+  if file and line then message = problem .. " in " .. file .. " line " .. line
+  elseif file then message = problem .. " in " .. file end
+  return setmetatable({ kind = "rules", file = file, line = line, message = message }, ERR_MT)
+end
+_M.error = rules_error
+
+local Ruleset = {}
+Ruleset.__index = Ruleset
+
+local LIMIT_KEYS = { "instruction_limit", "time_limit_ms", "memory_limit_kb", "hook_interval" }
+
+local function build_limits(opts)
+  local limits = {}
+  for _, k in ipairs(LIMIT_KEYS) do
+    local v = opts[k]
+    if v == nil then v = sandbox.DEFAULTS[k] end
+    if type(v) ~= "number" or v <= 0 then error("loyalty.rules: option " .. k .. " must be a positive number", 3) end
+    limits[k] = v
+  end
+  return limits
+end
+
+local KNOWN_OPTS = { instruction_limit = true, time_limit_ms = true, memory_limit_kb = true, hook_interval = true,
+  categories = true, check_interval_ms = true, clock = true, run_fixtures = true }
+
+local function check_opts(opts)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then error("loyalty.rules: opts must be a table", 3) end
+  for k in pairs(opts) do
+    if not KNOWN_OPTS[k] then error("loyalty.rules: unknown option '" .. tostring(k) .. "'", 3) end
+  end
+  return opts
+end
+
+local RULE_SOURCES = {}
+for _, f in ipairs(vocab.FILES) do RULE_SOURCES["=" .. f] = true end
+local function is_rule_source(src) return RULE_SOURCES[src] == true end
+
+-- Reads the rule files of dir: { [file] = source }, names present, problems.
+local function read_dir(dir)
+  local sources, present, problems = {}, {}, {}
+  for _, f in ipairs(vocab.FILES) do
+    local src = files.read(dir .. "/" .. f)
+    if src then sources[f] = src; present[#present + 1] = f end
+  end
+  local known = vocab.set_of(vocab.FILES)
+  for _, f in ipairs(files.list(dir, { ".lua" })) do
+    if not known[f] then
+      local hint = vocab.suggest(f, vocab.FILES)
+      problems[#problems + 1] = rules_error("'" .. f .. "' is not a rule file name" ..
+        (hint and (" (did you mean '" .. hint .. "'?)") or "") ..
+        "; rule files are program.lua, earn.lua, redemption.lua and categories.lua", f)
+    end
+  end
+  if not sources["program.lua"] then
+    problems[#problems + 1] = rules_error("the rule set has no program.lua (it declares currency and rounding)",
+      dir .. "/program.lua")
+  end
+  return sources, present, problems
+end
+
+-- Runs one file's source in a fresh environment; returns settings, setting lines, env control.
+local function run_file(file, src, limits, problems, printer)
+  local allowed = vocab.SETTINGS[file]
+  local names = vocab.names(file)
+  local lines = {}
+  local hooks = {
+    print = printer,
+    suggest = function(name)
+      local all = {}
+      for _, n in ipairs(names) do all[#all + 1] = n end
+      for _, n in ipairs(sandbox.BASE_NAMES) do all[#all + 1] = n end
+      return vocab.suggest(name, all)
+    end,
+    on_set = function(name, value, line)
+      if type(name) ~= "string" or not allowed[name] then
+        local home, e = vocab.home_of(name), nil
+        if home then
+          e = rules_error("the setting '" .. name .. "' belongs in " .. home .. " but was found", file, line)
+        else
+          local hint = vocab.suggest(name, names)
+          e = rules_error("unknown setting '" .. tostring(name) .. "'", file, line)
+          e.message = e.message .. (hint and (" (did you mean '" .. hint .. "'?)") or
+            (" (" .. file .. " settings are: " .. table.concat(names, ", ") .. "; use 'local' for your own names)"))
+        end
+        problems[#problems + 1] = e
+        return true
+      end
+      local p = vocab.check_value(name, value)
+      if p then
+        problems[#problems + 1] = rules_error("'" .. name .. "' " .. p, file, line)
+        return true
+      end
+      lines[name] = line
+    end,
+  }
+  local env, control = sandbox.new_env(hooks)
+  local fn, err = sandbox.compile(src, file, env)
+  if not fn then
+    local d = sandbox.describe_error(err, file)
+    problems[#problems + 1] = rules_error(d.message, d.file or file, d.line)
+    return nil
+  end
+  local ok, run_err = sandbox.run(limits, fn)
+  control.freeze()
+  if not ok then
+    local d = sandbox.describe_error(run_err, file)
+    problems[#problems + 1] = rules_error(d.message, d.file or file, d.line)
+    return nil
+  end
+  local settings = control.values()
+  for _, req in ipairs(vocab.REQUIRED[file]) do
+    if settings[req] == nil then
+      problems[#problems + 1] = rules_error(file .. " does not set '" .. req .. "', which it needs (" ..
+        vocab.SETTINGS[file][req] .. ")", file)
+    end
+  end
+  return settings, lines
+end
+
+local function attribute_list(map)
+  local out = {}
+  for key, attrs in pairs(map or {}) do
+    local list = {}
+    for name, value in pairs(attrs) do list[#list + 1] = { name = name, value = value } end
+    table.sort(list, function(a, b) return a.name < b.name end)
+    out[key] = list
+  end
+  return out
+end
+
+local function compile_settings(s)
+  local p = s["program.lua"]
+  local c = { currency = p.currency, rounding = p.rounding, round_per = p.round_per,
+    round = engine.ROUNDERS[p.rounding] }
+  local e = s["earn.lua"]
+  if e then
+    c.earn = {
+      points_earned = e.points_earned, for_every = e.for_every, minimum_order = e.minimum_order,
+      cap_per_order = e.cap_per_order,
+      -- shipping and tax earn nothing unless a rule set says otherwise
+      exclude_shipping = e.exclude_shipping ~= false, exclude_tax = e.exclude_tax ~= false,
+      excluded_categories = vocab.set_of(e.exclude_categories), excluded_skus = vocab.set_of(e.exclude_skus),
+      category_multipliers = e.category_multipliers or {}, sku_multipliers = e.sku_multipliers or {},
+      tier_multipliers = e.tier_multipliers or {}, bonus = e.bonus,
+    }
+  end
+  local r = s["redemption.lua"]
+  if r then
+    c.redemption = { point_value = r.point_value, min_points = r.min_points, max_points = r.max_points,
+      multiple_of = r.multiple_of, max_share = r.max_share, tiers = r.tiers or {}, refuse = r.refuse }
+  end
+  local cat = s["categories.lua"]
+  if cat then
+    local rank = {}
+    for i, name in ipairs(cat.precedence or {}) do if not rank[name] then rank[name] = i end end
+    c.categories = { attributes = attribute_list(cat.attributes), sku_attributes = attribute_list(cat.sku_attributes),
+      rank = rank }
+  end
+  return c
+end
+
+function _M.check(dir, opts)
+  if type(dir) ~= "string" then error("loyalty.rules: dir must be a string", 2) end
+  opts = check_opts(opts)
+  local limits = build_limits(opts)
+  limits.is_rule_source = is_rule_source
+  local report = { errors = {}, warnings = {} }
+  local sources, present, problems = read_dir(dir)
+  for _, p in ipairs(problems) do report.errors[#report.errors + 1] = p end
+  local output = {}
+  local function printer(...)
+    if #output >= 100 then return end
+    local parts = {}
+    for i = 1, select("#", ...) do parts[i] = tostring((select(i, ...))) end
+    output[#output + 1] = table.concat(parts, "\t")
+  end
+  local settings, setting_lines = {}, {}
+  for _, f in ipairs(present) do
+    local s, lines = run_file(f, sources[f], limits, report.errors, printer)
+    settings[f], setting_lines[f] = s, lines
+  end
+  if opts.categories then
+    local known = vocab.set_of(opts.categories)
+    for _, m in ipairs(vocab.mentioned_categories(settings)) do
+      if not known[m.name] then
+        local hint = vocab.suggest(m.name, opts.categories)
+        local w = rules_error("unknown category '" .. m.name .. "' (in " .. m.setting .. ")", m.file,
+          setting_lines[m.file] and setting_lines[m.file][m.setting])
+        if hint then w.message = w.message .. " (did you mean '" .. hint .. "'?)" end
+        report.warnings[#report.warnings + 1] = w
+      end
+    end
+  end
+  if #report.errors > 0 then return report, nil end
+  local parts = {}
+  for _, f in ipairs(present) do parts[#parts + 1] = f; parts[#parts + 1] = sources[f] end
+  local rs = setmetatable({
+    dir = dir, files = present, hash = hash.hex(parts), limits = limits, compiled = compile_settings(settings),
+    warnings = report.warnings, output = output, settings = settings,
+  }, Ruleset)
+  return report, rs
+end
+
+function _M.load(dir, opts)
+  local report, rs = _M.check(dir, opts)
+  if not rs then return nil, report.errors[1] end
+  return rs
+end
+
+-- Runs body under the guard and shapes failures as rules errors.
+local function evaluate(self, body, a, b, c)
+  local ok, res = sandbox.run(self.limits, body, self, a, b, c)
+  if ok then
+    res.hash = self.hash
+    return res
+  end
+  if type(res) == "table" and res.input then return nil, rules_error(res.message) end
+  local d = sandbox.describe_error(res)
+  return nil, rules_error(d.message, d.file, d.line)
+end
+
+local function earn_body(self, customer, cart)
+  local c = self.compiled
+  return engine.earn(c, engine.normalize_customer(customer), engine.normalize_cart(cart, c.currency))
+end
+
+local function redemption_body(self, customer, cart, requested)
+  local c = self.compiled
+  if requested ~= nil and (type(requested) ~= "number" or requested < 0) then
+    error({ input = true, message = "the requested points should be a number, 0 or more" }, 0)
+  end
+  return engine.redemption(c, engine.normalize_customer(customer), engine.normalize_cart(cart, c.currency), requested)
+end
+
+function Ruleset:earn(customer, cart)
+  if not self.compiled.earn then return nil, rules_error("this rule set has no earn.lua, so it cannot estimate points") end
+  return evaluate(self, earn_body, customer, cart)
+end
+
+function Ruleset:redemption(customer, cart, requested_points)
+  if not self.compiled.redemption then
+    return nil, rules_error("this rule set has no redemption.lua, so it cannot check redemptions")
+  end
+  return evaluate(self, redemption_body, customer, cart, requested_points)
+end
+
+function Ruleset:line_attributes(line)
+  if type(line) ~= "table" then error("loyalty.rules: line_attributes(line) needs a cart line table", 2) end
+  return engine.line_attributes(self.compiled, line)
+end
+
+function Ruleset:explain(customer, cart, requested_points)
+  local e, e_err, r, r_err
+  if self.compiled.earn then e, e_err = self:earn(customer, cart) else e_err = "this rule set has no earn.lua" end
+  if self.compiled.redemption then r, r_err = self:redemption(customer, cart, requested_points)
+  else r_err = "this rule set has no redemption.lua" end
+  return explain.text(self, type(customer) == "table" and customer or {}, e, e_err, r, r_err)
+end
+
+function Ruleset:run_fixtures()
+  return fixtures.run_all(self)
+end
+
+function Ruleset:round(x)
+  return self.compiled.round(x)
+end
+
+-- The watcher compares file contents (pure Lua cannot read mtimes without LuaFileSystem; rule files are small).
+local function snapshot(dir)
+  local parts = {}
+  for _, f in ipairs(vocab.FILES) do
+    parts[#parts + 1] = f
+    parts[#parts + 1] = files.read(dir .. "/" .. f) or "\0absent"
+  end
+  for _, f in ipairs(files.list(dir, { ".lua" })) do parts[#parts + 1] = "ls:" .. f end
+  for _, f in ipairs(fixtures.list(dir)) do
+    parts[#parts + 1] = "fixtures/" .. f
+    parts[#parts + 1] = files.read(dir .. "/fixtures/" .. f) or ""
+  end
+  return hash.hex(parts)
+end
+
+local function default_clock()
+  local ngx = rawget(_G, "ngx")
+  if type(ngx) == "table" and ngx.now then return ngx.now() * 1000 end
+  return os.time() * 1000
+end
+
+local Watcher = {}
+Watcher.__index = Watcher
+
+function _M.watch(dir, opts)
+  if type(dir) ~= "string" then error("loyalty.rules: dir must be a string", 2) end
+  opts = check_opts(opts)
+  build_limits(opts)
+  local w = setmetatable({ dir = dir, opts = opts, interval = opts.check_interval_ms or 1000,
+    clock = opts.clock or default_clock, run_fixtures = opts.run_fixtures ~= false }, Watcher)
+  w:check()
+  return w
+end
+
+-- Loads the directory if its contents changed; keeps the last good rule set when the new one is bad.
+function Watcher:check()
+  self.next_check = self.clock() + self.interval
+  local sig = snapshot(self.dir)
+  if sig == self.seen then return false end
+  self.seen = sig
+  local rs, err = _M.load(self.dir, self.opts)
+  if rs and self.run_fixtures then
+    local res = rs:run_fixtures()
+    if res.failed > 0 then
+      local first
+      for _, r in ipairs(res.results) do if not r.ok then first = r break end end
+      rs, err = nil, rules_error(res.failed .. " fixture(s) failed, first '" .. first.name .. "': " ..
+        table.concat(first.diff, "; "), "fixtures/" .. first.file)
+    end
+  end
+  if not rs then
+    self.error = err
+    return false
+  end
+  self.good, self.error = rs, nil
+  return true
+end
+
+function Watcher:current()
+  if self.clock() >= self.next_check then self:check() end
+  if self.good then return self.good end
+  return nil, self.error
+end
+
+function Watcher:last_error()
+  return self.error
+end
+
+return _M
