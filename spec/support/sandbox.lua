@@ -1,0 +1,32 @@
+-- Specs' one-liner: `local sb = require("support.sandbox").start()` starts the sandbox on a free
+-- 127.0.0.1 port (stop it in lazy_teardown). Also helpers to call it with the seed's credentials.
+local sandbox = require("loyalty.sandbox")
+local http = require("support.http")
+
+local _M = {}
+
+_M.BASIC = http.BASIC
+_M.OAUTH_KEY, _M.OAUTH_SECRET = "sandbox-key", "sandbox-secret"
+_M.SHORT_KEY, _M.SHORT_SECRET = "sandbox-short-key", "sandbox-short-secret"
+_M.TOM = { mobile = "919999000001", email = "tom@example.com", external_id = "TOM001" }
+_M.RITA = { mobile = "917713643123", email = "rita.john@example.com", external_id = "XYPZ006" }
+_M.HUCK = { mobile = "919999000003", email = "huck@example.com", external_id = "HUCK003" }
+
+--- Starts a sandbox (opts as loyalty.sandbox.start); raises when it cannot start.
+function _M.start(opts)
+  local sb, err = sandbox.start(opts or {})
+  assert(sb, err)
+  local auth = { Authorization = http.BASIC }
+  -- sb:get(path [, headers]), sb:post(path, json [, headers]), sb:put(...): Basic auth unless headers given.
+  function sb.get(self, path, headers) return assert(http.get(self.url .. path, headers or auth)) end
+  function sb.post(self, path, json, headers) return assert(http.post(self.url .. path, json, headers or auth)) end
+  function sb.put(self, path, json, headers) return assert(http.put(self.url .. path, json, headers or auth)) end
+  function sb.token(self, key, secret)
+    local r = assert(http.post(self.url .. "/v3/oauth/token/generate",
+      { key = key or _M.OAUTH_KEY, secret = secret or _M.OAUTH_SECRET }))
+    return r.json and r.json.data and r.json.data.accessToken, r
+  end
+  return sb
+end
+
+return _M
