@@ -57,6 +57,13 @@ spec-valgrind: $(CORE54)
 	  --suppressions=spec/support/valgrind.supp \
 	  $(LUA54) $(BUSTED) --lpath='$(LPATH)' --cpath='build/5.4/?.so' spec/core
 
+# The main job: the sandbox plus one shopper's storefront flow, printed in plain words.
+demo: deps all
+	$(LUA54) examples/checkout.lua
+
+sandbox: deps all
+	$(LUA54) bin/loyalty sandbox
+
 clean:
 	rm -rf build
 

@@ -134,13 +134,8 @@ local function line_items(lines, attributes_of)
   return { line_item = out }
 end
 
-local function attribution_for(settings, order)
-  if settings.use_order_store_till and order.store_code then
-    return { entity_type = "STORE_CODE", entity_code = order.store_code }
-  end
-end
-
 --- order: {id, lines, total, gross, discount, store_code, placed_at, redemption = {id, points, value}}
+-- opts: {attributes_of(line), custom_fields, till = {client, attribution}} (the store's till)
 function Backend:post_order(ident, profile, order, opts)
   local tx = {
     type = "regular", number = tostring(order.id), amount = order.total, gross_amount = order.gross,
@@ -154,11 +149,13 @@ function Backend:post_order(ident, profile, order, opts)
     tx.redemptions = { points_redemptions = { id = { order.redemption.id } } }
     tx.payment_details = { payment = { { mode = "points", value = order.redemption.value } } }
   end
-  local spec, err = self.client.provider.ops.transaction_add(tx)
+  local till = opts.till or {}
+  local client = till.client or self.client
+  local spec, err = client.provider.ops.transaction_add(tx)
   if not spec then return nil, err end
-  spec.attribution = attribution_for(self.settings, order)
+  spec.attribution = till.attribution
   local r
-  r, err = self.client:request(spec)
+  r, err = client:request(spec)
   if not r then return nil, mark_not_found(err) end
   local c = r.customer or {}
   return { points_earned = r.points_earned, duplicate = r.duplicate,
@@ -166,7 +163,7 @@ function Backend:post_order(ident, profile, order, opts)
            balance = tonumber(c.loyalty_points), request_id = r.request_id }
 end
 
---- ret: {kind = "FULL"|"LINE_ITEM"|"AMOUNT", lines, amount}
+--- ret: {kind = "FULL"|"LINE_ITEM"|"AMOUNT", lines, amount, till}
 function Backend:post_return(ident, order, ret)
   local tx = {
     type = "return", return_type = ret.kind, number = tostring(order.id),
@@ -175,13 +172,15 @@ function Backend:post_return(ident, order, ret)
     customer = { [ident.key] = ident.value },
   }
   if ret.kind == "LINE_ITEM" then tx.line_items = line_items(ret.lines) end
-  local spec, err = self.client.provider.ops.transaction_add(tx)
+  local till = ret.till or {}
+  local client = till.client or self.client
+  local spec, err = client.provider.ops.transaction_add(tx)
   if not spec then return nil, err end
   -- A return shares the bill number of its order, so 604 is no replay signal here.
   spec.idempotent, spec.duplicate_code = false, nil
-  spec.attribution = attribution_for(self.settings, order)
+  spec.attribution = till.attribution
   local r
-  r, err = self.client:request(spec)
+  r, err = client:request(spec)
   if not r then return nil, mark_not_found(err) end
   local tr = r.transaction or {}
   return { points_deducted = tonumber(tr.points_deducted) or 0, balance = tonumber(tr.points_balance) }

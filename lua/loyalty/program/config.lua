@@ -9,6 +9,7 @@ local SCHEMA = {
   provider = { "string", "capillary", "CRM provider", { capillary = true } },
   crm = { "table", nil, "CRM account: base_url or environment/cluster, and credentials" },
   use_order_store_till = { "boolean", false, "post orders against the store where they were placed" },
+  store_tills = { "table", nil, "Basic auth: store code -> { username, password } of that store's till" },
   identifier = { "string", "mobile", "unique customer identifier: mobile, email, external_id or attribute:NAME" },
   profile_sync = { "string", "fill_blank", "on login: crm_wins or fill_blank", { crm_wins = true, fill_blank = true } },
   sync_on_login = { "boolean", true, "update user data from the CRM on login" },
@@ -68,6 +69,12 @@ function _M.check(t)
   if crm.client_key and not crm.client_secret then return config_error("crm.client_secret", "missing") end
   if not (crm.base_url or crm.environment) then
     return config_error("crm.environment", "set environment (and cluster for production) or base_url")
+  end
+  for code, till in pairs(out.store_tills or {}) do
+    local key = "store_tills." .. tostring(code)
+    if type(till) ~= "table" or type(till.username) ~= "string" or type(till.password) ~= "string" then
+      return config_error(key, "must be { username = \"...\", password = \"...\" }")
+    end
   end
   local id = out.identifier
   if not (id == "mobile" or id == "email" or id == "external_id" or id:match("^attribute:[%w_%-]+$")) then

@@ -33,7 +33,7 @@ function _M.new(settings)
   local client
   client, err = client_mod.new(copts)
   if not client then return nil, err end
-  local self = setmetatable({ settings = s, client = client }, Program)
+  local self = setmetatable({ settings = s, client = client, till_clients = {} }, Program)
   self.backend = require(BACKENDS[s.provider]).new(client, s)
   if s.rules then
     local rules = require "loyalty.rules"
@@ -46,6 +46,31 @@ end
 
 function Program:close()
   self.client:close()
+  for _, c in pairs(self.till_clients) do c:close() end
+end
+
+--- Where an order's data is posted: with use_order_store_till, the till of the store that
+-- took the order (its own Basic credentials from store_tills, or OAuth attribution headers);
+-- otherwise the default till. Returns { client, attribution }.
+function Program:till_for(order)
+  local s, code = self.settings, order.store_code
+  if not (s.use_order_store_till and code) then return { client = self.client } end
+  local till = s.store_tills and s.store_tills[code]
+  if not till then
+    if self.client.auth_header then return { client = self.client } end -- Basic: the default till
+    return { client = self.client, attribution = { entity_type = "STORE_CODE", entity_code = code } }
+  end
+  local c = self.till_clients[code]
+  if not c then
+    local copts = { provider = s.provider }
+    for k, v in pairs(s.crm) do copts[k] = v end
+    copts.username, copts.password, copts.client_key, copts.client_secret = till.username, till.password, nil, nil
+    local err
+    c, err = client_mod.new(copts)
+    if not c then return nil, err end
+    self.till_clients[code] = c
+  end
+  return { client = c }
 end
 
 --- The rule set in force (reloaded when its files change), or nil without rules.
@@ -175,8 +200,9 @@ function Program:subscribe(user, subs)
   return self.backend:subscribe(ident, subs)
 end
 
+-- Analysts write tiers in capitals (GOLD); CRMs spell slabs as they like.
 local function rules_customer(c)
-  return { tier = c.tier, points = c.points }
+  return { tier = type(c.tier) == "string" and c.tier:upper() or nil, points = c.points }
 end
 
 -- The rules' verdict, or the CRM balance as the only limit when the store has no rules.
@@ -262,8 +288,10 @@ function Program:redeem(user, req)
   local c
   c, err = self.backend:lookup(ident)
   if not c then return nil, err end
+  -- The analyst's limits are checked here; the balance is the CRM's to judge (803), so that a
+  -- retried redeem for the same order reaches the CRM and gets its original redemption back.
   local v
-  v, err = verdict(self, c, req.cart, req.points)
+  v, err = verdict(self, { tier = c.tier, points = math.max(c.points, req.points) }, req.cart, req.points)
   if not v then return nil, err end
   if not v.allowed or v.points ~= req.points then
     return refused(v.reason or "outside the redemption limits",
@@ -301,12 +329,15 @@ function Program:order_placed(user, order)
   local rs
   rs, err = self:ruleset()
   if not rs and err then return nil, err end
-  local opts = { custom_fields = {} }
+  local till
+  till, err = self:till_for(order)
+  if not till then return nil, err end
+  local opts = { custom_fields = {}, till = till }
   local estimate
   if rs then
     opts.attributes_of = function(line) return rs:line_attributes(line) end
     opts.custom_fields.rules_hash = rs.hash
-    local e = rs:earn({ tier = user.tier, points = 0 }, cart_of(order))
+    local e = rs:earn(rules_customer { tier = user.tier, points = 0 }, cart_of(order))
     estimate = e and e.points
   end
   local r
@@ -332,8 +363,12 @@ function Program:order_returned(user, order, ret)
     amount = 0
     for _, l in ipairs(ret.lines) do amount = amount + (l.amount or (l.price or 0) * (l.qty or 1)) end
   end
+  local till
+  till, err = self:till_for(order)
+  if not till then return nil, err end
   local r
-  r, err = self.backend:post_return(ident, order, { kind = kind, lines = ret and ret.lines, amount = amount })
+  r, err = self.backend:post_return(ident, order, { kind = kind, lines = ret and ret.lines, amount = amount,
+                                                    till = till })
   if not r then
     err.order_id = order.id
     return nil, err

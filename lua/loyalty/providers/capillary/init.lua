@@ -187,7 +187,7 @@ end
 ------------------------------------------------------------------------------------------
 -- Operations: each returns a request spec; `pick` fills typed fields of the result.
 
-local V11_IDS = { "mobile", "email", "external_id", "id", "user_id", "card_number", "card_external_id" }
+local V11_IDS = { "mobile", "email", "external_id", "id", "card_number", "card_external_id" }
 
 local function check_value(name, v)
   local t = type(v)
