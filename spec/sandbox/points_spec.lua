@@ -124,7 +124,8 @@ describe("sandbox points and coupons", function()
   it("v2 points/reverse gives points back once, then 3802", function()
     local r = redeem({ points_redeemed = 300, customer = { mobile = "919999000001" } }, "&skip_validation=true")
     local rid = r.responses.points.redemption_id
-    local body = { redemptionId = rid, pointsToBeReversed = 300, identifier = { type = "mobile", value = "919999000001" } }
+    local body = { redemptionId = rid, pointsToBeReversed = 300,
+      identifier = { type = "mobile", value = "919999000001" } }
     local rev = sb:post("/v2/points/reverse", body)
     assert.equal(200, rev.status)
     assert.equal(rid, rev.json.redemptionId)

@@ -24,7 +24,8 @@ function _M.start(opts)
   function sb.token(self, key, secret)
     local r = assert(http.post(self.url .. "/v3/oauth/token/generate",
       { key = key or _M.OAUTH_KEY, secret = secret or _M.OAUTH_SECRET }))
-    return r.json and r.json.data and r.json.data.accessToken, r
+    local data = type(r.json) == "table" and r.json.data
+    return type(data) == "table" and data.accessToken or nil, r
   end
   return sb
 end
