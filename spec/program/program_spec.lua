@@ -60,9 +60,9 @@ describe("loyalty.program", function()
       p, err = loyalty.program { crm = { base_url = "http://127.0.0.1:1" } }
       assert.is_nil(p)
       assert.equals("crm.username", err.key)
-      p, err = loyalty.program(settings { identifier = "phone" })
+      _, err = loyalty.program(settings { identifier = "phone" })
       assert.equals("identifier", err.key)
-      p, err = loyalty.program(settings { profile_sync = "sometimes" })
+      _, err = loyalty.program(settings { profile_sync = "sometimes" })
       assert.equals("profile_sync", err.key)
       assert.has_error(function() loyalty.program(42) end)
     end)
@@ -241,8 +241,10 @@ describe("loyalty.program", function()
   end)
 
   describe("redemption", function()
-    local cart = { lines = { { sku = "TV-55", qty = 1, price = 40000, amount = 40000, categories = { "electronics" } } },
-                   total = 40000 }
+    local cart = {
+      lines = { { sku = "TV-55", qty = 1, price = 40000, amount = 40000, categories = { "electronics" } } },
+      total = 40000,
+    }
 
     it("refuses below the minimum without asking the CRM", function()
       local q = assert(program():quote_redemption(TOM, cart, 150))
