@@ -1,0 +1,261 @@
+-- Storefront handlers for OpenResty: each location calls one function here, which calls the
+-- storefront program (loyalty.program). Copy and adapt: replace `current_user` with your session
+-- lookup and `DEMO_USERS` with your user store.
+local loyalty_ngx = require "loyalty.ngx"
+local program_config = require "loyalty.program.config"
+local cjson = require "cjson.safe"
+
+local _M = {}
+
+-- The demo's "logged-in user": X-Demo-User header or ?user=, naming one of the sandbox's seeded
+-- shoppers. A real store reads its session cookie instead.
+local DEMO_USERS = {
+  tom = { id = "u-tom", mobile = "919999000001", email = "tom@example.com", firstname = "Tom", lastname = "Sawyer" },
+  rita = { id = "u-rita", mobile = "917713643123", email = "rita.john@example.com", firstname = "Rita",
+           lastname = "James" },
+  huck = { id = "u-huck", mobile = "919999000003", email = "huck@example.com", firstname = "Huck",
+           lastname = "Finn" },
+}
+_M.DEMO_USERS = DEMO_USERS
+
+-- The checkout root (this file is <root>/examples/openresty/loyalty_storefront.lua).
+local function tree_root()
+  local root = os.getenv("LOYALTY_ROOT")
+  if root and root ~= "" then return root end
+  local here = debug.getinfo(1, "S").source:match("^@(.*)/examples/openresty/[^/]*$")
+  return here or "."
+end
+
+local settings_cache
+local init_opts = {}
+
+--- From init_by_lua*: init{transport = "proxy"|"thread", crm_upstream = "<upstream{} name>"}.
+-- crm_upstream is the keep-alive upstream that carries calls to the store's CRM base_url.
+function _M.init(opts)
+  init_opts = opts or {}
+  loyalty_ngx.configure { transport = init_opts.transport or "proxy" }
+  -- Load the modules before the fork: workers share the code, and lfs sets its global here
+  -- rather than under the request-time global write guard.
+  pcall(require, "lfs")
+  require "loyalty.program"
+end
+
+-- The store's settings (examples/store.conf.lua or $LOYALTY_STORE_CONF), made nginx-ready:
+-- OAuth credentials from the environment use the cross-worker token store, and a relative rules
+-- directory is taken from the checkout root. Loaded once per worker.
+local function settings()
+  if settings_cache then return settings_cache end
+  local path = os.getenv("LOYALTY_STORE_CONF")
+  if not path or path == "" then path = tree_root() .. "/examples/store.conf.lua" end
+  local s, err = program_config.load(path)
+  if not s then return nil, err end
+  local crm = {}
+  for k, v in pairs(s.crm) do crm[k] = v end
+  local key = os.getenv("LOYALTY_CLIENT_KEY")
+  if key and key ~= "" then
+    crm.client_key, crm.client_secret = key, os.getenv("LOYALTY_CLIENT_SECRET")
+    crm.username, crm.password = nil, nil
+  end
+  if crm.client_key then
+    local store, serr = loyalty_ngx.token_store()
+    if not store then return nil, { kind = "config", message = serr } end
+    crm.token_store = store
+  end
+  s.crm = crm
+  if init_opts.crm_upstream and crm.base_url then
+    loyalty_ngx.configure { proxy_upstreams = { [crm.base_url] = init_opts.crm_upstream } }
+  end
+  if s.rules and s.rules:sub(1, 1) ~= "/" then s.rules = tree_root() .. "/" .. s.rules end
+  settings_cache = s
+  return s
+end
+
+local function program()
+  local s, err = settings()
+  if not s then return nil, err end
+  return loyalty_ngx.program(s)
+end
+
+local STATUS_FOR = {
+  config = 500, refused = 422, api = 422, http = 502, network = 502, tls = 502, decode = 502,
+  timeout = 504, auth = 502, rate_limited = 503, rules = 500,
+}
+
+-- A JSON-safe copy: the C core's null (userdata) becomes JSON null, functions are dropped.
+local function plain(v, depth)
+  local t = type(v)
+  if t == "table" then
+    if depth > 20 then return cjson.null end
+    local out = {}
+    for k, x in pairs(v) do
+      if type(k) == "string" or type(k) == "number" then out[k] = plain(x, depth + 1) end
+    end
+    return out
+  elseif t == "userdata" then
+    return cjson.null
+  elseif t == "function" or t == "thread" then
+    return nil
+  end
+  return v
+end
+
+local function send_json(status, value)
+  ngx.status = status
+  ngx.header["Content-Type"] = "application/json"
+  ngx.header["Cache-Control"] = "no-store"
+  ngx.say(cjson.encode(plain(value, 0)) or '{"error":{"kind":"encode"}}')
+  return ngx.exit(status)
+end
+
+-- Errors reach the shopper's browser: kind, code and message only (messages are already
+-- scrubbed of secrets by the client), the rest goes to the error log.
+local function fail(err)
+  if type(err) ~= "table" then err = { kind = "config", message = tostring(err) } end
+  local status = STATUS_FOR[err.kind] or 500
+  if status >= 500 then ngx.log(ngx.ERR, "loyalty: ", tostring(err)) end
+  return send_json(status, { error = { kind = err.kind, code = err.code, message = err.message,
+                                       request_id = err.request_id } })
+end
+
+local function read_json()
+  ngx.req.read_body()
+  local body = ngx.req.get_body_data()
+  if not body then
+    local file = ngx.req.get_body_file()
+    if file then
+      local f = io.open(file, "rb")
+      if f then body = f:read("*a") f:close() end
+    end
+  end
+  if not body or body == "" then return {} end
+  local v = cjson.decode(body)
+  if type(v) ~= "table" then return nil end
+  return v
+end
+
+local function current_user(body)
+  local name = ngx.var.http_x_demo_user or ngx.var.arg_user or (body and body.user)
+  return name and DEMO_USERS[name]
+end
+
+local function with_program_and_user(need_body, fn)
+  local body
+  if need_body then
+    body = read_json()
+    if not body then return send_json(400, { error = { kind = "request", message = "JSON object body expected" } }) end
+  end
+  local user = current_user(body)
+  if not user then return send_json(401, { error = { kind = "login", message = "not logged in" } }) end
+  local p, err = program()
+  if not p then return fail(err) end
+  return fn(p, user, body or {})
+end
+
+local function reply(result, err)
+  if not result then return fail(err) end
+  return send_json(200, result)
+end
+
+--- GET: the points summary widget's data.
+function _M.summary()
+  return with_program_and_user(false, function(p, user)
+    return reply(p:summary(user))
+  end)
+end
+
+local function escape_html(s)
+  return (tostring(s):gsub("[&<>\"']", {
+    ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&#39;",
+  }))
+end
+
+local function group_thousands(n)
+  local s = tostring(math.floor(n))
+  local out = s:reverse():gsub("(%d%d%d)", "%1,"):reverse()
+  return (out:gsub("^,", ""))
+end
+
+--- GET: the HTML fragment for the logged-in header (an SSI or an AJAX include).
+function _M.header_fragment()
+  return with_program_and_user(false, function(p, user)
+    local s, err = p:summary(user)
+    ngx.header["Content-Type"] = "text/html; charset=utf-8"
+    ngx.header["Cache-Control"] = "no-store"
+    if not s then
+      -- The header must render even when the CRM is down.
+      ngx.log(ngx.WARN, "loyalty: header widget: ", tostring(err))
+      ngx.say('<span class="loyalty-points loyalty-unavailable">Points unavailable</span>')
+      return
+    end
+    if not s.enrolled then
+      ngx.say('<a class="loyalty-points loyalty-join" href="/loyalty/join">Join our rewards</a>')
+      return
+    end
+    local value = ""
+    if s.value then
+      value = ' <span class="loyalty-value">(worth ' .. escape_html(s.value) ..
+              (s.currency and (" " .. escape_html(s.currency)) or "") .. ")</span>"
+    end
+    local tier = s.tier and (' <span class="loyalty-tier">' .. escape_html(s.tier) .. "</span>") or ""
+    ngx.say('<span class="loyalty-points">Hi ', escape_html(user.firstname), ": ",
+            group_thousands(s.points or 0), " points", value, tier, "</span>")
+  end)
+end
+
+--- POST {cart, points?}: how many points this cart can take and what they are worth.
+function _M.quote()
+  return with_program_and_user(true, function(p, user, body)
+    if type(body.cart) ~= "table" then
+      return send_json(400, { error = { kind = "request", message = "cart expected" } })
+    end
+    return reply(p:quote_redemption(user, body.cart, tonumber(body.points)))
+  end)
+end
+
+--- POST {points}: sends the redemption OTP.
+function _M.otp()
+  return with_program_and_user(true, function(p, user, body)
+    local points = tonumber(body.points)
+    if not points then return send_json(400, { error = { kind = "request", message = "points expected" } }) end
+    return reply(p:send_otp(user, points))
+  end)
+end
+
+--- POST {points, otp, order_id, cart?}: redeems the points on an order.
+function _M.redeem()
+  return with_program_and_user(true, function(p, user, body)
+    local points = tonumber(body.points)
+    if not points or body.order_id == nil then
+      return send_json(400, { error = { kind = "request", message = "points and order_id expected" } })
+    end
+    return reply(p:redeem(user, { points = points, otp = body.otp and tostring(body.otp), order_id = body.order_id,
+                                  cart = body.cart }))
+  end)
+end
+
+--- POST {user, order}: the shop's order-placed hook; the order earns points.
+function _M.order_placed()
+  return with_program_and_user(true, function(p, user, body)
+    local order = body.order
+    if type(order) ~= "table" or order.id == nil or type(order.lines) ~= "table" then
+      return send_json(400, { error = { kind = "request", message = "order with id and lines expected" } })
+    end
+    return reply(p:order_placed(user, order))
+  end)
+end
+
+--- POST {user, order, lines? | amount?}: the shop's return hook (no lines: the whole order).
+function _M.order_returned()
+  return with_program_and_user(true, function(p, user, body)
+    local order = body.order
+    if type(order) ~= "table" or order.id == nil then
+      return send_json(400, { error = { kind = "request", message = "order with id expected" } })
+    end
+    local ret
+    if type(body.lines) == "table" then ret = { lines = body.lines }
+    elseif tonumber(body.amount) then ret = { amount = tonumber(body.amount) } end
+    return reply(p:order_returned(user, order, ret))
+  end)
+end
+
+return _M

@@ -1,0 +1,116 @@
+-- OpenResty glue: which nginx transport carries CRM calls, the shared token store, and one
+-- storefront program per worker. Call `configure` from init_by_lua*; everything else is lazy.
+local _M = {}
+
+local DEFAULTS = {
+  -- "proxy" measured fastest (bench/nginx.lua); "thread" is used anyway where capture is off.
+  transport = "proxy",
+  proxy_location = "/_loyalty_proxy",
+  -- origin ("https://host[:port]") -> name of an upstream{} block with keepalive
+  proxy_upstreams = {},
+  thread_pool = "loyalty",
+  token_dict = "loyalty_tokens",
+  lock_timeout = 10, -- seconds a worker waits for another worker's token refresh
+  lock_ttl = 30,     -- a crashed refresher's lock expires after this
+}
+
+local TYPES = {
+  transport = "string", proxy_location = "string", proxy_upstreams = "table", thread_pool = "string",
+  token_dict = "string", lock_timeout = "number", lock_ttl = "number",
+}
+
+local settings = {}
+for k, v in pairs(DEFAULTS) do settings[k] = v end
+settings.proxy_upstreams = {}
+
+local stores = {}
+
+-- "https://Host:443/any/path" -> "https://host"; nil when not an http(s) URL.
+local function normalise_origin(url)
+  local scheme, host, port = url:lower():match("^(https?)://([^/:?#]+):?(%d*)")
+  if not scheme then return nil end
+  if port == "" or (scheme == "http" and port == "80") or (scheme == "https" and port == "443") then
+    return scheme .. "://" .. host
+  end
+  return scheme .. "://" .. host .. ":" .. port
+end
+_M.normalise_origin = normalise_origin
+
+--- configure{transport = "proxy"|"thread", proxy_location, proxy_upstreams = {[origin] = upstream},
+-- thread_pool, token_dict, lock_timeout, lock_ttl}. Raises on unknown keys or bad values
+-- (configuration is code in nginx.conf). Returns the effective settings.
+function _M.configure(opts)
+  if type(opts) ~= "table" then error("loyalty.ngx.configure: options table expected", 2) end
+  for k, v in pairs(opts) do
+    local want = TYPES[k]
+    if not want then error("loyalty.ngx.configure: unknown option '" .. tostring(k) .. "'", 2) end
+    if type(v) ~= want then error("loyalty.ngx.configure: option '" .. k .. "' must be a " .. want, 2) end
+  end
+  if opts.transport and opts.transport ~= "proxy" and opts.transport ~= "thread" then
+    error("loyalty.ngx.configure: transport must be \"proxy\" or \"thread\"", 2)
+  end
+  for k, v in pairs(opts) do
+    if k == "proxy_upstreams" then
+      -- merged, so a storefront can add its CRM's upstream once it knows the base_url
+      local map = settings.proxy_upstreams
+      for origin, name in pairs(v) do
+        local key = type(origin) == "string" and normalise_origin(origin)
+        if not key or type(name) ~= "string" then
+          error("loyalty.ngx.configure: proxy_upstreams maps \"http(s)://host[:port]\" to an upstream name", 2)
+        end
+        map[key] = name
+      end
+    else
+      settings[k] = v
+    end
+  end
+  if opts.token_dict or opts.lock_timeout or opts.lock_ttl then stores = {} end
+  return settings
+end
+
+function _M.settings()
+  return settings
+end
+
+--- The token store on the configured lua_shared_dict (one per worker, shared by all workers'
+-- clients through the dict). Returns store or nil, err.
+function _M.token_store(dict_name)
+  dict_name = dict_name or settings.token_dict
+  local store = stores[dict_name]
+  if store then return store end
+  local err
+  store, err = require("loyalty.ngx.token_store").new(dict_name, {
+    lock_timeout = settings.lock_timeout, lock_ttl = settings.lock_ttl,
+  })
+  if not store then return nil, err end
+  stores[dict_name] = store
+  return store
+end
+
+-- Weak keys: a config table dropped by its owner takes its program with it.
+local programs = setmetatable({}, { __mode = "k" })
+
+-- Program configs are either a path (cached by path) or a table (cached by identity).
+--- One storefront program per worker and config, created on first use. Rule files are watched
+-- by the program itself. Returns program or nil, err (not cached, so a fix is picked up).
+function _M.program(config)
+  local program = programs[config]
+  if program then return program end
+  local err
+  program, err = require("loyalty.program").new(config)
+  if not program then return nil, err end
+  programs[config] = program
+  return program
+end
+
+function _M.reset_caches()
+  stores, programs = {}, setmetatable({}, { __mode = "k" })
+end
+
+--- True where ngx.location.capture is allowed (and so the proxy transport can run).
+local CAPTURE_PHASES = { rewrite = true, access = true, content = true }
+function _M.capture_allowed()
+  return CAPTURE_PHASES[ngx.get_phase()] == true
+end
+
+return _M

@@ -1,0 +1,114 @@
+-- Transport through nginx's own upstream: ngx.location.capture to an internal location (see
+-- examples/openresty/loyalty_proxy.conf) that proxy_passes with keepalive and TLS verification.
+-- Non-blocking; only in rewrite/access/content phases (capture is disabled in timers).
+local ngx_conf = require "loyalty.ngx"
+
+local _M = {}
+
+local Transport = {}
+Transport.__index = Transport
+
+local METHODS = {
+  GET = ngx.HTTP_GET, POST = ngx.HTTP_POST, PUT = ngx.HTTP_PUT, DELETE = ngx.HTTP_DELETE,
+  PATCH = ngx.HTTP_PATCH, HEAD = ngx.HTTP_HEAD, OPTIONS = ngx.HTTP_OPTIONS,
+}
+
+-- The header the proxy location adds when nginx itself (not the CRM) produced a 502/504.
+local ERROR_HEADER = "X-Loyalty-Transport-Error"
+
+--- new(client_opts) -> transport. TLS and timeouts come from the proxy location's directives,
+-- not from client options (nginx fixes them per location).
+function _M.new(opts)
+  opts = opts or {}
+  local settings = ngx_conf.settings()
+  return setmetatable({
+    location = opts.proxy_location or settings.proxy_location,
+    upstreams = settings.proxy_upstreams,
+  }, Transport)
+end
+
+-- "https://Host:8443/a?b" -> origin "https://host:8443", scheme, authority, host, rest
+local function split_url(url)
+  local scheme, authority, rest = url:match("^(https?)://([^/?#]+)(.*)$")
+  if not scheme then return nil end
+  if rest == "" or rest:sub(1, 1) == "?" then rest = "/" .. rest end
+  local host = authority:match("^%[[^%]]+%]") or authority:match("^[^:]+")
+  return ngx_conf.normalise_origin(scheme .. "://" .. authority), scheme, authority, host, rest
+end
+
+local function lowercase_headers(h)
+  local out = {}
+  for name, value in pairs(h) do
+    if type(value) == "table" then value = table.concat(value, ", ") end
+    out[name:lower()] = value
+  end
+  return out
+end
+
+--- req {method, url, headers = {"Name: value"...}, body} -> res {status, headers, body}
+--  | nil, {kind = "network"|"timeout"|"config", message}
+function Transport:send(req)
+  local method = METHODS[req.method]
+  if not method then return nil, { kind = "config", message = "unsupported method " .. tostring(req.method) } end
+  local origin, scheme, authority, host, rest = split_url(req.url)
+  if not scheme then return nil, { kind = "config", message = "not an http(s) URL" } end
+  local upstream = origin and self.upstreams[origin]
+  local ctx = {
+    loyalty_proxy = {
+      url = scheme .. "://" .. (upstream or authority) .. rest,
+      host = authority, sni = host, headers = req.headers,
+    },
+  }
+  -- Always give a body to POST/PUT: otherwise capture forwards the storefront's own body.
+  local body = req.body
+  if not body and (method == ngx.HTTP_POST or method == ngx.HTTP_PUT or method == ngx.HTTP_PATCH) then
+    body = ""
+  end
+  local ok, res = pcall(ngx.location.capture, self.location, { method = method, body = body, ctx = ctx })
+  if not ok then
+    return nil, { kind = "config", message = "proxy transport unavailable here: " .. tostring(res) }
+  end
+  if not ctx.prepared then
+    return nil, { kind = "config", message = "proxy location " .. self.location ..
+      " is missing: include loyalty_proxy.conf in the server block" }
+  end
+  local headers = lowercase_headers(res.header or {})
+  local failure = headers[ERROR_HEADER:lower()]
+  if failure == "timeout" then
+    return nil, { kind = "timeout", message = "CRM timed out (nginx upstream, HTTP " .. res.status .. ")" }
+  elseif failure then
+    return nil, { kind = "network", message = "CRM unreachable through nginx (connect, TLS or protocol " ..
+      "error; see the nginx error log)" }
+  end
+  if res.truncated then
+    return nil, { kind = "network", message = "CRM reply truncated" }
+  end
+  return { status = res.status, headers = headers, body = res.body or "" }
+end
+
+function Transport.close() end
+
+--- Runs in the internal location's rewrite phase: point proxy_pass at the target and replace the
+-- inherited storefront request headers (cookies etc.) with the CRM request's own.
+function _M.prepare()
+  local ctx = ngx.ctx
+  local r = ctx.loyalty_proxy
+  if not r then return ngx.exit(ngx.HTTP_NOT_FOUND) end
+  ctx.prepared = true
+  ngx.var.loyalty_url = r.url
+  ngx.var.loyalty_host = r.host
+  ngx.var.loyalty_sni = r.sni
+  for name in pairs(ngx.req.get_headers(0, true)) do
+    local lower = name:lower()
+    -- nginx derives these from the capture body; keep them
+    if lower ~= "content-length" and lower ~= "transfer-encoding" then ngx.req.clear_header(name) end
+  end
+  for _, line in ipairs(r.headers or {}) do
+    local name, value = line:match("^([^:]+):%s*(.*)$")
+    if name and name:lower() ~= "host" and name:lower() ~= "content-length" then
+      ngx.req.set_header(name, value)
+    end
+  end
+end
+
+return _M

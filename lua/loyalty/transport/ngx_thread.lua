@@ -1,0 +1,59 @@
+-- Transport running the libcurl session in an nginx thread pool (ngx.run_worker_thread): the
+-- worker's event loop stays free while a pool thread blocks in curl. Experimental in OpenResty.
+-- Each pool thread runs its own Lua VM, so `perform` below keeps its own sessions (keep-alive
+-- per thread VM) keyed by the session options; only strings, numbers, booleans and plain tables
+-- cross between the VMs.
+local _M = {}
+
+local Transport = {}
+Transport.__index = Transport
+
+local SESSION_OPTIONS = { "timeout_ms", "connect_timeout_ms", "ca_file", "ca_path", "insecure", "proxy" }
+
+--- new(client_opts [, pool]) -> transport
+function _M.new(opts, pool)
+  opts = opts or {}
+  local session_opts = {
+    timeout_ms = opts.timeout_ms or 10000,
+    connect_timeout_ms = opts.connect_timeout_ms or 3000,
+    ca_file = opts.ca_file, ca_path = opts.ca_path, insecure = opts.insecure, proxy = opts.proxy,
+  }
+  local key = {}
+  for i, name in ipairs(SESSION_OPTIONS) do key[i] = tostring(session_opts[name]) end
+  return setmetatable({
+    pool = pool or require("loyalty.ngx").settings().thread_pool,
+    session_opts = session_opts,
+    key = table.concat(key, "\0"),
+  }, Transport)
+end
+
+--- req -> res {status, headers, body, reused, total_ms} | nil, {kind, message, curl_code}
+function Transport:send(req)
+  local ok, res, err = ngx.run_worker_thread(self.pool, "loyalty.transport.ngx_thread", "perform",
+                                             self.key, self.session_opts, req)
+  if not ok then
+    -- The pool is missing, its queue is full, or no thread VM could be made.
+    return nil, { kind = "network", message = "worker thread pool '" .. self.pool .. "': " .. tostring(res) }
+  end
+  if not res then return nil, err end
+  return res
+end
+
+function Transport.close() end
+
+-- Everything below runs inside a pool thread's own Lua VM.
+local sessions = {}
+
+--- perform(key, session_opts, req) -> res | nil, err (in the thread VM)
+function _M.perform(key, session_opts, req)
+  local session = sessions[key]
+  if not session then
+    session = require("loyalty.core").session(session_opts)
+    sessions[key] = session
+  end
+  local res, err = session:perform(req)
+  if not res then return nil, { kind = err.kind, message = err.message, curl_code = err.curl_code } end
+  return res
+end
+
+return _M
