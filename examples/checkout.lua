@@ -56,7 +56,7 @@ assert(till)
 -- 2. ...so at her next online login the blank fields of her store profile are filled in.
 local login = must("Login", program:login(becky))
 becky = login.profile
-say("%2d. Becky logs in. Her store profile was missing %s; the CRM filled it in (%s %s, %s).",
+say("%2d. Becky logs in. Her store profile lacked her %s; the CRM filled them in:\n    %s %s, %s.",
     next_step(), table.concat(login.changed, " and "), becky.firstname, becky.lastname, becky.email)
 
 -- 3. Subscriptions: she wants email offers but no SMS.
@@ -65,7 +65,7 @@ say("%2d. She opts in to email offers and out of SMS; both are posted to the CRM
 
 -- 4. The points summary in the header of every page.
 local s = must("Summary", program:summary(becky))
-say("%2d. Her points bar: %d points, tier %s. Redeem now? %s (%s).", next_step(), s.points, tostring(s.tier),
+say("%2d. Her points bar: %d points, tier %s. Redeem now? %s.\n    (%s)", next_step(), s.points, tostring(s.tier),
     s.can_redeem and "yes" or "no", s.reason or "")
 
 -- 5. An order with mapped categories: each line carries its category attributes.
@@ -90,9 +90,9 @@ local cart2 = {
 }
 local quote = must("Redemption quote", program:quote_redemption(becky, cart2))
 if not quote.allowed then must("Redemption allowed", nil, quote.reason) end
-say("%2d. At checkout (cart %s INR) she may redeem %d to %d points in steps of %d; the store offers %d points,",
-    next_step(), money(cart2.total), quote.min, quote.max, quote.multiple_of or 1, quote.points)
-say("    worth %s INR at the CRM's rate.", money(quote.value))
+say("%2d. At checkout (cart %s INR) the rules allow at most %d points (minimum %d, in steps of %d);",
+    next_step(), money(cart2.total), quote.max, quote.min, quote.multiple_of or 1)
+say("    the store offers %d points, worth %s INR at the CRM's rate.", quote.points, money(quote.value))
 
 -- 7. OTP: the CRM sends her a code (read here from the sandbox, as her phone would show it).
 must("Send OTP", program:send_otp(becky, quote.points))
@@ -132,7 +132,7 @@ local state = must("Sandbox state", sb:state())
 local tills = {}
 for _, t in ipairs(state.transactions) do tills[#tills + 1] = t.number .. "@" .. tostring(t.attribution.till) end
 say("")
-say("The CRM recorded %d transactions (%s) and %d ledger entries.", #state.transactions,
+say("The CRM recorded %d transactions (%s)\nand %d ledger entries.", #state.transactions,
     table.concat(tills, ", "), #state.ledger)
 program:close()
 sb:stop()
