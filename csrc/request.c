@@ -111,8 +111,12 @@ static void scalar_value(lua_State *L, int idx, pair *p, const char *key)
   }
 }
 
-/* Reads the query table at q into a sorted pair array (userdata pushed on the stack). */
-static pair *read_query(lua_State *L, int q, size_t *count)
+#define STACK_PAIRS 16
+#define STACK_URL 1024
+
+/* Reads the query table at q into a sorted pair array: `local` when it fits, else a
+ * userdata pushed on the stack (collected even if a later call raises). */
+static pair *read_query(lua_State *L, int q, size_t *count, pair *local)
 {
   size_t n = 0, k = 0;
   pair *pairs;
@@ -122,7 +126,7 @@ static pair *read_query(lua_State *L, int q, size_t *count)
     n += lua_type(L, -1) == LUA_TTABLE ? compat_rawlen(L, -1) : 1;
     lua_pop(L, 1);
   }
-  pairs = lua_newuserdata(L, (n ? n : 1) * sizeof(pair));
+  pairs = n <= STACK_PAIRS ? local : lua_newuserdata(L, n * sizeof(pair));
   lua_pushnil(L);
   while (lua_next(L, q)) {
     slice key;
@@ -156,8 +160,8 @@ static int push_url(lua_State *L, int spec)
 {
   slice base, path = {"", 0};
   size_t total, n = 0, i;
-  pair *pairs = NULL;
-  char *out, *w;
+  pair *pairs = NULL, local[STACK_PAIRS];
+  char *out, *w, url[STACK_URL];
   int trailing, leading;
 
   lua_getfield(L, spec, "base_url");
@@ -175,14 +179,14 @@ static int push_url(lua_State *L, int spec)
   lua_getfield(L, spec, "query");
   if (!lua_isnil(L, -1)) {
     if (lua_type(L, -1) != LUA_TTABLE) luaL_error(L, "build_request: query must be a table");
-    pairs = read_query(L, lua_gettop(L), &n);
+    pairs = read_query(L, lua_gettop(L), &n, local);
   }
 
   trailing = base.len > 0 && base.s[base.len - 1] == '/';
   leading = path.len > 0 && path.s[0] == '/';
   total = base.len + path.len + 2;
   for (i = 0; i < n; i++) total += encoded_len(pairs[i].key) + encoded_len(pairs[i].value) + 2;
-  out = w = lua_newuserdata(L, total);
+  out = w = total <= STACK_URL ? url : lua_newuserdata(L, total);
   memcpy(w, base.s, base.len);
   w += base.len;
   if (path.len > 0) {
@@ -224,7 +228,7 @@ static int push_headers(lua_State *L, int spec, int with_json)
 {
   int has_ct = 0, has_accept = 0, t;
   size_t n = 0, i;
-  pair *hs = NULL;
+  pair *hs = NULL, local[STACK_PAIRS];
 
   lua_getfield(L, spec, "headers");
   t = lua_gettop(L);
@@ -235,7 +239,7 @@ static int push_headers(lua_State *L, int spec, int with_json)
       n++;
       lua_pop(L, 1);
     }
-    hs = lua_newuserdata(L, (n ? n : 1) * sizeof(pair));
+    hs = n <= STACK_PAIRS ? local : lua_newuserdata(L, n * sizeof(pair));
     n = 0;
     lua_pushnil(L);
     while (lua_next(L, t)) {

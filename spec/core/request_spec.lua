@@ -26,6 +26,21 @@ describe("loyalty.core build_request", function()
     assert.equal("http://h/p?x=1&id=3&id=a%2Fb", req.url)
   end)
 
+  it("handles many query keys, headers and long URLs", function()
+    local query, headers, expected = {}, {}, {}
+    for i = 1, 40 do
+      local k = string.format("k%02d", i)
+      query[k] = string.rep("v", 50)
+      headers["X-H" .. k] = tostring(i)
+      expected[#expected + 1] = k .. "=" .. string.rep("v", 50)
+    end
+    local req = core.build_request { base_url = "http://h", path = "/p", query = query, headers = headers }
+    assert.equal("http://h/p?" .. table.concat(expected, "&"), req.url)
+    assert.equal(40, #req.headers)
+    assert.equal("X-Hk01: 1", req.headers[1])
+    assert.equal("X-Hk40: 40", req.headers[40])
+  end)
+
   it("turns headers into sorted 'Name: value' lines", function()
     local req = core.build_request {
       base_url = "http://h", headers = { ["User-Agent"] = "ua/1", Authorization = "Basic x" },
