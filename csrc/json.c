@@ -174,7 +174,9 @@ static const char *inspect(lua_State *L, int i, int depth, int *uses_sentinel)
     if (len == sizeof(SENTINEL) - 1 && memcmp(s, SENTINEL, len) == 0) *uses_sentinel = 1;
   } else if (t == LUA_TNUMBER) {
     if (!number_survives(L, i)) return "number cannot be encoded exactly (more than 14 significant digits); pass it as a string";
-  } else if (t == LUA_TTABLE && depth <= MAX_DEPTH) {
+  } else if (t == LUA_TTABLE) {
+    /* Stop at the first over-deep path, as cjson does: a cycle must not be walked in full. */
+    if (depth > MAX_DEPTH) return "cannot encode: excessive nesting (cycle?)";
     luaL_checkstack(L, 3, "json nesting");
     lua_pushnil(L);
     while (lua_next(L, i)) {

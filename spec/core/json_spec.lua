@@ -113,6 +113,11 @@ describe("loyalty.core json", function()
     v, err = core.json_encode(cyclic)
     assert.is_nil(v)
     assert.equal("config", err.kind)
+    local wide = {}
+    for i = 1, 8 do wide[i] = wide end
+    v, err = core.json_encode(wide)
+    assert.is_nil(v)
+    assert.equal("config", err.kind)
   end)
 
   it("raises on wrong argument types", function()
