@@ -184,9 +184,11 @@ function _M.start(opts)
   for _ = 1, tries do
     local prefix = opts.prefix or mktemp_dir()
     local port = opts.port or random_port()
+    -- Run as root, nginx workers are `nobody`: they must be able to write request bodies.
     for _, d in ipairs { "body", "proxy", "fastcgi", "uwsgi", "scgi" } do
-      run("mkdir -p " .. shell_quote(prefix .. "/" .. d))
+      run("mkdir -p " .. shell_quote(prefix .. "/" .. d) .. " && chmod 777 " .. shell_quote(prefix .. "/" .. d))
     end
+    run("chmod 755 " .. shell_quote(prefix))
     write_file(prefix .. "/nginx.conf", render(opts, prefix, port))
     local cmd = nginx .. " -q -p " .. shell_quote(prefix) .. " -c " .. shell_quote(prefix .. "/nginx.conf")
     if opts.foreground then
