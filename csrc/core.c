@@ -30,5 +30,6 @@ int luaopen_loyalty_core(lua_State *L)
   core_open_reply(L);
   core_open_session(L);
   core_open_multi(L);
+  core_open_clock(L);
   return 1;
 }

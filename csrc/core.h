@@ -27,5 +27,6 @@ void core_open_request(lua_State *L);
 void core_open_reply(lua_State *L);
 void core_open_session(lua_State *L);
 void core_open_multi(lua_State *L);
+void core_open_clock(lua_State *L);
 
 #endif

@@ -27,8 +27,7 @@ local in_nginx = type(ngx) == "table" and type(ngx.get_phase) == "function" -- l
 
 local function default_sleep(seconds)
   if in_nginx then return ngx.sleep(seconds) end -- luacheck: ignore ngx
-  if core.sleep then return core.sleep(seconds) end
-  os.execute(string.format("sleep %.3f", seconds))
+  return core.sleep(seconds)
 end
 
 local function default_transport(opts)
