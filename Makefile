@@ -61,6 +61,12 @@ spec-valgrind: $(CORE54)
 demo: deps all
 	$(LUA54) examples/checkout.lua
 
+# Speed targets live here, never in tests. Each script prints its figures and the target.
+BENCHES := $(wildcard bench/client.lua bench/rules.lua)
+bench: deps all
+	@for b in $(BENCHES); do $(LUA54) $$b || exit 1; $(LUAJIT) $$b || exit 1; done
+	@if [ -f bench/nginx.lua ]; then $(LUA54) bench/nginx.lua; fi
+
 sandbox: deps all
 	$(LUA54) bin/loyalty sandbox
 

@@ -1,6 +1,6 @@
 /* Baseline for the Lua client: N sequential GETs on one reused libcurl easy handle.
  * Build: cc -O2 -o build/c_loop bench/c_loop.c -lcurl
- * Usage: build/c_loop URL N   -> prints calls_per_sec=<float> */
+ * Usage: build/c_loop URL N [HEADER...]  -> prints calls_per_sec=<float> */
 #define _POSIX_C_SOURCE 200809L
 #include <curl/curl.h>
 #include <stdio.h>
@@ -47,8 +47,8 @@ int main(int argc, char **argv)
   long n, i, status = 0;
   double start, elapsed;
 
-  if (argc != 3 || (n = strtol(argv[2], NULL, 10)) <= 0) {
-    fprintf(stderr, "usage: %s URL N\n", argv[0]);
+  if (argc < 3 || (n = strtol(argv[2], NULL, 10)) <= 0) {
+    fprintf(stderr, "usage: %s URL N [HEADER...]\n", argv[0]);
     return 2;
   }
   curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -56,6 +56,7 @@ int main(int argc, char **argv)
   if (!easy) return 1;
   headers = curl_slist_append(headers, "Accept: application/json");
   headers = curl_slist_append(headers, "Expect:");
+  for (i = 3; i < argc; i++) headers = curl_slist_append(headers, argv[i]);
   curl_easy_setopt(easy, CURLOPT_URL, argv[1]);
   curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
