@@ -13,9 +13,6 @@ local METHODS = {
   PATCH = ngx.HTTP_PATCH, HEAD = ngx.HTTP_HEAD, OPTIONS = ngx.HTTP_OPTIONS,
 }
 
--- The header the proxy location adds when nginx itself (not the CRM) produced a 502/504.
-local ERROR_HEADER = "X-Loyalty-Transport-Error"
-
 --- new(client_opts) -> transport. TLS and timeouts come from the proxy location's directives,
 -- not from client options (nginx fixes them per location).
 function _M.new(opts)
@@ -72,18 +69,18 @@ function Transport:send(req)
     return nil, { kind = "config", message = "proxy location " .. self.location ..
       " is missing: include loyalty_proxy.conf in the server block" }
   end
-  local headers = lowercase_headers(res.header or {})
-  local failure = headers[ERROR_HEADER:lower()]
-  if failure == "timeout" then
-    return nil, { kind = "timeout", message = "CRM timed out (nginx upstream, HTTP " .. res.status .. ")" }
-  elseif failure then
-    return nil, { kind = "network", message = "CRM unreachable through nginx (connect, TLS or protocol " ..
-      "error; see the nginx error log)" }
-  end
+  -- When nginx itself fails the upstream (connect, TLS, timeout), capture reports the
+  -- subrequest as truncated with nginx's 502/504; a CRM's own 502 arrives whole.
   if res.truncated then
-    return nil, { kind = "network", message = "CRM reply truncated" }
+    if res.status == ngx.HTTP_GATEWAY_TIMEOUT then
+      return nil, { kind = "timeout", message = "CRM timed out (nginx upstream)" }
+    elseif res.status >= 500 then
+      return nil, { kind = "network", message = "CRM unreachable through nginx (connect, TLS or protocol " ..
+        "error; see the nginx error log)" }
+    end
+    return nil, { kind = "network", message = "CRM reply truncated (HTTP " .. res.status .. ")" }
   end
-  return { status = res.status, headers = headers, body = res.body or "" }
+  return { status = res.status, headers = lowercase_headers(res.header or {}), body = res.body or "" }
 end
 
 function Transport.close() end

@@ -1,0 +1,91 @@
+-- The example storefront (examples/openresty) in nginx with two workers against the sandbox:
+-- the whole shopper flow over HTTP, for each nginx transport.
+local http = require "support.http"
+local sandbox = require "support.sandbox"
+local support = require "nginx.support"
+
+local function cart(id, total)
+  return {
+    id = id, store_code = "store.one", total = total, shipping = 0, tax = 0,
+    lines = { { sku = "SKU-" .. id, qty = 1, price = total, amount = total, categories = { "apparel" } } },
+  }
+end
+
+for _, transport in ipairs { "proxy", "thread" } do
+  describe("example storefront (" .. transport .. " transport)", function()
+    local sb, srv
+
+    lazy_setup(function()
+      sb = sandbox.start()
+      local err
+      srv, err = support.launch.start {
+        crm_url = sb.url, transport = transport, workers = 2,
+        env = { LOYALTY_CLIENT_KEY = sandbox.OAUTH_KEY, LOYALTY_CLIENT_SECRET = sandbox.OAUTH_SECRET },
+      }
+      assert(srv, err)
+    end)
+
+    lazy_teardown(function()
+      if srv then srv:stop() end
+      if sb then sb:stop() end
+    end)
+
+    local function get(path, user)
+      return assert(http.get(srv.url .. path, user and { ["X-Demo-User"] = user } or nil))
+    end
+
+    local function post(path, body, user)
+      return assert(http.post(srv.url .. path, body, user and { ["X-Demo-User"] = user } or nil))
+    end
+
+    it("shows the points summary as JSON and as a header fragment", function()
+      local r = get("/loyalty/summary", "tom")
+      assert.equal(200, r.status)
+      assert.is_true(r.json.enrolled)
+      assert.equal(2000, r.json.points)
+      assert.is_string(r.json.tier)
+
+      r = get("/loyalty/header?user=tom")
+      assert.equal(200, r.status)
+      assert.truthy(r.headers["content-type"]:match("^text/html"))
+      assert.truthy(r.body:find("Hi Tom: 2,000 points", 1, true))
+    end)
+
+    it("refuses anonymous shoppers and malformed bodies", function()
+      assert.equal(401, get("/loyalty/summary").status)
+      local r = assert(http.request { method = "POST", url = srv.url .. "/loyalty/quote", body = "not json",
+                                      headers = { ["X-Demo-User"] = "tom" } })
+      assert.equal(400, r.status)
+    end)
+
+    it("quotes, sends an OTP and redeems, then earns on the order and takes a return", function()
+      local c = cart("OR-" .. transport, 4000)
+      local q = post("/loyalty/quote", { cart = c, points = 500 }, "tom")
+      assert.equal(200, q.status)
+      assert.is_true(q.json.allowed)
+      assert.equal(500, q.json.points)
+
+      local o = post("/loyalty/otp", { points = 500 }, "tom")
+      assert.equal(200, o.status)
+      local code = assert(sb:otp { mobile = sandbox.TOM.mobile })
+
+      local bad = post("/loyalty/redeem", { points = 500, order_id = c.id, cart = c }, "tom")
+      assert.equal(422, bad.status)
+      assert.equal("refused", bad.json.error.kind)
+
+      local red = post("/loyalty/redeem", { points = 500, otp = code, order_id = c.id, cart = c }, "tom")
+      assert.equal(200, red.status)
+      assert.equal(1500, get("/loyalty/summary", "tom").json.points)
+
+      local placed = post("/hooks/order-placed", { user = "tom", order = c })
+      assert.equal(200, placed.status)
+      assert.is_true(placed.json.points_earned > 0)
+      local after_order = get("/loyalty/summary", "tom").json.points
+      assert.equal(1500 + placed.json.points_earned, after_order)
+
+      local ret = post("/hooks/order-returned", { user = "tom", order = c, lines = c.lines })
+      assert.equal(200, ret.status)
+      assert.is_true(get("/loyalty/summary", "tom").json.points < after_order)
+    end)
+  end)
+end

@@ -1,0 +1,52 @@
+-- Two nginx workers share one OAuth token through the lua_shared_dict: a burst of shopper
+-- requests on a cold storefront makes exactly one token request, whichever worker serves them.
+local sandbox = require "support.sandbox"
+local support = require "nginx.support"
+
+for _, transport in ipairs { "proxy", "thread" } do
+  describe("OAuth token shared by two workers (" .. transport .. ")", function()
+    local sb, srv
+
+    lazy_setup(function()
+      sb = sandbox.start { workers = 2 }
+      local err
+      srv, err = support.launch.start {
+        crm_url = sb.url, transport = transport, workers = 2,
+        env = { LOYALTY_CLIENT_KEY = sandbox.OAUTH_KEY, LOYALTY_CLIENT_SECRET = sandbox.OAUTH_SECRET },
+        server_extra = "add_header X-Worker $pid always;",
+      }
+      assert(srv, err)
+    end)
+
+    lazy_teardown(function()
+      if srv then srv:stop() end
+      if sb then sb:stop() end
+    end)
+
+    it("makes one token request for a burst of calls on both workers", function()
+      -- A slow token endpoint: every request of the burst arrives while the refresh is running.
+      assert(sb:faults { match = "/v3/oauth/token/generate", action = "delay", ms = 300, count = 5 })
+      local urls = {}
+      for i = 1, 40 do urls[i] = srv.url .. "/loyalty/summary?user=" .. (i % 2 == 0 and "tom" or "rita") end
+      local results = support.concurrent_get(urls)
+      local workers, n = {}, 0
+      for _, r in ipairs(results) do
+        assert.equal(200, r.status)
+        assert.is_true(r.json.enrolled)
+        if r.worker and not workers[r.worker] then
+          workers[r.worker] = true
+          n = n + 1
+        end
+      end
+      assert.equal(2, n) -- both workers served (reuseport spreads the 40 connections)
+      local state = assert(sb:state())
+      assert.equal(1, state.token_generations)
+      assert.equal(40, state.requests["/v1.1/customer/get"])
+
+      -- and later calls keep using it
+      results = support.concurrent_get(urls)
+      for _, r in ipairs(results) do assert.equal(200, r.status) end
+      assert.equal(1, assert(sb:state()).token_generations)
+    end)
+  end)
+end
