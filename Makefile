@@ -38,7 +38,7 @@ $(COREJIT): $(CSRC) $(CHDR)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(WARN) -I$(LUAJIT_INCDIR) $(CSRC) -o $@ $(LIBFLAG) $(LIBS)
 
-test: deps all lint spec spec-valgrind
+test: deps all lint spec spec-valgrind spec-rock
 
 lint:
 	luacheck -q lua bin spec examples bench
@@ -69,6 +69,17 @@ bench: deps all
 
 sandbox: deps all
 	$(LUA54) bin/loyalty sandbox
+
+# The rockspec installs a working module for both VMs, offline, into a throwaway tree.
+spec-rock:
+	@t=$$(mktemp -d) && trap 'rm -rf "$$t"' EXIT && \
+	luarocks --lua-version 5.4 make --deps-mode=none --tree "$$t/54" >/dev/null 2>&1 && \
+	LUA_PATH="$$t/54/share/lua/5.4/?.lua;$$t/54/share/lua/5.4/?/init.lua;;" LUA_CPATH="$$t/54/lib/lua/5.4/?.so;;" \
+	  $(LUA54) -e 'assert(require("loyalty.core").basic_auth("a","b")); assert(require("loyalty").client)' && \
+	luarocks --lua-version 5.1 make --deps-mode=none --tree "$$t/51" LUA_INCDIR=$(LUAJIT_INCDIR) >/dev/null 2>&1 && \
+	LUA_PATH="$$t/51/share/lua/5.1/?.lua;$$t/51/share/lua/5.1/?/init.lua;;" LUA_CPATH="$$t/51/lib/lua/5.1/?.so;;" \
+	  $(LUAJIT) -e 'assert(require("loyalty.core").basic_auth("a","b")); assert(require("loyalty").client)' && \
+	echo "luarocks make: Lua 5.4 and LuaJIT installs load"
 
 clean:
 	rm -rf build

@@ -17,7 +17,7 @@ dependencies = {
    "lua-cjson >= 2.1.0",
 }
 external_dependencies = {
-   CURL = { header = "curl/curl.h" },
+   CURL = { library = "curl" },      -- Debian keeps curl.h under a multiarch include dir
    OPENSSL = { header = "openssl/evp.h" },
 }
 build = {
