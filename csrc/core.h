@@ -28,5 +28,6 @@ void core_open_reply(lua_State *L);
 void core_open_session(lua_State *L);
 void core_open_multi(lua_State *L);
 void core_open_clock(lua_State *L);
+void core_open_outbox_sqlite(lua_State *L);
 
 #endif

@@ -23,6 +23,7 @@ local SCHEMA = {
   rules_check_interval_ms = { "number", 1000, "how often rule files are checked for edits" },
   source = { "string", "INSTORE", "CRM source for registrations and transactions" },
   program_id = { "number", nil, "loyalty programme id, where the org has several" },
+  outbox = { "table", nil, "durable outbox for writes that must not be lost (see docs/outbox.md)" },
 }
 _M.SCHEMA = SCHEMA
 
@@ -33,6 +34,13 @@ local CRM_KEYS = {
   timeout_ms = "number", connect_timeout_ms = "number", max_attempts = "number", ca_file = "string",
   ca_path = "string", insecure = "boolean", proxy = "string", token_store = "table", transport = "table",
   sleep = "function", backoff_base_ms = "number", backoff_max_ms = "number", retry_after_max_ms = "number",
+}
+
+-- Keys of the outbox table (loyalty.outbox.open and loyalty.outbox.drainer options).
+local OUTBOX_KEYS = {
+  backend = "string", path = "string", host = "string", port = "number", key = "string", password = "string",
+  timeout_ms = "number", busy_timeout_ms = "number", always = "boolean", max_attempts = "number",
+  backoff_base_s = "number", backoff_max_s = "number", lease_s = "number",
 }
 
 local function config_error(key, message)
@@ -74,6 +82,20 @@ function _M.check(t)
     local key = "store_tills." .. tostring(code)
     if type(till) ~= "table" or type(till.username) ~= "string" or type(till.password) ~= "string" then
       return config_error(key, "must be { username = \"...\", password = \"...\" }")
+    end
+  end
+  if out.outbox then
+    for k, v in pairs(out.outbox) do
+      local want = OUTBOX_KEYS[k]
+      if not want then return config_error("outbox." .. tostring(k), "unknown setting") end
+      if type(v) ~= want then return config_error("outbox." .. k, "must be a " .. want .. ", got " .. type(v)) end
+    end
+    local b = out.outbox.backend or "sqlite"
+    if b ~= "sqlite" and b ~= "redis" then return config_error("outbox.backend", "must be sqlite or redis") end
+    if b == "sqlite" and not out.outbox.path then return config_error("outbox.path", "missing (the SQLite file)") end
+    local m = out.outbox.max_attempts
+    if m and (m < 1 or m ~= math.floor(m)) then
+      return config_error("outbox.max_attempts", "must be a whole number >= 1")
     end
   end
   local id = out.identifier

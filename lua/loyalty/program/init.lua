@@ -35,6 +35,14 @@ function _M.new(settings)
   if not client then return nil, err end
   local self = setmetatable({ settings = s, client = client, till_clients = {} }, Program)
   self.backend = require(BACKENDS[s.provider]).new(client, s)
+  if s.outbox then
+    local ob, oerr = require("loyalty.outbox").open(s.outbox)
+    if not ob then
+      client:close()
+      return nil, oerr
+    end
+    self.outbox = ob
+  end
   if s.rules then
     local rules = require "loyalty.rules"
     self.rules_watcher = rules.watch(s.rules, { check_interval_ms = s.rules_check_interval_ms })
@@ -47,6 +55,69 @@ end
 function Program:close()
   self.client:close()
   for _, c in pairs(self.till_clients) do c:close() end
+  if self.outbox then self.outbox:close() end
+end
+
+-- Outbox ---------------------------------------------------------------------------------------
+-- Must-not-lose writes (orders, returns, sign-ups, subscriptions, redemption reversals) go to
+-- the outbox when the direct call fails with a retryable error, or always (setting
+-- outbox.always). The entry holds the client operation's argument table, never credentials: the
+-- drainer resolves the till again from these settings.
+
+-- A stand-in for a client that records the operation a backend calls; with capture_only it
+-- never reaches the CRM and answers with a `captured` error instead.
+local function recorder(client, capture_only)
+  local rec = {}
+  local ops = client.provider.ops
+  local captured = function()
+    return nil, errors.new { kind = "refused", message = "queued for the outbox", captured = true }
+  end
+  local proxy = {
+    auth_header = client.auth_header,
+    provider = { name = client.provider.name, ops = setmetatable({}, { __index = function(_, name)
+      local op = ops[name]
+      if op then return function(...) rec.kind, rec.args = name, { ... } return op(...) end end
+    end }) },
+  }
+  function proxy.request(_, spec)
+    if capture_only then return captured() end
+    return client:request(spec)
+  end
+  setmetatable(proxy, { __index = function(_, name)
+    local op = ops[name]
+    if not op then return nil end
+    return function(_, ...)
+      rec.kind, rec.args = name, { ... }
+      local spec, err = op(...)
+      if not spec then return nil, err end
+      if capture_only then return captured() end
+      return client:request(spec)
+    end
+  end })
+  return proxy, rec
+end
+
+-- Runs fn(backend, client) against a recording client; returns fn's results and the record.
+function Program:recorded(client, fn, capture_only)
+  local proxy, rec = recorder(client, capture_only or self.settings.outbox.always)
+  local r, err = fn(require(BACKENDS[self.settings.provider]).new(proxy, self.settings), proxy)
+  return r, err, rec
+end
+
+-- Whether a failed write goes to the outbox instead of back to the caller.
+local function queueable(err)
+  return err ~= nil and (err.captured == true or err.retryable == true)
+end
+
+function Program:enqueue(kind, ident, rec, extra)
+  if not (rec and rec.args and type(rec.args[1]) == "table") then
+    return nil, errors.new { kind = "config", message = "nothing recorded to queue for " .. kind }
+  end
+  extra = extra or {}
+  local id, err = self.outbox:put { kind = kind, customer_key = ident.key .. ":" .. ident.value,
+                                    payload = rec.args[1], till = extra.till, dedupe_key = extra.dedupe_key }
+  if not id then return nil, err end
+  return { queued = true, outbox_id = id }
 end
 
 --- Where an order's data is posted: with use_order_store_till, the till of the store that
@@ -138,8 +209,15 @@ function Program:register(user)
   local ident, err = self:identify(user)
   if not ident then return nil, err end
   local subs = self.settings.post_subscriptions and user.subscriptions or nil
+  local profile = profile_of(self, user, ident)
   local c
-  c, err = self.backend:register(profile_of(self, user, ident), subs)
+  if self.outbox and not self.settings.registration_crm_first then
+    local rec
+    c, err, rec = self:recorded(self.client, function(b) return b:register(profile, subs) end)
+    if not c and queueable(err) then return self:enqueue("customer_add", ident, rec) end
+  else
+    c, err = self.backend:register(profile, subs)
+  end
   if not c then return nil, err end
   return { customer = c }
 end
@@ -157,7 +235,8 @@ function Program:sign_up(user, create_account)
   end
   local account = create_account(user)
   local r, err = self:register(user)
-  return { account = account, customer = r and r.customer, skipped = r and r.skipped, crm_error = err }
+  return { account = account, customer = r and r.customer, skipped = r and r.skipped, queued = r and r.queued,
+           outbox_id = r and r.outbox_id, crm_error = err }
 end
 
 --- Login: with sync_on_login, the CRM profile is merged into the user's by profile_sync.
@@ -197,7 +276,12 @@ function Program:subscribe(user, subs)
   end
   local ident, err = self:identify(user, true)
   if not ident then return nil, err end
-  return self.backend:subscribe(ident, subs)
+  if not self.outbox then return self.backend:subscribe(ident, subs) end
+  local r, rec
+  r, err, rec = self:recorded(self.client, function(b) return b:subscribe(ident, subs) end)
+  if not r and queueable(err) then return self:enqueue("customer_subscriptions", ident, rec) end
+  if not r then return nil, err end
+  return r
 end
 
 -- Analysts write tiers in capitals (GOLD); CRMs spell slabs as they like.
@@ -341,7 +425,22 @@ function Program:order_placed(user, order)
     estimate = e and e.points
   end
   local r
-  r, err = self.backend:post_order(ident, profile_of(self, user, ident), order, opts)
+  if self.outbox then
+    local rec
+    r, err, rec = self:recorded(till.client or self.client, function(b, proxy)
+      opts.till = { client = proxy, attribution = till.attribution }
+      return b:post_order(ident, profile_of(self, user, ident), order, opts)
+    end)
+    if not r and queueable(err) then
+      local code = s.use_order_store_till and order.store_code or nil
+      local crm_err = not err.captured and err or nil
+      r, err = self:enqueue("transaction_add", ident, rec,
+                            { till = code and tostring(code), dedupe_key = "bill:" .. tostring(order.id) })
+      if r then r.crm_error = crm_err end
+    end
+  else
+    r, err = self.backend:post_order(ident, profile_of(self, user, ident), order, opts)
+  end
   if not r then
     err.order_id = order.id
     return nil, err
@@ -366,6 +465,9 @@ function Program:order_returned(user, order, ret)
   local till
   till, err = self:till_for(order)
   if not till then return nil, err end
+  local red = order.redemption
+  local reverse = kind == "FULL" and red and red.id
+  if self.outbox then return self:return_via_outbox(ident, order, kind, ret, amount, till, reverse and red) end
   local r
   r, err = self.backend:post_return(ident, order, { kind = kind, lines = ret and ret.lines, amount = amount,
                                                     till = till })
@@ -373,8 +475,7 @@ function Program:order_returned(user, order, ret)
     err.order_id = order.id
     return nil, err
   end
-  local red = order.redemption
-  if kind == "FULL" and red and red.id then
+  if reverse then
     local rev
     rev, err = self.backend:reverse_redemption(ident, red.id, red.points)
     if not rev then
@@ -384,6 +485,47 @@ function Program:order_returned(user, order, ret)
     r.points_reversed = rev.points_reversed
   end
   r.kind = kind
+  return r
+end
+
+-- order_returned with an outbox: a return that cannot be posted now is queued, and so is its
+-- redemption reversal, behind it in the customer's line.
+function Program:return_via_outbox(ident, order, kind, ret, amount, till, red)
+  local s = self.settings
+  local code = s.use_order_store_till and order.store_code or nil
+  local r, err, rec = self:recorded(till.client or self.client, function(b, proxy)
+    return b:post_return(ident, order, { kind = kind, lines = ret and ret.lines, amount = amount,
+                                         till = { client = proxy, attribution = till.attribution } })
+  end)
+  local queued = false
+  if not r and queueable(err) then
+    local crm_err = not err.captured and err or nil
+    r, err = self:enqueue("transaction_return", ident, rec, {
+      till = code and tostring(code),
+      dedupe_key = kind == "FULL" and ("return:" .. tostring(order.id)) or nil,
+    })
+    if r then r.crm_error, queued = crm_err, true end
+  end
+  if not r then
+    err.order_id = order.id
+    return nil, err
+  end
+  r.kind = kind
+  if not red then return r end
+  -- With the return queued, the reversal is only captured: it must not overtake its return.
+  local rev, rrec
+  rev, err, rrec = self:recorded(self.client, function(b) return b:reverse_redemption(ident, red.id, red.points) end,
+                                 queued)
+  if not rev and queueable(err) then
+    rev, err = self:enqueue("points_reverse", ident, rrec, { dedupe_key = "reverse:" .. tostring(red.id) })
+    if rev then r.reversal_queued, r.reversal_outbox_id = true, rev.outbox_id end
+  elseif rev then
+    r.points_reversed = rev.points_reversed
+  end
+  if not rev then
+    err.order_id = order.id
+    return nil, err
+  end
   return r
 end
 

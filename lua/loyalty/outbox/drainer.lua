@@ -1,0 +1,172 @@
+-- The drainer: replays due outbox entries against the CRM. A claim hands out at most one entry
+-- per customer and leases it, so one customer's writes go one at a time and in order (the CRM
+-- answers concurrent writes for a customer with 521). Failures back off exponentially with
+-- jitter; after max_attempts, or at once for a refusal that no retry can change, an entry
+-- becomes a dead letter with its last error. Replays are idempotent where the CRM allows it:
+-- a bill number it already has (604), a return already made (626), a reversal already done
+-- (3802) count as delivered.
+local outbox = require "loyalty.outbox"
+
+local _M = {}
+
+-- Error codes meaning "this write is already at the CRM", per entry kind.
+local ALREADY = {
+  transaction_add = { [604] = true },
+  transaction_return = { [626] = true },
+  points_reverse = { [3802] = true },
+}
+_M.ALREADY = ALREADY
+
+-- Kinds of error no retry can fix: the CRM understood and refused, or the entry is malformed.
+local PERMANENT = { api = true, config = true, http = true, refused = true }
+
+local function default_sleep(seconds)
+  local ngx = rawget(_G, "ngx")
+  if type(ngx) == "table" and type(ngx.sleep) == "function" and ngx.get_phase and ngx.get_phase() ~= "init" then
+    return ngx.sleep(seconds)
+  end
+  return require("loyalty.core").sleep(seconds)
+end
+
+-- The client (and attribution) to replay an entry with: the program's till for the entry's
+-- store when the target is a program, else the client itself.
+local function client_for(target, entry)
+  if type(target.till_for) == "function" then
+    if entry.till and (entry.kind == "transaction_add" or entry.kind == "transaction_return") then
+      local till, err = target:till_for { store_code = entry.till }
+      if not till then return nil, err end
+      return till.client, till.attribution
+    end
+    return target.client
+  end
+  return target
+end
+
+--- Replays one entry. Returns result (with .already = true for a CRM duplicate) or nil, err.
+function _M.deliver(target, entry)
+  local client, attribution = client_for(target, entry)
+  if not client then return nil, attribution end
+  local ops = client.provider.ops
+  local p = entry.payload
+  local spec, err
+  if entry.kind == "transaction_add" or entry.kind == "transaction_return" then
+    spec, err = ops.transaction_add(p)
+    if spec and entry.kind == "transaction_return" then
+      -- A return shares its order's bill number: 604 says nothing about the return itself.
+      spec.idempotent, spec.duplicate_code = false, nil
+    end
+  elseif entry.kind == "customer_add" then
+    spec, err = ops.customer_add(p)
+  elseif entry.kind == "customer_subscriptions" then
+    spec, err = ops.customer_subscriptions(p)
+  elseif entry.kind == "points_reverse" then
+    spec, err = ops.v2_points_reverse(p)
+  else
+    return nil, outbox.storage_error("unknown entry kind " .. tostring(entry.kind), { retryable = false })
+  end
+  if not spec then return nil, err end
+  spec.attribution = attribution
+  local r
+  r, err = client:request(spec)
+  if r then return r end
+  local already = ALREADY[entry.kind]
+  if already and err and already[err.code] then return { already = true, code = err.code } end
+  return nil, err
+end
+
+local Drainer = {}
+Drainer.__index = Drainer
+
+--- new(target, ob, opts): target is a loyalty.program or a loyalty.client. opts: max_attempts (8),
+-- backoff_base_s (2), backoff_max_s (600), lease_s (120), batch (50), clock, random, sleep, log.
+function _M.new(target, ob, opts)
+  if type(target) ~= "table" or type(ob) ~= "table" then
+    error("loyalty.outbox.drainer: target (program or client) and outbox expected", 2)
+  end
+  opts = opts or {}
+  return setmetatable({
+    target = target, ob = ob,
+    max_attempts = opts.max_attempts or 8,
+    backoff_base = opts.backoff_base_s or 2,
+    backoff_max = opts.backoff_max_s or 600,
+    lease = opts.lease_s or 120,
+    batch = opts.batch or 50,
+    clock = opts.clock or ob.clock or outbox.clock,
+    random = opts.random or math.random,
+    sleep = opts.sleep or default_sleep,
+    log = opts.log or function() end,
+  }, Drainer)
+end
+
+-- Full-jitter-half exponential backoff; a longer Retry-After from the CRM wins.
+function Drainer:backoff(attempts, retry_after)
+  local d = math.min(self.backoff_max, self.backoff_base * 2 ^ math.max(0, attempts - 1))
+  d = d / 2 + self.random() * d / 2
+  if retry_after and retry_after > d then d = math.min(retry_after, self.backoff_max) end
+  return d
+end
+
+-- Settles one claimed entry; returns "delivered" | "failed" | "dead" | nil, err (storage).
+function Drainer:settle(entry, result, err)
+  local ob = self.ob
+  if result then
+    local ok, serr = ob:mark_delivered(entry.id)
+    if ok == nil then return nil, serr end
+    self.log("delivered", entry, result)
+    return "delivered"
+  end
+  local permanent = PERMANENT[err and err.kind] and not err.retryable
+  if permanent or entry.attempts >= self.max_attempts then
+    local ok, serr = ob:mark_dead(entry.id, err)
+    if ok == nil then return nil, serr end
+    self.log("dead", entry, err)
+    return "dead"
+  end
+  local next_at = self.clock() + self:backoff(entry.attempts, err and err.retry_after)
+  local ok, serr = ob:mark_failed(entry.id, err, next_at)
+  if ok == nil then return nil, serr end
+  self.log("failed", entry, err)
+  return "failed"
+end
+
+--- One pass: claims a batch of due entries (one per customer) and replays them one by one.
+-- Returns counts {claimed, delivered, failed, dead} or nil, err (storage).
+function Drainer:pass()
+  local entries, err = self.ob:due(self.clock(), self.batch, self.lease)
+  if not entries then return nil, err end
+  local counts = { claimed = #entries, delivered = 0, failed = 0, dead = 0 }
+  for _, entry in ipairs(entries) do
+    local ok, result, derr = pcall(_M.deliver, self.target, entry)
+    if not ok then -- a programmer error in a replay must not stop the others
+      result, derr = nil, outbox.storage_error("replay raised: " .. tostring(result), { retryable = false })
+      derr.kind = "config"
+    end
+    local outcome, serr = self:settle(entry, result, derr)
+    if not outcome then return nil, serr end
+    counts[outcome] = counts[outcome] + 1
+  end
+  return counts
+end
+
+--- Drains until nothing is due now (or max_passes). Returns totals {passes, claimed,
+-- delivered, failed, dead} or nil, err.
+function Drainer:drain(max_passes)
+  local total = { passes = 0, claimed = 0, delivered = 0, failed = 0, dead = 0 }
+  while not max_passes or total.passes < max_passes do
+    local c, err = self:pass()
+    if not c then return nil, err, total end
+    total.passes = total.passes + 1
+    for k, v in pairs(c) do total[k] = total[k] + v end
+    if c.claimed == 0 then break end
+  end
+  return total
+end
+
+--- run(program_or_client, outbox, opts) -> totals | nil, err: drains what is due now.
+-- opts as new(), plus max_passes.
+function _M.run(target, ob, opts)
+  local d = _M.new(target, ob, opts)
+  return d:drain(opts and opts.max_passes)
+end
+
+return _M

@@ -1,0 +1,119 @@
+-- The outbox: writes that must not be lost, kept durably until a drainer delivers them.
+-- One small interface, two backends: SQLite (embedded, via loyalty.core) and Redis (a fleet).
+--
+--   ob = outbox.open{ backend = "sqlite", path = "/var/lib/store/outbox.db" }
+--   ob = outbox.open{ backend = "redis", host = "127.0.0.1", port = 6379, key = "loyalty:outbox" }
+--   ob:put{ kind, customer_key, payload, till, dedupe_key } -> id, existing | nil, err
+--   ob:due(now, limit [, lease_seconds]) -> { entry, ... }  (claimed: at most one per customer)
+--   ob:mark_delivered(id), ob:mark_failed(id, err, next_at), ob:mark_dead(id, err), ob:retry(id)
+--   ob:get(id) -> entry | nil, ob:status() -> { counts, oldest_pending, dead }, ob:close()
+--
+-- entry = { id, kind, customer_key, till, payload, attempts, next_at, state, last_error,
+--           created_at, lease_until }
+local core = require "loyalty.core"
+local errors = require "loyalty.errors"
+
+local _M = {}
+
+-- What the drainer knows how to replay (client operation behind each).
+_M.KINDS = {
+  transaction_add = true,        -- an order (bill-number idempotent: 604 = already there)
+  transaction_return = true,     -- a return against an order's bill
+  customer_add = true,           -- a sign-up (customer/add upserts)
+  customer_subscriptions = true, -- opt-in / opt-out (sets a state)
+  points_reverse = true,         -- a redemption reversal (3802 = already reversed)
+}
+
+_M.STATES = { pending = true, delivered = true, dead = true }
+
+local MAX_KEY = 512
+local MAX_PAYLOAD = 256 * 1024
+
+-- Storage failures use the errors' shape (kind "storage" is not one of the client's kinds).
+function _M.storage_error(message, fields)
+  local e = { kind = "storage", message = message, retryable = true }
+  for k, v in pairs(fields or {}) do e[k] = v end
+  return setmetatable(e, errors.Error)
+end
+
+local function check_text(name, v, max)
+  if type(v) ~= "string" or v == "" or #v > max or v:find("[%z\r\n]") then
+    error("loyalty.outbox: " .. name .. " must be a non-empty single-line string of at most " .. max .. " bytes", 4)
+  end
+end
+
+-- Values that look like credentials are refused in payloads: the outbox is a plain file or a
+-- shared Redis, and credentials are resolved again by the drainer from its own settings.
+local SECRET_KEYS = { password = true, client_secret = true, secret = true, token = true, authorization = true,
+                      accesstoken = true, access_token = true }
+
+local function find_secret(t, depth)
+  if depth > 32 then return "too deep" end
+  for k, v in pairs(t) do
+    if type(k) == "string" and SECRET_KEYS[k:lower()] then return k end
+    if type(v) == "string" and v:match("^[Bb]asic %S+$") then return k end
+    if type(v) == "table" then
+      local found = find_secret(v, depth + 1)
+      if found then return found end
+    end
+  end
+end
+
+--- Validates an entry for put and returns its stored form {kind, customer_key, till,
+-- dedupe_key, payload_json}. Raises on programmer errors (unknown kind, bad types).
+function _M.prepare(entry)
+  if type(entry) ~= "table" then error("loyalty.outbox: entry table expected", 3) end
+  if not _M.KINDS[entry.kind] then error("loyalty.outbox: unknown entry kind '" .. tostring(entry.kind) .. "'", 3) end
+  check_text("customer_key", entry.customer_key, MAX_KEY)
+  if entry.till ~= nil then check_text("till", entry.till, MAX_KEY) end
+  if entry.dedupe_key ~= nil then check_text("dedupe_key", entry.dedupe_key, MAX_KEY) end
+  if type(entry.payload) ~= "table" then error("loyalty.outbox: payload table expected", 3) end
+  local secret = find_secret(entry.payload, 0)
+  if secret then error("loyalty.outbox: payload carries a credential-like field '" .. tostring(secret) .. "'", 3) end
+  local json, err = core.json_encode(entry.payload)
+  if not json then return nil, errors.config("payload cannot be stored: " .. tostring(err and err.message or err)) end
+  if #json > MAX_PAYLOAD then return nil, errors.config("payload too large for the outbox", "payload") end
+  return { kind = entry.kind, customer_key = entry.customer_key, till = entry.till,
+           dedupe_key = entry.dedupe_key, payload_json = json }
+end
+
+function _M.decode_payload(json)
+  local v = core.json_decode(json)
+  if type(v) ~= "table" then return {} end
+  return v
+end
+
+--- Short text of an error for last_error (already scrubbed by the client).
+function _M.error_text(err)
+  if type(err) == "table" then
+    local s = tostring(err)
+    if s:sub(1, 6) == "table:" then s = tostring(err.message or err.kind) end
+    return (s:gsub("[%z\r\n]", " "):sub(1, 1000))
+  end
+  return (tostring(err):gsub("[%z\r\n]", " "):sub(1, 1000))
+end
+
+-- Wall-clock seconds with sub-second precision where available (entries outlive processes, so
+-- a monotonic clock would not do).
+local function wall_clock()
+  local ngx = rawget(_G, "ngx")
+  if type(ngx) == "table" and type(ngx.now) == "function" then return ngx.now end
+  local ok, socket = pcall(require, "socket")
+  if ok and type(socket) == "table" and socket.gettime then return socket.gettime end
+  return os.time
+end
+_M.clock = wall_clock()
+
+local BACKENDS = { sqlite = "loyalty.outbox.sqlite", redis = "loyalty.outbox.redis" }
+
+--- outbox.open{backend = "sqlite", path} | {backend = "redis", host, port, key, timeout_ms,
+-- password_env} -> outbox | nil, err
+function _M.open(opts)
+  if type(opts) ~= "table" then error("loyalty.outbox: options table expected", 2) end
+  local name = opts.backend or "sqlite"
+  local mod = BACKENDS[name]
+  if not mod then return nil, errors.config("unknown outbox backend '" .. tostring(name) .. "'", "outbox.backend") end
+  return require(mod).open(opts)
+end
+
+return _M

@@ -1,0 +1,93 @@
+-- A tiny Redis client (RESP2 over lua-socket, or ngx.socket.tcp inside nginx): commands as
+-- argument lists, replies as Lua values. Only what the outbox needs.
+local _M = {}
+
+local Conn = {}
+Conn.__index = Conn
+
+local function tcp()
+  local ngx = rawget(_G, "ngx")
+  if type(ngx) == "table" and ngx.socket and type(ngx.get_phase) == "function" and ngx.get_phase() ~= "init" then
+    return ngx.socket.tcp(), 1 -- timeouts in milliseconds
+  end
+  return require("socket").tcp(), 1000 -- timeouts in seconds
+end
+
+--- connect{host, port, timeout_ms, password} -> conn | nil, message
+function _M.connect(opts)
+  local sock, per_second = tcp()
+  sock:settimeout((opts.timeout_ms or 2000) / per_second)
+  local ok, err = sock:connect(opts.host or "127.0.0.1", opts.port or 6379)
+  if not ok then return nil, "redis connect: " .. tostring(err) end
+  local c = setmetatable({ sock = sock }, Conn)
+  if opts.password then
+    local r, aerr = c:call("AUTH", opts.password)
+    if not r then
+      c:close()
+      return nil, "redis auth failed: " .. tostring(aerr):gsub(opts.password, "[REDACTED]", 1)
+    end
+  end
+  return c
+end
+
+local function encode(args)
+  local parts = { "*" .. #args .. "\r\n" }
+  for i = 1, #args do
+    local s = tostring(args[i])
+    parts[#parts + 1] = "$" .. #s .. "\r\n" .. s .. "\r\n"
+  end
+  return table.concat(parts)
+end
+
+local function read_reply(sock)
+  local line, err = sock:receive("*l")
+  if not line then return nil, "redis read: " .. tostring(err), true end
+  local t, rest = line:sub(1, 1), line:sub(2)
+  if t == "+" then return rest end
+  if t == "-" then return nil, rest end
+  if t == ":" then return tonumber(rest) end
+  if t == "$" then
+    local n = tonumber(rest)
+    if n < 0 then return false end
+    local data, derr = sock:receive(n + 2)
+    if not data then return nil, "redis read: " .. tostring(derr), true end
+    return data:sub(1, n)
+  end
+  if t == "*" then
+    local n = tonumber(rest)
+    if n < 0 then return false end
+    local out = {}
+    for i = 1, n do
+      local v, verr, broken = read_reply(sock)
+      if v == nil then
+        if broken then return nil, verr, true end
+        v = { err = verr }
+      end
+      out[i] = v
+    end
+    return out
+  end
+  return nil, "redis protocol error", true
+end
+
+--- call(cmd, ...) -> reply | nil, message. A nil bulk reply is false.
+function Conn:call(...)
+  if not self.sock then return nil, "redis connection closed" end
+  local ok, err = self.sock:send(encode({ ... }))
+  if not ok then
+    self:close()
+    return nil, "redis write: " .. tostring(err)
+  end
+  local v, rerr, broken = read_reply(self.sock)
+  if broken then self:close() end
+  return v, rerr
+end
+
+function Conn:close()
+  if self.sock then
+    self.sock:close()
+    self.sock = nil
+  end
+end
+
+return _M
