@@ -51,6 +51,15 @@ for _, transport in ipairs { "proxy", "thread" } do
       assert.truthy(r.body:find("Hi Tom: 2,000 points", 1, true))
     end)
 
+    it("still renders the header fragment when the CRM fails", function()
+      assert(sb:faults { match = "/v1.1/customer/get", status = 500, count = 3 })
+      local r = get("/loyalty/header", "rita")
+      assert.equal(200, r.status)
+      assert.truthy(r.body:find("Points unavailable", 1, true))
+      assert(sb:clear_faults())
+      assert.truthy(get("/loyalty/header", "rita").body:find("Hi Rita: 50 points", 1, true))
+    end)
+
     it("refuses anonymous shoppers and malformed bodies", function()
       assert.equal(401, get("/loyalty/summary").status)
       local r = assert(http.request { method = "POST", url = srv.url .. "/loyalty/quote", body = "not json",

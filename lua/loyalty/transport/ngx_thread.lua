@@ -29,8 +29,12 @@ end
 
 --- req -> res {status, headers, body, reused, total_ms} | nil, {kind, message, curl_code}
 function Transport:send(req)
-  local ok, res, err = ngx.run_worker_thread(self.pool, "loyalty.transport.ngx_thread", "perform",
-                                             self.key, self.session_opts, req)
+  local called, ok, res, err = pcall(ngx.run_worker_thread, self.pool, "loyalty.transport.ngx_thread",
+                                     "perform", self.key, self.session_opts, req)
+  if not called then
+    -- raised: this phase does not allow worker threads (init_worker, log, filters)
+    return nil, { kind = "config", message = "worker threads unavailable here: " .. tostring(ok) }
+  end
   if not ok then
     -- The pool is missing, its queue is full, or no thread VM could be made.
     return nil, { kind = "network", message = "worker thread pool '" .. self.pool .. "': " .. tostring(res) }
