@@ -31,10 +31,7 @@ local function default_sleep(seconds)
 end
 
 local function default_transport(opts)
-  if in_nginx then
-    local ok, t = pcall(require, "loyalty.transport.ngx")
-    if ok then return t.new(opts) end
-  end
+  if in_nginx then return require("loyalty.transport.ngx").new(opts) end
   return require("loyalty.transport.curl").new(opts)
 end
 
@@ -119,7 +116,7 @@ function _M.new(opts)
     self.client_key, self.client_secret = opts.client_key, opts.client_secret
     self.secrets[#self.secrets + 1] = opts.client_secret
     self.token_header = opts.token_header or provider.TOKEN_HEADER
-    self.token_store = opts.token_store or token_store.memory()
+    self.token_store = opts.token_store or token_store.default()
     self.token_key = base_url .. "|" .. opts.client_key
   else
     return nil, errors.config("credentials missing: username/password or client_key/client_secret", "username")

@@ -34,6 +34,17 @@ function _M.memory()
   return shared
 end
 
+--- The default: inside nginx the workers' shared dict (when configured, so one worker
+-- refreshes and all share), else this process's memory.
+function _M.default()
+  if type(ngx) == "table" and type(ngx.shared) == "table" then -- luacheck: ignore ngx
+    local ok, ngx_loyalty = pcall(require, "loyalty.ngx")
+    local store = ok and ngx_loyalty.token_store()
+    if store then return store end
+  end
+  return _M.memory()
+end
+
 --- A private memory store (tests, or clients that must not share).
 function _M.private()
   return setmetatable({ entries = {} }, Memory)
