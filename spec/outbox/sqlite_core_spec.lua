@@ -1,0 +1,110 @@
+-- loyalty.core's SQLite handle (csrc/outbox_sqlite.c): arguments, values, errors, closing.
+-- Also run under valgrind and AddressSanitizer (make spec-valgrind / spec-asan).
+local core = require "loyalty.core"
+
+describe("core.sqlite_open", function()
+  local path, db
+
+  before_each(function()
+    path = os.tmpname()
+    os.remove(path)
+    db = assert(core.sqlite_open(path))
+    assert(db:exec("CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT, r REAL, n INTEGER)"))
+  end)
+  after_each(function()
+    db:close()
+    os.remove(path)
+    os.remove(path .. "-wal")
+    os.remove(path .. "-shm")
+  end)
+
+  it("runs statements with parameters and returns rows as tables", function()
+    local changes, id = db:run("INSERT INTO t (s, r, n) VALUES (?, ?, ?)", "a\0b", 1.5, 42)
+    assert.equals(1, changes)
+    assert.equals(1, id)
+    assert(db:run("INSERT INTO t (s, r, n) VALUES (?, ?, ?)", nil, true, 2 ^ 40))
+    local rows = assert(db:query("SELECT * FROM t ORDER BY id"))
+    assert.equals(2, #rows)
+    assert.equals("a\0b", rows[1].s)
+    assert.equals(1.5, rows[1].r)
+    assert.equals(42, rows[1].n)
+    assert.is_nil(rows[2].s)
+    assert.equals(1, rows[2].r)
+    assert.equals(2 ^ 40, rows[2].n)
+    assert.same({}, assert(db:query("SELECT * FROM t WHERE id = ?", 99)))
+  end)
+
+  it("returns many rows and large values intact", function()
+    local big = ("x"):rep(300000)
+    assert(db:exec("BEGIN"))
+    for i = 1, 500 do assert(db:run("INSERT INTO t (s, n) VALUES (?, ?)", i == 250 and big or tostring(i), i)) end
+    assert(db:exec("COMMIT"))
+    local rows = assert(db:query("SELECT s, n FROM t ORDER BY n"))
+    assert.equals(500, #rows)
+    assert.equals(#big, #rows[250].s)
+    assert.equals("500", rows[500].s)
+  end)
+
+  it("reuses prepared statements beyond the cache size", function()
+    for i = 1, 60 do
+      local rows = assert(db:query("SELECT " .. i .. " AS v, ? AS p", i))
+      assert.equals(i, rows[1].v)
+    end
+    for i = 1, 60 do assert.equals(i, db:query("SELECT ? AS p", i)[1].p) end
+  end)
+
+  it("returns SQL errors as storage errors", function()
+    local r, err = db:query("SELECT * FROM missing")
+    assert.is_nil(r)
+    assert.equals("storage", err.kind)
+    assert.matches("no such table", err.message)
+    assert.is_number(err.code)
+    r, err = db:run("INSERT INTO t (id) VALUES (1), (1)")
+    assert.is_nil(r)
+    assert.matches("UNIQUE", err.message)
+    r, err = db:exec("NOT SQL AT ALL")
+    assert.is_nil(r)
+    assert.equals("storage", err.kind)
+    assert.is_false(db:in_transaction())
+  end)
+
+  it("raises on wrong argument types before touching the database", function()
+    assert.has_error(function() db:query({}) end)
+    assert.has_error(function() db:query("SELECT ?", {}) end)
+    assert.has_error(function() db:query("SELECT ?", print) end)
+    assert.has_error(function() db:run("") end)
+    assert.has_error(function() db:run("SELECT 1\0; DROP TABLE t") end)
+    assert.has_error(function() db:exec(("x"):rep(10000)) end)
+    local many = {}
+    for i = 1, 40 do many[i] = i end
+    assert.has_error(function() db:query("SELECT 1", (table.unpack or unpack)(many)) end)
+    assert.has_error(function() core.sqlite_open() end)
+    assert.has_error(function() core.sqlite_open("") end)
+    assert.has_error(function() core.sqlite_open("a\0b") end)
+    assert.has_error(function() core.sqlite_open(path, { busy_timeout_ms = -1 }) end)
+    assert.has_error(function() core.sqlite_open(path, "x") end)
+    assert.has_error(function() db.query(42, "SELECT 1") end)
+    -- Still usable afterwards.
+    assert.equals(1, db:query("SELECT 1 AS one")[1].one)
+  end)
+
+  it("an empty statement is an error, not a crash", function()
+    local r, err = db:query("   ")
+    assert.is_nil(r)
+    assert.equals("storage", err.kind)
+  end)
+
+  it("close is idempotent and a closed handle raises", function()
+    local other = assert(core.sqlite_open(path))
+    other:close()
+    other:close()
+    assert.has_error(function() other:query("SELECT 1") end)
+    assert.matches("closed", tostring(other))
+  end)
+
+  it("refuses a path it cannot open", function()
+    local r, err = core.sqlite_open("/nonexistent-dir/x/y.db")
+    assert.is_nil(r)
+    assert.equals("storage", err.kind)
+  end)
+end)
