@@ -104,9 +104,12 @@ function Program:recorded(client, fn, capture_only)
   return r, err, rec
 end
 
--- Whether a failed write goes to the outbox instead of back to the caller.
+-- Whether a failed write goes to the outbox instead of back to the caller: when a retry may
+-- succeed, or when the outcome is unknown (no reply, or one that cannot be read: the write may
+-- have landed, and the replay is idempotent where the CRM allows).
+local UNKNOWN_OUTCOME = { network = true, timeout = true, decode = true }
 local function queueable(err)
-  return err ~= nil and (err.captured == true or err.retryable == true)
+  return err ~= nil and (err.captured == true or err.retryable == true or UNKNOWN_OUTCOME[err.kind] == true)
 end
 
 function Program:enqueue(kind, ident, rec, extra)
