@@ -23,7 +23,7 @@ COREJIT := build/5.1/loyalty/core.so
 LPATH := lua/?.lua;lua/?/init.lua;spec/?.lua
 SPECS := spec
 
-.PHONY: all deps test lint spec spec-5.4 spec-jit spec-valgrind demo bench sandbox install clean lib install-rock
+.PHONY: all deps test lint spec spec-5.4 spec-jit spec-valgrind spec-asan demo bench sandbox install clean lib install-rock
 
 all: $(CORE54) $(COREJIT)
 
@@ -56,6 +56,19 @@ spec-valgrind: $(CORE54)
 	valgrind -q --error-exitcode=3 --leak-check=full --errors-for-leak-kinds=definite,indirect \
 	  --suppressions=spec/support/valgrind.supp \
 	  $(LUA54) $(BUSTED) --lpath='$(LPATH)' --cpath='build/5.4/?.so' spec/core
+
+# The C core under AddressSanitizer + UBSan: an instrumented build in build/asan, run by the
+# (uninstrumented) lua5.4 with libasan preloaded; leaks are valgrind's job.
+ASAN_CFLAGS := -O1 -g -fPIC -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+COREASAN := build/asan/loyalty/core.so
+$(COREASAN): $(CSRC) $(CHDR)
+	@mkdir -p $(@D)
+	$(CC) $(ASAN_CFLAGS) $(WARN) -I$(LUA54_INCDIR) $(CSRC) -o $@ $(LIBFLAG) $(LIBS)
+
+spec-asan: $(COREASAN)
+	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" ASAN_OPTIONS=detect_leaks=0 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(LUA54) $(BUSTED) --lpath='$(LPATH)' --cpath='build/asan/?.so' spec/core spec/outbox/sqlite_core_spec.lua
 
 # The main job: the sandbox plus one shopper's storefront flow, printed in plain words.
 demo: deps all
