@@ -161,6 +161,28 @@ local function clean_mobile(m)
   return digits
 end
 
+-- Identifiers travel in URLs, headers and bill numbers: CR, LF, NUL and oversized values are
+-- refused before any request is made.
+local MAX_ID = 128
+local function bad_value(v, max)
+  if type(v) == "number" then return false end
+  return type(v) ~= "string" or v == "" or #v > (max or MAX_ID) or v:find("[%z\r\n]") ~= nil
+end
+
+local function check_order_ids(order)
+  if bad_value(order.id) then
+    return errors.config("order id must be a non-empty single-line value of at most " .. MAX_ID .. " bytes", "order.id")
+  end
+  if order.store_code ~= nil and bad_value(order.store_code) then
+    return errors.config("store code must be a single-line value of at most " .. MAX_ID .. " bytes", "order.store_code")
+  end
+  local red = order.redemption
+  if type(red) == "table" and red.id ~= nil and bad_value(red.id) then
+    return errors.config("redemption id must be a single-line value of at most " .. MAX_ID .. " bytes",
+                         "order.redemption.id")
+  end
+end
+
 -- nil, "" and JSON null (a userdata) all mean "no value".
 local function blank(v)
   return v == nil or v == "" or type(v) == "userdata"
@@ -177,6 +199,8 @@ function Program:identify(user, allow_email)
     key = "external_id"
   elseif key == "mobile" then
     value = clean_mobile(user.mobile)
+    -- Spaces and dashes are formatting; a line break is not.
+    if type(user.mobile) == "string" and user.mobile:find("[%z\r\n]") then value = user.mobile end
   else
     value = user[key]
   end
@@ -186,6 +210,9 @@ function Program:identify(user, allow_email)
   if blank(value) then
     return nil, errors.config("user has no " .. self.settings.identifier .. " (the store's unique identifier)",
                               self.settings.identifier)
+  end
+  if bad_value(value, 256) then
+    return nil, errors.config("the user's " .. key .. " must be a single-line value of at most 256 bytes", key)
   end
   return { key = key, value = tostring(value) }
 end
@@ -366,6 +393,10 @@ function Program:redeem(user, req)
   if type(req) ~= "table" or type(req.points) ~= "number" or req.order_id == nil then
     error("loyalty.program: redeem needs {points = number, order_id = ...}", 2)
   end
+  if bad_value(req.order_id) then
+    return nil, errors.config("order id must be a non-empty single-line value of at most " .. MAX_ID .. " bytes",
+                              "order_id")
+  end
   local skip = self.settings.skip_redemption_otp
   if not skip and (req.otp == nil or req.otp == "") then
     return refused("an OTP is required to redeem points", { field = "otp" })
@@ -406,6 +437,8 @@ function Program:order_placed(user, order)
     error("loyalty.program: order with id and lines expected", 2)
   end
   local s = self.settings
+  local bad = check_order_ids(order)
+  if bad then return nil, bad end
   if not s.earn_on_order then return { skipped = true, reason = "earning on orders is off" } end
   local email_only = blank(user.mobile) and not blank(user.email)
   if email_only and not s.post_email_only_orders then
@@ -456,6 +489,8 @@ end
 -- Earned points come back as the CRM computes; a full return also reverses the redemption.
 function Program:order_returned(user, order, ret)
   if type(order) ~= "table" or order.id == nil then error("loyalty.program: order with id expected", 2) end
+  local bad = check_order_ids(order)
+  if bad then return nil, bad end
   local ident, err = self:identify(user, self.settings.post_email_only_orders)
   if not ident then return nil, err end
   local kind = "FULL"
