@@ -71,7 +71,7 @@ function _M.main(args)
   -- Ctrl-C / SIGTERM reach nginx through the process group and it exits by signal, which the
   -- runner reports as failure: an exit after the first seconds is a stop, an immediate one is an
   -- error at start-up (nginx printed why on stderr, e.g. the port is in use).
-  if not ok and os.time() - started < 2 then
+  if not ok and os.time() - started < 5 then
     io.stderr:write("loyalty sandbox: nginx could not start (see above)\n")
     return 1
   end
