@@ -192,7 +192,9 @@ function _M.start(opts)
     write_file(prefix .. "/nginx.conf", render(opts, prefix, port))
     local cmd = nginx .. " -q -p " .. shell_quote(prefix) .. " -c " .. shell_quote(prefix .. "/nginx.conf")
     if opts.foreground then
-      local ok = run(cmd)
+      -- nginx replaces the shell and, where setpriv exists, stops when this process dies.
+      local pdeath = run("command -v setpriv >/dev/null 2>&1") and "setpriv --pdeathsig TERM " or ""
+      local ok = run("exec " .. pdeath .. cmd)
       if not opts.keep_prefix then run("rm -rf " .. shell_quote(prefix)) end
       return ok
     end
