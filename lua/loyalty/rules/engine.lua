@@ -200,7 +200,7 @@ function _M.redemption(c, customer, cart, requested)
     limits[#limits + 1] = { name = "the per-order maximum" .. (max_from_tier and tier_note or ""), points = max_points }
     if max_points < max then max, limited_by = max_points, limits[#limits].name end
   end
-  if share then
+  if share and cart.total then
     local p = c.round(share * cart.total / r.point_value)
     limits[#limits + 1] = { name = floor(share * 100 + 0.5) .. "% of the order total" ..
       (share_from_tier and tier_note or ""), points = p, share = share, total = cart.total }

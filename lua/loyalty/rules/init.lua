@@ -1,4 +1,4 @@
---[[ loyalty.rules: analyst-edited rule files, sandboxed. Full guide: docs/rules.md.
+--[==[ loyalty.rules: analyst-edited rule files, sandboxed. Full guide: docs/rules.md.
 
 A rule set is a directory: program.lua (required: currency, rounding, round_per), earn.lua, redemption.lua,
 categories.lua, and fixtures/*.lua|*.json. Each file sets plain settings (`max_points = 5000`) and may define
@@ -13,9 +13,9 @@ the small functions `bonus` (earn.lua) and `refuse` (redemption.lua).
       watcher:current()  -> last good ruleset | nil, err      watcher:last_error() -> err | nil
       watcher:check()    -> true if a new version was taken
   ruleset.hash (16 hex digits; audit identity of file names + contents, not security), ruleset.files,
-  ruleset.warnings
+  ruleset.currency, ruleset.warnings
   ruleset:earn(customer, cart)                         -> { points, lines = {trace...}, hash, ... } | nil, err
-  ruleset:redemption(customer, cart [, requested])     -> { allowed, min, max, multiple_of, points, value,
+  ruleset:redemption(customer, [cart [, requested]])   -> { allowed, min, max, multiple_of, points, value,
                                                             reason, limited_by, hash, ... } | nil, err
   ruleset:line_attributes(line)                        -> { {name=, value=}, ... } sorted by name
   ruleset:explain(customer, cart [, requested])        -> text
@@ -26,7 +26,7 @@ the small functions `bonus` (earn.lua) and `refuse` (redemption.lua).
   cart: { currency = "INR", lines = { { sku, qty, price, amount, categories = {...}, discount } }, shipping, tax,
           total }
   err: { kind = "rules", file, line, message } (message names file and line in plain words; tostring(err) gives it)
-]]
+]==]
 local _M = {}
 
 local sandbox = require("loyalty.rules.sandbox")
@@ -239,7 +239,7 @@ function _M.check(dir, opts)
   local parts = {}
   for _, f in ipairs(present) do parts[#parts + 1] = f; parts[#parts + 1] = sources[f] end
   local rs = setmetatable({
-    dir = dir, files = present, hash = hash.hex(parts), limits = limits, compiled = compile_settings(settings),
+    dir = dir, files = present, hash = hash.hex(parts), currency = settings["program.lua"].currency, limits = limits, compiled = compile_settings(settings),
     warnings = report.warnings, output = output, settings = settings,
   }, Ruleset)
   return report, rs
@@ -273,7 +273,10 @@ local function redemption_body(self, customer, cart, requested)
   if requested ~= nil and (type(requested) ~= "number" or requested < 0) then
     error({ input = true, message = "the requested points should be a number, 0 or more" }, 0)
   end
-  return engine.redemption(c, engine.normalize_customer(customer), engine.normalize_cart(cart, c.currency), requested)
+  -- without a cart (a balance summary) the share-of-order limit cannot apply
+  local ca = cart == nil and { currency = c.currency, lines = {}, subtotal = 0, shipping = 0, tax = 0 }
+    or engine.normalize_cart(cart, c.currency)
+  return engine.redemption(c, engine.normalize_customer(customer), ca, requested)
 end
 
 function Ruleset:earn(customer, cart)

@@ -40,10 +40,22 @@ local safe_string_fields = pick(string, { "byte", "char", "find", "format", "gma
 local SAFE_STRING_INDEX = {}
 for k, v in next, safe_string_fields do SAFE_STRING_INDEX[k] = v end
 
+local unpack = table.unpack or rawget(_G, "unpack")
+local function pack(...) return { n = select("#", ...), ... } end
+
+-- The real xpcall runs its message handler where the error was raised, with hooks disabled (a hook that
+-- raised leaves them off until the stack unwinds), so a looping handler would escape every limit.
+-- Here the handler runs after the unwinding, under the hook like any other rule code.
+local function safe_xpcall(f, handler, ...)
+  local results = pack(pcall(f, ...))
+  if results[1] then return unpack(results, 1, results.n) end
+  return false, handler(results[2])
+end
+
 local BASE = {
   assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs, pcall = pcall,
-  select = select, tonumber = tonumber, tostring = tostring, type = type, xpcall = xpcall,
-  unpack = table.unpack or rawget(_G, "unpack"),
+  select = select, tonumber = tonumber, tostring = tostring, type = type, xpcall = safe_xpcall,
+  unpack = unpack,
   string = read_only("string", safe_string_fields),
   -- random/randomseed left out: rules must give the same answer for the same cart.
   math = read_only("math", pick(math, { "abs", "ceil", "cos", "exp", "floor", "fmod", "huge", "log", "max",
