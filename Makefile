@@ -55,7 +55,7 @@ spec-jit: $(COREJIT)
 spec-valgrind: $(CORE54)
 	valgrind -q --error-exitcode=3 --leak-check=full --errors-for-leak-kinds=definite,indirect \
 	  --suppressions=spec/support/valgrind.supp \
-	  $(LUA54) $(BUSTED) --lpath='$(LPATH)' --cpath='build/5.4/?.so' spec/core
+	  $(LUA54) $(BUSTED) --lpath='$(LPATH)' --cpath='build/5.4/?.so' spec/core spec/outbox/sqlite_core_spec.lua
 
 # The C core under AddressSanitizer + UBSan: an instrumented build in build/asan, run by the
 # (uninstrumented) lua5.4 with libasan preloaded; leaks are valgrind's job.

@@ -6,6 +6,7 @@ local KINDS = {
   api = true, auth = true, rate_limited = true, decode = true,
   rules = true,   -- a rule file failed to load or evaluate
   refused = true, -- the program refused before any call (limits, missing OTP, setting off)
+  storage = true, -- the outbox could not read or write its store
 }
 _M.KINDS = KINDS
 

@@ -29,11 +29,10 @@ _M.STATES = { pending = true, delivered = true, dead = true }
 local MAX_KEY = 512
 local MAX_PAYLOAD = 256 * 1024
 
--- Storage failures use the errors' shape (kind "storage" is not one of the client's kinds).
 function _M.storage_error(message, fields)
   local e = { kind = "storage", message = message, retryable = true }
   for k, v in pairs(fields or {}) do e[k] = v end
-  return setmetatable(e, errors.Error)
+  return errors.new(e)
 end
 
 local function check_text(name, v, max)
