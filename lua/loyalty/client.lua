@@ -21,6 +21,7 @@ local OPTIONS = {
   backoff_base_ms = "number", backoff_max_ms = "number", retry_after_max_ms = "number",
   sleep = "function", random = "function", clock = "function", transport = "table", token_store = "table",
   ca_file = "string", ca_path = "string", insecure = "boolean", proxy = "string", user_agent = "string",
+  organisation = "string", unit = "string", api_key = "string", -- CRM.COM logins
 }
 
 local in_nginx = type(ngx) == "table" and type(ngx.get_phase) == "function" -- luacheck: ignore ngx
@@ -48,7 +49,8 @@ end
 
 local classes = {}
 
--- One method per provider operation: client:customer_get{...} etc.
+-- One method per provider operation: client:customer_get{...} etc. Batch operations
+-- (provider.batch_ops) plan several requests, run them with request_many and combine the results.
 local function class_for(provider)
   local cls = classes[provider.name]
   if cls then return cls end
@@ -58,6 +60,13 @@ local function class_for(provider)
       local spec, err = op(...)
       if not spec then return nil, err end
       return self:request(spec)
+    end
+  end
+  for name, op in pairs(provider.batch_ops or {}) do
+    cls[name] = function(self, ...)
+      local plan, err = op(...)
+      if not plan then return nil, err end
+      return plan.combine(self:request_many(plan.specs, plan.max_in_flight))
     end
   end
   setmetatable(cls, { __index = Client })
@@ -98,7 +107,15 @@ function _M.new(opts)
     user_agent = opts.user_agent and (opts.user_agent .. " " .. USER_AGENT) or USER_AGENT,
   }
 
-  if opts.username or opts.password then
+  if provider.login then
+    -- The provider owns its login (CRM.COM: a token from a login call, sent as a parameter).
+    local login, lerr = provider.login(opts)
+    if not login then return nil, lerr end
+    self.login_spec = login.spec
+    for _, s in ipairs(login.secrets) do self.secrets[#self.secrets + 1] = s end
+    self.token_store = opts.token_store or token_store.default()
+    self.token_key = base_url .. "|" .. login.key
+  elseif opts.username or opts.password then
     if not (opts.username and opts.password) then
       return nil, errors.config("Basic auth needs both username and password",
                                 opts.username and "password" or "username")
@@ -126,6 +143,11 @@ function _M.new(opts)
     self.attribution = provider.attribution_headers(opts.attribution)
   end
   self.transport = opts.transport or default_transport(opts)
+  if not opts.transport and not in_nginx then
+    -- request_many runs batches concurrently over libcurl's multi interface with these options.
+    self.multi_opts = { timeout_ms = opts.timeout_ms or 10000, connect_timeout_ms = opts.connect_timeout_ms or 3000,
+                        ca_file = opts.ca_file, ca_path = opts.ca_path, insecure = opts.insecure, proxy = opts.proxy }
+  end
   return setmetatable(self, class_for(provider))
 end
 
@@ -154,8 +176,8 @@ local function transport_error(terr)
   }
 end
 
--- One round trip: spec -> request -> transport -> reply -> result | nil, err.
-function Client:send(spec, auth_value)
+-- spec -> core request table (headers, attribution, auth header) or nil, err.
+function Client:build(spec, auth_value)
   local headers = { ["User-Agent"] = self.user_agent, Accept = "application/json" }
   if auth_value then headers[auth_value[1]] = auth_value[2] end
   if self.attribution then
@@ -172,8 +194,11 @@ function Client:send(spec, auth_value)
     headers = headers, json = spec.json, body = spec.body,
   }
   if not req then return nil, errors.new { kind = "config", message = err.message or tostring(err) } end
-  local res, terr = self.transport:send(req)
-  if not res then return nil, transport_error(terr) end
+  return req
+end
+
+-- A transport's reply -> result | nil, err (the provider interprets the decoded reply).
+function Client:interpret(res, spec)
   local reply, derr = core.decode_reply(res.status, res.headers, res.body)
   if not reply then
     if res.status < 300 then
@@ -187,6 +212,15 @@ function Client:send(spec, auth_value)
   if not result then return nil, aerr end
   if spec.pick then spec.pick(result) end
   return result
+end
+
+-- One round trip: spec -> request -> transport -> reply -> result | nil, err.
+function Client:send(spec, auth_value)
+  local req, err = self:build(spec, auth_value)
+  if not req then return nil, err end
+  local res, terr = self.transport:send(req)
+  if not res then return nil, transport_error(terr) end
+  return self:interpret(res, spec)
 end
 
 -- Returns a fresh or cached OAuth token; one refresh at a time per token key.
@@ -204,7 +238,8 @@ function Client:token(force)
     release()
     return tok
   end
-  local result, err = self:with_retries(self.provider.token_request(self.client_key, self.client_secret), nil)
+  local result, err = self:with_retries(self.login_spec or
+                                        self.provider.token_request(self.client_key, self.client_secret), nil)
   if not result then
     release()
     return nil, err
@@ -245,6 +280,103 @@ function Client:with_retries(spec, auth_value)
   end
 end
 
+-- spec, auth_value for a call with this token: a header, or where the provider puts it.
+function Client:with_token(spec, token)
+  if self.provider.apply_token then return self.provider.apply_token(spec, token), nil end
+  return spec, { self.token_header, token }
+end
+
+local function failed(err) return { err = err } end
+
+-- Runs specs concurrently (libcurl multi, at most max_in_flight at once) with the client's
+-- auth; each failure retryable by the usual rules is retried in the next round, and an auth
+-- rejection renews the token once. Returns an array: [i] = result | { err = err }.
+function Client:run_round(specs, idx, token, max_in_flight)
+  local reqs, out, sent = {}, {}, {}
+  for n, i in ipairs(idx) do
+    local spec, auth_value = specs[i], nil
+    if token then spec, auth_value = self:with_token(spec, token) end
+    if not token and self.auth_header then auth_value = { "Authorization", self.auth_header } end
+    local req, err = self:build(spec, auth_value)
+    if req then
+      reqs[#reqs + 1] = req
+      out[n], sent[n] = #reqs, spec
+    else
+      out[n] = failed(err)
+    end
+  end
+  local replies = #reqs > 0 and core.perform_multi(self.multi_opts, reqs, max_in_flight) or {}
+  for n in ipairs(idx) do
+    if type(out[n]) == "number" then
+      local res, spec = replies[out[n]], sent[n]
+      if res.err then
+        out[n] = failed(transport_error(res.err))
+      else
+        local result, err = self:interpret(res, spec)
+        out[n] = result or failed(err)
+      end
+    end
+  end
+  return out
+end
+
+--- Batch call: specs (as for request) run concurrently, at most max_in_flight at once (default 4).
+-- Returns an array of results where [i] is the result of specs[i] or { err = err }; never nil.
+function Client:request_many(specs, max_in_flight)
+  if type(specs) ~= "table" then error("loyalty: array of request specs expected", 2) end
+  max_in_flight = max_in_flight or 4
+  if not self.multi_opts then
+    -- A custom transport or nginx: one call at a time through the normal path.
+    local out = {}
+    for i, spec in ipairs(specs) do
+      local r, err = self:request(spec)
+      out[i] = r or failed(err)
+    end
+    return out
+  end
+  local token, terr
+  if self.client_key or self.login_spec then
+    token, terr = self:token()
+    if not token then
+      local out = {}
+      for i = 1, #specs do out[i] = failed(errors.scrub(terr, self.secrets)) end
+      return out
+    end
+  end
+  local results, pending, attempts, renewed = {}, {}, {}, false
+  for i = 1, #specs do pending[i], attempts[i] = i, 0 end
+  while #pending > 0 do
+    local round = self:run_round(specs, pending, token, max_in_flight)
+    local again, rejected = {}, false
+    for n, i in ipairs(pending) do
+      local r = round[n]
+      attempts[i] = attempts[i] + 1
+      local err = r.err
+      local max = (specs[i].method == "GET" or specs[i].idempotent) and self.max_attempts or 1
+      if err and token and not renewed and err.kind == "auth" and (err.status == 401 or err.token_rejected) then
+        again[#again + 1], rejected = i, true
+      elseif err and err.retryable and attempts[i] < max then
+        again[#again + 1] = i
+      else
+        if err then err.attempts = attempts[i] else r.attempts = attempts[i] end
+        results[i] = err and failed(errors.scrub(err, self.secrets)) or r
+      end
+    end
+    if rejected then
+      renewed = true
+      token, terr = self:token(token)
+      if not token then
+        for _, i in ipairs(again) do results[i] = failed(errors.scrub(terr, self.secrets)) end
+        again = {}
+      end
+    elseif #again > 0 then
+      self.sleep(self:backoff(math.max(attempts[again[1]], 1)))
+    end
+    pending = again
+  end
+  return results
+end
+
 --- Low-level call: spec {method, path, query, json|body, headers, attribution, version,
 -- idempotent, duplicate_code, pick}. Returns result or nil, err.
 function Client:request(spec)
@@ -254,15 +386,15 @@ function Client:request(spec)
   local result, err
   if self.auth_header then
     result, err = self:with_retries(spec, { "Authorization", self.auth_header })
-  elseif self.client_key then
+  elseif self.client_key or self.login_spec then
     local token
     token, err = self:token()
     if token then
-      result, err = self:with_retries(spec, { self.token_header, token })
-      if not result and err.kind == "auth" and err.status == 401 then
+      result, err = self:with_retries(self:with_token(spec, token))
+      if not result and err.kind == "auth" and (err.status == 401 or err.token_rejected) then
         -- The token may have been revoked or expired early: regenerate once and replay.
         token, err = self:token(token)
-        if token then result, err = self:with_retries(spec, { self.token_header, token }) end
+        if token then result, err = self:with_retries(self:with_token(spec, token)) end
       end
     end
   end
