@@ -1,0 +1,467 @@
+-- CRM.COM Rewards, legacy Web API (V4 platform, `{server}/crmapi/rest/v2`): login, the token as a
+-- parameter, the {status, data} envelope, the POS flow and products/synchronise in batches.
+-- Facts: shared/reference/crmcom.md; every inference: loyalty.providers.crmcom.inferred.
+local core = require "loyalty.core"
+local errors = require "loyalty.errors"
+local inferred = require "loyalty.providers.crmcom.inferred"
+
+local _M = { name = "crmcom", inferred = inferred }
+
+--- CRM.COM runs per customer server: there is no public host to derive from an environment.
+function _M.base_url()
+  return nil, errors.config("CRM.COM has no public hosts: set base_url to {server}/crmapi/rest/v2", "base_url")
+end
+
+------------------------------------------------------------------------------------------
+-- Auth: POST authentication/token {username, password, organisation, unit?} or
+-- POST authentication/web_api_key/token with the key as Basic username (crmcom.md §1).
+
+--- opts (client options) -> { spec, key, secrets } or nil, config err.
+function _M.login(opts)
+  if opts.client_key or opts.client_secret or opts.token_header then
+    local key = opts.client_key and "client_key" or (opts.client_secret and "client_secret" or "token_header")
+    return nil, errors.config("CRM.COM logs in with username/password/organisation or api_key, not OAuth keys", key)
+  end
+  if opts.api_key then
+    if opts.username or opts.password then
+      return nil, errors.config("give either api_key or username/password, not both", "api_key")
+    end
+    local basic = core.base64(opts.api_key .. (inferred.API_KEY_WITH_COLON and ":" or ""))
+    return {
+      spec = { method = "POST", path = "/authentication/web_api_key/token", json = { unit = opts.unit },
+               headers = { Authorization = "Basic " .. basic }, idempotent = true, login = true },
+      key = "crmcom|key|" .. core.md5_hex(opts.api_key) .. "|" .. (opts.unit or ""),
+      secrets = { opts.api_key, basic },
+    }
+  end
+  if not (opts.username and opts.password) then
+    return nil, errors.config("CRM.COM needs username and password (or api_key)",
+                              opts.username and "password" or "username")
+  end
+  if not opts.organisation then
+    return nil, errors.config("CRM.COM username/password login needs the organisation", "organisation")
+  end
+  return {
+    spec = { method = "POST", path = "/authentication/token", idempotent = true, login = true,
+             json = { username = opts.username, password = opts.password, organisation = opts.organisation,
+                      unit = opts.unit } },
+    key = "crmcom|" .. opts.organisation .. "|" .. opts.username .. "|" .. (opts.unit or ""),
+    secrets = { opts.password },
+  }
+end
+
+function _M.token_from(result)
+  local data = result.data
+  if type(data) ~= "table" or type(data.token) ~= "string" or data.token == "" then
+    return nil, errors.new { kind = "auth", status = result.status, request_id = result.request_id,
+                             message = "CRM.COM login reply has no token" }
+  end
+  return data.token, inferred.TOKEN_TTL_SECONDS
+end
+
+local function copy(t)
+  local out = {}
+  for k, v in pairs(t or {}) do out[k] = v end
+  return out
+end
+
+--- The token goes as the `token` parameter: query string on GET, top-level body field on POST.
+function _M.apply_token(spec, token)
+  local s = copy(spec)
+  if spec.method == "GET" then
+    s.query = copy(spec.query)
+    s.query.token = token
+  else
+    s.json = copy(spec.json)
+    s.json.token = token
+  end
+  return s
+end
+
+------------------------------------------------------------------------------------------
+-- Reply interpretation: {"status": {"code", "message", "description"}, "data": ...}
+
+local function http_error(reply)
+  local s = reply.status
+  local kind = (s == 401 or s == 403) and "auth" or (s == 429 and "rate_limited" or "http")
+  return errors.new { kind = kind, status = s, message = "HTTP " .. s, request_id = reply.request_id,
+                      retryable = inferred.RETRYABLE_HTTP[s] or false, retry_after = reply.retry_after,
+                      token_rejected = s == 401 or nil }
+end
+
+local function text(v)
+  if type(v) == "string" and v ~= "" then return v end
+end
+
+--- reply (from core.decode_reply) -> result {status, request_id, body, data, ...} or nil, err.
+function _M.interpret(reply, spec)
+  local body = reply.body
+  local status = type(body) == "table" and type(body.status) == "table" and body.status
+  if not status then
+    if reply.status >= 300 then return nil, http_error(reply) end
+    return nil, errors.new { kind = "decode", status = reply.status, request_id = reply.request_id,
+                             message = "reply has no CRM.COM {status, data} envelope", retryable = true }
+  end
+  local code = status.code
+  if code ~= "OK" then
+    code = type(code) == "string" and code or tostring(code)
+    local kind, rejected = "api", nil
+    if spec.login and (inferred.LOGIN_FAILED_CODES[code] or inferred.TOKEN_REJECTED_CODES[code]) then
+      kind = "auth"
+    elseif not spec.login and inferred.TOKEN_REJECTED_CODES[code] then
+      kind, rejected = "auth", true
+    end
+    if reply.status >= 500 or reply.status == 429 then return nil, http_error(reply) end
+    return nil, errors.new {
+      kind = kind, status = reply.status, code = code, request_id = reply.request_id, token_rejected = rejected,
+      message = text(status.message) or text(status.description) or ("CRM.COM status " .. code),
+      description = text(status.description),
+    }
+  end
+  local data = body.data
+  if type(data) ~= "table" then data = {} end
+  return { status = reply.status, request_id = reply.request_id, body = body, data = data, warnings = {} }
+end
+
+------------------------------------------------------------------------------------------
+-- Helpers
+
+local function check_string(name, v, max)
+  local t = type(v)
+  if t == "number" then return tostring(v) end
+  if t ~= "string" then error("loyalty: " .. name .. " must be a string or number", 4) end
+  if v == "" or v:find("[%z\r\n]") or #v > (max or 256) then return nil end
+  return v
+end
+
+local function fields_set(v)
+  if v == nil then return nil end
+  if type(v) == "string" then return v end
+  if type(v) == "table" then return table.concat(v, ",") end
+  error("loyalty: fields_set must be a string or a list of strings", 4)
+end
+
+local function num(v) return tonumber(v) or 0 end
+
+local SCALE = 10 ^ inferred.MONEY_DECIMALS
+local function money(x)
+  local n = tonumber(x) or 0
+  return math.floor(n * SCALE + 0.5) / SCALE
+end
+_M.money = money
+
+-- args -> rewards_participant_identifier table (exactly one semi-optional field, crmcom.md §2.2).
+local function participant_identifier(args)
+  if type(args) ~= "table" then error("loyalty: participant identifier table expected", 4) end
+  local found
+  for key, field in pairs(inferred.IDENTIFIER_FIELDS) do
+    if args[key] ~= nil then
+      local v = check_string(key, args[key])
+      if not v then return nil, errors.config("invalid participant " .. key, key) end
+      if found then return nil, errors.config("give exactly one participant identifier", key) end
+      found = { [field] = v }
+    end
+  end
+  local token_fields = { "authentication_code", "card", "mobile", "email", "one_time_password", "identifier" }
+  for _, key in ipairs(token_fields) do
+    if args[key] ~= nil then
+      local v = check_string(key, args[key])
+      if not v then return nil, errors.config("invalid participant " .. key, key) end
+      if found then return nil, errors.config("give exactly one participant identifier", key) end
+      local ati
+      if key == "one_time_password" then
+        ati = { one_time_password = tonumber(v) or v }
+      elseif key == "identifier" then
+        local pass = check_string("pass_code", args.pass_code or "")
+        if not pass then return nil, errors.config("identifier needs its pass_code", "pass_code") end
+        ati = { identifier = v, pass_code = pass }
+      else
+        ati = { authentication_code = v }
+      end
+      found = { access_token_identifier = ati }
+    end
+  end
+  if not found then
+    return nil, errors.config("a participant identifier (number, id, card, mobile, email, authentication_code, "
+                              .. "identifier + pass_code or one_time_password) is required", "identifier")
+  end
+  return found
+end
+_M.participant_identifier = participant_identifier
+
+-- A purchase identifier from {id | number | reference}.
+local function event_identifier(p)
+  if type(p) ~= "table" then error("loyalty: purchase identifier table expected", 4) end
+  for _, key in ipairs { "id", "number", "reference_number" } do
+    if p[key] ~= nil then
+      local v = check_string(key, p[key])
+      if not v then return nil, errors.config("invalid purchase " .. key, key) end
+      return { [key] = v }
+    end
+  end
+  return nil, errors.config("a purchase id, number or reference_number is required", "purchase")
+end
+
+local function now_string() return os.date("!%Y-%m-%dT%H:%M:%S") end
+
+-- purchase {participant = {...}, lines = {{code, quantity, net, vat, total}}, reference, ...}
+-- -> the body shared by purchases/preview and purchases/create (crmcom.md §4.2-4.3).
+local function purchase_body(p)
+  if type(p) ~= "table" then error("loyalty: purchase table expected", 4) end
+  local ident, err = participant_identifier(p.participant or {})
+  if not ident then return nil, err end
+  local lines = {}
+  for i, l in ipairs(p.lines or {}) do
+    if type(l) ~= "table" then error("loyalty: purchase line " .. i .. " must be a table", 4) end
+    local total = l.total_amount or l.total
+    local vat = l.vat_amount or l.vat or 0
+    local net = l.net_amount or l.net or (total and total - vat)
+    if type(net) ~= "number" or type(total or net + vat) ~= "number" then
+      return nil, errors.config("purchase line " .. i .. " needs a numeric total (or net and vat)", "lines")
+    end
+    local line = { quantity = l.quantity or l.qty or 1, net_amount = money(net), vat_amount = money(vat),
+                   total_amount = money(total or net + vat) }
+    local code = l.code or l.sku
+    if code ~= nil then
+      local c = check_string("product code", code)
+      if not c then return nil, errors.config("invalid product code on line " .. i, "lines") end
+      line.product_identifier = { code = c } -- without it CRM.COM books the Default Product
+    end
+    lines[i] = line
+  end
+  local body = {
+    rewards_participant_identifier = not ident.access_token_identifier and ident or nil,
+    performed_on = p.performed_on or now_string(), description = p.description,
+    reference_number = p.reference, external_system = p.external_system,
+    external_system_reference_number = p.external_reference or p.reference,
+    products_set = #lines > 0 and lines or core.empty_array,
+    performed_by_unit_identifier = p.unit and { id = p.unit } or nil,
+    classification_identifier = p.classification and { name = p.classification } or nil,
+  }
+  if ident.access_token_identifier then
+    -- [DOC] purchases accept access_token_identifier inside the accounts receivable identifier (R15+).
+    body.accounts_receivable_identifier = ident
+  end
+  return body
+end
+
+------------------------------------------------------------------------------------------
+-- Typed views
+
+--- The figures of a preview reply (purchase_customer_event_preview_complete, §4.2).
+local function preview_view(d)
+  local v = {
+    award = num(d.total_award_amount), instant_spend = num(d.total_instant_spend_amount),
+    automatic_spend = num(d.total_automatic_spend_amount), eligible_spend = num(d.total_additional_spend_amount),
+    min_spend = num(d.minimum_spend_amount_per_transaction),
+    max_spend = tonumber(d.maximum_spend_amount_per_transaction),
+    wallet_balance = num(d.wallet_balance), reduction_method = d.reduction_method or "FRONT_END_REDUCTION",
+    allow_spending = d.allow_spending ~= false,
+    participant_id = d.rewards_participant_id, participant_name = d.rewards_participant_name,
+  }
+  local offer = v.eligible_spend
+  if v.max_spend then offer = math.min(offer, v.max_spend) end
+  offer = money(offer)
+  v.offer = (v.allow_spending and offer > 0 and offer >= v.min_spend) and offer or 0
+  return v
+end
+_M.preview_view = preview_view
+
+--- The figures of a purchase customer event (§4.3).
+local function purchase_view(d)
+  return {
+    id = d.id, number = d.number, state = d.life_cycle_state, reference = d.reference_number,
+    external_reference = d.external_system_reference_number,
+    total = num(d.total_amount), net = num(d.net_amount), vat = num(d.vat_amount),
+    awarded = num(d.total_awarded_amount), spent = num(d.total_spend_amount),
+    requested_spend = tonumber(d.requested_spend_amount),
+  }
+end
+_M.purchase_view = purchase_view
+
+--- Amount to collect when closing the sale: purchase {total, spent} plus the actual amounts of
+-- later spend requests ({actual} each, or numbers); reduction_method from the preview.
+function _M.amount_to_collect(purchase, spends, reduction_method)
+  local spent = num(purchase.spent)
+  for _, s in ipairs(spends or {}) do spent = spent + num(type(s) == "table" and s.actual or s) end
+  spent = money(spent)
+  local total = money(purchase.total)
+  local back_end = reduction_method == "BACK_END_REDUCTION"
+  return { total = total, spent = spent, reduction_method = reduction_method or "FRONT_END_REDUCTION",
+           due = back_end and total or money(math.max(total - spent, 0)),
+           credited_later = back_end and spent or 0 }
+end
+
+------------------------------------------------------------------------------------------
+-- Operations: each returns a request spec; `pick` fills typed fields of the result.
+
+local ops = {}
+_M.ops = ops
+
+--- rewards_participants/show: by id/number on GET (query `rewards_participant_identifier=number=29`),
+-- by an access token (card, OTP, pass code) on POST. r.participant
+function ops.participant_show(args)
+  local ident, err = participant_identifier(args)
+  if not ident then return nil, err end
+  local pick = function(r) r.participant = r.data end
+  local fs = fields_set(args.fields_set)
+  if ident.access_token_identifier then
+    return { method = "POST", path = "/rewards_participants/show", idempotent = true, pick = pick,
+             json = { rewards_participant_identifier = ident, fields_set = fs } }
+  end
+  local field, value = next(ident)
+  return { method = "GET", path = "/rewards_participants/show", pick = pick,
+           query = { rewards_participant_identifier = field .. "=" .. value, fields_set = fs } }
+end
+
+--- customer_events/purchases/preview: r.preview {award, eligible_spend, min_spend, max_spend,
+-- wallet_balance, reduction_method, allow_spending, offer, …}
+function ops.purchase_preview(purchase)
+  local body, err = purchase_body(purchase)
+  if not body then return nil, err end
+  return { method = "POST", path = "/customer_events/purchases/preview", json = body, idempotent = true,
+           pick = function(r) r.preview = preview_view(r.data) end }
+end
+
+--- customer_events/purchases/create: r.purchase {id, number, total, awarded, spent, …}. With a
+-- reference (external_system_reference_number) a retry is safe: the CRM returns the first purchase.
+function ops.purchase_create(purchase)
+  local body, err = purchase_body(purchase)
+  if not body then return nil, err end
+  return { method = "POST", path = "/customer_events/purchases/create", json = body,
+           idempotent = body.external_system_reference_number ~= nil,
+           pick = function(r) r.purchase = purchase_view(r.data) end }
+end
+
+--- customer_events/purchases/show (GET): r.purchase
+function ops.purchase_show(args)
+  local ident, err = event_identifier(args)
+  if not ident then return nil, err end
+  local field, value = next(ident)
+  return { method = "GET", path = "/customer_events/purchases/show",
+           query = { purchase_customer_event_identifier = field .. "=" .. value,
+                     fields_set = fields_set(args.fields_set) },
+           pick = function(r) r.purchase = purchase_view(r.data) end }
+end
+
+--- customer_events/purchases/cancel: r.purchase (state CANCELLED)
+function ops.purchase_cancel(args)
+  local ident, err = event_identifier(args)
+  if not ident then return nil, err end
+  return { method = "POST", path = "/customer_events/purchases/cancel", idempotent = true,
+           json = { purchase_customer_event_identifier = ident },
+           pick = function(r) r.purchase = purchase_view(r.data) end }
+end
+
+--- customer_events/purchases/list with pagination: args {participant…, number_of_results, offset,
+-- fields_set}. r.purchases = {purchase_view…}, r.raw_purchases
+function ops.purchases_list(args)
+  if type(args) ~= "table" then error("loyalty: arguments table expected", 2) end
+  local body = { number_of_results = args.number_of_results, offset = args.offset,
+                 fields_set = fields_set(args.fields_set) }
+  if args.participant then
+    local ident, err = participant_identifier(args.participant)
+    if not ident then return nil, err end
+    body.rewards_participant_identifier = ident
+  end
+  return { method = "POST", path = "/customer_events/purchases/list", json = body, idempotent = true,
+           pick = function(r)
+             local list = type(r.data) == "table" and (r.data[1] ~= nil and r.data or r.data.purchases_set) or {}
+             r.raw_purchases, r.purchases = list, {}
+             for i, p in ipairs(list) do r.purchases[i] = purchase_view(p) end
+           end }
+end
+
+--- customer_events/spend_requests/create: args {participant = {...}, purchase = {id|number},
+-- amount (nil: the purchase total), reference, unit}. r.spend {id, number, requested, actual}
+function ops.spend_request_create(args)
+  if type(args) ~= "table" then error("loyalty: spend request table expected", 2) end
+  local ident, err = participant_identifier(args.participant or {})
+  if not ident then return nil, err end
+  local event
+  event, err = event_identifier(args.purchase or {})
+  if not event then return nil, err end
+  if args.amount ~= nil and (type(args.amount) ~= "number" or args.amount <= 0) then
+    return nil, errors.config("spend amount must be a positive number", "amount")
+  end
+  local body = {
+    rewards_participant_identifier = not ident.access_token_identifier and ident or nil,
+    accounts_receivable_identifier = ident.access_token_identifier and ident or nil,
+    purchase_customer_request_identifier = event, -- [DOC] spelled so; the sandbox also takes …event…
+    spend_amount = args.amount and money(args.amount) or nil, performed_on = args.performed_on or now_string(),
+    performed_by_unit_identifier = args.unit and { id = args.unit } or nil,
+    external_system_reference_number = args.reference, description = args.description,
+  }
+  return { method = "POST", path = "/customer_events/spend_requests/create", json = body,
+           idempotent = args.reference ~= nil,
+           pick = function(r)
+             local d = r.data
+             local tx = type(d.spend_reward_transaction) == "table" and d.spend_reward_transaction or {}
+             r.spend = { id = d.id, number = d.number, state = d.life_cycle_state, requested = args.amount,
+                         actual = num(tx.amount ~= nil and tx.amount or d.spend_amount),
+                         reduction_method = d.reduction_method }
+           end }
+end
+
+------------------------------------------------------------------------------------------
+-- products/synchronise in parallel batches (crmcom.md §4.6: at most 1,000 products per call).
+
+local batch_ops = {}
+_M.batch_ops = batch_ops
+
+--- products: array of product objects ({code, description, …}); opts {batch_size (<= 1000),
+-- max_in_flight, definition = {name|id|alternative_code}, fields_set}.
+-- Returns a plan for client:request_many; client:products_synchronise(...) returns
+-- { calls, processed = {{request_code, id, code, message, batch}}, unprocessed = {{request_code,
+-- error_code, error_description, batch}}, failed_batches = {{batch, first, last, count, err}} }.
+function batch_ops.products_synchronise(products, opts)
+  if type(products) ~= "table" then error("loyalty: products array expected", 2) end
+  opts = opts or {}
+  local size = opts.batch_size or inferred.SYNC_BATCH_SIZE
+  if type(size) ~= "number" or size < 1 or size > inferred.SYNC_BATCH_SIZE or size ~= math.floor(size) then
+    return nil, errors.config("batch_size must be a whole number from 1 to " .. inferred.SYNC_BATCH_SIZE, "batch_size")
+  end
+  local max_in_flight = opts.max_in_flight or inferred.SYNC_MAX_IN_FLIGHT
+  if type(max_in_flight) ~= "number" or max_in_flight < 1 or max_in_flight > 1024 then
+    return nil, errors.config("max_in_flight must be from 1 to 1024", "max_in_flight")
+  end
+  local definition = opts.definition and { name = opts.definition.name, id = opts.definition.id,
+                                           alternative_code = opts.definition.alternative_code }
+  local specs, ranges = {}, {}
+  for first = 1, #products, size do
+    local last = math.min(first + size - 1, #products)
+    local set = {}
+    for i = first, last do set[#set + 1] = products[i] end
+    specs[#specs + 1] = {
+      method = "POST", path = "/products/synchronise", idempotent = true, -- a replay re-syncs the same data
+      json = { products_set = set, synchronisation_definition_identifier = definition,
+               fields_set = fields_set(opts.fields_set) },
+    }
+    ranges[#ranges + 1] = { first = first, last = last }
+  end
+  local function combine(results)
+    local out = { calls = #specs, processed = {}, unprocessed = {}, failed_batches = {} }
+    for b, r in ipairs(results) do
+      local range = ranges[b]
+      if r.err then
+        out.failed_batches[#out.failed_batches + 1] = { batch = b, first = range.first, last = range.last,
+                                                        count = range.last - range.first + 1, err = r.err }
+      else
+        for _, p in ipairs(type(r.data.processed_products_set) == "table" and r.data.processed_products_set or {}) do
+          out.processed[#out.processed + 1] = { request_code = p.request_code, id = p.id, code = p.code,
+                                                message = p.message, batch = b }
+        end
+        local unprocessed = r.data.unprocessed_products_set
+        for _, p in ipairs(type(unprocessed) == "table" and unprocessed or {}) do
+          out.unprocessed[#out.unprocessed + 1] = { request_code = p.request_code, error_code = p.error_code,
+                                                    error_description = p.error_description, batch = b }
+        end
+      end
+    end
+    out.partial = #out.unprocessed > 0 or #out.failed_batches > 0
+    return out
+  end
+  return { specs = specs, max_in_flight = max_in_flight, combine = combine }
+end
+
+return _M
