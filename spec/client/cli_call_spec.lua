@@ -24,7 +24,8 @@ describe("loyalty call", function()
   end)
 
   it("calls a raw v2 path", function()
-    local out, rc = call(sb, "GET /v2/customers/lookup source=INSTORE identifierName=mobile identifierValue=919999000001")
+    local out, rc = call(sb, "GET /v2/customers/lookup source=INSTORE identifierName=mobile "
+                             .. "identifierValue=919999000001")
     assert.equals(0, rc)
     assert.matches('"entity":343445001', out, 1, true)
   end)
