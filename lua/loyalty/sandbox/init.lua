@@ -39,6 +39,7 @@ function _M.http_config(seed_file, latency_ms)
     "  local f = assert(io.open(" .. string.format("%q", seed_file) .. ", 'rb'))",
     "  local raw = f:read('*a') f:close()",
     "  require('loyalty.sandbox.store').init(raw, " .. tostring(tonumber(latency_ms) or 0) .. ")",
+    "  require('loyalty.sandbox.crmcom.server').init(raw)",
     "}",
     "init_worker_by_lua_block { math.randomseed(math.floor(ngx.now() * 1000) + ngx.worker.pid()) }",
     "keepalive_requests 100000;",
@@ -82,6 +83,11 @@ function Handle:reset() return admin_call(self.url, "POST", "/sandbox/reset") en
 function Handle:faults(spec) return admin_call(self.url, "POST", "/sandbox/faults", spec) end
 function Handle:clear_faults() return admin_call(self.url, "DELETE", "/sandbox/faults") end
 function Handle:latency(ms) return admin_call(self.url, "POST", "/sandbox/latency", { ms = ms }) end
+
+-- CRM.COM: wallets, events, products, logins and the synchronise concurrency high-water mark.
+function Handle:crmcom_state() return admin_call(self.url, "GET", "/sandbox/crmcom/state") end
+function Handle:crmcom_expire_tokens() return admin_call(self.url, "POST", "/sandbox/crmcom/expire_tokens") end
+function Handle:crmcom_reset_counters() return admin_call(self.url, "POST", "/sandbox/crmcom/reset_counters") end
 
 --- Holds customer's write lock for ms milliseconds (the next write for it answers 521).
 function Handle:hold(customer, ms)

@@ -9,12 +9,14 @@ local inferred = require("loyalty.sandbox.inferred")
 local admin = require("loyalty.sandbox.admin")
 local v11 = require("loyalty.sandbox.v11")
 local v2 = require("loyalty.sandbox.v2")
+local crmcom = require("loyalty.sandbox.crmcom.server")
 
 local _M = {}
 
 local LOCKED_MESSAGE = "Multiple actions are running for the same customer. Please try after some time."
 
 local function generation(path)
+  if path:sub(1, #crmcom.PREFIX) == crmcom.PREFIX then return "crmcom" end
   if path:sub(1, 6) == "/v1.1/" then return "v1.1" end
   if path:sub(1, 4) == "/v2/" then return "v2" end
   if path:sub(1, 4) == "/v3/" then return "v3" end
@@ -33,6 +35,7 @@ end
 
 -- The error envelope of the API generation the path belongs to.
 local function error_reply(gen, http, code, message)
+  if gen == "crmcom" then return crmcom.error_reply(http, code, message) end
   if gen == "v1.1" then return common.v11_error(http, code, message) end
   if gen == "v3" then
     return http, { data = json.null, errors = json.array { { status = false, code = code, message = message } } }
@@ -166,6 +169,8 @@ local function apply_fault(f, gen)
     local message = f.message or "All requests have failed due to errors"
     if gen == "v1.1" then
       send(200, { response = { status = common.v11_status(false, code, message) } })
+    elseif gen == "crmcom" then
+      send(crmcom.error_reply(200, f.code or "ERROR", message))
     else
       send(200, { errors = json.array { { status = false, code = code, message = message } },
         warnings = json.array {} })
@@ -206,11 +211,16 @@ local function dispatch()
   store.count_request(path)
 
   if path:sub(1, 9) == "/sandbox/" then
-    local fn = admin.route(method, path)
+    local fn = admin.route(method, path) or crmcom.knob(method, path)
     if not fn then return send(404, { error = "no such sandbox endpoint: " .. method .. " " .. path }) end
     local body, err = decode_body(method)
     if err and path ~= "/sandbox/reset" and method ~= "DELETE" then return send(400, { error = err }) end
-    return send(fn({ method = method, path = path, args = ngx.req.get_uri_args(), body = body }))
+    local status, reply = fn({ method = method, path = path, args = ngx.req.get_uri_args(), body = body })
+    if path == "/sandbox/reset" then crmcom.reset() end
+    return send(status, reply)
+  end
+  if path:sub(1, #crmcom.PREFIX) == crmcom.PREFIX then
+    return crmcom.handle { send = send, apply_fault = apply_fault, read_body = read_body }
   end
 
   local latency = store.latency_ms()

@@ -1,0 +1,45 @@
+-- Every CRM.COM sandbox behaviour that the reference (shared/reference/crmcom.md) does not document
+-- lives here, each marked [INF] with its reason, so that a correction is a one-line change.
+local _M = {}
+
+-- [INF] Envelope errors answer HTTP 200: "JSON is returned by all API responses, including errors"
+-- and public clients branch on status.code only (gap 2: no HTTP statuses documented).
+_M.ERROR_HTTP = 200
+
+-- [INF] Error status codes (no catalogue is documented, gap 2); messages are human-readable.
+_M.CODES = {
+  invalid_token = "INVALID_TOKEN", login_failed = "AUTHENTICATION_FAILED", invalid = "INVALID_PARAMETER",
+  not_found = "NOT_FOUND", not_posted = "PURCHASE_NOT_POSTED", cancelled = "ALREADY_CANCELLED",
+  spend_not_allowed = "SPEND_NOT_ALLOWED", below_minimum = "SPEND_BELOW_MINIMUM",
+  no_balance = "INSUFFICIENT_WALLET_BALANCE", too_many = "TOO_MANY_PRODUCTS", unknown_method = "UNKNOWN_METHOD",
+}
+
+-- [INF] Per-product error codes of products/synchronise (the field names are documented, the values not).
+_M.PRODUCT_CODES = { missing_code = "MISSING_CODE", invalid_code = "INVALID_CODE" }
+_M.MAX_PRODUCT_CODE = 64
+
+-- [DOC] At most 1,000 products per synchronise call; [INF] more is refused as a whole.
+_M.MAX_SYNC_PRODUCTS = 1000
+
+-- [DOC R12+] Tokens live two hours from issue; a seed user may shorten it (token_ttl_seconds) for tests.
+_M.TOKEN_TTL_SECONDS = 7200
+-- [INF] The JWT is not signed with a real secret: clients must treat it as opaque.
+
+-- [INF] The award is award_percent of the net amount of eligible lines, rounded to cents;
+-- lines of excluded products earn nothing; lines without a product identifier (or of a product
+-- never synchronised) book the Default Product and earn.
+-- [INF] The award is credited to the wallet when the purchase is created (POSTED).
+-- [INF] Preview: additional spend = min(wallet balance, basket total), or the balance for an empty
+-- basket; instant and automatic spend are 0 (no instant-spend offers in the seed).
+-- [INF] A spend request without spend_amount asks for the purchase total (documented default);
+-- the actual amount is capped by wallet balance, maximum per transaction and what is left of the
+-- purchase total; a request below the minimum, or an actual amount below it, is refused.
+-- [INF] external_system_reference_number de-duplicates purchases and spend requests: a replay
+-- returns the first event and moves no money.
+-- [INF] Cancelling a purchase takes its award back (the wallet may go negative) and refunds the
+-- spend requests made on it; a second cancel is refused.
+-- [INF] purchases/list returns data as an array; number_of_results defaults to 50, offset to 0.
+_M.DEFAULT_NUMBER_OF_RESULTS = 50
+-- [INF] fields_set filters the top-level keys of data (of each item for arrays).
+
+return _M

@@ -1,0 +1,288 @@
+-- The CRM.COM legacy Web API in the sandbox (`/crmapi/rest/v2/...`): login and tokens, the
+-- {status, data} envelope, the POS flow over the wallet engine, products/synchronise, and the
+-- /sandbox/crmcom/ knobs. Latency and faults are the sandbox's own (loyalty.sandbox.server).
+local json = require("loyalty.sandbox.json")
+local store = require("loyalty.sandbox.store")
+local faults = require("loyalty.sandbox.faults")
+local cstore = require("loyalty.sandbox.crmcom.store")
+local wallet = require("loyalty.sandbox.crmcom.wallet")
+local inferred = require("loyalty.sandbox.crmcom.inferred")
+
+local _M = {}
+_M.PREFIX = "/crmapi/rest/v2/"
+local C = inferred.CODES
+local array = json.array
+
+local function envelope(code, message, data)
+  return { status = { code = code, message = message or json.null, description = json.null },
+           data = data == nil and json.null or data }
+end
+
+--- http status, body of a failure (used by the sandbox's fault injection too).
+function _M.error_reply(http, code, message)
+  return http, envelope(tostring(code), message)
+end
+
+local function ok(data) return 200, envelope("OK", nil, data) end
+local function err(code, message) return inferred.ERROR_HTTP, envelope(code, message) end
+
+-- GET identifiers arrive flattened: `rewards_participant_identifier=number=29`.
+local function unflatten(v)
+  if type(v) ~= "string" then return v end
+  local field, value = v:match("^([%w_]+)=(.*)$")
+  if not field then return nil end
+  return { [field] = value }
+end
+
+local function b64url(s) return (ngx.encode_base64(s):gsub("+", "-"):gsub("/", "_"):gsub("=+$", "")) end
+
+local function issue_token(user, org, unit, ttl)
+  local now = ngx.time()
+  local n = store.next_seq("crmjti")
+  local token = b64url(json.encode { typ = "JWT", alg = "HS256" }) .. "." ..
+    b64url(json.encode { jti = tostring(n), usr = user, org = org, oun = unit or json.null, iat = now, exp = now + ttl })
+    .. "." .. b64url(ngx.md5_bin(n .. ":" .. ngx.now() .. ":" .. math.random()))
+  cstore.put_token(token, { usr = user, org = org, unit = unit, exp = now + ttl }, ttl)
+  return ok { token = token }
+end
+
+local function login(cfg, p)
+  local u = cfg.users[tostring(p.username or "")]
+  if not u or tostring(p.password or "") ~= u.password or p.organisation ~= cfg.organisation then
+    return err(C.login_failed, "Invalid username, password or organisation")
+  end
+  local unit = p.unit or u.unit
+  if unit and not cfg.units[unit] then return err(C.invalid, "Unknown unit " .. tostring(unit)) end
+  return issue_token(u.username, cfg.organisation, unit, u.token_ttl_seconds or inferred.TOKEN_TTL_SECONDS)
+end
+
+local function key_login(cfg, p, headers)
+  local authz = headers["authorization"]
+  if type(authz) == "table" then authz = authz[1] end
+  local decoded = authz and authz:sub(1, 6):lower() == "basic " and ngx.decode_base64(authz:sub(7))
+  local key = decoded and (decoded:match("^([^:]*):?$"))
+  local k = key and cfg.keys[key]
+  if not k then return err(C.login_failed, "Invalid Web API key") end
+  local unit = p.unit or k.unit
+  if unit and not cfg.units[unit] then return err(C.invalid, "Unknown unit " .. tostring(unit)) end
+  return issue_token("webapi:" .. key:sub(1, 4), cfg.organisation, unit, k.token_ttl_seconds or inferred.TOKEN_TTL_SECONDS)
+end
+
+-- fields_set: the listed top-level keys of data (of each item for arrays).
+local function select_fields(data, fs)
+  if type(fs) ~= "string" or fs == "" or type(data) ~= "table" then return data end
+  local keep = {}
+  for f in fs:gmatch("[^,%s]+") do keep[f] = true end
+  local function pick(t)
+    local out = {}
+    for k, v in pairs(t) do if keep[k] then out[k] = v end end
+    return out
+  end
+  if data[1] ~= nil or getmetatable(data) then
+    local out = array {}
+    for i, t in ipairs(data) do out[i] = pick(t) end
+    return out
+  end
+  return pick(data)
+end
+
+local function participant_view(rp)
+  local ref = wallet.participant_ref(rp)
+  ref.sign_up_on, ref.life_cycle_state = rp.sign_up_on, rp.life_cycle_state
+  ref.participating_schemes_set = array { { scheme = { name = (cstore.config().scheme or {}).name,
+                                                       life_cycle_state = "EFFECTIVE" } } }
+  return ref
+end
+
+-- The participant named by a call: rewards_participant_identifier or accounts_receivable_identifier.
+local function participant_of(p)
+  local ident = unflatten(p.rewards_participant_identifier) or unflatten(p.accounts_receivable_identifier)
+  if type(ident) ~= "table" then return nil, err(C.invalid, "rewards_participant_identifier is mandatory") end
+  local n = 0
+  for _ in pairs(ident) do n = n + 1 end
+  if n ~= 1 then return nil, err(C.invalid, "exactly one identifier field is allowed") end
+  local rp = cstore.find_participant(ident)
+  if not rp then return nil, err(C.not_found, "Rewards participant not found") end
+  return rp
+end
+
+local function purchase_view(p)
+  local v = {}
+  for k, x in pairs(p) do v[k] = x end
+  v.spend_requests, v.rewards_participant_number = nil, nil
+  return v
+end
+
+local function synchronise(p)
+  local set = p.products_set
+  if type(set) ~= "table" or (set[1] == nil and next(set) ~= nil) then
+    return err(C.invalid, "products_set is mandatory")
+  end
+  if #set > inferred.MAX_SYNC_PRODUCTS then
+    return err(C.too_many, "At most " .. inferred.MAX_SYNC_PRODUCTS .. " products can be synchronised per call")
+  end
+  store.incr("crm:synccalls", 1)
+  local processed, unprocessed = array {}, array {}
+  local PC = inferred.PRODUCT_CODES
+  for _, prod in ipairs(set) do
+    local code = type(prod) == "table" and prod.code
+    if type(code) == "number" then code = tostring(code) end
+    if type(code) ~= "string" or code == "" then
+      unprocessed[#unprocessed + 1] = { request_code = json.null, error_code = PC.missing_code,
+                                        error_description = "code is mandatory" }
+    elseif #code > inferred.MAX_PRODUCT_CODE or code:find("[%c]") then
+      unprocessed[#unprocessed + 1] = { request_code = code, error_code = PC.invalid_code,
+                                        error_description = "code is invalid" }
+    else
+      local id = cstore.upsert_product { code = code, description = prod.description,
+                                         alternative_code = prod.alternative_code }
+      processed[#processed + 1] = { request_code = code, id = id, code = code }
+    end
+  end
+  return ok(select_fields({ processed_products_set = processed, unprocessed_products_set = unprocessed },
+                          p.fields_set))
+end
+
+local function list_purchases(p)
+  local rp
+  if p.rewards_participant_identifier or p.accounts_receivable_identifier then
+    local e1, e2
+    rp, e1, e2 = participant_of(p)
+    if not rp then return e1, e2 end
+  end
+  local n = tonumber(p.number_of_results) or inferred.DEFAULT_NUMBER_OF_RESULTS
+  local offset = tonumber(p.offset) or 0
+  if n < 0 or offset < 0 then return err(C.invalid, "number_of_results and offset must be >= 0") end
+  local out, skipped = array {}, 0
+  for _, pur in ipairs(cstore.each_purchase()) do
+    if not rp or pur.rewards_participant_number == rp.number then
+      if skipped < offset then
+        skipped = skipped + 1
+      elseif #out < n then
+        out[#out + 1] = purchase_view(pur)
+      end
+    end
+  end
+  return ok(select_fields(out, p.fields_set))
+end
+
+-- method -> { http method(s), handler(cfg, params, session) }
+local ROUTES = {
+  ["rewards_participants/show"] = { GET = true, POST = true, function(_, p)
+    local rp, e1, e2 = participant_of(p)
+    if not rp then return e1, e2 end
+    return ok(select_fields(participant_view(rp), p.fields_set))
+  end },
+  ["customer_events/purchases/preview"] = { POST = true, function(cfg, p)
+    local rp, e1, e2 = participant_of(p)
+    if not rp then return e1, e2 end
+    local data, code, message = wallet.preview(cfg, rp, p)
+    if not data then return err(code, message) end
+    return ok(data)
+  end },
+  ["customer_events/purchases/create"] = { POST = true, function(cfg, p, session)
+    local rp, e1, e2 = participant_of(p)
+    if not rp then return e1, e2 end
+    local data, code, message = wallet.create_purchase(cfg, rp, p, session.unit)
+    if not data then return err(code, message) end
+    return ok(purchase_view(data))
+  end },
+  ["customer_events/purchases/show"] = { GET = true, POST = true, function(_, p)
+    local pur = cstore.find_purchase(unflatten(p.purchase_customer_event_identifier))
+    if not pur then return err(C.not_found, "purchase customer event not found") end
+    return ok(select_fields(purchase_view(pur), p.fields_set))
+  end },
+  ["customer_events/purchases/list"] = { POST = true, function(_, p) return list_purchases(p) end },
+  ["customer_events/purchases/cancel"] = { POST = true, function(_, p)
+    local data, code, message = wallet.cancel(p)
+    if not data then return err(code, message) end
+    return ok(purchase_view(data))
+  end },
+  ["customer_events/spend_requests/create"] = { POST = true, function(cfg, p, session)
+    local rp, e1, e2 = participant_of(p)
+    if not rp then return e1, e2 end
+    local data, code, message = wallet.spend(cfg, rp, p, session.unit)
+    if not data then return err(code, message) end
+    return ok(data)
+  end },
+  ["products/synchronise"] = { POST = true, function(_, p) return synchronise(p) end },
+}
+
+local function decode(raw)
+  if raw == nil or raw == "" then return nil, "request body is required" end
+  local body, derr = json.decode(raw)
+  if type(body) ~= "table" then return nil, "JSON object expected" .. (derr and (": " .. derr) or "") end
+  return body
+end
+
+local function route(ctx, cfg, name, method)
+  local headers = ngx.req.get_headers()
+  local params
+  if method == "GET" then
+    params = ngx.req.get_uri_args()
+  else
+    local e
+    params, e = decode(ctx.read_body())
+    if not params then return err(C.invalid, e) end
+  end
+  if name == "authentication/token" and method == "POST" then return login(cfg, params) end
+  if name == "authentication/web_api_key/token" and method == "POST" then return key_login(cfg, params, headers) end
+  local r = ROUTES[name]
+  if name ~= "authentication/token/release" and (not r or not r[method]) then
+    return 404, envelope(C.unknown_method, "No such Web API method: " .. method .. " " .. name)
+  end
+  local session = cstore.session(params.token)
+  if not session then return err(C.invalid_token, "The token is invalid or has expired") end
+  if name == "authentication/token/release" then
+    cstore.release(params.token)
+    return ok(json.null)
+  end
+  return r[1](cfg, params, session)
+end
+
+--- Handles one /crmapi/rest/v2/ request. ctx: {send(status, body), apply_fault(f, gen) -> done,
+-- read_body()}.
+function _M.handle(ctx)
+  local path, method = ngx.var.uri, ngx.req.get_method()
+  local name = path:sub(#_M.PREFIX + 1)
+  cstore.enter(name)
+  local latency = store.latency_ms()
+  if latency > 0 then ngx.sleep(latency / 1000) end
+  local f = faults.take(path, method)
+  if f and f.action == "delay" then
+    ngx.sleep(f.ms / 1000)
+    f = nil
+  end
+  cstore.leave(name)
+  if f and ctx.apply_fault(f, "crmcom") then return end
+  local cfg = cstore.config()
+  if not cfg then return ctx.send(err(C.unknown_method, "the sandbox seed has no crmcom section")) end
+  return ctx.send(route(ctx, cfg, name, method))
+end
+
+-- Knobs --------------------------------------------------------------------------------------
+
+local function state()
+  local c = cstore.counters()
+  local spends = cstore.each_spend()
+  return 200, {
+    participants = cstore.each_participant(), purchases = cstore.each_purchase(), spend_requests = spends,
+    products = cstore.product_count(), logins = c.logins, sync_calls = c.sync_calls,
+    max_in_flight_sync = c.max_in_flight_sync, latency_ms = store.latency_ms(),
+  }
+end
+
+local KNOBS = {
+  ["GET /sandbox/crmcom/state"] = state,
+  ["POST /sandbox/crmcom/expire_tokens"] = function() return 200, { expired = cstore.expire_tokens() } end,
+  ["POST /sandbox/crmcom/reset_counters"] = function() cstore.reset_counters() return 200, { reset = true } end,
+}
+
+function _M.knob(method, path)
+  return KNOBS[method .. " " .. path]
+end
+
+_M.reset = cstore.reset
+_M.init = cstore.init
+
+return _M
