@@ -6,7 +6,7 @@ local _M = {}
 
 -- key -> { type, default, description, allowed values }
 local SCHEMA = {
-  provider = { "string", "capillary", "CRM provider", { capillary = true } },
+  provider = { "string", "capillary", "CRM provider", { capillary = true, crmcom = true } },
   crm = { "table", nil, "CRM account: base_url or environment/cluster, and credentials" },
   use_order_store_till = { "boolean", false, "post orders against the store where they were placed" },
   store_tills = { "table", nil, "Basic auth: store code -> { username, password } of that store's till" },
@@ -34,6 +34,7 @@ local CRM_KEYS = {
   timeout_ms = "number", connect_timeout_ms = "number", max_attempts = "number", ca_file = "string",
   ca_path = "string", insecure = "boolean", proxy = "string", token_store = "table", transport = "table",
   sleep = "function", backoff_base_ms = "number", backoff_max_ms = "number", retry_after_max_ms = "number",
+  organisation = "string", unit = "string", api_key = "string", -- CRM.COM logins
 }
 
 -- Keys of the outbox table (loyalty.outbox.open and loyalty.outbox.drainer options).
@@ -60,6 +61,11 @@ function _M.check(t)
     if s[4] and not s[4][v] then return config_error(k, "'" .. tostring(v) .. "' is not one of the allowed values") end
     out[k] = v
   end
+  if out.provider == "crmcom" then
+    -- Settings without a CRM.COM meaning are refused here, at load; its own defaults are filled.
+    local ok, perr = require("loyalty.program.crmcom").check_settings(out)
+    if not ok then return nil, perr end
+  end
   for k, s in pairs(SCHEMA) do
     if out[k] == nil then out[k] = s[2] end
   end
@@ -70,12 +76,12 @@ function _M.check(t)
     if type(v) ~= want then return config_error("crm." .. k, "must be a " .. want .. ", got " .. type(v)) end
   end
   local crm = out.crm
-  if not (crm.username or crm.client_key) then
+  if not (crm.username or crm.client_key or crm.api_key) then
     return config_error("crm.username", "credentials missing: username/password or client_key/client_secret")
   end
   if crm.username and not crm.password then return config_error("crm.password", "missing") end
   if crm.client_key and not crm.client_secret then return config_error("crm.client_secret", "missing") end
-  if not (crm.base_url or crm.environment) then
+  if not (crm.base_url or crm.environment) then -- crmcom: checked above
     return config_error("crm.environment", "set environment (and cluster for production) or base_url")
   end
   for code, till in pairs(out.store_tills or {}) do

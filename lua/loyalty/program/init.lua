@@ -9,7 +9,7 @@ local _M = {}
 local Program = {}
 Program.__index = Program
 
-local BACKENDS = { capillary = "loyalty.program.capillary" }
+local BACKENDS = { capillary = "loyalty.program.capillary", crmcom = "loyalty.program.crmcom" }
 
 local function refused(message, fields)
   local e = { kind = "refused", message = message }
@@ -418,7 +418,7 @@ function Program:redeem(user, req)
   local r
   r, err = self.backend:redeem(ident, {
     points = req.points, otp = not skip and req.otp or nil, skip_otp = skip,
-    reference = "redeem-" .. tostring(req.order_id), bill_number = tostring(req.order_id),
+    reference = "redeem-" .. tostring(req.order_id), bill_number = tostring(req.order_id), cart = req.cart,
   })
   if not r then return nil, err end
   r.value = r.value or v.value
@@ -513,7 +513,7 @@ function Program:order_returned(user, order, ret)
     err.order_id = order.id
     return nil, err
   end
-  if reverse then
+  if reverse and r.points_reversed == nil then -- CRM.COM's cancel already refunded the spend
     local rev
     rev, err = self.backend:reverse_redemption(ident, red.id, red.points)
     if not rev then

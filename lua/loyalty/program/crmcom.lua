@@ -1,0 +1,212 @@
+-- The program's CRM.COM backend: the store verbs over the legacy Web API's POS flow.
+-- The wallet is money (cashback), so "points" here are wallet amounts in the CRM's currency:
+-- summary shows the wallet balance, a redemption is a spend request on the order's purchase,
+-- an order is a purchase, a whole-order return cancels the purchase.
+-- `ident` is { key = "mobile"|"email"|"external_id", value = "…" }.
+local errors = require "loyalty.errors"
+local crmcom = require "loyalty.providers.crmcom"
+
+local _M = {}
+
+local Backend = {}
+Backend.__index = Backend
+
+function _M.new(client, settings)
+  return setmetatable({ client = client, settings = settings }, Backend)
+end
+
+-- Settings --------------------------------------------------------------------------------------
+
+-- Settings whose meaning does not carry over: setting -> { refused value (nil: any), why }.
+local REFUSED = {
+  registration = { true, "the legacy Web API POS flow has no sign-up call (participants are created in CRM.COM)" },
+  registration_crm_first = { true, "the legacy Web API POS flow has no sign-up call" },
+  post_subscriptions = { true, "the legacy Web API POS flow has no subscription call" },
+  skip_redemption_otp = { false, "the legacy Web API has no redemption OTP: spend requests need none" },
+  use_order_store_till = { true, "store tills are Capillary's; CRM.COM attributes by the login's unit" },
+  store_tills = { nil, "store tills are Capillary's; give crm.unit to the login instead" },
+  source = { nil, "the transaction source is Capillary's" },
+  program_id = { nil, "programme ids are Capillary's" },
+  outbox = { nil, "the outbox replays Capillary operations only" },
+}
+local CRM_REFUSED = {
+  client_key = "CRM.COM logs in with username/password/organisation or api_key",
+  client_secret = "CRM.COM logs in with username/password/organisation or api_key",
+  token_header = "the CRM.COM token is a parameter, not a header",
+  environment = "CRM.COM has no public hosts: set crm.base_url to {server}/crmapi/rest/v2",
+  cluster = "CRM.COM has no public hosts: set crm.base_url to {server}/crmapi/rest/v2",
+  attribution = "attribution headers are Capillary's; give crm.unit instead",
+}
+-- Defaults where the Capillary default has no meaning here.
+local DEFAULTS = { registration = false, post_subscriptions = false, skip_redemption_otp = true }
+
+local function setting_error(key, message)
+  return nil, errors.config("setting '" .. key .. "': " .. message .. " (provider crmcom)", key)
+end
+
+--- Checks settings for provider = "crmcom" (before defaults are filled); fills its defaults.
+function _M.check_settings(s)
+  for key, rule in pairs(REFUSED) do
+    local v = s[key]
+    if v ~= nil and (rule[1] == nil or v == rule[1]) then return setting_error(key, rule[2]) end
+  end
+  for key, v in pairs(DEFAULTS) do
+    if s[key] == nil then s[key] = v end
+  end
+  local crm = type(s.crm) == "table" and s.crm or {}
+  for key, why in pairs(CRM_REFUSED) do
+    if crm[key] ~= nil then return setting_error("crm." .. key, why) end
+  end
+  if crm.base_url == nil then return setting_error("crm.base_url", "missing: {server}/crmapi/rest/v2") end
+  if crm.api_key == nil and crm.username ~= nil and crm.organisation == nil then
+    return setting_error("crm.organisation", "missing: the organisation to log in to")
+  end
+  if crm.api_key == nil and crm.username == nil then
+    return setting_error("crm.username", "credentials missing: username/password/organisation or api_key")
+  end
+  return true
+end
+
+local function not_carried(operation, why)
+  return nil, errors.config(operation .. " is not available on CRM.COM: " .. why, operation)
+end
+
+-- Lookups ---------------------------------------------------------------------------------------
+
+local function participant_args(ident)
+  if ident.key == "external_id" then return { number = ident.value } end
+  return { [ident.key] = ident.value } -- mobile/email: an access token of the participant
+end
+
+local function mark_not_found(err)
+  if err and err.kind == "api" and err.code == "NOT_FOUND" then err.not_found = true end -- [INF] sandbox code
+  return err
+end
+
+-- The wallet figures: a preview of an empty basket (the documented place for a live balance).
+function Backend:wallet(ident)
+  local r, err = self.client:purchase_preview { participant = participant_args(ident), lines = {} }
+  if not r then return nil, mark_not_found(err) end
+  return r.preview
+end
+
+function Backend:lookup(ident)
+  local r, err = self.client:participant_show(participant_args(ident))
+  if not r then return nil, mark_not_found(err) end
+  local p = r.participant
+  local w
+  w, err = self:wallet(ident)
+  if not w then return nil, err end
+  local ar = type(p.accounts_receivable) == "table" and p.accounts_receivable or {}
+  local owner = type(ar.account_owner) == "table" and ar.account_owner or {}
+  return {
+    id = p.id, number = p.number, external_id = p.number, firstname = owner.first_name, lastname = owner.last_name,
+    points = w.wallet_balance, value = w.wallet_balance, tier = nil,
+    min_spend = w.min_spend, max_spend = w.max_spend, allow_spending = w.allow_spending,
+    reduction_method = w.reduction_method, custom_fields = {}, extended_fields = {},
+  }
+end
+
+function Backend.register()
+  return not_carried("register", "the legacy Web API POS flow has no sign-up call")
+end
+
+function Backend.subscribe()
+  return not_carried("subscribe", "the legacy Web API POS flow has no subscription call")
+end
+
+function Backend.send_otp()
+  return not_carried("send_otp", "the legacy Web API has no redemption OTP")
+end
+
+--- Whether `amount` can be spent now: the CRM's per-transaction limits and eligible amount.
+function Backend:check_redeemable(ident, amount)
+  local w, err = self:wallet(ident)
+  if not w then return nil, err end
+  local why
+  if not w.allow_spending then
+    why = "spending is not allowed"
+  elseif amount < w.min_spend then
+    why = string.format("%.2f is below the minimum spend of %.2f per transaction", amount, w.min_spend)
+  elseif w.max_spend and amount > w.max_spend then
+    why = string.format("%.2f is above the maximum spend of %.2f per transaction", amount, w.max_spend)
+  elseif amount > w.eligible_spend then
+    why = string.format("%.2f is more than the %.2f that can be spent", amount, w.eligible_spend)
+  end
+  if why then return nil, errors.new { kind = "api", code = "OUTSIDE_SPEND_LIMITS", message = why } end
+  return { redeemable = true, value = amount, min = w.min_spend, max = w.max_spend }
+end
+
+-- Orders ------------------------------------------------------------------------------------------
+
+-- Store lines -> purchase lines; shipping books the Default Product (no product identifier).
+local function purchase_lines(cart)
+  local lines = {}
+  for _, l in ipairs(cart.lines or {}) do
+    local qty = l.qty or 1
+    lines[#lines + 1] = { code = l.sku, quantity = qty, total = l.amount or (l.price or 0) * qty, vat = l.vat or 0 }
+  end
+  if type(cart.shipping) == "number" and cart.shipping > 0 then
+    lines[#lines + 1] = { total = cart.shipping, vat = 0 }
+  end
+  return lines
+end
+
+-- The purchase of an order (created once per order id: a replay returns the first purchase).
+function Backend:purchase(client, ident, order_id, cart)
+  local r, err = client:purchase_create {
+    participant = participant_args(ident), lines = purchase_lines(cart), reference = tostring(order_id),
+    unit = self.settings.crm.unit,
+  }
+  if not r then return nil, mark_not_found(err) end
+  return r.purchase
+end
+
+--- opts: {points, reference, bill_number, cart}: the order's purchase, then a spend request on it.
+function Backend:redeem(ident, opts)
+  if type(opts.cart) ~= "table" then
+    return not_carried("redeem without a cart", "a spend request settles a purchase: pass redeem{…, cart = cart}")
+  end
+  local p, err = self:purchase(self.client, ident, opts.bill_number, opts.cart)
+  if not p then return nil, err end
+  local r
+  r, err = self.client:spend_request_create {
+    participant = participant_args(ident), purchase = { number = p.number }, amount = opts.points,
+    reference = opts.reference, unit = self.settings.crm.unit,
+  }
+  if not r then return nil, mark_not_found(err) end
+  local w = self:wallet(ident)
+  local due = crmcom.amount_to_collect(p, { r.spend }, r.spend.reduction_method)
+  return { redemption_id = r.spend.number, points = r.spend.actual, requested = opts.points, value = r.spend.actual,
+           balance = w and w.wallet_balance, purchase_number = p.number, amount_due = due.due }
+end
+
+--- The order as a purchase; points_earned is the award, amount_due what the shopper pays.
+function Backend:post_order(ident, _, order, opts)
+  local client = opts and opts.till and opts.till.client or self.client
+  local p, err = self:purchase(client, ident, order.id, order)
+  if not p then return nil, err end
+  local w = self:wallet(ident)
+  return { points_earned = p.awarded, transaction_id = p.number, balance = w and w.wallet_balance,
+           amount_due = crmcom.amount_to_collect(p).due, spent = p.spent }
+end
+
+--- Only a whole-order return carries over: purchases/cancel takes the award back and refunds
+-- the spend requests made on the purchase.
+function Backend:post_return(ident, order, ret)
+  if ret.kind ~= "FULL" then
+    return not_carried("order_returned with lines or an amount",
+                       "purchases/cancel cancels a whole purchase; partial returns are not in the legacy Web API")
+  end
+  local r, err = self.client:purchase_cancel { reference_number = tostring(order.id) }
+  if not r then return nil, mark_not_found(err) end
+  local w = self:wallet(ident)
+  return { points_deducted = r.purchase.awarded, points_reversed = r.purchase.spent,
+           balance = w and w.wallet_balance, transaction_id = r.purchase.number }
+end
+
+function Backend.reverse_redemption()
+  return not_carried("reverse_redemption", "a spend request is reversed by cancelling its purchase (a full return)")
+end
+
+return _M
