@@ -2,6 +2,8 @@
 -- Runs inside the sandbox guard (rule functions are called from here); everything it returns is plain data.
 local _M = {}
 
+local sandbox = require("loyalty.rules.sandbox")
+
 local type, ipairs, tostring, tonumber, error = type, ipairs, tostring, tonumber, error
 local floor, ceil = math.floor, math.ceil
 
@@ -32,12 +34,16 @@ _M.num = num
 -- Input problems are the caller's: they raise a table the ruleset turns into nil, err.
 local function bad_input(message) error({ input = true, message = message }, 0) end
 
+-- `where` is a string or a line index, turned into words only when something is wrong.
 local function number_field(t, key, where, default)
   local v = t[key]
   if v == nil then return default end
   if type(v) ~= "number" then
     local n = tonumber(v)
-    if not n then bad_input(where .. " has " .. key .. " = " .. tostring(v) .. ", which is not a number") end
+    if not n then
+      if type(where) == "number" then where = "cart line " .. where end
+      bad_input(where .. " has " .. key .. " = " .. tostring(v) .. ", which is not a number")
+    end
     return n
   end
   return v
@@ -51,6 +57,67 @@ function _M.normalize_customer(customer)
   return { tier = tier, points = number_field(customer, "points", "the customer", 0) }
 end
 
+-- What a redemption check needs: the order total, and (only when redemption.lua has a refuse function)
+-- a small copy of the lines for it to read. Cheaper than normalize_cart: no trace fields.
+function _M.redemption_cart(cart, currency, with_lines, refuse_categories, refuse_skus)
+  if type(cart) ~= "table" or type(cart.lines) ~= "table" then
+    bad_input("the cart should be a table with a list of lines: { currency = \"INR\", lines = { ... } }")
+  end
+  if cart.currency ~= nil and cart.currency ~= currency then
+    bad_input("the cart is in " .. tostring(cart.currency) .. " but these rules are written for " .. currency)
+  end
+  local shipping = number_field(cart, "shipping", "the cart", 0)
+  local tax = number_field(cart, "tax", "the cart", 0)
+  local total = number_field(cart, "total", "the cart", nil)
+  local src_lines = cart.lines
+  local lines = with_lines and {} or nil
+  local refused
+  local check_refusals = next(refuse_categories) ~= nil or next(refuse_skus) ~= nil
+  if total == nil or with_lines or check_refusals then
+    local subtotal = 0
+    for i = 1, #src_lines do
+      local l = src_lines[i]
+      if type(l) ~= "table" then bad_input("cart line " .. i .. " should be a table") end
+      local qty, price, amount, discount = l.qty, l.price, l.amount, l.discount
+      if type(qty) ~= "number" then qty = number_field(l, "qty", i, 1) end
+      if price ~= nil and type(price) ~= "number" then price = number_field(l, "price", i) end
+      if amount ~= nil and type(amount) ~= "number" then amount = number_field(l, "amount", i) end
+      if type(discount) ~= "number" then discount = number_field(l, "discount", i, 0) end
+      if amount == nil then
+        if price == nil then bad_input("cart line " .. i .. " has neither a price nor an amount") end
+        amount = price * qty
+      end
+      subtotal = subtotal + amount - discount
+      if check_refusals and not refused then
+        local sku, src = l.sku, l.categories
+        if sku ~= nil and refuse_skus[tostring(sku)] then refused = "SKU " .. tostring(sku) .. " cannot be paid with points" end
+        if type(src) == "string" then src = { src } end
+        if not refused and type(src) == "table" then
+          for j = 1, #src do
+            if refuse_categories[src[j]] then refused = "category " .. src[j] .. " cannot be paid with points" break end
+          end
+        end
+      end
+      if with_lines then
+        local cats, src = {}, l.categories
+        if src == nil then src = l.category end
+        if type(src) == "table" then
+          for j = 1, #src do
+            local name = src[j]
+            cats[j] = type(name) == "string" and name or tostring(name)
+          end
+        elseif src ~= nil then cats[1] = tostring(src) end
+        local sku = l.sku
+        if sku ~= nil and type(sku) ~= "string" then sku = tostring(sku) end
+        lines[i] = { index = i, sku = sku, qty = qty, price = price, amount = amount, discount = discount,
+          categories = cats }
+      end
+    end
+    total = total or (subtotal + shipping + tax)
+  end
+  return { currency = currency, lines = lines or {}, shipping = shipping, tax = tax, total = total, refused = refused }
+end
+
 -- A plain copy of the cart with each line's base amount worked out.
 function _M.normalize_cart(cart, currency)
   if type(cart) ~= "table" or type(cart.lines) ~= "table" then
@@ -61,26 +128,34 @@ function _M.normalize_cart(cart, currency)
   end
   local lines, subtotal = {}, 0
   for i, l in ipairs(cart.lines) do
-    local where = "cart line " .. i
-    if type(l) ~= "table" then bad_input(where .. " should be a table") end
-    local qty = number_field(l, "qty", where, 1)
-    local price = number_field(l, "price", where, nil)
-    local amount = number_field(l, "amount", where, nil)
+    if type(l) ~= "table" then bad_input("cart line " .. i .. " should be a table") end
+    local qty, price, amount, discount = l.qty, l.price, l.amount, l.discount
+    -- the common case (plain numbers) stays on the fast path
+    if type(qty) ~= "number" then qty = number_field(l, "qty", i, 1) end
+    if price ~= nil and type(price) ~= "number" then price = number_field(l, "price", i) end
+    if amount ~= nil and type(amount) ~= "number" then amount = number_field(l, "amount", i) end
+    if type(discount) ~= "number" then discount = number_field(l, "discount", i, 0) end
     if amount == nil then
-      if price == nil then bad_input(where .. " has neither a price nor an amount") end
+      if price == nil then bad_input("cart line " .. i .. " has neither a price nor an amount") end
       amount = price * qty
     end
-    local discount = number_field(l, "discount", where, 0)
     local cats, src = {}, l.categories
     if src == nil then src = l.category end
-    if type(src) == "string" then cats[1] = src
-    elseif type(src) == "table" then
-      for j, c in ipairs(src) do cats[j] = tostring(c) end
-    elseif src ~= nil then bad_input(where .. " has categories that are neither text nor a list") end
+    if type(src) == "table" then
+      for j = 1, #src do
+        local name = src[j]
+        cats[j] = type(name) == "string" and name or tostring(name)
+      end
+    elseif type(src) == "string" then cats[1] = src
+    elseif src ~= nil then bad_input("cart line " .. i .. " has categories that are neither text nor a list") end
     local base = amount - discount
     subtotal = subtotal + base
-    lines[i] = { index = i, sku = l.sku ~= nil and tostring(l.sku) or nil, qty = qty, price = price,
-      amount = amount, discount = discount, base = base, categories = cats }
+    local sku = l.sku
+    if sku ~= nil and type(sku) ~= "string" then sku = tostring(sku) end
+    -- trace fields listed up front so the table is sized once (earn fills them in)
+    lines[i] = { index = i, sku = sku, qty = qty, price = price, amount = amount, discount = discount, base = base,
+      categories = cats, excluded = nil, rule = nil, multiplier = nil, tier_multiplier = nil,
+      bonus_multiplier = nil, bonus_reason = nil, raw = nil, points = nil }
   end
   local shipping = number_field(cart, "shipping", "the cart", 0)
   local tax = number_field(cart, "tax", "the cart", 0)
@@ -88,81 +163,93 @@ function _M.normalize_cart(cart, currency)
   return { currency = currency, lines = lines, subtotal = subtotal, shipping = shipping, tax = tax, total = total }
 end
 
-local function call_bonus(bonus, line, customer, cart)
-  local m, why = bonus(line, customer, cart)
+local function check_bonus(m, why, index)
   if m == nil or m == false then return 1, nil end
   if type(m) ~= "number" or m ~= m or m < 0 then
-    error({ message = "bonus returned " .. tostring(m) .. " for line " .. line.index ..
+    error({ message = "bonus returned " .. tostring(m) .. " for line " .. index ..
       "; it should return a multiplier (a number, 0 or more) or nothing", file = "earn.lua" }, 0)
   end
   if why ~= nil then why = tostring(why) end
   return m, why
 end
 
--- One earnable line (or the shipping/tax pseudo-line) → its trace entry.
-local function earn_line(e, rounder, per_line, line, customer, cart, tier_mult)
-  local t = line
+-- Which rule applies to a line: nil, reason when excluded; else multiplier, rule name.
+local function classify(e, line)
   local sku = line.sku
-  if sku and e.excluded_skus[sku] then
-    t.excluded = "SKU " .. sku .. " is excluded from earning"
-    t.raw, t.points = 0, 0
-    return t
+  if sku and e.excluded_skus[sku] then return nil, "SKU " .. sku .. " is excluded from earning" end
+  local cats = line.categories
+  for j = 1, #cats do
+    if e.excluded_categories[cats[j]] then return nil, "category " .. cats[j] .. " is excluded from earning" end
   end
-  for _, c in ipairs(line.categories) do
-    if e.excluded_categories[c] then
-      t.excluded = "category " .. c .. " is excluded from earning"
-      t.raw, t.points = 0, 0
-      return t
-    end
-  end
-  local mult, rule = 1, "base rate"
   local m = sku and e.sku_multipliers[sku]
-  if m then
-    mult, rule = m, "SKU " .. sku
-  else
-    -- a line in several multiplied categories gets the highest multiplier, never the product
-    for _, c in ipairs(line.categories) do
-      m = e.category_multipliers[c]
-      if m and (rule == "base rate" or m > mult) then mult, rule = m, "category " .. c end
-    end
+  if m then return m, "SKU " .. sku end
+  -- a line in several multiplied categories gets the highest multiplier, never the product
+  local mult, rule = 1, "base rate"
+  for j = 1, #cats do
+    m = e.category_multipliers[cats[j]]
+    if m and (rule == "base rate" or m > mult) then mult, rule = m, "category " .. cats[j] end
   end
-  local base = line.base  -- read before the bonus function sees the line
-  local bonus_mult, bonus_reason = 1, nil
-  if e.bonus and not line.pseudo then bonus_mult, bonus_reason = call_bonus(e.bonus, line, customer, cart) end
-  local raw = base * e.points_earned / e.for_every * mult * tier_mult * bonus_mult
-  if raw < 0 then raw = 0 end
-  t.rule, t.multiplier, t.tier_multiplier = rule, mult, tier_mult
-  t.bonus_multiplier, t.bonus_reason = bonus_mult, bonus_reason
-  t.raw = snap(raw)
-  t.points = per_line and rounder(raw) or t.raw
-  return t
+  return mult, rule
 end
+
+local EXTRAS = { "shipping", "tax" }
+local EXTRA_SKU = { shipping = "(shipping)", tax = "(tax)" }
+local EXCLUDE_KEY = { shipping = "exclude_shipping", tax = "exclude_tax" }
 
 function _M.earn(c, customer, cart)
   local e = c.earn
   local rounder, per_line = c.round, c.round_per == "line"
   local tier_mult = customer.tier and e.tier_multipliers[customer.tier] or 1
-  local traces, sum = {}, 0
-  for i, line in ipairs(cart.lines) do
-    local t = earn_line(e, rounder, per_line, line, customer, cart, tier_mult)
-    traces[i] = t
-    sum = sum + t.points
+  local traces, lines = {}, cart.lines
+  local n = #lines
+  -- pass 1, trusted: exclusions and multipliers; values are kept here, out of the rules' reach
+  local mults, rules, bases = {}, {}, {}
+  for i = 1, n do
+    local line = lines[i]
+    traces[i] = line
+    mults[i], rules[i] = classify(e, line)
+    bases[i] = line.base
   end
-  local extras = {}
-  for _, k in ipairs({ "shipping", "tax" }) do
+  for _, k in ipairs(EXTRAS) do
     local v = cart[k]
     if v ~= 0 then
-      local pseudo = { sku = "(" .. k .. ")", pseudo = true, qty = 1, amount = v, discount = 0, base = v, categories = {} }
-      if e["exclude_" .. k] then
-        pseudo.excluded, pseudo.raw, pseudo.points = k .. " is excluded from earning", 0, 0
-      else
-        earn_line(e, rounder, per_line, pseudo, customer, cart, tier_mult)
-        sum = sum + pseudo.points
-      end
-      extras[#extras + 1] = pseudo
+      n = n + 1
+      traces[n] = { sku = EXTRA_SKU[k], pseudo = true, qty = 1, amount = v, discount = 0, base = v, categories = {} }
+      bases[n] = v
+      if e[EXCLUDE_KEY[k]] then mults[n], rules[n] = nil, k .. " is excluded from earning"
+      else mults[n], rules[n] = 1, "base rate" end
     end
   end
-  for _, p in ipairs(extras) do traces[#traces + 1] = p end
+  -- pass 2: the analyst's bonus function, the only rule code, under the hook
+  local bonus_m, bonus_why = {}, {}
+  local bonus = e.bonus
+  if bonus then
+    local n_lines = #lines
+    sandbox.enter()
+    for i = 1, n_lines do
+      if mults[i] then bonus_m[i], bonus_why[i] = bonus(traces[i], customer, cart) end
+    end
+    sandbox.leave()
+  end
+  -- pass 3, trusted: arithmetic and rounding
+  local sum, factor = 0, e.points_earned / e.for_every
+  for i = 1, n do
+    local t, mult = traces[i], mults[i]
+    if mult == nil then
+      t.excluded, t.raw, t.points = rules[i], 0, 0
+    else
+      local bm, why = check_bonus(bonus_m[i], bonus_why[i], i)
+      local raw = bases[i] * factor * mult * tier_mult * bm
+      if raw < 0 then raw = 0 end
+      t.excluded = nil
+      t.rule, t.multiplier, t.tier_multiplier, t.bonus_multiplier, t.bonus_reason = rules[i], mult, tier_mult, bm, why
+      t.base = bases[i]
+      raw = snap(raw)
+      t.raw = raw
+      t.points = per_line and rounder(raw) or raw
+      sum = sum + t.points
+    end
+  end
   local result = { lines = traces, subtotal = cart.subtotal, tier = customer.tier, tier_multiplier = tier_mult,
     rounding = c.rounding, round_per = c.round_per, minimum_order = e.minimum_order, cap = e.cap_per_order }
   local points = per_line and sum or rounder(sum)
@@ -219,9 +306,11 @@ function _M.redemption(c, customer, cart, requested)
   local res = { min = min, max = max, multiple_of = step, balance = balance, requested = requested, tier = tier,
     limited_by = limited_by, limits = limits, point_value = r.point_value, currency = c.currency,
     min_from_tier = min_from_tier }
-  local refusal
-  if r.refuse then
+  local refusal = cart.refused
+  if r.refuse and not refusal then
+    sandbox.enter()
     refusal = r.refuse(customer, cart)
+    sandbox.leave()
     if refusal ~= nil and refusal ~= false then refusal = tostring(refusal) else refusal = nil end
   end
   local allowed, points, reason = false, 0, nil

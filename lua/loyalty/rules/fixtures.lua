@@ -25,7 +25,7 @@ local function read_lua(path, name, limits)
     local d = sandbox.describe_error(err, name)
     return nil, d.message .. (d.line and (" in " .. name .. " line " .. d.line) or (" in " .. name))
   end
-  local ok, data = sandbox.run(limits, fn)
+  local ok, data = sandbox.run(limits, true, fn)
   if not ok then
     local d = sandbox.describe_error(data, name)
     return nil, d.message .. (d.line and (" in " .. (d.file or name) .. " line " .. d.line) or (" in " .. name))

@@ -144,7 +144,7 @@ local function run_file(file, src, limits, problems, printer)
     problems[#problems + 1] = rules_error(d.message, d.file or file, d.line)
     return nil
   end
-  local ok, run_err = sandbox.run(limits, fn)
+  local ok, run_err = sandbox.run(limits, true, fn)
   control.freeze()
   if not ok then
     local d = sandbox.describe_error(run_err, file)
@@ -191,7 +191,8 @@ local function compile_settings(s)
   local r = s["redemption.lua"]
   if r then
     c.redemption = { point_value = r.point_value, min_points = r.min_points, max_points = r.max_points,
-      multiple_of = r.multiple_of, max_share = r.max_share, tiers = r.tiers or {}, refuse = r.refuse }
+      multiple_of = r.multiple_of, max_share = r.max_share, tiers = r.tiers or {}, refuse = r.refuse,
+      refuse_categories = vocab.set_of(r.refuse_categories), refuse_skus = vocab.set_of(r.refuse_skus) }
   end
   local cat = s["categories.lua"]
   if cat then
@@ -253,7 +254,7 @@ end
 
 -- Runs body under the guard and shapes failures as rules errors.
 local function evaluate(self, body, a, b, c)
-  local ok, res = sandbox.run(self.limits, body, self, a, b, c)
+  local ok, res = sandbox.run(self.limits, false, body, self, a, b, c)
   if ok then
     res.hash = self.hash
     return res
@@ -273,9 +274,10 @@ local function redemption_body(self, customer, cart, requested)
   if requested ~= nil and (type(requested) ~= "number" or requested < 0) then
     error({ input = true, message = "the requested points should be a number, 0 or more" }, 0)
   end
+  local r = c.redemption
   -- without a cart (a balance summary) the share-of-order limit cannot apply
-  local ca = cart == nil and { currency = c.currency, lines = {}, subtotal = 0, shipping = 0, tax = 0 }
-    or engine.normalize_cart(cart, c.currency)
+  local ca = cart == nil and { currency = c.currency, lines = {}, shipping = 0, tax = 0 }
+    or engine.redemption_cart(cart, c.currency, r.refuse ~= nil, r.refuse_categories, r.refuse_skus)
   return engine.redemption(c, engine.normalize_customer(customer), ca, requested)
 end
 

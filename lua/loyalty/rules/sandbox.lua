@@ -160,9 +160,10 @@ end
 
 local hook
 hook = function()
+  -- the frame that owns the pcall must be able to remove the hook; never raise there
+  local info = debug_getinfo(2, "f")
+  if info and info.func == run_frame then return end
   if state.tripped then
-    local info = debug_getinfo(2, "f")
-    if info and info.func == run_frame then return end
     debug_sethook(hook, "", 1)  -- re-arm on every instruction: a pcall inside the rule cannot swallow this
     error(state.tripped, 0)
   end
@@ -189,7 +190,10 @@ local string_mt = getmetatable("")
 -- Runs fn(...) under the limits. Returns true, results... or false, err where err is
 -- {limit = true, message, file, line} for a tripped limit or the raw error value otherwise.
 -- limits: {instruction_limit, time_limit_ms, memory_limit_kb, hook_interval, is_rule_source = function(source)}
-local function run(limits, fn, a, b, c, d)
+-- hook_all: count every instruction of fn (a rule file's main chunk). Otherwise fn is trusted engine code that
+-- brackets its calls into rule functions with enter()/leave(): under Lua 5.4 an installed count hook makes
+-- every instruction go through the hook dispatcher, so trusted code runs faster without it.
+local function run(limits, hook_all, fn, a, b, c, d)
   if state.active then
     -- nested use would share the global hook; evaluations never nest, so this is a programmer error
     error("loyalty.rules: evaluations cannot be nested")
@@ -206,11 +210,12 @@ local function run(limits, fn, a, b, c, d)
   if interval > s.step_limit then interval = s.step_limit end
   s.interval = interval
   local old_hook, old_mask, old_count = debug_gethook()
+  if old_hook then debug_sethook() end
   local old_string_index = string_mt.__index
   s.mem_base = collectgarbage("count")
   s.deadline = os_clock() + s.time_limit_ms / 1000
   string_mt.__index = SAFE_STRING_INDEX
-  debug_sethook(hook, "", interval)
+  if hook_all then debug_sethook(hook, "", interval) end
   local ok, r1, r2, r3 = pcall(fn, a, b, c, d)
   debug_sethook()
   string_mt.__index = old_string_index
@@ -223,6 +228,12 @@ local function run(limits, fn, a, b, c, d)
   end
   return ok, r1, r2, r3
 end
+
+-- Brackets calls into rule functions made by trusted code running under run(limits, false, ...).
+-- Steps are counted in whole hook intervals: a call shorter than one interval is bounded by the caller's loop.
+function _M.enter() debug_sethook(hook, "", state.interval) end
+function _M.leave() debug_sethook() end
+
 run_frame = run
 _M.run = run
 

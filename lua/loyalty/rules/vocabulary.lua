@@ -37,6 +37,8 @@ _M.SETTINGS = {
     multiple_of = "a whole number above 0",
     max_share = "a number above 0 and at most 1 (0.5 = half the order)",
     tiers = "a table of TIER = { min_points, max_points, multiple_of, max_share }",
+    refuse_categories = "a list of categories that cannot be paid with points",
+    refuse_skus = "a list of SKUs that cannot be paid with points",
     refuse = "a function(customer, cart) returning a reason to refuse, or nothing",
   },
   ["categories.lua"] = {
@@ -202,6 +204,8 @@ local CHECKS = {
     end
   end,
   refuse = function(v) if type(v) ~= "function" then return "should be a function(customer, cart)" end end,
+  refuse_categories = check_list,
+  refuse_skus = check_list,
   attributes = check_attribute_map,
   sku_attributes = check_attribute_map,
   precedence = check_list,
@@ -233,6 +237,12 @@ function _M.mentioned_categories(settings)
   if e then
     for _, n in ipairs(e.exclude_categories or {}) do out[#out + 1] = { name = n, file = "earn.lua", setting = "exclude_categories" } end
     for n in pairs(e.category_multipliers or {}) do out[#out + 1] = { name = n, file = "earn.lua", setting = "category_multipliers" } end
+  end
+  local r = settings["redemption.lua"]
+  if r then
+    for _, n in ipairs(r.refuse_categories or {}) do
+      out[#out + 1] = { name = n, file = "redemption.lua", setting = "refuse_categories" }
+    end
   end
   if c then
     for n in pairs(c.attributes or {}) do out[#out + 1] = { name = n, file = "categories.lua", setting = "attributes" } end
