@@ -17,7 +17,8 @@ end
 
 -- Settings --------------------------------------------------------------------------------------
 
--- Settings whose meaning does not carry over: setting -> { refused value (nil: any), why }.
+-- Settings whose meaning does not carry over: setting -> { refused value (nil: any but the
+-- default, so that already checked settings pass again), why, default }.
 local REFUSED = {
   registration = { true, "the legacy Web API POS flow has no sign-up call (participants are created in CRM.COM)" },
   registration_crm_first = { true, "the legacy Web API POS flow has no sign-up call" },
@@ -25,7 +26,7 @@ local REFUSED = {
   skip_redemption_otp = { false, "the legacy Web API has no redemption OTP: spend requests need none" },
   use_order_store_till = { true, "store tills are Capillary's; CRM.COM attributes by the login's unit" },
   store_tills = { nil, "store tills are Capillary's; give crm.unit to the login instead" },
-  source = { nil, "the transaction source is Capillary's" },
+  source = { nil, "the transaction source is Capillary's", default = "INSTORE" },
   program_id = { nil, "programme ids are Capillary's" },
   outbox = { nil, "the outbox replays Capillary operations only" },
 }
@@ -48,7 +49,9 @@ end
 function _M.check_settings(s)
   for key, rule in pairs(REFUSED) do
     local v = s[key]
-    if v ~= nil and (rule[1] == nil or v == rule[1]) then return setting_error(key, rule[2]) end
+    if v ~= nil and (v == rule[1] or (rule[1] == nil and v ~= rule.default)) then
+      return setting_error(key, rule[2])
+    end
   end
   for key, v in pairs(DEFAULTS) do
     if s[key] == nil then s[key] = v end
