@@ -71,11 +71,16 @@ spec-asan: $(COREASAN)
 	  $(LUA54) $(BUSTED) --lpath='$(LPATH)' --cpath='build/asan/?.so' spec/core spec/outbox/sqlite_core_spec.lua
 
 # The main job: the sandbox plus one shopper's storefront flow, printed in plain words.
+# PROVIDER=crmcom walks the CRM.COM Rewards POS flow instead.
+PROVIDER ?= capillary
+DEMO_capillary := examples/checkout.lua
+DEMO_crmcom := examples/crmcom-checkout.lua
 demo: deps all
-	$(LUA54) examples/checkout.lua
+	@test -n "$(DEMO_$(PROVIDER))" || { echo "make demo: unknown PROVIDER '$(PROVIDER)' (capillary or crmcom)"; exit 2; }
+	$(LUA54) $(DEMO_$(PROVIDER))
 
 # Speed targets live here, never in tests. Each script prints its figures and the target.
-BENCHES := $(wildcard bench/client.lua bench/rules.lua)
+BENCHES := $(wildcard bench/client.lua bench/rules.lua bench/product_sync.lua)
 bench: deps all
 	@for b in $(BENCHES); do $(LUA54) $$b || exit 1; $(LUAJIT) $$b || exit 1; done
 	@if [ -f bench/nginx.lua ]; then $(LUA54) bench/nginx.lua; fi

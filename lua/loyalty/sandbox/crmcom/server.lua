@@ -2,6 +2,7 @@
 -- {status, data} envelope, the POS flow over the wallet engine, products/synchronise, and the
 -- /sandbox/crmcom/ knobs. Latency and faults are the sandbox's own (loyalty.sandbox.server).
 local json = require("loyalty.sandbox.json")
+local cjson = require("cjson.safe")
 local store = require("loyalty.sandbox.store")
 local faults = require("loyalty.sandbox.faults")
 local cstore = require("loyalty.sandbox.crmcom.store")
@@ -40,7 +41,8 @@ local function issue_token(user, org, unit, ttl)
   local now = ngx.time()
   local n = store.next_seq("crmjti")
   local token = b64url(json.encode { typ = "JWT", alg = "HS256" }) .. "." ..
-    b64url(json.encode { jti = tostring(n), usr = user, org = org, oun = unit or json.null, iat = now, exp = now + ttl })
+    b64url(json.encode { jti = tostring(n), usr = user, org = org, oun = unit or json.null, iat = now,
+                         exp = now + ttl })
     .. "." .. b64url(ngx.md5_bin(n .. ":" .. ngx.now() .. ":" .. math.random()))
   cstore.put_token(token, { usr = user, org = org, unit = unit, exp = now + ttl }, ttl)
   return ok { token = token }
@@ -65,7 +67,8 @@ local function key_login(cfg, p, headers)
   if not k then return err(C.login_failed, "Invalid Web API key") end
   local unit = p.unit or k.unit
   if unit and not cfg.units[unit] then return err(C.invalid, "Unknown unit " .. tostring(unit)) end
-  return issue_token("webapi:" .. key:sub(1, 4), cfg.organisation, unit, k.token_ttl_seconds or inferred.TOKEN_TTL_SECONDS)
+  local ttl = k.token_ttl_seconds or inferred.TOKEN_TTL_SECONDS
+  return issue_token("webapi:" .. key:sub(1, 4), cfg.organisation, unit, ttl)
 end
 
 -- fields_set: the listed top-level keys of data (of each item for arrays).
@@ -139,8 +142,18 @@ local function synchronise(p)
       processed[#processed + 1] = { request_code = code, id = id, code = code }
     end
   end
-  return ok(select_fields({ processed_products_set = processed, unprocessed_products_set = unprocessed },
-                          p.fields_set))
+  local data = select_fields({ processed_products_set = processed, unprocessed_products_set = unprocessed },
+                             p.fields_set)
+  -- A thousand items per reply: encoded by cjson, empty sets spelled as arrays by hand.
+  local parts = {}
+  for _, k in ipairs { "processed_products_set", "unprocessed_products_set" } do
+    local items = data[k]
+    if items then
+      parts[#parts + 1] = '"' .. k .. '":' .. (#items == 0 and "[]" or assert(cjson.encode(items)))
+    end
+  end
+  return 200, nil, '{"status":{"code":"OK","message":null,"description":null},"data":{' ..
+    table.concat(parts, ",") .. "}}"
 end
 
 local function list_purchases(p)

@@ -2,6 +2,7 @@
 -- keys, participants with wallets, purchases, spend requests, products, tokens, counters.
 local json = require("loyalty.sandbox.json")
 local store = require("loyalty.sandbox.store")
+local cjson = require("cjson.safe")
 
 local _M = {}
 
@@ -107,13 +108,17 @@ end
 
 function _M.store_product(code) return store.get_json("crm:prod:" .. tostring(code)) end
 
---- Creates or updates a product by code; returns its CRM id.
+--- Creates or updates a product by code; returns its CRM id. Catalogues are large: the product
+-- is encoded by cjson (no empty arrays in it) and its id kept apart, so an update decodes nothing.
 function _M.upsert_product(p)
-  local key = "crm:prod:" .. p.code
-  local old = store.get_json(key)
-  local id = old and old.id or hex_id("product", p.code)
-  if not old then store.incr("crm:productcount", 1) end
-  store.set_json(key, { id = id, code = p.code, description = p.description, alternative_code = p.alternative_code })
+  local id = store.get("crm:prodid:" .. p.code)
+  if not id then
+    id = hex_id("product", p.code)
+    store.set("crm:prodid:" .. p.code, id)
+    store.incr("crm:productcount", 1)
+  end
+  store.set("crm:prod:" .. p.code, cjson.encode { id = id, code = p.code, description = p.description,
+                                                  alternative_code = p.alternative_code })
   return id
 end
 

@@ -144,7 +144,8 @@ function _M.spend(cfg, rp, body, unit)
     or "FRONT_END_REDUCTION", external_system_reference_number = ref, performed_by_unit = unit,
     purchase_number = p.number,
     spend_reward_transaction = { id = cstore.hex_id("spendtx", number), number = "ST" .. number:sub(3),
-                                 life_cycle_state = "POSTED", amount = actual, rewards_participant = participant_ref(rp) },
+                                 life_cycle_state = "POSTED", amount = actual,
+                                 rewards_participant = participant_ref(rp) },
   }
   cstore.put_spend(s)
   if ref ~= nil then cstore.index_spend_ref(ref, number) end
