@@ -101,7 +101,8 @@ local function plain_redemption(customer, cart, requested)
   for _, line in ipairs(cart.lines) do
     for _, c in ipairs(line.categories or {}) do
       if c == "gift-cards" then
-        return { allowed = false, points = 0, value = 0, reason = "Not allowed: gift cards cannot be bought with points." }
+        return { allowed = false, points = 0, value = 0,
+          reason = "Not allowed: category gift-cards cannot be paid with points." }
       end
     end
   end
@@ -129,7 +130,8 @@ local customer = { tier = "GOLD", points = 6400 }
 local a, b = assert(rs:earn(customer, cart)), plain_earn(customer, cart)
 assert(a.points == b.points, "earn differs: " .. a.points .. " vs " .. b.points)
 for i, t in ipairs(b.lines) do
-  assert(a.lines[i].points == t.points and a.lines[i].raw == t.raw and a.lines[i].rule == t.rule, "line " .. i .. " differs")
+  local s = a.lines[i]
+  assert(s.points == t.points and s.raw == t.raw and s.rule == t.rule, "line " .. i .. " differs")
 end
 local ra, rb = assert(rs:redemption(customer, cart)), plain_redemption(customer, cart)
 assert(ra.max == rb.max and ra.allowed == rb.allowed and ra.value == rb.value, "redemption differs")

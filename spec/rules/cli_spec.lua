@@ -36,7 +36,8 @@ describe("loyalty rules CLI", function()
 
   it("check reports a typo with file, line and suggestion, exit 1", function()
     local dir = H.copy_examples()
-    H.write(dir .. "/redemption.lua", (H.read(dir .. "/redemption.lua"):gsub("max_points  = 5000", "max_pionts  = 5000")))
+    local edited = H.read(dir .. "/redemption.lua"):gsub("max_points  = 5000", "max_pionts  = 5000")
+    H.write(dir .. "/redemption.lua", edited)
     local code, text = run("rules check " .. dir)
     assert.equal(1, code, text)
     assert.truthy(text:find("error: unknown setting 'max_pionts' in redemption.lua line 5 (did you mean 'max_points'?)",

@@ -20,14 +20,16 @@ describe("rules engine", function()
   describe("earn", function()
     it("applies SKU over category multipliers and the highest category multiplier, then the tier", function()
       local rs = assert(load_with({ ["earn.lua"] = EARN ..
-        'category_multipliers = { a = 2, b = 3, c = 0.5 }\nsku_multipliers = { S = 5 }\ntier_multipliers = { GOLD = 1.5 }\n' }))
+        'category_multipliers = { a = 2, b = 3, c = 0.5 }\nsku_multipliers = { S = 5 }\n' ..
+        'tier_multipliers = { GOLD = 1.5 }\n' }))
       local res = assert(rs:earn({ tier = "GOLD" }, cart({
         { sku = "S", price = 1000, categories = { "a" } },      -- 10 x 5 x 1.5 = 75
         { sku = "T", price = 1000, categories = { "a", "b" } }, -- 10 x 3 x 1.5 = 45
         { sku = "U", price = 1000, categories = { "c" } },      -- 10 x 0.5 x 1.5 = 7.5 -> 7
         { sku = "V", price = 1000 },                            -- 10 x 1 x 1.5 = 15
       })))
-      assert.same({ 75, 45, 7, 15 }, { res.lines[1].points, res.lines[2].points, res.lines[3].points, res.lines[4].points })
+      local l = res.lines
+      assert.same({ 75, 45, 7, 15 }, { l[1].points, l[2].points, l[3].points, l[4].points })
       assert.same({ "SKU S", "category b", "category c", "base rate" },
         { res.lines[1].rule, res.lines[2].rule, res.lines[3].rule, res.lines[4].rule })
       assert.equal(142, res.points)
@@ -128,9 +130,11 @@ describe("rules engine", function()
       local rs = assert(load_with({ ["redemption.lua"] = RED }))
       local c = cart({ { sku = "A", price = 1000 } })
       local r = assert(rs:redemption({ points = 5000 }, c, 55))
-      assert.same({ false, 0, "Not allowed: 55 points is below the minimum of 100." }, { r.allowed, r.points, r.reason })
+      assert.same({ false, 0, "Not allowed: 55 points is below the minimum of 100." },
+        { r.allowed, r.points, r.reason })
       r = assert(rs:redemption({ points = 5000 }, c, 1010))
-      assert.equal("Not allowed: 1010 points is above the maximum of 1000 for this order (limited by the per-order maximum).",
+      assert.equal("Not allowed: 1010 points is above the maximum of 1000 for this order " ..
+        "(limited by the per-order maximum).",
         r.reason)
       r = assert(rs:redemption({ points = 5000 }, c, 155))
       assert.equal("Not allowed: 155 is not a multiple of 10.", r.reason)
@@ -149,7 +153,8 @@ describe("rules engine", function()
     it("lets a refuse function veto with its reason", function()
       local rs = assert(load_with({ ["redemption.lua"] = RED ..
         "function refuse(customer, cart) if #cart.lines > 1 then return 'one item per redemption' end end\n" }))
-      local r = assert(rs:redemption({ points = 5000 }, cart({ { sku = "A", price = 1000 }, { sku = "B", price = 1 } })))
+      local two = cart({ { sku = "A", price = 1000 }, { sku = "B", price = 1 } })
+      local r = assert(rs:redemption({ points = 5000 }, two))
       assert.same({ false, "Not allowed: one item per redemption." }, { r.allowed, r.reason })
     end)
   end)

@@ -76,7 +76,8 @@ describe("fixtures and explain", function()
   it("explains a capped order", function()
     local rs = assert(rules.load("examples/rules"))
     local text = rs:explain({ tier = "PLATINUM", points = 0 },
-      { currency = "INR", lines = { { sku = "LAPTOP-PRO-14", qty = 1, price = 149990, categories = { "electronics" } } } })
+      { currency = "INR",
+        lines = { { sku = "LAPTOP-PRO-14", qty = 1, price = 149990, categories = { "electronics" } } } })
     assert.truthy(text:find("\nCap per order 2500 points: applied, 4499 -> 2500\n", 1, true), text)
     assert.truthy(text:find("Verdict: Not allowed: the customer has 0 points; at least 200 are needed to redeem.", 1,
       true), text)

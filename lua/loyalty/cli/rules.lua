@@ -163,7 +163,10 @@ local function explain(args)
   local text, e = read_file(pos[2])
   if not text then err("loyalty rules explain: cannot read " .. pos[2] .. ": " .. tostring(e) .. "\n") return 2 end
   local doc, je = decode_json(text, pos[2])
-  if type(doc) ~= "table" then err("loyalty rules explain: " .. tostring(je or (pos[2] .. " is not an object")) .. "\n") return 2 end
+  if type(doc) ~= "table" then
+    err("loyalty rules explain: " .. tostring(je or (pos[2] .. " is not an object")) .. "\n")
+    return 2
+  end
   local cart, customer, requested = doc, {}, nil
   if doc.cart then cart, customer, requested = doc.cart, doc.customer or {}, doc.requested_points end
   if opts.tier then customer.tier = opts.tier end

@@ -21,6 +21,13 @@ local ROUNDERS = {
 }
 _M.ROUNDERS = ROUNDERS
 
+-- The same policies for values already snapped (the earn loop snaps once for the trace).
+local function round_half_away(x)
+  if x < 0 then return -floor(-x + 0.5) end
+  return floor(x + 0.5)
+end
+local SNAPPED_ROUNDERS = { floor = floor, ceil = ceil, round = round_half_away }
+
 local function money(x) return floor(x * 100 + 0.5 + 1e-9) / 100 end
 _M.money = money
 
@@ -51,7 +58,9 @@ end
 
 -- A plain copy of the customer: rules get this, never the caller's table.
 function _M.normalize_customer(customer)
-  if type(customer) ~= "table" then bad_input("the customer should be a table like { tier = \"GOLD\", points = 1200 }") end
+  if type(customer) ~= "table" then
+    bad_input("the customer should be a table like { tier = \"GOLD\", points = 1200 }")
+  end
   local tier = customer.tier
   if tier ~= nil and type(tier) ~= "string" then bad_input("the customer's tier should be text") end
   return { tier = tier, points = number_field(customer, "points", "the customer", 0) }
@@ -73,7 +82,28 @@ function _M.redemption_cart(cart, currency, with_lines, refuse_categories, refus
   local lines = with_lines and {} or nil
   local refused
   local check_refusals = next(refuse_categories) ~= nil or next(refuse_skus) ~= nil
-  if total == nil or with_lines or check_refusals then
+  if check_refusals and not with_lines then
+    for i = 1, #src_lines do
+      local l = src_lines[i]
+      if type(l) == "table" then
+        local sku, src = l.sku, l.categories
+        if sku ~= nil and refuse_skus[type(sku) == "string" and sku or tostring(sku)] then
+          refused = "SKU " .. tostring(sku) .. " cannot be paid with points"
+          break
+        end
+        if type(src) == "table" then
+          for j = 1, #src do
+            if refuse_categories[src[j]] then refused = "category " .. src[j] .. " cannot be paid with points" break end
+          end
+          if refused then break end
+        elseif src ~= nil and refuse_categories[src] then
+          refused = "category " .. tostring(src) .. " cannot be paid with points"
+          break
+        end
+      end
+    end
+  end
+  if total == nil or with_lines then
     local subtotal = 0
     for i = 1, #src_lines do
       local l = src_lines[i]
@@ -88,16 +118,6 @@ function _M.redemption_cart(cart, currency, with_lines, refuse_categories, refus
         amount = price * qty
       end
       subtotal = subtotal + amount - discount
-      if check_refusals and not refused then
-        local sku, src = l.sku, l.categories
-        if sku ~= nil and refuse_skus[tostring(sku)] then refused = "SKU " .. tostring(sku) .. " cannot be paid with points" end
-        if type(src) == "string" then src = { src } end
-        if not refused and type(src) == "table" then
-          for j = 1, #src do
-            if refuse_categories[src[j]] then refused = "category " .. src[j] .. " cannot be paid with points" break end
-          end
-        end
-      end
       if with_lines then
         local cats, src = {}, l.categories
         if src == nil then src = l.category end
@@ -105,10 +125,21 @@ function _M.redemption_cart(cart, currency, with_lines, refuse_categories, refus
           for j = 1, #src do
             local name = src[j]
             cats[j] = type(name) == "string" and name or tostring(name)
+            if not refused and refuse_categories[cats[j]] then
+              refused = "category " .. cats[j] .. " cannot be paid with points"
+            end
           end
-        elseif src ~= nil then cats[1] = tostring(src) end
+        elseif src ~= nil then
+          cats[1] = tostring(src)
+          if not refused and refuse_categories[cats[1]] then
+            refused = "category " .. cats[1] .. " cannot be paid with points"
+          end
+        end
         local sku = l.sku
         if sku ~= nil and type(sku) ~= "string" then sku = tostring(sku) end
+        if not refused and sku ~= nil and refuse_skus[sku] then
+          refused = "SKU " .. sku .. " cannot be paid with points"
+        end
         lines[i] = { index = i, sku = sku, qty = qty, price = price, amount = amount, discount = discount,
           categories = cats }
       end
@@ -192,6 +223,7 @@ local function classify(e, line)
   return mult, rule
 end
 
+local scratch = { mults = {}, rules = {}, bases = {}, bm = {}, bw = {} }
 local EXTRAS = { "shipping", "tax" }
 local EXTRA_SKU = { shipping = "(shipping)", tax = "(tax)" }
 local EXCLUDE_KEY = { shipping = "exclude_shipping", tax = "exclude_tax" }
@@ -199,29 +231,31 @@ local EXCLUDE_KEY = { shipping = "exclude_shipping", tax = "exclude_tax" }
 function _M.earn(c, customer, cart)
   local e = c.earn
   local rounder, per_line = c.round, c.round_per == "line"
+  local round_snapped = SNAPPED_ROUNDERS[c.rounding]
   local tier_mult = customer.tier and e.tier_multipliers[customer.tier] or 1
   local traces, lines = {}, cart.lines
   local n = #lines
-  -- pass 1, trusted: exclusions and multipliers; values are kept here, out of the rules' reach
-  local mults, rules, bases = {}, {}, {}
+  -- pass 1, trusted: exclusions and multipliers; values are kept here, out of the rules' reach.
+  -- Scratch arrays are reused: evaluations never nest and these never reach rule code.
+  local mults, rules, bases, bonus_m, bonus_why = scratch.mults, scratch.rules, scratch.bases, scratch.bm, scratch.bw
   for i = 1, n do
     local line = lines[i]
     traces[i] = line
     mults[i], rules[i] = classify(e, line)
     bases[i] = line.base
+    bonus_m[i], bonus_why[i] = nil, nil
   end
   for _, k in ipairs(EXTRAS) do
     local v = cart[k]
     if v ~= 0 then
       n = n + 1
       traces[n] = { sku = EXTRA_SKU[k], pseudo = true, qty = 1, amount = v, discount = 0, base = v, categories = {} }
-      bases[n] = v
+      bases[n], bonus_m[n], bonus_why[n] = v, nil, nil
       if e[EXCLUDE_KEY[k]] then mults[n], rules[n] = nil, k .. " is excluded from earning"
       else mults[n], rules[n] = 1, "base rate" end
     end
   end
   -- pass 2: the analyst's bonus function, the only rule code, under the hook
-  local bonus_m, bonus_why = {}, {}
   local bonus = e.bonus
   if bonus then
     local n_lines = #lines
@@ -238,7 +272,10 @@ function _M.earn(c, customer, cart)
     if mult == nil then
       t.excluded, t.raw, t.points = rules[i], 0, 0
     else
-      local bm, why = check_bonus(bonus_m[i], bonus_why[i], i)
+      local bm, why = bonus_m[i], bonus_why[i]
+      if bm == nil then bm = 1
+      elseif type(bm) ~= "number" or why ~= nil and type(why) ~= "string" then bm, why = check_bonus(bm, why, i) end
+      if bm ~= bm or bm < 0 then check_bonus(bm, why, i) end
       local raw = bases[i] * factor * mult * tier_mult * bm
       if raw < 0 then raw = 0 end
       t.excluded = nil
@@ -246,8 +283,9 @@ function _M.earn(c, customer, cart)
       t.base = bases[i]
       raw = snap(raw)
       t.raw = raw
-      t.points = per_line and rounder(raw) or raw
-      sum = sum + t.points
+      local p = per_line and round_snapped(raw) or raw
+      t.points = p
+      sum = sum + p
     end
   end
   local result = { lines = traces, subtotal = cart.subtotal, tier = customer.tier, tier_multiplier = tier_mult,
@@ -265,19 +303,21 @@ function _M.earn(c, customer, cart)
   return result
 end
 
+-- A tier's override of a redemption setting, else the setting; second value: whether the tier set it.
+local function pick(o, r, key)
+  if o and o[key] ~= nil then return o[key], true end
+  return r[key], false
+end
+
 function _M.redemption(c, customer, cart, requested)
   local r = c.redemption
   local tier = customer.tier
   local o = tier and r.tiers[tier] or nil
-  local function pick(key)
-    if o and o[key] ~= nil then return o[key], true end
-    return r[key], false
-  end
-  local min, min_from_tier = pick("min_points")
+  local min, min_from_tier = pick(o, r, "min_points")
   min = min or 0
-  local max_points, max_from_tier = pick("max_points")
-  local step = pick("multiple_of") or 1
-  local share, share_from_tier = pick("max_share")
+  local max_points, max_from_tier = pick(o, r, "max_points")
+  local step = pick(o, r, "multiple_of") or 1
+  local share, share_from_tier = pick(o, r, "max_share")
   local balance = customer.points
   local tier_note = tier and (" for " .. tier) or ""
 
@@ -313,11 +353,12 @@ function _M.redemption(c, customer, cart, requested)
     sandbox.leave()
     if refusal ~= nil and refusal ~= false then refusal = tostring(refusal) else refusal = nil end
   end
-  local allowed, points, reason = false, 0, nil
+  local allowed, points, reason = false, 0
   if refusal then
     reason = "Not allowed: " .. refusal .. "."
   elseif balance < min then
-    reason = "Not allowed: the customer has " .. num(balance) .. " points; at least " .. num(min) .. " are needed to redeem" ..
+    reason = "Not allowed: the customer has " .. num(balance) .. " points; at least " .. num(min) ..
+      " are needed to redeem" ..
       (min_from_tier and (" (the minimum" .. tier_note .. ")") or "") .. "."
   elseif max < min or max <= 0 then
     reason = "Not allowed: at most " .. num(max) .. " points can be used on this order (limited by " .. limited_by ..
@@ -328,7 +369,8 @@ function _M.redemption(c, customer, cart, requested)
   elseif requested < min then
     reason = "Not allowed: " .. num(requested) .. " points is below the minimum of " .. num(min) .. "."
   elseif requested > max then
-    reason = "Not allowed: " .. num(requested) .. " points is above the maximum of " .. num(max) .. " for this order (limited by " ..
+    reason = "Not allowed: " .. num(requested) .. " points is above the maximum of " .. num(max) ..
+      " for this order (limited by " ..
       limited_by .. ")."
   elseif requested % step ~= 0 then
     reason = "Not allowed: " .. num(requested) .. " is not a multiple of " .. num(step) .. "."

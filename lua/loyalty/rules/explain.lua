@@ -38,10 +38,12 @@ local function earn_lines(out, c, res)
       local rule = format("  rule: %s x%s", t.rule, num(t.multiplier))
       if t.tier_multiplier ~= 1 then rule = rule .. format(", tier %s x%s", res.tier, num(t.tier_multiplier)) end
       if t.bonus_multiplier ~= 1 or t.bonus_reason then
-        rule = rule .. format(", bonus x%s%s", num(t.bonus_multiplier), t.bonus_reason and (" (" .. t.bonus_reason .. ")") or "")
+        local why = t.bonus_reason and (" (" .. t.bonus_reason .. ")") or ""
+        rule = rule .. format(", bonus x%s%s", num(t.bonus_multiplier), why)
       end
       out[#out + 1] = rule
-      local factors = format("%s / %s x %s x %s", money(t.base), num(e.for_every), num(e.points_earned), num(t.multiplier))
+      local factors = format("%s / %s x %s x %s", money(t.base), num(e.for_every), num(e.points_earned),
+        num(t.multiplier))
       if t.tier_multiplier ~= 1 then factors = factors .. " x " .. num(t.tier_multiplier) end
       if t.bonus_multiplier ~= 1 then factors = factors .. " x " .. num(t.bonus_multiplier) end
       if c.round_per == "line" then

@@ -55,7 +55,9 @@ function _M.read(path, name, limits)
   local data, err
   if name:match("%.json$") then data, err = read_json(path, name) else data, err = read_lua(path, name, limits) end
   if data == nil then return nil, err end
-  if type(data) ~= "table" then return nil, name .. " should return a table { customer = ..., cart = ..., expect = ... }" end
+  if type(data) ~= "table" then
+    return nil, name .. " should return a table { customer = ..., cart = ..., expect = ... }"
+  end
   if type(data.cart) ~= "table" then return nil, name .. " has no cart" end
   if type(data.expect) ~= "table" then return nil, name .. " has no expect = { ... } table" end
   return data
@@ -75,7 +77,8 @@ function _M.run_one(ruleset, fx, file)
   local expect = fx.expect
   if expect.points ~= nil then
     local res, err = ruleset:earn(customer, fx.cart)
-    if not res then diff[#diff + 1] = "points: expected " .. show(expect.points) .. ", but earning failed: " .. tostring(err)
+    if not res then
+      diff[#diff + 1] = "points: expected " .. show(expect.points) .. ", but earning failed: " .. tostring(err)
     elseif res.points ~= expect.points then
       diff[#diff + 1] = format("points: expected %s, got %s", show(expect.points), show(res.points))
     end

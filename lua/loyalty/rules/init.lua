@@ -117,7 +117,8 @@ local function run_file(file, src, limits, problems, printer)
     end,
     on_set = function(name, value, line)
       if type(name) ~= "string" or not allowed[name] then
-        local home, e = vocab.home_of(name), nil
+        local home = vocab.home_of(name)
+        local e
         if home then
           e = rules_error("the setting '" .. name .. "' belongs in " .. home .. " but was found", file, line)
         else
@@ -240,7 +241,8 @@ function _M.check(dir, opts)
   local parts = {}
   for _, f in ipairs(present) do parts[#parts + 1] = f; parts[#parts + 1] = sources[f] end
   local rs = setmetatable({
-    dir = dir, files = present, hash = hash.hex(parts), currency = settings["program.lua"].currency, limits = limits, compiled = compile_settings(settings),
+    dir = dir, files = present, hash = hash.hex(parts), currency = settings["program.lua"].currency,
+    limits = limits, compiled = compile_settings(settings),
     warnings = report.warnings, output = output, settings = settings,
   }, Ruleset)
   return report, rs
@@ -282,7 +284,9 @@ local function redemption_body(self, customer, cart, requested)
 end
 
 function Ruleset:earn(customer, cart)
-  if not self.compiled.earn then return nil, rules_error("this rule set has no earn.lua, so it cannot estimate points") end
+  if not self.compiled.earn then
+    return nil, rules_error("this rule set has no earn.lua, so it cannot estimate points")
+  end
   return evaluate(self, earn_body, customer, cart)
 end
 

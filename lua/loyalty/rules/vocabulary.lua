@@ -102,7 +102,9 @@ local function is_number(v) return type(v) == "number" and v == v and v ~= math.
 
 -- Checks one value; returns nil or the problem in words.
 local function check_number(v, kind)
-  if not is_number(v) then return "should be " .. kind .. ", not " .. (type(v) == "string" and ("the text \"" .. v .. "\"") or type(v)) end
+  if not is_number(v) then
+    return "should be " .. kind .. ", not " .. (type(v) == "string" and ("the text \"" .. v .. "\"") or type(v))
+  end
   if kind == NUMBER_GT0 and v <= 0 then return "should be " .. kind .. ", not " .. tostring(v) end
   if kind == NUMBER_GE0 and v < 0 then return "should be " .. kind .. ", not " .. tostring(v) end
 end
@@ -122,7 +124,9 @@ local function check_list(v)
   local n = 0
   for k, item in pairs(v) do
     n = n + 1
-    if type(k) ~= "number" then return "should be a list like { \"a\", \"b\" }; found the key '" .. tostring(k) .. "'" end
+    if type(k) ~= "number" then
+      return "should be a list like { \"a\", \"b\" }; found the key '" .. tostring(k) .. "'"
+    end
     if type(item) ~= "string" then return "should list names as text; item " .. tostring(k) .. " is " .. type(item) end
   end
   if n ~= #v then return "should be a list without gaps" end
@@ -142,7 +146,9 @@ local function check_attribute_map(v)
   if type(v) ~= "table" then return "should be a table like { name = { attribute = \"value\" } }, not " .. type(v) end
   for k, attrs in pairs(v) do
     if type(k) ~= "string" then return "should be keyed by name; found the key " .. tostring(k) end
-    if type(attrs) ~= "table" then return "gives '" .. k .. "' a " .. type(attrs) .. "; expected { attribute = value }" end
+    if type(attrs) ~= "table" then
+      return "gives '" .. k .. "' a " .. type(attrs) .. "; expected { attribute = value }"
+    end
     for name, value in pairs(attrs) do
       if type(name) ~= "string" then return "gives '" .. k .. "' an attribute without a name" end
       local t = type(value)
@@ -155,7 +161,9 @@ end
 
 local CHECKS = {
   currency = function(v)
-    if type(v) ~= "string" or not v:match("^%u%u%u$") then return "should be a 3-letter currency code such as \"INR\"" end
+    if type(v) ~= "string" or not v:match("^%u%u%u$") then
+      return "should be a 3-letter currency code such as \"INR\""
+    end
   end,
   rounding = function(v)
     if v ~= "floor" and v ~= "round" and v ~= "ceil" then
@@ -233,20 +241,18 @@ _M.set_of = set_of
 -- Category names a rule set mentions, with where: { {name=, file=, setting=} }.
 function _M.mentioned_categories(settings)
   local out = {}
-  local e, c = settings["earn.lua"], settings["categories.lua"]
+  local function add(name, file, setting) out[#out + 1] = { name = name, file = file, setting = setting } end
+  local e, r, c = settings["earn.lua"], settings["redemption.lua"], settings["categories.lua"]
   if e then
-    for _, n in ipairs(e.exclude_categories or {}) do out[#out + 1] = { name = n, file = "earn.lua", setting = "exclude_categories" } end
-    for n in pairs(e.category_multipliers or {}) do out[#out + 1] = { name = n, file = "earn.lua", setting = "category_multipliers" } end
+    for _, n in ipairs(e.exclude_categories or {}) do add(n, "earn.lua", "exclude_categories") end
+    for n in pairs(e.category_multipliers or {}) do add(n, "earn.lua", "category_multipliers") end
   end
-  local r = settings["redemption.lua"]
   if r then
-    for _, n in ipairs(r.refuse_categories or {}) do
-      out[#out + 1] = { name = n, file = "redemption.lua", setting = "refuse_categories" }
-    end
+    for _, n in ipairs(r.refuse_categories or {}) do add(n, "redemption.lua", "refuse_categories") end
   end
   if c then
-    for n in pairs(c.attributes or {}) do out[#out + 1] = { name = n, file = "categories.lua", setting = "attributes" } end
-    for _, n in ipairs(c.precedence or {}) do out[#out + 1] = { name = n, file = "categories.lua", setting = "precedence" } end
+    for n in pairs(c.attributes or {}) do add(n, "categories.lua", "attributes") end
+    for _, n in ipairs(c.precedence or {}) do add(n, "categories.lua", "precedence") end
   end
   table.sort(out, function(x, y)
     if x.file ~= y.file then return x.file < y.file end
