@@ -83,6 +83,14 @@ function _M.new(opts)
   local ok, provider = pcall(require, "loyalty.providers." .. pname)
   if not ok then return nil, errors.config("unknown provider '" .. pname .. "'", "provider") end
 
+  if not provider.login then
+    for _, k in ipairs { "organisation", "unit", "api_key" } do
+      if opts[k] ~= nil then
+        return nil, errors.config("option '" .. k .. "' belongs to the crmcom provider, not " .. pname, k)
+      end
+    end
+  end
+
   local base_url = opts.base_url
   if not base_url then
     local err

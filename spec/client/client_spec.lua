@@ -53,6 +53,13 @@ describe("loyalty.client", function()
       assert.equals("config", err.kind)
     end)
 
+    it("refuses another provider's options as a config error", function()
+      local c, err = loyalty.client { base_url = "http://x", username = "u", password = "p", organisation = "o",
+                                      transport = fake.new() }
+      assert.is_nil(c)
+      assert.equals("organisation", err.key)
+    end)
+
     it("resolves environment and cluster to a host, base_url overriding", function()
       local c = assert(loyalty.client { environment = "production", cluster = "eu", username = "u", password = "p",
                                         transport = fake.new() })

@@ -248,6 +248,19 @@ describe("loyalty.program", function()
       total = 40000,
     }
 
+    it("without rules, the balance is the only limit", function()
+      local s = settings()
+      s.rules = nil
+      local p = assert(loyalty.program(s))
+      local q = assert(p:quote_redemption(TOM, cart, 2500))
+      assert.is_false(q.allowed)
+      assert.equals("more than the balance of 2000 points", q.reason)
+      q = assert(p:quote_redemption(TOM, cart, 150))
+      assert.is_true(q.allowed)
+      assert.equals(0, q.min)
+      assert.equals(2000, q.max)
+    end)
+
     it("refuses below the minimum without asking the CRM", function()
       local q = assert(program():quote_redemption(TOM, cart, 150))
       assert.is_false(q.allowed)

@@ -325,9 +325,15 @@ local function verdict(self, customer, cart, requested)
   if rs then return rs:redemption(rules_customer(customer), cart, requested) end
   if err then return nil, err end
   local points = requested or customer.points
+  local reason = "within balance"
+  if customer.points <= 0 then
+    reason = "no points"
+  elseif points > customer.points then
+    reason = "more than the balance of " .. customer.points .. " points"
+  end
   return {
     allowed = customer.points > 0 and points <= customer.points, min = 0, max = customer.points,
-    points = math.min(points, customer.points), reason = customer.points > 0 and "within balance" or "no points",
+    points = math.min(points, customer.points), reason = reason,
   }
 end
 
