@@ -13,3 +13,4 @@ files["bench/**"] = { globals = { "ngx" } }
 -- Analysts' rule files and store settings are policy sheets: top-level names are their settings.
 files["examples/rules/**"] = { allow_defined_top = true, ignore = { "131" } }
 files["examples/store.conf.lua"] = { read_globals = { "env" } }
+files["examples/crmcom.conf.lua"] = { read_globals = { "env" } }
