@@ -269,16 +269,23 @@ function Program:sign_up(user, create_account)
            outbox_id = r and r.outbox_id, crm_error = err }
 end
 
+-- The user's CRM identifier and record: ident, customer | ident or nil, err (err.not_found
+-- when the CRM does not know the user).
+function Program:customer(user)
+  local ident, err = self:identify(user, true)
+  if not ident then return nil, nil, err end
+  local c
+  c, err = self.backend:lookup(ident)
+  return ident, c, err
+end
+
 --- Login: with sync_on_login, the CRM profile is merged into the user's by profile_sync.
 -- Returns {profile, changed = {field...}, customer} (customer nil when not enrolled).
 function Program:login(user)
   local profile = {}
   for k, v in pairs(user) do profile[k] = v end
   if not self.settings.sync_on_login then return { profile = profile, changed = {}, synced = false } end
-  local ident, err = self:identify(user, true)
-  if not ident then return nil, err end
-  local c
-  c, err = self.backend:lookup(ident)
+  local _, c, err = self:customer(user)
   if not c then
     if err.not_found then return { profile = profile, changed = {}, enrolled = false } end
     return nil, err
@@ -339,10 +346,7 @@ end
 
 --- The points summary for a logged-in user, ready to render.
 function Program:summary(user)
-  local ident, err = self:identify(user, true)
-  if not ident then return nil, err end
-  local c
-  c, err = self.backend:lookup(ident)
+  local _, c, err = self:customer(user)
   if not c then
     if err.not_found then return { enrolled = false, points = 0, can_redeem = false } end
     return nil, err
@@ -362,10 +366,7 @@ end
 -- first, then the CRM confirms the amount (so checkout never offers what it would refuse).
 function Program:quote_redemption(user, cart, points)
   if type(cart) ~= "table" then error("loyalty.program: cart table expected", 2) end
-  local ident, err = self:identify(user, true)
-  if not ident then return nil, err end
-  local c
-  c, err = self.backend:lookup(ident)
+  local ident, c, err = self:customer(user)
   if not c then return nil, err end
   local v
   v, err = verdict(self, c, cart, points)
@@ -407,10 +408,7 @@ function Program:redeem(user, req)
   if not skip and (req.otp == nil or req.otp == "") then
     return refused("an OTP is required to redeem points", { field = "otp" })
   end
-  local ident, err = self:identify(user, true)
-  if not ident then return nil, err end
-  local c
-  c, err = self.backend:lookup(ident)
+  local ident, c, err = self:customer(user)
   if not c then return nil, err end
   -- The analyst's limits are checked here; the balance is the CRM's to judge (803), so that a
   -- retried redeem for the same order reaches the CRM and gets its original redemption back.
