@@ -2,33 +2,17 @@
 -- Run from the checkout: `make demo` (or `lua5.4 examples/checkout.lua` after `make`).
 -- Uses the settings of examples/store.conf.lua and the rules in examples/rules/.
 local root = (arg and arg[0] or ""):match("^(.*)/examples/[^/]*$") or "."
-local ver = type(jit) == "table" and "5.1" or _VERSION:match("5%.%d")
-package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
-package.cpath = root .. "/build/" .. ver .. "/?.so;" .. package.cpath
+local walk = assert(loadfile(root .. "/examples/walk.lua"))(root)
 
 local loyalty = require "loyalty"
 local config = require "loyalty.program.config"
 local sandbox = require "loyalty.sandbox"
 
-local function say(fmt, ...) io.write(string.format(fmt, ...), "\n") end
+local say, next_step, must = walk.say, walk.next_step, walk.must
 local function money(x) return string.format("%.2f", x or 0) end
 
 local sb = assert(sandbox.start {})
-local step = 0
-local function next_step()
-  step = step + 1
-  return step
-end
-
--- Every step must succeed; the first failure stops the walk and the sandbox.
-local function must(what, value, err)
-  if value == nil then
-    say("FAILED at %q: %s", what, tostring(err))
-    sb:stop()
-    os.exit(1)
-  end
-  return value
-end
+walk.on_failure(function() sb:stop() end)
 
 local settings = must("Load the store settings", config.load(root .. "/examples/store.conf.lua"))
 settings.crm.base_url = sb.url

@@ -2,38 +2,20 @@
 -- loyalty.program, against the local sandbox. Run from the checkout: `make demo PROVIDER=crmcom`
 -- (or `lua5.4 examples/crmcom-checkout.lua` after `make`). Settings: examples/crmcom.conf.lua.
 local root = (arg and arg[0] or ""):match("^(.*)/examples/[^/]*$") or "."
-local ver = type(jit) == "table" and "5.1" or _VERSION:match("5%.%d")
-package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
-package.cpath = root .. "/build/" .. ver .. "/?.so;" .. package.cpath
+local walk = assert(loadfile(root .. "/examples/walk.lua"))(root)
 
 local loyalty = require "loyalty"
 local config = require "loyalty.program.config"
 local sandbox = require "loyalty.sandbox"
 local crmcom = require "loyalty.providers.crmcom"
 
-local function say(fmt, ...) io.write(string.format(fmt, ...), "\n") end
+local say, next_step, must = walk.say, walk.next_step, walk.must
 local function eur(x) return string.format("EUR %.2f", x or 0) end
 
 local sb = assert(sandbox.start {})
-local step = 0
-local function next_step()
-  step = step + 1
-  return step
-end
+walk.on_failure(function() sb:stop() end)
 
--- Every step must succeed; the first failure stops the walk and the sandbox.
-local function must(what, value, err)
-  if value == nil then
-    say("FAILED at %q: %s", what, tostring(err))
-    sb:stop()
-    os.exit(1)
-  end
-  return value
-end
-
-local function check(what, ok, detail)
-  if not ok then must(what, nil, detail) end
-end
+local check = walk.check
 
 local settings = must("Load the store settings", config.load(root .. "/examples/crmcom.conf.lua"))
 settings.crm.base_url = sb.url .. "/crmapi/rest/v2"
