@@ -23,7 +23,7 @@ COREJIT := build/5.1/loyalty/core.so
 LPATH := lua/?.lua;lua/?/init.lua;spec/?.lua
 SPECS := spec
 
-.PHONY: all deps test lint spec spec-5.4 spec-jit spec-valgrind spec-asan demo bench sandbox install clean lib install-rock
+.PHONY: all deps test lint spec spec-5.4 spec-jit spec-valgrind spec-asan demo bench sandbox install clean lib install-rock spec-rock
 
 all: $(CORE54) $(COREJIT)
 
@@ -38,7 +38,7 @@ $(COREJIT): $(CSRC) $(CHDR)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(WARN) -I$(LUAJIT_INCDIR) $(CSRC) -o $@ $(LIBFLAG) $(LIBS)
 
-test: deps all lint spec spec-valgrind spec-rock
+test: deps all lint spec spec-valgrind spec-asan spec-rock
 
 lint:
 	luacheck -q lua bin spec examples bench
