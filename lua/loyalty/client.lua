@@ -129,6 +129,7 @@ function _M.new(opts)
                                 opts.username and "password" or "username")
     end
     self.auth_header = core.basic_auth(opts.username, opts.password)
+    self.auth_value = { "Authorization", self.auth_header }
     local secrets = self.secrets
     secrets[#secrets + 1] = opts.password
     secrets[#secrets + 1] = self.auth_header:sub(7)
@@ -151,6 +152,7 @@ function _M.new(opts)
     self.attribution = provider.attribution_headers(opts.attribution)
   end
   self.transport = opts.transport or default_transport(opts)
+  if not opts.transport then self.header_cache = {} end
   if not opts.transport and not in_nginx then
     -- request_many runs batches concurrently over libcurl's multi interface with these options.
     self.multi_opts = { timeout_ms = opts.timeout_ms or 10000, connect_timeout_ms = opts.connect_timeout_ms or 3000,
@@ -184,13 +186,48 @@ local function transport_error(terr)
   }
 end
 
--- spec -> core request table (headers, attribution, auth header) or nil, err.
-function Client:build(spec, auth_value)
+local function build_error(err)
+  return errors.new { kind = "config", message = err.message or tostring(err) }
+end
+
+-- The client's own headers (user agent, auth, attribution) as a name -> value table.
+function Client:base_headers(auth_value)
   local headers = { ["User-Agent"] = self.user_agent, Accept = "application/json" }
   if auth_value then headers[auth_value[1]] = auth_value[2] end
   if self.attribution then
     for k, v in pairs(self.attribution) do headers[k] = v end
   end
+  return headers
+end
+
+-- The "Name: value" lines of base_headers, built once per auth value and body kind: they are
+-- the same for every call without per-call headers. Only the built-in transports share them,
+-- as they never modify a request.
+function Client:header_lines(auth_value, with_json)
+  local name, value = auth_value and auth_value[1], auth_value and auth_value[2]
+  local cached = self.header_cache[with_json]
+  if cached and cached[1] == name and cached[2] == value then return cached[3] end
+  local req, err = core.build_request { base_url = self.base_url, headers = self:base_headers(auth_value),
+                                        json = with_json and core.empty_array or nil }
+  if not req then return nil, err end
+  self.header_cache[with_json] = { name, value, req.headers }
+  return req.headers
+end
+
+-- spec -> core request table (headers, attribution, auth header) or nil, err.
+function Client:build(spec, auth_value)
+  if self.header_cache and not spec.attribution and not spec.headers then
+    local lines, lerr = self:header_lines(auth_value, spec.json ~= nil)
+    if not lines then return nil, build_error(lerr) end
+    local req, err = core.build_request {
+      method = spec.method, base_url = self.base_url, path = spec.path, query = spec.query,
+      json = spec.json, body = spec.body,
+    }
+    if not req then return nil, build_error(err) end
+    req.headers = lines
+    return req
+  end
+  local headers = self:base_headers(auth_value)
   if spec.attribution then
     for k, v in pairs(self.provider.attribution_headers(spec.attribution)) do headers[k] = v end
   end
@@ -201,7 +238,7 @@ function Client:build(spec, auth_value)
     method = spec.method, base_url = self.base_url, path = spec.path, query = spec.query,
     headers = headers, json = spec.json, body = spec.body,
   }
-  if not req then return nil, errors.new { kind = "config", message = err.message or tostring(err) } end
+  if not req then return nil, build_error(err) end
   return req
 end
 
@@ -304,7 +341,7 @@ function Client:run_round(specs, idx, token, max_in_flight)
   for n, i in ipairs(idx) do
     local spec, auth_value = specs[i], nil
     if token then spec, auth_value = self:with_token(spec, token) end
-    if not token and self.auth_header then auth_value = { "Authorization", self.auth_header } end
+    if not token and self.auth_header then auth_value = self.auth_value end
     local req, err = self:build(spec, auth_value)
     if req then
       reqs[#reqs + 1] = req
@@ -393,7 +430,7 @@ function Client:request(spec)
   end
   local result, err
   if self.auth_header then
-    result, err = self:with_retries(spec, { "Authorization", self.auth_header })
+    result, err = self:with_retries(spec, self.auth_value)
   elseif self.client_key or self.login_spec then
     local token
     token, err = self:token()
