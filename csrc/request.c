@@ -18,11 +18,19 @@ typedef struct {
 static const char *const METHODS[] = {"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", NULL};
 static const char *const SPEC_KEYS[] = {"method", "base_url", "path", "query", "headers", "json", "body", NULL};
 
-static int unreserved(unsigned char c)
-{
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-         c == '-' || c == '.' || c == '_' || c == '~';
-}
+/* RFC 3986 unreserved characters, as a table: the URL is encoded on every call. */
+static const unsigned char UNRESERVED[256] = {
+  ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1,
+  ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1,
+  ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1,
+  ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1,
+  ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
+  ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
+  ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1,
+  ['9'] = 1, ['-'] = 1, ['.'] = 1, ['_'] = 1, ['~'] = 1,
+};
+
+#define unreserved(c) (UNRESERVED[(unsigned char)(c)])
 
 static size_t encoded_len(slice x)
 {
@@ -59,24 +67,32 @@ static int has_ctl(const char *s, size_t len, int space_too)
   return 0;
 }
 
-static int compare_pairs(const void *a, const void *b);
-
-static void sorted(pair *ps, size_t n)
+static int compare_pairs(const pair *x, const pair *y)
 {
-  size_t i;
-  qsort(ps, n, sizeof(pair), compare_pairs);
-  for (i = 0; i < n; i++)
-    if (!ps[i].value.s) ps[i].value.s = ps[i].number;
-}
-
-static int compare_pairs(const void *a, const void *b)
-{
-  const pair *x = a, *y = b;
   size_t n = x->key.len < y->key.len ? x->key.len : y->key.len;
   int c = memcmp(x->key.s, y->key.s, n);
   if (c != 0) return c;
   if (x->key.len != y->key.len) return x->key.len < y->key.len ? -1 : 1;
   return x->order < y->order ? -1 : (x->order > y->order);
+}
+
+/* Insertion sort for the usual handful of pairs (the order field makes the order total). */
+static int compare_qsort(const void *a, const void *b) { return compare_pairs(a, b); }
+
+static void sorted(pair *ps, size_t n)
+{
+  size_t i, j;
+  if (n > 16) {
+    qsort(ps, n, sizeof(pair), compare_qsort);
+  } else {
+    for (i = 1; i < n; i++) {
+      pair p = ps[i];
+      for (j = i; j > 0 && compare_pairs(&ps[j - 1], &p) > 0; j--) ps[j] = ps[j - 1];
+      ps[j] = p;
+    }
+  }
+  for (i = 0; i < n; i++)
+    if (!ps[i].value.s) ps[i].value.s = ps[i].number;
 }
 
 /* Stringifies a scalar query value at idx; the text stays valid while the table holds it. */
@@ -114,41 +130,53 @@ static void scalar_value(lua_State *L, int idx, pair *p, const char *key)
 #define STACK_PAIRS 16
 #define STACK_URL 1024
 
-/* Reads the query table at q into a sorted pair array: `local` when it fits, else a
- * userdata pushed on the stack (collected even if a later call raises). */
+/* Adds the pairs of one query entry (key at -2, value at -1) at pairs[*k...], up to cap. */
+static size_t query_entry(lua_State *L, pair *pairs, size_t *k, size_t cap)
+{
+  slice key;
+  if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "build_request: query keys must be strings");
+  key.s = lua_tolstring(L, -2, &key.len);
+  if (lua_type(L, -1) == LUA_TTABLE) {
+    size_t j, m = compat_rawlen(L, -1);
+    for (j = 1; j <= m && *k < cap; j++) {
+      lua_rawgeti(L, -1, (int)j);
+      if (lua_type(L, -1) == LUA_TTABLE) luaL_error(L, "build_request: nested query value for '%s'", key.s);
+      pairs[*k].key = key;
+      pairs[*k].order = *k;
+      scalar_value(L, -1, &pairs[*k], key.s);
+      lua_pop(L, 1);
+      (*k)++;
+    }
+    return m;
+  }
+  if (*k < cap) {
+    pairs[*k].key = key;
+    pairs[*k].order = *k;
+    scalar_value(L, -1, &pairs[*k], key.s);
+    (*k)++;
+  }
+  return 1;
+}
+
+/* Reads the query table at q into a sorted pair array: `local` when it fits (one pass), else
+ * a userdata pushed on the stack (collected even if a later call raises) and a second pass. */
 static pair *read_query(lua_State *L, int q, size_t *count, pair *local)
 {
   size_t n = 0, k = 0;
-  pair *pairs;
+  pair *pairs = local;
   lua_pushnil(L);
   while (lua_next(L, q)) {
-    if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "build_request: query keys must be strings");
-    n += lua_type(L, -1) == LUA_TTABLE ? compat_rawlen(L, -1) : 1;
+    n += query_entry(L, local, &k, STACK_PAIRS);
     lua_pop(L, 1);
   }
-  pairs = n <= STACK_PAIRS ? local : lua_newuserdata(L, n * sizeof(pair));
-  lua_pushnil(L);
-  while (lua_next(L, q)) {
-    slice key;
-    key.s = lua_tolstring(L, -2, &key.len);
-    if (lua_type(L, -1) == LUA_TTABLE) {
-      size_t j, m = compat_rawlen(L, -1);
-      for (j = 1; j <= m && k < n; j++) {
-        lua_rawgeti(L, -1, (int)j);
-        if (lua_type(L, -1) == LUA_TTABLE) luaL_error(L, "build_request: nested query value for '%s'", key.s);
-        pairs[k].key = key;
-        pairs[k].order = k;
-        scalar_value(L, -1, &pairs[k], key.s);
-        lua_pop(L, 1);
-        k++;
-      }
-    } else if (k < n) {
-      pairs[k].key = key;
-      pairs[k].order = k;
-      scalar_value(L, -1, &pairs[k], key.s);
-      k++;
+  if (n > STACK_PAIRS) {
+    pairs = lua_newuserdata(L, n * sizeof(pair));
+    k = 0;
+    lua_pushnil(L);
+    while (lua_next(L, q)) {
+      query_entry(L, pairs, &k, n);
+      lua_pop(L, 1);
     }
-    lua_pop(L, 1);
   }
   sorted(pairs, k);
   *count = k;
@@ -162,7 +190,7 @@ static int push_url(lua_State *L, int spec)
   size_t total, n = 0, i;
   pair *pairs = NULL, local[STACK_PAIRS];
   char *out, *w, url[STACK_URL];
-  int trailing, leading;
+  int trailing, leading, has_query;
 
   lua_getfield(L, spec, "base_url");
   if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "build_request: base_url must be a string");
@@ -199,9 +227,9 @@ static int push_url(lua_State *L, int spec)
     memcpy(w, path.s, path.len);
     w += path.len;
   }
+  has_query = n > 0 && memchr(out, '?', (size_t)(w - out)) != NULL;
   for (i = 0; i < n; i++) {
-    char sep = i > 0 || memchr(out, '?', (size_t)(w - out)) ? '&' : '?';
-    *w++ = sep;
+    *w++ = i > 0 || has_query ? '&' : '?';
     w = percent_encode(w, pairs[i].key);
     *w++ = '=';
     w = percent_encode(w, pairs[i].value);
@@ -292,7 +320,7 @@ static int l_build_request(lua_State *L)
   lua_pushnil(L);
   while (lua_next(L, 1)) {
     const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
-    for (i = 0; k && SPEC_KEYS[i] && strcmp(k, SPEC_KEYS[i]) != 0; i++) {}
+    for (i = 0; k && SPEC_KEYS[i] && (k[0] != SPEC_KEYS[i][0] || strcmp(k, SPEC_KEYS[i]) != 0); i++) {}
     if (!k || !SPEC_KEYS[i]) luaL_error(L, "build_request: unknown spec field '%s'", k ? k : "?");
     lua_pop(L, 1);
   }

@@ -1,6 +1,7 @@
 /* libcurl easy-handle plumbing shared by sessions and perform_multi. */
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "transfer.h"
 
@@ -153,6 +154,8 @@ void transfer_cleanup(transfer *t)
   t->easy = NULL;
   curl_slist_free_all(t->headers);
   t->headers = NULL;
+  free(t->url);
+  t->url = NULL;
   buf_free(&t->body);
   buf_free(&t->head);
 }
@@ -224,17 +227,36 @@ oom:
   return 0;
 }
 
+/* Sets CURLOPT_URL unless libcurl already holds this URL (a keep-alive loop repeats it). */
+static int set_url(transfer *t, const char *url, size_t len)
+{
+  char *copy;
+  if (t->url && strlen(t->url) == len && memcmp(t->url, url, len) == 0) return 1;
+  copy = malloc(len + 1);
+  if (!copy) return 0;
+  memcpy(copy, url, len + 1);
+  if (curl_easy_setopt(t->easy, CURLOPT_URL, url) != CURLE_OK) {
+    free(copy);
+    free(t->url);
+    t->url = NULL;
+    return 0;
+  }
+  free(t->url);
+  t->url = copy;
+  return 1;
+}
+
 int transfer_prepare(transfer *t, lua_State *L, int idx)
 {
   CURL *e = t->easy;
   const char *method, *url, *body;
-  size_t body_len = 0;
+  size_t body_len = 0, url_len;
   int top = lua_gettop(L), ok;
   idx = compat_absindex(L, idx);
   lua_getfield(L, idx, "method");
   method = lua_tostring(L, -1);
   lua_getfield(L, idx, "url");
-  url = lua_tostring(L, -1);
+  url = lua_tolstring(L, -1, &url_len);
   lua_getfield(L, idx, "body");
   body = lua_tolstring(L, -1, &body_len);
   lua_getfield(L, idx, "headers");
@@ -247,11 +269,17 @@ int transfer_prepare(transfer *t, lua_State *L, int idx)
   lua_settop(L, top);
   if (!ok) return 0;
 
-  ok = curl_easy_setopt(e, CURLOPT_URL, url) == CURLE_OK &&
-       curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL) == CURLE_OK &&
+  if (!set_url(t, url, url_len)) {
+    snprintf(t->errbuf, sizeof t->errbuf, "libcurl refused the request URL");
+    return 0;
+  }
+  if (strcmp(method, "GET") == 0 && t->get_set) return 1;
+  t->get_set = 0;
+  ok = curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL) == CURLE_OK &&
        curl_easy_setopt(e, CURLOPT_NOBODY, 0L) == CURLE_OK;
   if (ok && strcmp(method, "GET") == 0) {
     ok = curl_easy_setopt(e, CURLOPT_HTTPGET, 1L) == CURLE_OK;
+    t->get_set = ok;
   } else if (ok && strcmp(method, "HEAD") == 0) {
     ok = curl_easy_setopt(e, CURLOPT_NOBODY, 1L) == CURLE_OK;
   } else if (ok && !body && (strcmp(method, "DELETE") == 0 || strcmp(method, "OPTIONS") == 0)) {
@@ -286,8 +314,9 @@ void transfer_finish(transfer *t, CURLcode code, outcome *out, int detach)
     memset(&t->body, 0, sizeof t->body);
     memset(&t->head, 0, sizeof t->head);
   }
-  /* The POSTFIELDS pointer belongs to a Lua string that may be collected now. */
-  curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, NULL);
+  /* The POSTFIELDS pointer belongs to a Lua string that may be collected now. Setting it
+   * makes the handle a POST again, so a handle set up for GET (no POSTFIELDS) keeps it. */
+  if (!t->get_set) curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, NULL);
 }
 
 void outcome_free(outcome *out)

@@ -22,6 +22,8 @@ typedef struct {
 typedef struct {
   CURL *easy;
   struct curl_slist *headers; /* kept between calls and reused while unchanged */
+  char *url;                  /* the URL libcurl holds, to skip setting it again */
+  int get_set;                /* the handle is set up for a plain GET */
   buf body, head;
   int too_large;
   char errbuf[CURL_ERROR_SIZE];

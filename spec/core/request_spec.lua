@@ -41,6 +41,19 @@ describe("loyalty.core build_request", function()
     assert.equal("X-Hk40: 40", req.headers[40])
   end)
 
+  it("keeps array order and numeric values through sorting, below and above 16 pairs", function()
+    local small = core.build_request { base_url = "http://h", query = { z = 1.5, b = { 3, 1, 2 }, a = 7 } }
+    assert.equal("http://h?a=7&b=3&b=1&b=2&z=1.5", small.url)
+    -- 14 single keys first in no particular order, then an array that crosses 16 pairs
+    local query, expected = { m = {} }, {}
+    for i = 1, 14 do query[string.format("k%02d", i)] = i end
+    for i = 1, 10 do query.m[i] = 100 - i end
+    for i = 1, 14 do expected[#expected + 1] = string.format("k%02d=%d", i, i) end
+    for i = 1, 10 do expected[#expected + 1] = "m=" .. (100 - i) end
+    local big = core.build_request { base_url = "http://h", query = query }
+    assert.equal("http://h?" .. table.concat(expected, "&"), big.url)
+  end)
+
   it("turns headers into sorted 'Name: value' lines", function()
     local req = core.build_request {
       base_url = "http://h", headers = { ["User-Agent"] = "ua/1", Authorization = "Basic x" },

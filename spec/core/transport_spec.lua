@@ -152,6 +152,25 @@ describe("loyalty.core transport", function()
     s:close()
   end)
 
+  it("keeps each call's method when one handle switches methods on the same URL", function()
+    local s = core.session {}
+    local url = http.url .. "/echo"
+    local seq = { "GET", "GET", "POST", "GET", "GET", "HEAD", "GET", "DELETE", "OPTIONS", "PUT", "GET", "GET" }
+    for i, method in ipairs(seq) do
+      local body = (method == "POST" or method == "PUT") and ("b" .. i) or nil
+      local res = assert(s:perform { method = method, url = url, body = body })
+      assert.equal(200, res.status)
+      assert.equal(method, res.headers["x-method"], "call " .. i)
+      assert.equal(method == "HEAD" and "" or (body or ""), res.body, "call " .. i)
+    end
+    -- the same method on another URL still goes to that URL
+    local res = assert(s:perform(get(http.url .. "/json")))
+    assert.equal("rid-123", res.headers["x-cap-requestid"])
+    res = assert(s:perform(get(url)))
+    assert.equal("GET", res.headers["x-method"])
+    s:close()
+  end)
+
   it("sends what build_request produced", function()
     local req = assert(core.build_request {
       method = "POST", base_url = http.url, path = "/echo", json = { a = core.empty_array },
