@@ -152,7 +152,7 @@ function _M.new(opts)
     self.attribution = provider.attribution_headers(opts.attribution)
   end
   self.transport = opts.transport or default_transport(opts)
-  if not opts.transport then self.header_cache = {} end
+  if not opts.transport then self.header_cache, self.build_args = {}, {} end
   if not opts.transport and not in_nginx then
     -- request_many runs batches concurrently over libcurl's multi interface with these options.
     self.multi_opts = { timeout_ms = opts.timeout_ms or 10000, connect_timeout_ms = opts.connect_timeout_ms or 3000,
@@ -219,10 +219,12 @@ function Client:build(spec, auth_value)
   if self.header_cache and not spec.attribution and not spec.headers then
     local lines, lerr = self:header_lines(auth_value, spec.json ~= nil)
     if not lines then return nil, build_error(lerr) end
-    local req, err = core.build_request {
-      method = spec.method, base_url = self.base_url, path = spec.path, query = spec.query,
-      json = spec.json, body = spec.body,
-    }
+    -- One argument table per client, refilled whole: build_request only reads it.
+    local args = self.build_args
+    args.method, args.base_url, args.path, args.query = spec.method, self.base_url, spec.path, spec.query
+    args.json, args.body = spec.json, spec.body
+    local req, err = core.build_request(args)
+    args.query, args.json, args.body = nil, nil, nil -- hold no caller data between calls
     if not req then return nil, build_error(err) end
     req.headers = lines
     return req
