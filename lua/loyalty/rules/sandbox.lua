@@ -143,6 +143,7 @@ end
 local state = {
   active = false, steps = 0, step_limit = 0, deadline = 0, mem_base = 0, mem_limit = 0,
   tripped = nil, where_file = nil, where_line = nil, is_rule_source = nil,
+  armed = false, old_hook = nil, old_mask = nil, old_count = nil, old_string_index = nil,
 }
 local run_frame -- the function that owns the pcall; never raise inside it
 
@@ -187,6 +188,18 @@ end
 
 local string_mt = getmetatable("")
 
+-- Starts the limits: called when the first rule code of an evaluation is about to run, so evaluations
+-- that run no rule code (data-only settings) pay nothing for clocks, memory counts or hooks.
+local function arm(s)
+  s.armed = true
+  s.old_hook, s.old_mask, s.old_count = debug_gethook()
+  if s.old_hook then debug_sethook() end
+  s.old_string_index = string_mt.__index
+  s.mem_base = collectgarbage("count")
+  s.deadline = os_clock() + s.time_limit_ms / 1000
+  string_mt.__index = SAFE_STRING_INDEX
+end
+
 -- Runs fn(...) under the limits. Returns true, results... or false, err where err is
 -- {limit = true, message, file, line} for a tripped limit or the raw error value otherwise.
 -- limits: {instruction_limit, time_limit_ms, memory_limit_kb, hook_interval, is_rule_source = function(source)}
@@ -209,17 +222,18 @@ local function run(limits, hook_all, fn, a, b, c, d)
   local interval = limits.hook_interval
   if interval > s.step_limit then interval = s.step_limit end
   s.interval = interval
-  local old_hook, old_mask, old_count = debug_gethook()
-  if old_hook then debug_sethook() end
-  local old_string_index = string_mt.__index
-  s.mem_base = collectgarbage("count")
-  s.deadline = os_clock() + s.time_limit_ms / 1000
-  string_mt.__index = SAFE_STRING_INDEX
-  if hook_all then debug_sethook(hook, "", interval) end
+  if hook_all then
+    arm(s)
+    debug_sethook(hook, "", interval)
+  end
   local ok, r1, r2, r3 = pcall(fn, a, b, c, d)
-  debug_sethook()
-  string_mt.__index = old_string_index
-  if old_hook then debug_sethook(old_hook, old_mask, old_count) end
+  if s.armed then
+    debug_sethook()
+    s.armed = false
+    string_mt.__index = s.old_string_index
+    if s.old_hook then debug_sethook(s.old_hook, s.old_mask, s.old_count) end
+    s.old_hook, s.old_string_index = nil, nil
+  end
   s.active = false
   if s.tripped then
     local t = s.tripped
@@ -231,7 +245,11 @@ end
 
 -- Brackets calls into rule functions made by trusted code running under run(limits, false, ...).
 -- Steps are counted in whole hook intervals: a call shorter than one interval is bounded by the caller's loop.
-function _M.enter() debug_sethook(hook, "", state.interval) end
+function _M.enter()
+  local s = state
+  if not s.armed then arm(s) end
+  debug_sethook(hook, "", s.interval)
+end
 function _M.leave() debug_sethook() end
 
 run_frame = run
