@@ -204,21 +204,38 @@ local function check_bonus(m, why, index)
   return m, why
 end
 
+-- The words of every rule a line can get, worked out once per rule set rather than once per line.
+-- Keys are the names the settings use; a line's names are text (normalize_cart), so lookups match.
+function _M.prepare_earn(e)
+  local function texts(set, fmt)
+    local out = {}
+    for name in pairs(set) do out[name] = string.format(fmt, tostring(name)) end
+    return out
+  end
+  e.excluded_sku_reason = texts(e.excluded_skus, "SKU %s is excluded from earning")
+  e.excluded_category_reason = texts(e.excluded_categories, "category %s is excluded from earning")
+  e.sku_rule = texts(e.sku_multipliers, "SKU %s")
+  e.category_rule = texts(e.category_multipliers, "category %s")
+  return e
+end
+
 -- Which rule applies to a line: nil, reason when excluded; else multiplier, rule name.
 local function classify(e, line)
   local sku = line.sku
-  if sku and e.excluded_skus[sku] then return nil, "SKU " .. sku .. " is excluded from earning" end
+  if sku and e.excluded_skus[sku] then return nil, e.excluded_sku_reason[sku] end
   local cats = line.categories
+  local excluded = e.excluded_categories
   for j = 1, #cats do
-    if e.excluded_categories[cats[j]] then return nil, "category " .. cats[j] .. " is excluded from earning" end
+    if excluded[cats[j]] then return nil, e.excluded_category_reason[cats[j]] end
   end
   local m = sku and e.sku_multipliers[sku]
-  if m then return m, "SKU " .. sku end
+  if m then return m, e.sku_rule[sku] end
   -- a line in several multiplied categories gets the highest multiplier, never the product
-  local mult, rule = 1, "base rate"
+  local mult, rule, multipliers = 1, "base rate", e.category_multipliers
   for j = 1, #cats do
-    m = e.category_multipliers[cats[j]]
-    if m and (rule == "base rate" or m > mult) then mult, rule = m, "category " .. cats[j] end
+    local name = cats[j]
+    m = multipliers[name]
+    if m and (rule == "base rate" or m > mult) then mult, rule = m, e.category_rule[name] end
   end
   return mult, rule
 end
@@ -309,38 +326,66 @@ local function pick(o, r, key)
   return r[key], false
 end
 
+-- The limits of one tier (o = its overrides, or nil for the general settings) with their names in words,
+-- worked out once per rule set: only the customer's balance and the order total change per evaluation.
+function _M.redemption_plan(r, tier, o)
+  local tier_note = tier and (" for " .. tier) or ""
+  local plan = { tier_note = tier_note }
+  local min, min_from_tier = pick(o, r, "min_points")
+  plan.min_from_tier = min_from_tier
+  local max_points, max_from_tier = pick(o, r, "max_points")
+  if max_points then
+    plan.max_points, plan.max_name = max_points, "the per-order maximum" .. (max_from_tier and tier_note or "")
+  end
+  local step = pick(o, r, "multiple_of") or 1
+  plan.step, plan.step_name = step, "whole multiples of " .. step
+  local share, share_from_tier = pick(o, r, "max_share")
+  if share then
+    plan.share = share
+    plan.share_name = floor(share * 100 + 0.5) .. "% of the order total" .. (share_from_tier and tier_note or "")
+  end
+  min = min or 0
+  if step > 1 then min = ceil(min / step) * step end
+  plan.min = min
+  return plan
+end
+
+-- Plans for the general settings and for every tier that overrides them.
+function _M.prepare_redemption(r)
+  r.general_plan = _M.redemption_plan(r, nil, nil)
+  r.tier_plans = {}
+  for tier, o in pairs(r.tiers) do r.tier_plans[tier] = _M.redemption_plan(r, tier, o) end
+  return r
+end
+
+local BALANCE = "the customer's balance"
+
 function _M.redemption(c, customer, cart, requested)
   local r = c.redemption
   local tier = customer.tier
-  local o = tier and r.tiers[tier] or nil
-  local min, min_from_tier = pick(o, r, "min_points")
-  min = min or 0
-  local max_points, max_from_tier = pick(o, r, "max_points")
-  local step = pick(o, r, "multiple_of") or 1
-  local share, share_from_tier = pick(o, r, "max_share")
+  local plan = tier and r.tier_plans[tier] or r.general_plan
+  local min, step, share, max_points = plan.min, plan.step, plan.share, plan.max_points
+  local min_from_tier, tier_note = plan.min_from_tier, plan.tier_note
   local balance = customer.points
-  local tier_note = tier and (" for " .. tier) or ""
 
-  local limits = { { name = "the customer's balance", points = balance } }
-  local max, limited_by = balance, limits[1].name
+  local limits = { { name = BALANCE, points = balance } }
+  local max, limited_by = balance, BALANCE
   if max_points then
-    limits[#limits + 1] = { name = "the per-order maximum" .. (max_from_tier and tier_note or ""), points = max_points }
-    if max_points < max then max, limited_by = max_points, limits[#limits].name end
+    limits[#limits + 1] = { name = plan.max_name, points = max_points }
+    if max_points < max then max, limited_by = max_points, plan.max_name end
   end
   if share and cart.total then
     local p = c.round(share * cart.total / r.point_value)
-    limits[#limits + 1] = { name = floor(share * 100 + 0.5) .. "% of the order total" ..
-      (share_from_tier and tier_note or ""), points = p, share = share, total = cart.total }
-    if p < max then max, limited_by = p, limits[#limits].name end
+    limits[#limits + 1] = { name = plan.share_name, points = p, share = share, total = cart.total }
+    if p < max then max, limited_by = p, plan.share_name end
   end
   if max < 0 then max = 0 end
   if step > 1 then
     local stepped = floor(max / step) * step
     if stepped ~= max then
-      limits[#limits + 1] = { name = "whole multiples of " .. step, points = stepped }
+      limits[#limits + 1] = { name = plan.step_name, points = stepped }
       max = stepped
     end
-    min = ceil(min / step) * step
   end
 
   local res = { min = min, max = max, multiple_of = step, balance = balance, requested = requested, tier = tier,

@@ -179,7 +179,7 @@ local function compile_settings(s)
     round = engine.ROUNDERS[p.rounding] }
   local e = s["earn.lua"]
   if e then
-    c.earn = {
+    c.earn = engine.prepare_earn({
       points_earned = e.points_earned, for_every = e.for_every, minimum_order = e.minimum_order,
       cap_per_order = e.cap_per_order,
       -- shipping and tax earn nothing unless a rule set says otherwise
@@ -187,13 +187,14 @@ local function compile_settings(s)
       excluded_categories = vocab.set_of(e.exclude_categories), excluded_skus = vocab.set_of(e.exclude_skus),
       category_multipliers = e.category_multipliers or {}, sku_multipliers = e.sku_multipliers or {},
       tier_multipliers = e.tier_multipliers or {}, bonus = e.bonus,
-    }
+    })
   end
   local r = s["redemption.lua"]
   if r then
-    c.redemption = { point_value = r.point_value, min_points = r.min_points, max_points = r.max_points,
+    c.redemption = engine.prepare_redemption({
+      point_value = r.point_value, min_points = r.min_points, max_points = r.max_points,
       multiple_of = r.multiple_of, max_share = r.max_share, tiers = r.tiers or {}, refuse = r.refuse,
-      refuse_categories = vocab.set_of(r.refuse_categories), refuse_skus = vocab.set_of(r.refuse_skus) }
+      refuse_categories = vocab.set_of(r.refuse_categories), refuse_skus = vocab.set_of(r.refuse_skus) })
   end
   local cat = s["categories.lua"]
   if cat then
