@@ -170,15 +170,23 @@ function _M.normalize_cart(cart, currency)
       if price == nil then bad_input("cart line " .. i .. " has neither a price nor an amount") end
       amount = price * qty
     end
-    local cats, src = {}, l.categories
+    local cats, src = nil, l.categories
     if src == nil then src = l.category end
     if type(src) == "table" then
-      for j = 1, #src do
-        local name = src[j]
-        cats[j] = type(name) == "string" and name or tostring(name)
+      local n, first, second = #src, src[1], src[2]
+      -- one or two names is the usual line; built without an inner loop, which LuaJIT leaves by a side exit
+      if n == 1 and type(first) == "string" then cats = { first }
+      elseif n == 2 and type(first) == "string" and type(second) == "string" then cats = { first, second }
+      else
+        cats = {}
+        for j = 1, n do
+          local name = src[j]
+          cats[j] = type(name) == "string" and name or tostring(name)
+        end
       end
-    elseif type(src) == "string" then cats[1] = src
-    elseif src ~= nil then bad_input("cart line " .. i .. " has categories that are neither text nor a list") end
+    elseif type(src) == "string" then cats = { src }
+    elseif src == nil then cats = {}
+    else bad_input("cart line " .. i .. " has categories that are neither text nor a list") end
     local base = amount - discount
     subtotal = subtotal + base
     local sku = l.sku
@@ -224,18 +232,33 @@ local function classify(e, line)
   local sku = line.sku
   if sku and e.excluded_skus[sku] then return nil, e.excluded_sku_reason[sku] end
   local cats = line.categories
-  local excluded = e.excluded_categories
-  for j = 1, #cats do
-    if excluded[cats[j]] then return nil, e.excluded_category_reason[cats[j]] end
+  local n, first, second = #cats, cats[1], cats[2]
+  local excluded, multipliers = e.excluded_categories, e.category_multipliers
+  -- lines with one or two categories (nearly all) are looked at without an inner loop: fewer instructions
+  -- on Lua 5.4, and LuaJIT would leave a compiled loop nest through a side exit on every line
+  if n <= 2 then
+    if first ~= nil and excluded[first] then return nil, e.excluded_category_reason[first] end
+    if second ~= nil and excluded[second] then return nil, e.excluded_category_reason[second] end
+  else
+    for j = 1, n do
+      if excluded[cats[j]] then return nil, e.excluded_category_reason[cats[j]] end
+    end
   end
   local m = sku and e.sku_multipliers[sku]
   if m then return m, e.sku_rule[sku] end
   -- a line in several multiplied categories gets the highest multiplier, never the product
-  local mult, rule, multipliers = 1, "base rate", e.category_multipliers
-  for j = 1, #cats do
-    local name = cats[j]
-    m = multipliers[name]
-    if m and (rule == "base rate" or m > mult) then mult, rule = m, e.category_rule[name] end
+  local mult, rule = 1, "base rate"
+  if n <= 2 then
+    m = first ~= nil and multipliers[first]
+    if m then mult, rule = m, e.category_rule[first] end
+    m = second ~= nil and multipliers[second]
+    if m and (rule == "base rate" or m > mult) then mult, rule = m, e.category_rule[second] end
+  else
+    for j = 1, n do
+      local name = cats[j]
+      m = multipliers[name]
+      if m and (rule == "base rate" or m > mult) then mult, rule = m, e.category_rule[name] end
+    end
   end
   return mult, rule
 end
