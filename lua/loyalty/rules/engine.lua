@@ -56,6 +56,21 @@ local function number_field(t, key, where, default)
   return v
 end
 
+-- A line's qty, price, amount (price x qty when absent) and discount; plain numbers stay on
+-- the fast path.
+local function line_numbers(l, i)
+  local qty, price, amount, discount = l.qty, l.price, l.amount, l.discount
+  if type(qty) ~= "number" then qty = number_field(l, "qty", i, 1) end
+  if price ~= nil and type(price) ~= "number" then price = number_field(l, "price", i) end
+  if amount ~= nil and type(amount) ~= "number" then amount = number_field(l, "amount", i) end
+  if type(discount) ~= "number" then discount = number_field(l, "discount", i, 0) end
+  if amount == nil then
+    if price == nil then bad_input("cart line " .. i .. " has neither a price nor an amount") end
+    amount = price * qty
+  end
+  return qty, price, amount, discount
+end
+
 -- A plain copy of the customer: rules get this, never the caller's table.
 function _M.normalize_customer(customer)
   if type(customer) ~= "table" then
@@ -108,15 +123,7 @@ function _M.redemption_cart(cart, currency, with_lines, refuse_categories, refus
     for i = 1, #src_lines do
       local l = src_lines[i]
       if type(l) ~= "table" then bad_input("cart line " .. i .. " should be a table") end
-      local qty, price, amount, discount = l.qty, l.price, l.amount, l.discount
-      if type(qty) ~= "number" then qty = number_field(l, "qty", i, 1) end
-      if price ~= nil and type(price) ~= "number" then price = number_field(l, "price", i) end
-      if amount ~= nil and type(amount) ~= "number" then amount = number_field(l, "amount", i) end
-      if type(discount) ~= "number" then discount = number_field(l, "discount", i, 0) end
-      if amount == nil then
-        if price == nil then bad_input("cart line " .. i .. " has neither a price nor an amount") end
-        amount = price * qty
-      end
+      local qty, price, amount, discount = line_numbers(l, i)
       subtotal = subtotal + amount - discount
       if with_lines then
         local cats, src = {}, l.categories
@@ -160,16 +167,7 @@ function _M.normalize_cart(cart, currency)
   local lines, subtotal = {}, 0
   for i, l in ipairs(cart.lines) do
     if type(l) ~= "table" then bad_input("cart line " .. i .. " should be a table") end
-    local qty, price, amount, discount = l.qty, l.price, l.amount, l.discount
-    -- the common case (plain numbers) stays on the fast path
-    if type(qty) ~= "number" then qty = number_field(l, "qty", i, 1) end
-    if price ~= nil and type(price) ~= "number" then price = number_field(l, "price", i) end
-    if amount ~= nil and type(amount) ~= "number" then amount = number_field(l, "amount", i) end
-    if type(discount) ~= "number" then discount = number_field(l, "discount", i, 0) end
-    if amount == nil then
-      if price == nil then bad_input("cart line " .. i .. " has neither a price nor an amount") end
-      amount = price * qty
-    end
+    local qty, price, amount, discount = line_numbers(l, i)
     local cats, src = nil, l.categories
     if src == nil then src = l.category end
     if type(src) == "table" then
