@@ -81,15 +81,20 @@ function _M.normalize_customer(customer)
   return { tier = tier, points = number_field(customer, "points", "the customer", 0) }
 end
 
--- What a redemption check needs: the order total, and (only when redemption.lua has a refuse function)
--- a small copy of the lines for it to read. Cheaper than normalize_cart: no trace fields.
-function _M.redemption_cart(cart, currency, with_lines, refuse_categories, refuse_skus)
+-- A cart must be a table with lines, in the rule set's currency.
+local function check_cart(cart, currency)
   if type(cart) ~= "table" or type(cart.lines) ~= "table" then
     bad_input("the cart should be a table with a list of lines: { currency = \"INR\", lines = { ... } }")
   end
   if cart.currency ~= nil and cart.currency ~= currency then
     bad_input("the cart is in " .. tostring(cart.currency) .. " but these rules are written for " .. currency)
   end
+end
+
+-- What a redemption check needs: the order total, and (only when redemption.lua has a refuse function)
+-- a small copy of the lines for it to read. Cheaper than normalize_cart: no trace fields.
+function _M.redemption_cart(cart, currency, with_lines, refuse_categories, refuse_skus)
+  check_cart(cart, currency)
   local shipping = number_field(cart, "shipping", "the cart", 0)
   local tax = number_field(cart, "tax", "the cart", 0)
   local total = number_field(cart, "total", "the cart", nil)
@@ -158,12 +163,7 @@ end
 
 -- A plain copy of the cart with each line's base amount worked out.
 function _M.normalize_cart(cart, currency)
-  if type(cart) ~= "table" or type(cart.lines) ~= "table" then
-    bad_input("the cart should be a table with a list of lines: { currency = \"INR\", lines = { ... } }")
-  end
-  if cart.currency ~= nil and cart.currency ~= currency then
-    bad_input("the cart is in " .. tostring(cart.currency) .. " but these rules are written for " .. currency)
-  end
+  check_cart(cart, currency)
   local lines, subtotal = {}, 0
   for i, l in ipairs(cart.lines) do
     if type(l) ~= "table" then bad_input("cart line " .. i .. " should be a table") end
