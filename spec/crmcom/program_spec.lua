@@ -21,12 +21,6 @@ describe("loyalty.program on crmcom", function()
     return s
   end
 
-  local function wallet_of(number)
-    for _, p in ipairs(assert(sb:crmcom_state()).participants) do
-      if p.number == number then return p.wallet_balance end
-    end
-  end
-
   lazy_setup(function()
     sb = support.start()
     program = assert(loyalty.program(settings()))
@@ -84,11 +78,11 @@ describe("loyalty.program on crmcom", function()
     assert.equals(4.5, red.amount_due)
     -- 120 + 5% of the 14.50 net (shipping books the Default Product, which earns too) = 0.73, - 10 spent
     assert.equals(110.73, red.balance)
-    assert.equals(110.73, wallet_of("RP0000000021"))
+    assert.equals(110.73, sb:crmcom_wallet("RP0000000021"))
 
     local again = assert(program:redeem(ELENI, { points = 10, order_id = "WEB-9001", cart = cart }))
     assert.equals(red.redemption_id, again.redemption_id)
-    assert.equals(110.73, wallet_of("RP0000000021"))
+    assert.equals(110.73, sb:crmcom_wallet("RP0000000021"))
 
     local order = { id = "WEB-9001", lines = cart.lines, shipping = cart.shipping, total = cart.total,
                     redemption = { id = red.redemption_id, points = red.points, value = red.value } }
@@ -102,7 +96,7 @@ describe("loyalty.program on crmcom", function()
     assert.equals("FULL", ret.kind)
     assert.equals(0.73, ret.points_deducted)
     assert.equals(10, ret.points_reversed)
-    assert.equals(120, wallet_of("RP0000000021"))
+    assert.equals(120, sb:crmcom_wallet("RP0000000021"))
   end)
 
   it("order placed without a redemption earns cashback", function()
@@ -122,7 +116,7 @@ describe("loyalty.program on crmcom", function()
     assert.is_nil(r)
     assert.equals("config", err.kind)
     assert.matches("cart", err.message, 1, true)
-    assert.equals(12.5 + 0.63, wallet_of("RP0000000019"))
+    assert.equals(12.5 + 0.63, sb:crmcom_wallet("RP0000000019"))
   end)
 
   it("operations without a CRM.COM meaning answer config errors at call time", function()

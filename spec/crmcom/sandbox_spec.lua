@@ -23,12 +23,6 @@ describe("crmcom against the sandbox", function()
     return assert(loyalty.client(opts))
   end
 
-  local function wallet_of(number)
-    for _, p in ipairs(assert(sb:crmcom_state()).participants) do
-      if p.number == number then return p.wallet_balance end
-    end
-  end
-
   before_each(function()
     assert(sb:reset())
   end)
@@ -103,13 +97,13 @@ describe("crmcom against the sandbox", function()
       assert.equals("POSTED", p.state)
       assert.equals(32.5, p.total)
       assert.equals(0.53, p.awarded)
-      assert.equals(120.53, wallet_of("RP0000000021"))
+      assert.equals(120.53, sb:crmcom_wallet("RP0000000021"))
 
       local s = assert(c:spend_request_create { participant = ELENI, purchase = { number = p.number }, amount = 40,
                                                 reference = "SPEND-7001" }).spend
       assert.equals(40, s.requested)
       assert.equals(32.5, s.actual)                -- what is left of the purchase total
-      assert.equals(88.03, wallet_of("RP0000000021"))
+      assert.equals(88.03, sb:crmcom_wallet("RP0000000021"))
 
       local close = crmcom.amount_to_collect(p, { s }, pv.reduction_method)
       assert.equals(0, close.due)
@@ -119,7 +113,7 @@ describe("crmcom against the sandbox", function()
       local again = assert(c:spend_request_create { participant = ELENI, purchase = { number = p.number },
                                                     amount = 40, reference = "SPEND-7001" }).spend
       assert.equals(s.number, again.number)
-      assert.equals(88.03, wallet_of("RP0000000021"))
+      assert.equals(88.03, sb:crmcom_wallet("RP0000000021"))
     end)
 
     it("caps the actual spend by the maximum per transaction and the wallet", function()
@@ -132,7 +126,7 @@ describe("crmcom against the sandbox", function()
       local pm = assert(c:purchase_create { participant = MARIA, lines = big, reference = "POS-MARIA" }).purchase
       s = assert(c:spend_request_create { participant = MARIA, purchase = { number = pm.number }, amount = 30 }).spend
       assert.equals(17.5, s.actual)                -- 12.50 + 5.00 awarded on this purchase
-      assert.equals(0, wallet_of("RP0000000019"))
+      assert.equals(0, sb:crmcom_wallet("RP0000000019"))
     end)
 
     it("refuses spends below the minimum, on an empty wallet, and on unknown purchases", function()
@@ -153,10 +147,10 @@ describe("crmcom against the sandbox", function()
       local c = client()
       local p = assert(c:purchase_create { participant = ELENI, lines = lines, reference = "POS-C1" }).purchase
       assert(c:spend_request_create { participant = ELENI, purchase = { number = p.number }, amount = 10 })
-      assert.equals(110.53, wallet_of("RP0000000021"))
+      assert.equals(110.53, sb:crmcom_wallet("RP0000000021"))
       local cancelled = assert(c:purchase_cancel { number = p.number }).purchase
       assert.equals("CANCELLED", cancelled.state)
-      assert.equals(120, wallet_of("RP0000000021"))
+      assert.equals(120, sb:crmcom_wallet("RP0000000021"))
       local _, err = c:purchase_cancel { number = p.number }
       assert.equals("ALREADY_CANCELLED", err.code)
     end)

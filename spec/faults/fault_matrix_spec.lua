@@ -60,14 +60,6 @@ describe("fault matrix", function()
     return { crm = c, outbox = { backend = "sqlite", path = path } }
   end
 
-  local function bills(number)
-    local count = 0
-    for _, t in ipairs(sb:state().transactions) do
-      if t.number == number and t.type == "REGULAR" then count = count + 1 end
-    end
-    return count
-  end
-
   -- Places the order under the fault; returns what order_placed returned.
   local function place_during_fault(c, bill)
     n = n + 1
@@ -142,7 +134,7 @@ describe("fault matrix", function()
       assert.equals(0, st.counts.dead)
       -- A delayed request may still be running in the sandbox: wait for it to settle.
       if c.fault and c.fault.action == "delay" then socket.sleep(c.fault.ms / 1000 + 0.2) end
-      assert.equals(1, bills(bill))
+      assert.equals(1, sb:bills(bill))
     end)
   end
 
@@ -153,7 +145,7 @@ describe("fault matrix", function()
     assert.equals("FM-R", err.order_id)
     local st = recover(path)
     assert.equals(0, st.counts.pending + st.counts.delivered)
-    assert.equals(0, bills("FM-R"))
+    assert.equals(0, sb:bills("FM-R"))
   end)
 
   it("an expired OAuth token: regenerated once, the order posted once", function()
@@ -169,7 +161,7 @@ describe("fault matrix", function()
     assert.is_nil(r.queued)
     assert.is_number(r.points_earned)
     p:close()
-    assert.equals(1, bills("FM-T"))
+    assert.equals(1, sb:bills("FM-T"))
   end)
 
   it("secrets never appear in errors from any fault", function()

@@ -44,21 +44,13 @@ describe("program with an outbox", function()
     return assert(drainer.run(p, p.outbox, opts))
   end
 
-  local function bills(number)
-    local count = 0
-    for _, t in ipairs(sb:state().transactions) do
-      if t.number == number and t.type == "REGULAR" then count = count + 1 end
-    end
-    return count
-  end
-
   it("posts directly when the CRM answers, and queues nothing", function()
     local p = program()
     local r = assert(p:order_placed(TOM, order("OB-1")))
     assert.is_number(r.points_earned)
     assert.is_nil(r.queued)
     assert.equals(0, assert(p.outbox:status()).counts.pending)
-    assert.equals(1, bills("OB-1"))
+    assert.equals(1, sb:bills("OB-1"))
     p:close()
   end)
 
@@ -69,10 +61,10 @@ describe("program with an outbox", function()
     assert.is_true(r.queued)
     assert.is_number(r.outbox_id)
     assert.equals(503, r.crm_error.status)
-    assert.equals(0, bills("OB-2"))
+    assert.equals(0, sb:bills("OB-2"))
     local t = drain(p)
     assert.equals(1, t.delivered)
-    assert.equals(1, bills("OB-2"))
+    assert.equals(1, sb:bills("OB-2"))
     assert.equals("delivered", assert(p.outbox:get(r.outbox_id)).state)
     p:close()
   end)
@@ -83,7 +75,7 @@ describe("program with an outbox", function()
     assert.is_true(r.queued)
     assert.equals(0, sb:state().requests["/v1.1/transaction/add"] or 0)
     drain(p)
-    assert.equals(1, bills("OB-3"))
+    assert.equals(1, sb:bills("OB-3"))
     p:close()
   end)
 
@@ -97,7 +89,7 @@ describe("program with an outbox", function()
     local t = drain(p)
     assert.equals(1, t.delivered)
     assert.equals("delivered", assert(p.outbox:get(r.outbox_id)).state)
-    assert.equals(1, bills("OB-4"))
+    assert.equals(1, sb:bills("OB-4"))
     p:close()
   end)
 
@@ -193,7 +185,7 @@ describe("program with an outbox", function()
     assert(sb:clear_faults())
     assert(p.outbox:retry(r.outbox_id))
     drain(p)
-    assert.equals(1, bills("OB-8"))
+    assert.equals(1, sb:bills("OB-8"))
     p:close()
   end)
 

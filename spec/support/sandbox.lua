@@ -27,6 +27,20 @@ function _M.start(opts)
     local data = type(r.json) == "table" and r.json.data
     return type(data) == "table" and data.accessToken or nil, r
   end
+  --- How many regular bills with this number the CRM holds (exactly-once checks).
+  function sb.bills(self, number)
+    local count = 0
+    for _, t in ipairs(assert(self:state()).transactions) do
+      if t.number == number and t.type == "REGULAR" then count = count + 1 end
+    end
+    return count
+  end
+  --- A CRM.COM participant's wallet balance, by participant number.
+  function sb.crmcom_wallet(self, number)
+    for _, p in ipairs(assert(self:crmcom_state()).participants) do
+      if p.number == number then return p.wallet_balance end
+    end
+  end
   return sb
 end
 
