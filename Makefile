@@ -55,7 +55,7 @@ spec-jit: $(COREJIT)
 spec-valgrind: $(CORE54)
 	valgrind -q --error-exitcode=3 --leak-check=full --errors-for-leak-kinds=definite,indirect \
 	  --suppressions=spec/support/valgrind.supp \
-	  $(LUA54) $(BUSTED) --lpath='$(LPATH)' --cpath='build/5.4/?.so' spec/core spec/outbox/sqlite_core_spec.lua
+	  $(LUA54) $(BUSTED) --lpath='$(LPATH)' --cpath='build/5.4/?.so' spec/core spec/client/exchange_spec.lua spec/outbox/sqlite_core_spec.lua
 
 # The C core under AddressSanitizer + UBSan: an instrumented build in build/asan, run by the
 # (uninstrumented) lua5.4 with libasan preloaded; leaks are valgrind's job.
@@ -68,7 +68,7 @@ $(COREASAN): $(CSRC) $(CHDR)
 spec-asan: $(COREASAN)
 	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" ASAN_OPTIONS=detect_leaks=0 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  $(LUA54) $(BUSTED) --lpath='$(LPATH)' --cpath='build/asan/?.so' spec/core spec/outbox/sqlite_core_spec.lua
+	  $(LUA54) $(BUSTED) --lpath='$(LPATH)' --cpath='build/asan/?.so' spec/core spec/client/exchange_spec.lua spec/outbox/sqlite_core_spec.lua
 
 # The main job: the sandbox plus one shopper's storefront flow, printed in plain words.
 # PROVIDER=crmcom walks the CRM.COM Rewards POS flow instead.

@@ -8,6 +8,12 @@
 #define LOYALTY_CORE_VERSION "0.1.0"
 #define LOYALTY_DEFAULT_RAW_CAP 2048
 
+/* A borrowed piece of text (not NUL-terminated). */
+typedef struct {
+  const char *s;
+  size_t len;
+} core_text;
+
 /* Pushes {kind = kind, message = message}. */
 void core_push_error(lua_State *L, const char *kind, const char *message);
 /* Pushes nil, {kind, message}; returns 2 for `return core_fail(...)`. */
@@ -19,6 +25,19 @@ void core_json_init(lua_State *L, int module_index);
 int core_json_decode_buffer(lua_State *L, const char *s, size_t len, size_t raw_cap);
 /* Encodes the value at idx; pushes the string (1) or nil, err (2). */
 int core_json_encode_value(lua_State *L, int idx);
+
+/* request.c: pushes base_url .. path .. "?" .. encoded query (the table at query_idx, or 0), or
+ * nil, err (2) for text that can't go in a URL; raises on programmer errors. Returns the count pushed. */
+int core_push_url(lua_State *L, core_text base, core_text path, int query_idx);
+/* request.c: 1 if method is one build_request accepts. */
+int core_method_known(const char *method);
+
+/* reply.c: the reply for status, the request id and Retry-After texts (s NULL when absent) and the body:
+ * pushes {status, request_id, retry_after, body = decoded} (1) or nil, err{kind="decode"} (2). */
+int core_push_reply(lua_State *L, long status, core_text request_id, core_text retry_after, const char *body,
+                    size_t body_len, size_t raw_cap);
+/* reply.c: the header names a request id may come under, lowercase, NULL-terminated. */
+extern const char *const CORE_REQUEST_ID_HEADERS[];
 
 /* Registration of each concern into the module table at the top of the stack. */
 void core_open_auth(lua_State *L);

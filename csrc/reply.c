@@ -2,7 +2,7 @@
 #include <string.h>
 #include "core.h"
 
-static const char *const REQUEST_ID_HEADERS[] = {"x-cap-requestid", "x-cap-request-id", "x-request-id", NULL};
+const char *const CORE_REQUEST_ID_HEADERS[] = {"x-cap-requestid", "x-cap-request-id", "x-request-id", NULL};
 
 static int ci_equal(const char *a, size_t alen, const char *b)
 {
@@ -64,46 +64,68 @@ static int push_retry_after(lua_State *L, const char *s, size_t len)
   return 1;
 }
 
+int core_push_reply(lua_State *L, long status, core_text request_id, core_text retry_after, const char *body,
+                    size_t body_len, size_t raw_cap)
+{
+  int reply, n;
+  lua_createtable(L, 0, 5);
+  reply = lua_gettop(L);
+  compat_pushint(L, status);
+  lua_setfield(L, reply, "status");
+  if (request_id.s) {
+    lua_pushlstring(L, request_id.s, request_id.len);
+    lua_setfield(L, reply, "request_id");
+  }
+  if (retry_after.s && push_retry_after(L, retry_after.s, retry_after.len)) lua_setfield(L, reply, "retry_after");
+  if (body_len == 0) return 1;
+  n = core_json_decode_buffer(L, body, body_len, raw_cap);
+  if (n == 1) {
+    lua_setfield(L, reply, "body");
+    return 1;
+  }
+  /* nil, err on top: give err the reply's context, so a non-JSON error page can still be judged. */
+  lua_getfield(L, reply, "status");
+  lua_setfield(L, -2, "status");
+  lua_getfield(L, reply, "request_id");
+  lua_setfield(L, -2, "request_id");
+  lua_getfield(L, reply, "retry_after");
+  lua_setfield(L, -2, "retry_after");
+  lua_remove(L, reply);
+  return 2;
+}
+
+/* The header's text, borrowed from the headers table (left on the stack), or {NULL, 0}. */
+static core_text header_text(lua_State *L, int h, const char *lname)
+{
+  core_text t = {NULL, 0};
+  if (push_header(L, h, lname)) t.s = lua_tolstring(L, -1, &t.len);
+  else lua_pushnil(L);
+  return t;
+}
+
 static int l_decode_reply(lua_State *L)
 {
   size_t body_len = 0, raw_cap;
   const char *body = NULL;
-  int i, reply;
+  core_text request_id = {NULL, 0}, retry_after;
+  int i, n;
   luaL_checktype(L, 1, LUA_TNUMBER);
   luaL_checktype(L, 2, LUA_TTABLE);
   if (!lua_isnoneornil(L, 3)) body = luaL_checklstring(L, 3, &body_len);
   raw_cap = (size_t)compat_optcount(L, 4, LOYALTY_DEFAULT_RAW_CAP);
   lua_settop(L, 3);
 
-  lua_createtable(L, 0, 5);
-  reply = lua_gettop(L);
-  lua_pushvalue(L, 1);
-  lua_setfield(L, reply, "status");
-  lua_pushvalue(L, 2);
-  lua_setfield(L, reply, "headers");
-  for (i = 0; REQUEST_ID_HEADERS[i]; i++) {
-    if (push_header(L, 2, REQUEST_ID_HEADERS[i])) {
-      lua_setfield(L, reply, "request_id");
-      break;
-    }
+  for (i = 0; CORE_REQUEST_ID_HEADERS[i] && !request_id.s; i++) {
+    lua_settop(L, 3);
+    request_id = header_text(L, 2, CORE_REQUEST_ID_HEADERS[i]);
   }
-  if (push_header(L, 2, "retry-after")) {
-    size_t len;
-    const char *v = lua_tolstring(L, -1, &len);
-    if (push_retry_after(L, v, len)) lua_setfield(L, reply, "retry_after");
-    lua_pop(L, 1);
+  retry_after = header_text(L, 2, "retry-after"); /* both texts stay on the stack until the end */
+  n = core_push_reply(L, (long)lua_tointeger(L, 1), request_id, retry_after, body, body_len, raw_cap);
+  if (n == 1) {
+    lua_pushvalue(L, 2);
+    lua_setfield(L, -2, "headers");
   }
-  if (body_len == 0) return 1;
-  if (core_json_decode_buffer(L, body, body_len, raw_cap) == 1) {
-    lua_setfield(L, reply, "body");
-    return 1;
-  }
-  /* nil, err on top: add the reply context to err. */
-  lua_pushvalue(L, 1);
-  lua_setfield(L, -2, "status");
-  lua_getfield(L, reply, "request_id");
-  lua_setfield(L, -2, "request_id");
-  return 2;
+  return n;
 }
 
 static const luaL_Reg reply_funcs[] = {

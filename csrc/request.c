@@ -4,13 +4,9 @@
 #include <string.h>
 #include "core.h"
 
-typedef struct {
-  const char *s;
-  size_t len;
-} slice;
 
 typedef struct {
-  slice key, value;
+  core_text key, value;
   size_t order; /* keeps repeated keys in their given order after sorting */
   char number[48];
 } pair;
@@ -32,14 +28,14 @@ static const unsigned char UNRESERVED[256] = {
 
 #define unreserved(c) (UNRESERVED[(unsigned char)(c)])
 
-static size_t encoded_len(slice x)
+static size_t encoded_len(core_text x)
 {
   size_t n = 0, i;
   for (i = 0; i < x.len; i++) n += unreserved((unsigned char)x.s[i]) ? 1 : 3;
   return n;
 }
 
-static char *percent_encode(char *out, slice x)
+static char *percent_encode(char *out, core_text x)
 {
   static const char HEX[] = "0123456789ABCDEF";
   size_t i;
@@ -133,7 +129,7 @@ static void scalar_value(lua_State *L, int idx, pair *p, const char *key)
 /* Adds the pairs of one query entry (key at -2, value at -1) at pairs[*k...], up to cap. */
 static size_t query_entry(lua_State *L, pair *pairs, size_t *k, size_t cap)
 {
-  slice key;
+  core_text key;
   if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "build_request: query keys must be strings");
   key.s = lua_tolstring(L, -2, &key.len);
   if (lua_type(L, -1) == LUA_TTABLE) {
@@ -183,32 +179,24 @@ static pair *read_query(lua_State *L, int q, size_t *count, pair *local)
   return pairs;
 }
 
-/* Pushes the full URL, or returns 0 after pushing nil, err. */
-static int push_url(lua_State *L, int spec)
+int core_method_known(const char *method)
 {
-  slice base, path = {"", 0};
+  int i;
+  for (i = 0; METHODS[i]; i++)
+    if (strcmp(METHODS[i], method) == 0) return 1;
+  return 0;
+}
+
+int core_push_url(lua_State *L, core_text base, core_text path, int q)
+{
   size_t total, n = 0, i;
   pair *pairs = NULL, local[STACK_PAIRS];
   char *out, *w, url[STACK_URL];
   int trailing, leading, has_query;
 
-  lua_getfield(L, spec, "base_url");
-  if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "build_request: base_url must be a string");
-  base.s = lua_tolstring(L, -1, &base.len);
-  lua_getfield(L, spec, "path");
-  if (!lua_isnil(L, -1)) {
-    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "build_request: path must be a string");
-    path.s = lua_tolstring(L, -1, &path.len);
-  }
-  if (has_ctl(base.s, base.len, 1) || has_ctl(path.s, path.len, 1)) {
-    core_fail(L, "config", "base_url and path must not contain spaces or control characters");
-    return 0;
-  }
-  lua_getfield(L, spec, "query");
-  if (!lua_isnil(L, -1)) {
-    if (lua_type(L, -1) != LUA_TTABLE) luaL_error(L, "build_request: query must be a table");
-    pairs = read_query(L, lua_gettop(L), &n, local);
-  }
+  if (has_ctl(base.s, base.len, 1) || has_ctl(path.s, path.len, 1))
+    return core_fail(L, "config", "base_url and path must not contain spaces or control characters");
+  if (q) pairs = read_query(L, q, &n, local);
 
   trailing = base.len > 0 && base.s[base.len - 1] == '/';
   leading = path.len > 0 && path.s[0] == '/';
@@ -236,6 +224,27 @@ static int push_url(lua_State *L, int spec)
   }
   lua_pushlstring(L, out, (size_t)(w - out));
   return 1;
+}
+
+/* Pushes the spec's full URL, or returns 0 after pushing nil, err. */
+static int push_url(lua_State *L, int spec)
+{
+  core_text base, path = {"", 0};
+  int q = 0;
+  lua_getfield(L, spec, "base_url");
+  if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "build_request: base_url must be a string");
+  base.s = lua_tolstring(L, -1, &base.len);
+  lua_getfield(L, spec, "path");
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "build_request: path must be a string");
+    path.s = lua_tolstring(L, -1, &path.len);
+  }
+  lua_getfield(L, spec, "query");
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TTABLE) luaL_error(L, "build_request: query must be a table");
+    q = lua_gettop(L);
+  }
+  return core_push_url(L, base, path, q) == 1;
 }
 
 static int ci_equal(const char *a, size_t alen, const char *b)
@@ -329,8 +338,7 @@ static int l_build_request(lua_State *L)
   if (!lua_isnil(L, -1)) {
     if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "build_request: method must be a string");
     method = lua_tostring(L, -1);
-    for (i = 0; METHODS[i] && strcmp(METHODS[i], method) != 0; i++) {}
-    if (!METHODS[i]) luaL_error(L, "build_request: unsupported method '%s'", method);
+    if (!core_method_known(method)) luaL_error(L, "build_request: unsupported method '%s'", method);
   }
   lua_getfield(L, 1, "json");
   lua_getfield(L, 1, "body");

@@ -52,6 +52,92 @@ static int l_perform(lua_State *L)
   return 2;
 }
 
+/* Texts of the reply headers the client reads, borrowed from the transfer's header buffer. */
+static const char *const REPLY_HEADERS[] = {"x-cap-requestid", "x-cap-request-id", "x-request-id", "retry-after", NULL};
+
+static void reply_headers(const transfer *t, core_text *request_id, core_text *retry_after)
+{
+  core_text v[4] = {{NULL, 0}, {NULL, 0}, {NULL, 0}, {NULL, 0}};
+  int i;
+  head_find(&t->head, REPLY_HEADERS, v);
+  *request_id = v[2];
+  for (i = 1; i >= 0; i--)
+    if (v[i].s) *request_id = v[i];
+  *retry_after = v[3];
+}
+
+/* session:exchange(method, base_url, path, query, json, body, header_lines [, raw_cap]): build_request,
+ * perform and decode_reply in one call, without the intermediate tables. Returns the reply of
+ * decode_reply (no headers field) or nil, err, stage where stage is "build", "transport" or "reply". */
+static int l_exchange(lua_State *L)
+{
+  session *s = check_open(L);
+  transfer_req r;
+  core_text base, path = {"", 0}, request_id, retry_after;
+  outcome out;
+  CURLcode code;
+  size_t i, n, raw_cap;
+  int query = 0;
+
+  lua_settop(L, 9);
+  luaL_checktype(L, 2, LUA_TSTRING);
+  luaL_checktype(L, 3, LUA_TSTRING);
+  r.method = lua_tostring(L, 2);
+  if (!core_method_known(r.method)) return luaL_error(L, "exchange: unsupported method '%s'", r.method);
+  base.s = lua_tolstring(L, 3, &base.len);
+  if (!lua_isnil(L, 4)) {
+    luaL_checktype(L, 4, LUA_TSTRING);
+    path.s = lua_tolstring(L, 4, &path.len);
+  }
+  if (!lua_isnil(L, 5)) {
+    luaL_checktype(L, 5, LUA_TTABLE);
+    query = 5;
+  }
+  if (!lua_isnil(L, 6) && !lua_isnil(L, 7)) return luaL_error(L, "exchange: give either json or body, not both");
+  if (!lua_isnil(L, 7)) luaL_checktype(L, 7, LUA_TSTRING);
+  luaL_checktype(L, 8, LUA_TTABLE);
+  n = compat_rawlen(L, 8);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, 8, (int)i);
+    if (lua_type(L, -1) != LUA_TSTRING) return luaL_error(L, "exchange: header lines must be strings");
+    lua_pop(L, 1);
+  }
+  raw_cap = (size_t)compat_optcount(L, 9, LOYALTY_DEFAULT_RAW_CAP);
+
+  if (core_push_url(L, base, path, query) != 1) goto build_failed; /* 10: url */
+  r.url = lua_tolstring(L, 10, &r.url_len);
+  r.body = NULL;
+  r.body_len = 0;
+  if (!lua_isnil(L, 6)) {
+    if (core_json_encode_value(L, 6) != 1) goto build_failed; /* 11: body */
+    r.body = lua_tolstring(L, 11, &r.body_len);
+  } else if (!lua_isnil(L, 7)) {
+    r.body = lua_tolstring(L, 7, &r.body_len);
+  }
+  r.headers = 8;
+  if (!transfer_prepare_req(&s->t, L, &r)) {
+    core_fail(L, "config", s->t.errbuf);
+    goto build_failed;
+  }
+  code = curl_easy_perform(s->t.easy);
+  transfer_finish(&s->t, code, &out, 0);
+  s->requests++;
+  s->connects += out.connects;
+  if (out.code != CURLE_OK || out.too_large) {
+    lua_pushnil(L);
+    outcome_push(L, &out);
+    lua_pushliteral(L, "transport");
+    return 3;
+  }
+  reply_headers(&s->t, &request_id, &retry_after);
+  if (core_push_reply(L, out.status, request_id, retry_after, out.body.data, out.body.len, raw_cap) == 1) return 1;
+  lua_pushliteral(L, "reply");
+  return 3;
+build_failed:
+  lua_pushliteral(L, "build");
+  return 3;
+}
+
 static int l_stats(lua_State *L)
 {
   session *s = luaL_checkudata(L, 1, SESSION_MT);
@@ -81,6 +167,7 @@ static int l_tostring(lua_State *L)
 
 static const luaL_Reg session_methods[] = {
   {"perform", l_perform},
+  {"exchange", l_exchange},
   {"stats", l_stats},
   {"close", l_close},
   {NULL, NULL}

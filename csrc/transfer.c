@@ -130,7 +130,8 @@ static int configure(transfer *t, const core_opts *o)
   if (o->accept_encoding) SET(CURLOPT_ACCEPT_ENCODING, o->accept_encoding);
   if (o->ca_file) SET(CURLOPT_CAINFO, o->ca_file);
   if (o->ca_path) SET(CURLOPT_CAPATH, o->ca_path);
-  if (o->proxy) SET(CURLOPT_PROXY, o->proxy);
+  /* Only the configured proxy: an ambient http_proxy must not reroute CRM traffic and its credentials. */
+  SET(CURLOPT_PROXY, o->proxy ? o->proxy : "");
   SET(CURLOPT_SSL_VERIFYPEER, o->insecure ? 0L : 1L);
   SET(CURLOPT_SSL_VERIFYHOST, o->insecure ? 0L : 2L);
   return 1;
@@ -248,28 +249,36 @@ static int set_url(transfer *t, const char *url, size_t len)
 
 int transfer_prepare(transfer *t, lua_State *L, int idx)
 {
-  CURL *e = t->easy;
-  const char *method, *url, *body;
-  size_t body_len = 0, url_len;
+  transfer_req r;
   int top = lua_gettop(L), ok;
   idx = compat_absindex(L, idx);
   lua_getfield(L, idx, "method");
-  method = lua_tostring(L, -1);
+  r.method = lua_tostring(L, -1);
   lua_getfield(L, idx, "url");
-  url = lua_tolstring(L, -1, &url_len);
+  r.url = lua_tolstring(L, -1, &r.url_len);
   lua_getfield(L, idx, "body");
-  body = lua_tolstring(L, -1, &body_len);
+  r.body_len = 0;
+  r.body = lua_tolstring(L, -1, &r.body_len);
   lua_getfield(L, idx, "headers");
+  r.headers = lua_isnil(L, -1) ? 0 : lua_gettop(L);
+  ok = transfer_prepare_req(t, L, &r);
+  lua_settop(L, top); /* the req table keeps the strings alive */
+  return ok;
+}
+
+int transfer_prepare_req(transfer *t, lua_State *L, const transfer_req *r)
+{
+  CURL *e = t->easy;
+  const char *method = r->method;
+  int ok;
 
   t->errbuf[0] = 0;
   t->too_large = 0;
   buf_reset(&t->body, KEEP_BYTES);
   buf_reset(&t->head, KEEP_BYTES);
-  ok = set_headers(t, L, lua_isnil(L, -1) ? 0 : lua_gettop(L));
-  lua_settop(L, top);
-  if (!ok) return 0;
+  if (!set_headers(t, L, r->headers)) return 0;
 
-  if (!set_url(t, url, url_len)) {
+  if (!set_url(t, r->url, r->url_len)) {
     snprintf(t->errbuf, sizeof t->errbuf, "libcurl refused the request URL");
     return 0;
   }
@@ -282,14 +291,14 @@ int transfer_prepare(transfer *t, lua_State *L, int idx)
     t->get_set = ok;
   } else if (ok && strcmp(method, "HEAD") == 0) {
     ok = curl_easy_setopt(e, CURLOPT_NOBODY, 1L) == CURLE_OK;
-  } else if (ok && !body && (strcmp(method, "DELETE") == 0 || strcmp(method, "OPTIONS") == 0)) {
+  } else if (ok && !r->body && (strcmp(method, "DELETE") == 0 || strcmp(method, "OPTIONS") == 0)) {
     ok = curl_easy_setopt(e, CURLOPT_HTTPGET, 1L) == CURLE_OK &&
          curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method) == CURLE_OK;
   } else if (ok) {
     /* POST-style upload of the body (possibly empty: Content-Length: 0). */
     ok = curl_easy_setopt(e, CURLOPT_POST, 1L) == CURLE_OK &&
-         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len) == CURLE_OK &&
-         curl_easy_setopt(e, CURLOPT_POSTFIELDS, body ? body : "") == CURLE_OK &&
+         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len) == CURLE_OK &&
+         curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body ? r->body : "") == CURLE_OK &&
          (strcmp(method, "POST") == 0 || curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method) == CURLE_OK);
   }
   if (!ok) snprintf(t->errbuf, sizeof t->errbuf, "libcurl refused the request options");
@@ -387,6 +396,41 @@ static void push_headers(lua_State *L, buf *head)
     }
     lua_rawset(L, -3);
   }
+}
+
+int head_find(const buf *head, const char *const *lnames, core_text *values)
+{
+  const char *p = head->data, *end = head->data + head->len;
+  int found = 0, k;
+  if (!p) return 0;
+  while (p < end && *p != '\n') p++; /* the status line */
+  while (p < end) {
+    const char *line = ++p, *colon = NULL, *v, *eol;
+    while (p < end && *p != '\n') {
+      if (!colon && *p == ':') colon = p;
+      p++;
+    }
+    if (!colon) continue;
+    for (eol = colon; eol > line && (eol[-1] == ' ' || eol[-1] == '\t'); eol--) {}
+    for (k = 0; lnames[k]; k++) {
+      const char *n = lnames[k], *c = line;
+      /* the first occurrence counts; names of another length can't match */
+      if (values[k].s || strlen(n) != (size_t)(eol - line)) continue;
+      for (; c < eol && *n; c++, n++) {
+        char x = *c;
+        if (x >= 'A' && x <= 'Z') x = (char)(x - 'A' + 'a');
+        if (x != *n) break;
+      }
+      if (c != eol || *n) continue;
+      for (v = colon + 1; v < p && is_space(*v); v++) {}
+      for (eol = p; eol > v && is_space(eol[-1]); eol--) {}
+      values[k].s = v;
+      values[k].len = (size_t)(eol - v);
+      found++;
+      break;
+    }
+  }
+  return found;
 }
 
 int outcome_push(lua_State *L, outcome *out)

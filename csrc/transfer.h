@@ -49,14 +49,26 @@ int transfer_init(transfer *t, const core_opts *o);
 void transfer_cleanup(transfer *t);
 /* Checks a req table's field types (raises on programmer errors). */
 void request_check(lua_State *L, int idx);
-/* Loads a checked req into the handle; the req's strings must stay alive until done.
+/* A request as C values; headers is the stack index of a "Name: value" array, or 0. */
+typedef struct {
+  const char *method, *url, *body;
+  size_t url_len, body_len;
+  int headers;
+} transfer_req;
+
+/* Loads a checked req table into the handle; the req's strings must stay alive until done.
  * Returns 0 (with t->errbuf set) when libcurl refuses it. */
 int transfer_prepare(transfer *t, lua_State *L, int idx);
+/* The same from C values (strings kept alive by the caller until the exchange ends). */
+int transfer_prepare_req(transfer *t, lua_State *L, const transfer_req *r);
 /* Collects the result of the last exchange; with detach the buffers move into out
  * (free with outcome_free), otherwise out borrows them until the next prepare. */
 void transfer_finish(transfer *t, CURLcode code, outcome *out, int detach);
 /* Pushes res, or {kind, curl_code, message}; returns 1 if res, 0 if err. */
 int outcome_push(lua_State *L, outcome *out);
+/* One pass over the last header block received: values[k] becomes the trimmed value of the first
+ * header named lnames[k] (lowercase; NULL-terminated list), or stays as given. Returns how many were found. */
+int head_find(const buf *head, const char *const *lnames, core_text *values);
 void outcome_free(outcome *out);
 
 #endif

@@ -153,6 +153,8 @@ function _M.new(opts)
   end
   self.transport = opts.transport or default_transport(opts)
   if not opts.transport then self.header_cache, self.build_args = {}, {} end
+  -- The libcurl transport's session: send's fast path. nginx transports have none.
+  if not opts.transport then self.session = self.transport.session end
   if not opts.transport and not in_nginx then
     -- request_many runs batches concurrently over libcurl's multi interface with these options.
     self.multi_opts = { timeout_ms = opts.timeout_ms or 10000, connect_timeout_ms = opts.connect_timeout_ms or 3000,
@@ -244,16 +246,17 @@ function Client:build(spec, auth_value)
   return req
 end
 
--- A transport's reply -> result | nil, err (the provider interprets the decoded reply).
-function Client:interpret(res, spec)
-  local reply, derr = core.decode_reply(res.status, res.headers, res.body)
+local function decode_error(derr)
+  return errors.new { kind = "decode", status = derr.status, message = derr.message, raw = derr.raw,
+                      request_id = derr.request_id, retryable = true }
+end
+
+-- A decoded reply -> result | nil, err; a body that was not JSON (derr) is judged by its status alone
+-- when the status says failure anyway (a proxy's 502 page, say).
+function Client:judge(reply, derr, spec)
   if not reply then
-    if res.status < 300 then
-      return nil, errors.new { kind = "decode", status = res.status, message = derr.message, raw = derr.raw,
-                               request_id = derr.request_id, retryable = true }
-    end
-    -- An error page that is not JSON (a proxy's 502, say): judge it by its status alone.
-    reply = { status = res.status, headers = res.headers, request_id = derr.request_id }
+    if derr.status < 300 then return nil, decode_error(derr) end
+    reply = { status = derr.status, request_id = derr.request_id, retry_after = derr.retry_after }
   end
   local result, aerr = self.provider.interpret(reply, spec)
   if not result then return nil, aerr end
@@ -261,8 +264,27 @@ function Client:interpret(res, spec)
   return result
 end
 
+-- A transport's reply -> result | nil, err.
+function Client:interpret(res, spec)
+  local reply, derr = core.decode_reply(res.status, res.headers, res.body)
+  return self:judge(reply, derr, spec)
+end
+
 -- One round trip: spec -> request -> transport -> reply -> result | nil, err.
 function Client:send(spec, auth_value)
+  local session = self.session
+  if session and not spec.attribution and not spec.headers then
+    -- The built-in libcurl transport: build, perform and decode in one C call (the same C code as
+    -- build_request, perform and decode_reply, without their intermediate tables).
+    local lines, lerr = self:header_lines(auth_value, spec.json ~= nil)
+    if not lines then return nil, build_error(lerr) end
+    local reply, err, stage = session:exchange(spec.method, self.base_url, spec.path, spec.query, spec.json,
+                                               spec.body, lines)
+    if reply then return self:judge(reply, nil, spec) end
+    if stage == "reply" then return self:judge(nil, err, spec) end
+    if stage == "build" then return nil, build_error(err) end
+    return nil, transport_error(err)
+  end
   local req, err = self:build(spec, auth_value)
   if not req then return nil, err end
   local res, terr = self.transport:send(req)

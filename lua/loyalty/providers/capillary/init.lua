@@ -154,27 +154,28 @@ end
 _M.sum_points = sum_points
 
 local function interpret_v2(reply)
-  local body = reply.body
-  local e = type(body) == "table" and first_error(body.errors)
-  if reply.status >= 300 then
+  local body, status = reply.body, reply.status
+  local e = type(body) == "table" and body.errors ~= nil and first_error(body.errors)
+  if status >= 300 then
     return nil, http_error(reply, e and tonumber(e.code), e and e.message)
   end
   if e then
     local code = tonumber(e.code)
     return nil, errors.new {
-      kind = "api", status = reply.status, code = code, message = e.message, request_id = reply.request_id,
+      kind = "api", status = status, code = code, message = e.message, request_id = reply.request_id,
       retryable = RETRYABLE_CODES[code] or false, errors = body.errors,
     }
   end
   if type(body) ~= "table" then
-    return nil, errors.new { kind = "decode", status = reply.status, request_id = reply.request_id,
+    return nil, errors.new { kind = "decode", status = status, request_id = reply.request_id,
                              message = "reply has no JSON body" }
   end
+  local warnings, effects = body.warnings, body.sideEffects
   return {
-    status = reply.status, request_id = reply.request_id, body = body,
-    warnings = type(body.warnings) == "table" and body.warnings or {},
+    status = status, request_id = reply.request_id, body = body,
+    warnings = type(warnings) == "table" and warnings or {},
     created_id = body.createdId, entity = body.entity,
-    points_earned = sum_points(body.sideEffects), partial = reply.status == 201,
+    points_earned = effects ~= nil and sum_points(effects) or nil, partial = status == 201,
   }
 end
 
@@ -226,6 +227,25 @@ end
 
 local function first(list) return type(list) == "table" and list[1] or nil end
 
+-- The typed fields each operation adds to its result; module-level, so no closure per call.
+local pick = {}
+function pick.customer(r) r.customer = first(r.body.customers and r.body.customers.customer) end
+function pick.customers(r)
+  r.customers = r.body.customers and r.body.customers.customer or {}
+  r.customer = first(r.customers)
+end
+function pick.subscriptions(r) r.subscriptions = r.body.subscriptions and r.body.subscriptions.subscription or {} end
+function pick.redeemable_points(r) r.redeemable = r.body.points and r.body.points.redeemable end
+function pick.validation(r) r.validation = r.body.validation_code and r.body.validation_code.code end
+function pick.redemption(r) r.redemption = r.body.responses and r.body.responses.points end
+function pick.redeemable_coupon(r) r.redeemable = r.body.coupons and r.body.coupons.redeemable end
+function pick.coupon(r) r.coupon = first(r.body.coupons and r.body.coupons.coupon) end
+function pick.customer_id(r) r.customer_id = r.entity end
+function pick.body_as_customer(r) r.customer = r.body end
+function pick.reversal(r) r.reversal = r.body end
+function pick.otp_valid(r) r.valid = r.entity == true end
+function pick.otp_code(r) r.code = r.body.code end
+
 local ops = {}
 _M.ops = ops
 
@@ -236,28 +256,25 @@ function ops.customer_get(args)
   local q, err = identifier_query(args, GET_FLAGS)
   if not q then return nil, err end
   return { method = "GET", path = "/v1.1/customer/get", query = q, version = "v1.1",
-           pick = function(r) r.customer = first(r.body.customers and r.body.customers.customer) end }
+           pick = pick.customer }
 end
 
 function ops.customer_add(customer)
   return { method = "POST", path = "/v1.1/customer/add", query = { format = "json" }, version = "v1.1",
            json = v11_list("customer", customer),
-           pick = function(r)
-             r.customers = r.body.customers and r.body.customers.customer or {}
-             r.customer = first(r.customers)
-           end }
+           pick = pick.customers }
 end
 
 function ops.customer_update(customer)
   return { method = "POST", path = "/v1.1/customer/update", query = { format = "json" }, version = "v1.1",
            json = v11_list("customer", customer),
-           pick = function(r) r.customer = first(r.body.customers and r.body.customers.customer) end }
+           pick = pick.customer }
 end
 
 function ops.customer_subscriptions(list)
   return { method = "POST", path = "/v1.1/customer/subscriptions", query = { format = "json" },
            version = "v1.1", json = v11_list("subscription", list),
-           pick = function(r) r.subscriptions = r.body.subscriptions and r.body.subscriptions.subscription or {} end }
+           pick = pick.subscriptions }
 end
 
 -- Bill numbers are unique at the CRM (604 on a replay), which makes transaction/add safe to
@@ -296,14 +313,14 @@ function ops.points_isredeemable(args)
   local q, err = identifier_query(args, POINTS_FLAGS)
   if not q then return nil, err end
   return { method = "GET", path = "/v1.1/points/isredeemable", query = q, version = "v1.1",
-           pick = function(r) r.redeemable = r.body.points and r.body.points.redeemable end }
+           pick = pick.redeemable_points }
 end
 
 function ops.points_validation_code(args)
   local q, err = identifier_query(args, { "points", "program_id" })
   if not q then return nil, err end
   return { method = "GET", path = "/v1.1/points/validationcode", query = q, version = "v1.1",
-           pick = function(r) r.validation = r.body.validation_code and r.body.validation_code.code end }
+           pick = pick.validation }
 end
 
 -- external_reference_number is the documented idempotency key (§7): with it a retry is safe.
@@ -313,20 +330,20 @@ function ops.points_redeem(args, query)
   for k, v in pairs(query or {}) do q[k] = tostring(v) end
   return { method = "POST", path = "/v1.1/points/redeem", query = q, version = "v1.1",
            json = v11_list("redeem", args), idempotent = args.external_reference_number ~= nil,
-           pick = function(r) r.redemption = r.body.responses and r.body.responses.points end }
+           pick = pick.redemption }
 end
 
 function ops.coupon_isredeemable(args)
   local q, err = identifier_query(args, { "code", "details" })
   if not q then return nil, err end
   return { method = "GET", path = "/v1.1/coupon/isredeemable", query = q, version = "v1.1",
-           pick = function(r) r.redeemable = r.body.coupons and r.body.coupons.redeemable end }
+           pick = pick.redeemable_coupon }
 end
 
 function ops.coupon_redeem(args)
   return { method = "POST", path = "/v1.1/coupon/redeem", query = { format = "json" }, version = "v1.1",
            json = v11_list("coupon", args),
-           pick = function(r) r.coupon = first(r.body.coupons and r.body.coupons.coupon) end }
+           pick = pick.coupon }
 end
 
 -- v2 -------------------------------------------------------------------------------------
@@ -350,14 +367,14 @@ end
 
 function ops.v2_customer_lookup(query)
   return { method = "GET", path = "/v2/customers/lookup", query = query, version = "v2",
-           pick = function(r) r.customer_id = r.entity end }
+           pick = pick.customer_id }
 end
 
 function ops.v2_customer_get(id, query)
   local pid = path_id(id)
   if not pid then return nil, errors.config("invalid customer id", "id") end
   return { method = "GET", path = "/v2/customers/" .. pid, query = query, version = "v2",
-           pick = function(r) r.customer = r.body end }
+           pick = pick.body_as_customer }
 end
 
 function ops.v2_transaction_add(body, query)
@@ -368,7 +385,7 @@ end
 
 function ops.v2_points_reverse(body)
   return { method = "POST", path = "/v2/points/reverse", json = body, version = "v2",
-           pick = function(r) r.reversal = r.body end }
+           pick = pick.reversal }
 end
 
 function ops.v2_otp_generate(body)
@@ -377,12 +394,12 @@ end
 
 function ops.v2_otp_validate(body)
   return { method = "POST", path = "/v2/otp/validate", json = body, version = "v2",
-           pick = function(r) r.valid = r.entity == true end }
+           pick = pick.otp_valid }
 end
 
 function ops.v2_otp_get(query)
   return { method = "GET", path = "/v2/otp", query = query, version = "v2",
-           pick = function(r) r.code = r.body.code end }
+           pick = pick.otp_code }
 end
 
 return _M
