@@ -187,12 +187,13 @@ void request_check(lua_State *L, int idx)
   lua_pop(L, 4);
 }
 
-/* Rebuilds the header list only when it differs from the previous call's. */
-static int set_headers(transfer *t, lua_State *L, int hidx)
+/* Rebuilds the header list only when it differs from the previous call's. An upload ends it
+ * with an empty Expect:, which stops libcurl from waiting for 100-continue on bodies. */
+static int set_headers(transfer *t, lua_State *L, int hidx, int upload)
 {
   size_t i, n = hidx ? compat_rawlen(L, hidx) : 0;
   struct curl_slist *node = t->headers, *list = NULL;
-  int same = t->headers != NULL;
+  int same = 1;
   for (i = 1; same && i <= n; i++) {
     size_t len;
     const char *s;
@@ -202,7 +203,7 @@ static int set_headers(transfer *t, lua_State *L, int hidx)
     if (same) node = node->next;
     lua_pop(L, 1);
   }
-  if (same && node && strcmp(node->data, "Expect:") == 0 && node->next == NULL) return 1;
+  if (same && (upload ? node && strcmp(node->data, "Expect:") == 0 && node->next == NULL : node == NULL)) return 1;
 
   for (i = 1; i <= n; i++) {
     struct curl_slist *next;
@@ -212,8 +213,7 @@ static int set_headers(transfer *t, lua_State *L, int hidx)
     if (!next) goto oom;
     list = next;
   }
-  /* An empty Expect: stops libcurl from waiting for 100-continue on bodies. */
-  {
+  if (upload) {
     struct curl_slist *next = curl_slist_append(list, "Expect:");
     if (!next) goto oom;
     list = next;
@@ -270,28 +270,30 @@ int transfer_prepare_req(transfer *t, lua_State *L, const transfer_req *r)
 {
   CURL *e = t->easy;
   const char *method = r->method;
+  int get = strcmp(method, "GET") == 0, head = strcmp(method, "HEAD") == 0;
+  int bodiless = !r->body && (strcmp(method, "DELETE") == 0 || strcmp(method, "OPTIONS") == 0);
   int ok;
 
   t->errbuf[0] = 0;
   t->too_large = 0;
   buf_reset(&t->body, KEEP_BYTES);
   buf_reset(&t->head, KEEP_BYTES);
-  if (!set_headers(t, L, r->headers)) return 0;
+  if (!set_headers(t, L, r->headers, !get && !head && !bodiless)) return 0;
 
   if (!set_url(t, r->url, r->url_len)) {
     snprintf(t->errbuf, sizeof t->errbuf, "libcurl refused the request URL");
     return 0;
   }
-  if (strcmp(method, "GET") == 0 && t->get_set) return 1;
+  if (get && t->get_set) return 1;
   t->get_set = 0;
   ok = curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL) == CURLE_OK &&
        curl_easy_setopt(e, CURLOPT_NOBODY, 0L) == CURLE_OK;
-  if (ok && strcmp(method, "GET") == 0) {
+  if (ok && get) {
     ok = curl_easy_setopt(e, CURLOPT_HTTPGET, 1L) == CURLE_OK;
     t->get_set = ok;
-  } else if (ok && strcmp(method, "HEAD") == 0) {
+  } else if (ok && head) {
     ok = curl_easy_setopt(e, CURLOPT_NOBODY, 1L) == CURLE_OK;
-  } else if (ok && !r->body && (strcmp(method, "DELETE") == 0 || strcmp(method, "OPTIONS") == 0)) {
+  } else if (ok && bodiless) {
     ok = curl_easy_setopt(e, CURLOPT_HTTPGET, 1L) == CURLE_OK &&
          curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method) == CURLE_OK;
   } else if (ok) {
@@ -403,13 +405,12 @@ int head_find(const buf *head, const char *const *lnames, core_text *values)
   const char *p = head->data, *end = head->data + head->len;
   int found = 0, k;
   if (!p) return 0;
-  while (p < end && *p != '\n') p++; /* the status line */
-  while (p < end) {
-    const char *line = ++p, *colon = NULL, *v, *eol;
-    while (p < end && *p != '\n') {
-      if (!colon && *p == ':') colon = p;
-      p++;
-    }
+  p = memchr(p, '\n', (size_t)(end - p)); /* past the status line */
+  while (p && p < end) {
+    const char *line = ++p, *colon, *v, *eol;
+    p = memchr(line, '\n', (size_t)(end - line));
+    if (!p) p = end;
+    colon = memchr(line, ':', (size_t)(p - line));
     if (!colon) continue;
     for (eol = colon; eol > line && (eol[-1] == ' ' || eol[-1] == '\t'); eol--) {}
     for (k = 0; lnames[k]; k++) {
