@@ -1,12 +1,17 @@
 -- Rules benchmark: the example rule set (examples/rules) on a 50-line cart, sandboxed, against the same
 -- policy written as plain Lua functions producing the same result (points, per-line trace, verdict).
 -- Run from the repo root: `lua5.4 bench/rules.lua [N]` and `luajit bench/rules.lua [N]`.
+--   `lua5.4 bench/rules.lua --callgrind [R]` (or luajit): instructions per evaluation (needs valgrind): each
+--   side runs 200 and 2200 evaluations under callgrind; (Ir(2200) - Ir(200)) / 2000 is one evaluation.
+--   LuaJIT seeds its string hashes per process, so counts vary by a few percent there: R pairs (3) are averaged.
 local root = (arg and arg[0] or ""):match("^(.*)/bench/[^/]*$") or "."
 package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
 
 local rules = require("loyalty.rules")
 
-local N = tonumber(arg and arg[1]) or 20000
+local RUN_SIDE = arg and arg[1] == "--run" and arg[2]
+local CALLGRIND = arg and arg[1] == "--callgrind"
+local N = tonumber(arg and (RUN_SIDE and arg[3] or not CALLGRIND and arg[1])) or 20000
 
 local CATALOG = {
   { sku = "PHONE-X12-128", price = 24999, categories = { "mobiles", "electronics" }, discount = 999 },
@@ -144,6 +149,42 @@ end
 
 local function sandboxed(c, k) rs:earn(c, k); rs:redemption(c, k) end
 local function plain(c, k) plain_earn(c, k); plain_redemption(c, k) end
+local vm = type(rawget(_G, "jit")) == "table" and rawget(_G, "jit").version or _VERSION
+
+-- `--run SIDE N`: N evaluations of one side in this process, for callgrind to count.
+if RUN_SIDE then
+  local fn = assert(({ plain = plain, sandboxed = sandboxed })[RUN_SIDE], "side is plain or sandboxed")
+  for _ = 1, N do fn(customer, cart) end
+  return
+end
+
+if CALLGRIND then
+  local interp = arg[-1] or "lua5.4"
+  local function instructions(side, n)
+    local p = assert(io.popen(string.format("valgrind --tool=callgrind --callgrind-out-file=/dev/null %s %s " ..
+      "--run %s %d 2>&1 >/dev/null", interp, arg[0], side, n)))
+    local out = p:read("*a")
+    p:close()
+    return (assert(tonumber(out:match("Collected : (%d+)")), "callgrind failed: " .. out))
+  end
+  local pairs_n = tonumber(arg[2]) or 3
+  local function per_evaluation(side)
+    local sum, lo, hi = 0, math.huge, 0
+    for _ = 1, pairs_n do
+      local v = (instructions(side, 2200) - instructions(side, 200)) / 2000
+      sum, lo, hi = sum + v, math.min(lo, v), math.max(hi, v)
+    end
+    return sum / pairs_n, lo, hi
+  end
+  local p, p_lo, p_hi = per_evaluation("plain")
+  local s, s_lo, s_hi = per_evaluation("sandboxed")
+  print(string.format("%s, 50-line cart, earn + redemption, callgrind instructions per evaluation (mean of %d)",
+    vm, pairs_n))
+  print(string.format("  plain Lua   %10.0f Ir  (%.0f .. %.0f)", p, p_lo, p_hi))
+  print(string.format("  sandboxed   %10.0f Ir  (%.0f .. %.0f)", s, s_lo, s_hi))
+  print(string.format("  ratio       %10.2f x plain (target >= 0.80)", p / s))
+  return
+end
 
 -- Warm up both, then interleave rounds and keep each side's best: other processes on the machine
 -- slow single runs down by more than the difference being measured.
@@ -157,7 +198,6 @@ for _ = 1, ROUNDS do
   t_sandboxed = math.min(t_sandboxed, time(sandboxed))
 end
 
-local vm = type(rawget(_G, "jit")) == "table" and rawget(_G, "jit").version or _VERSION
 print(string.format("%s, 50-line cart, earn + redemption, N = %d x %d rounds (earn = %d points, max redeem %d)", vm,
   N, ROUNDS, a.points, ra.max))
 print(string.format("  plain Lua   %10.0f evaluations/s", N / t_plain))
