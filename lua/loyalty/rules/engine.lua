@@ -297,7 +297,7 @@ function _M.earn(c, customer, cart)
   local bonus = e.bonus
   if bonus then
     local n_lines = #lines
-    sandbox.enter()
+    sandbox.enter(e.bonus_guarded)
     for i = 1, n_lines do
       if mults[i] then bonus_m[i], bonus_why[i] = bonus(traces[i], customer, cart) end
     end
@@ -414,7 +414,7 @@ function _M.redemption(c, customer, cart, requested)
     min_from_tier = min_from_tier }
   local refusal = cart.refused
   if r.refuse and not refusal then
-    sandbox.enter()
+    sandbox.enter(r.refuse_guarded)
     refusal = r.refuse(customer, cart)
     sandbox.leave()
     if refusal ~= nil and refusal ~= false then refusal = tostring(refusal) else refusal = nil end

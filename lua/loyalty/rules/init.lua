@@ -139,7 +139,7 @@ local function run_file(file, src, limits, problems, printer)
     end,
   }
   local env, control = sandbox.new_env(hooks)
-  local fn, err = sandbox.compile(src, file, env)
+  local fn, err, guarded = sandbox.compile(src, file, env, true)
   if not fn then
     local d = sandbox.describe_error(err, file)
     problems[#problems + 1] = rules_error(d.message, d.file or file, d.line)
@@ -159,7 +159,7 @@ local function run_file(file, src, limits, problems, printer)
         vocab.SETTINGS[file][req] .. ")", file)
     end
   end
-  return settings, lines
+  return settings, lines, guarded
 end
 
 local function attribute_list(map)
@@ -173,7 +173,7 @@ local function attribute_list(map)
   return out
 end
 
-local function compile_settings(s)
+local function compile_settings(s, guarded)
   local p = s["program.lua"]
   local c = { currency = p.currency, rounding = p.rounding, round_per = p.round_per,
     round = engine.ROUNDERS[p.rounding] }
@@ -186,7 +186,7 @@ local function compile_settings(s)
       exclude_shipping = e.exclude_shipping ~= false, exclude_tax = e.exclude_tax ~= false,
       excluded_categories = vocab.set_of(e.exclude_categories), excluded_skus = vocab.set_of(e.exclude_skus),
       category_multipliers = e.category_multipliers or {}, sku_multipliers = e.sku_multipliers or {},
-      tier_multipliers = e.tier_multipliers or {}, bonus = e.bonus,
+      tier_multipliers = e.tier_multipliers or {}, bonus = e.bonus, bonus_guarded = guarded["earn.lua"],
     })
   end
   local r = s["redemption.lua"]
@@ -194,6 +194,7 @@ local function compile_settings(s)
     c.redemption = engine.prepare_redemption({
       point_value = r.point_value, min_points = r.min_points, max_points = r.max_points,
       multiple_of = r.multiple_of, max_share = r.max_share, tiers = r.tiers or {}, refuse = r.refuse,
+      refuse_guarded = guarded["redemption.lua"],
       refuse_categories = vocab.set_of(r.refuse_categories), refuse_skus = vocab.set_of(r.refuse_skus) })
   end
   local cat = s["categories.lua"]
@@ -221,10 +222,10 @@ function _M.check(dir, opts)
     for i = 1, select("#", ...) do parts[i] = tostring((select(i, ...))) end
     output[#output + 1] = table.concat(parts, "\t")
   end
-  local settings, setting_lines = {}, {}
+  local settings, setting_lines, guarded_files = {}, {}, {}
   for _, f in ipairs(present) do
-    local s, lines = run_file(f, sources[f], limits, report.errors, printer)
-    settings[f], setting_lines[f] = s, lines
+    local s, lines, guarded = run_file(f, sources[f], limits, report.errors, printer)
+    settings[f], setting_lines[f], guarded_files[f] = s, lines, guarded
   end
   if opts.categories then
     local known = vocab.set_of(opts.categories)
@@ -243,7 +244,7 @@ function _M.check(dir, opts)
   for _, f in ipairs(present) do parts[#parts + 1] = f; parts[#parts + 1] = sources[f] end
   local rs = setmetatable({
     dir = dir, files = present, hash = hash.hex(parts), currency = settings["program.lua"].currency,
-    limits = limits, compiled = compile_settings(settings),
+    limits = limits, compiled = compile_settings(settings, guarded_files),
     warnings = report.warnings, output = output, settings = settings,
   }, Ruleset)
   return report, rs

@@ -124,25 +124,148 @@ function _M.new_env(hooks)
   return env, control
 end
 
+-- LuaJIT call guards. A rule file whose functions contain no loop (no loop instruction, no backward jump,
+-- so goto loops count too) can only run long by calling functions. Such a file is compiled with a call to
+-- a guard at the top of every function; the guard adds the file's longest function (in bytecodes) to the
+-- step count, a sound upper bound on the instructions the call runs before its next call. Being ordinary
+-- code, the guard also runs inside compiled traces, so these files keep the JIT and need no count hook.
+-- The text rewriting only has to be right for speed: the result is checked on the bytecode, and any file it
+-- does not understand runs under the count hook with the JIT off, as before.
+local GUARD_NAME = "__loyalty_guard"
+local GUARD_PREFIX = "local " .. GUARD_NAME .. " = ...; "   -- same line: line numbers stay the file's
+local GUARD_CALL = " do " .. GUARD_NAME .. "() end "           -- `do ... end`: no ambiguity with a `(` after it
+
+-- Offsets just after the parameter list of every `function` in src; nil for text it does not follow.
+local function function_bodies(src)
+  local find, match, sub = string.find, string.match, string.sub
+  local out, pos, n, pending = {}, 1, #src, false
+  while true do
+    pos = select(2, find(src, "^%s*", pos)) + 1
+    if pos > n then break end
+    local c = sub(src, pos, pos)
+    if c == "-" and sub(src, pos + 1, pos + 1) == "-" then
+      local eq = match(src, "^%[(=*)%[", pos + 2)
+      if eq then
+        local _, close = find(src, "]" .. eq .. "]", pos + 2, true)
+        if not close then return nil end
+        pos = close + 1
+      else
+        local nl = find(src, "\n", pos, true)
+        pos = nl and nl + 1 or n + 1
+      end
+    elseif c == "[" and match(src, "^%[=*%[", pos) then
+      local eq = match(src, "^%[(=*)%[", pos)
+      local _, close = find(src, "]" .. eq .. "]", pos, true)
+      if not close then return nil end
+      pos = close + 1
+    elseif c == '"' or c == "'" then
+      local i = pos + 1
+      while true do
+        local ch = sub(src, i, i)
+        if ch == "" or ch == "\n" or ch == "\r" then return nil end
+        if ch == "\\" then i = i + 2 elseif ch == c then break else i = i + 1 end
+      end
+      pos = i + 1
+    elseif match(src, "^[%a_\128-\255]", pos) then
+      local word = match(src, "^[%w_\128-\255]+", pos)
+      if word == "function" then pending = true end
+      pos = pos + #word
+    elseif match(src, "^%.?%d", pos) then
+      pos = pos + #match(src, "^%.?[%w_%.\128-\255]+", pos)
+    elseif c == ")" and pending then
+      out[#out + 1] = pos
+      pending = false
+      pos = pos + 1
+    else
+      pos = pos + 1
+    end
+  end
+  if pending then return nil end
+  return out
+end
+
+local LOOP_OPS = {}
+for _, name in ipairs({ "FORI", "JFORI", "FORL", "IFORL", "JFORL", "ITERL", "IITERL", "JITERL", "LOOP", "ILOOP",
+  "JLOOP", "ITERC", "ITERN", "ISNEXT" }) do LOOP_OPS[name] = true end
+
+-- Checks every prototype of a guarded chunk: no loop instruction, every jump goes forward, and every
+-- function (not the main chunk, which runs once) starts with `UGET r, <guard>; CALL r, 0 results, 0 args`.
+-- Returns the longest function's bytecode count, or nil.
+local function check_guarded(main)
+  local util, bnames = require("jit.util"), require("jit.vmdef").bcnames
+  local bit = require("bit")
+  local band, rshift = bit.band, bit.rshift
+  local longest = 0
+  local function walk(proto, is_main)
+    local count = 0
+    for pc = 0, 1e9 do
+      local ins, mode = util.funcbc(proto, pc)
+      if not ins then break end
+      count = count + 1
+      local op = band(ins, 255)
+      local name = bnames:sub(op * 6 + 1, op * 6 + 6):match("^%S+")
+      if LOOP_OPS[name] then return false end
+      if band(mode, 15 * 128) == 13 * 128 and rshift(ins, 16) - 0x8000 < 0 then return false end
+    end
+    if not is_main then
+      local uget, call = util.funcbc(proto, 1), util.funcbc(proto, 2)
+      if not (uget and call) then return false end
+      local a = band(rshift(uget, 8), 255)
+      if bnames:sub(band(uget, 255) * 6 + 1, band(uget, 255) * 6 + 6) ~= "UGET  "
+        or util.funcuvname(proto, rshift(uget, 16)) ~= GUARD_NAME
+        or bnames:sub(band(call, 255) * 6 + 1, band(call, 255) * 6 + 6) ~= "CALL  "
+        or band(rshift(call, 8), 255) ~= a or rshift(call, 16) ~= 0x0101 then
+        return false
+      end
+      if count > longest then longest = count end
+    end
+    for i = -1, -1e9, -1 do
+      local k = util.funck(proto, i)
+      if k == nil then break end
+      if type(k) == "proto" and not walk(k, false) then return false end
+    end
+    return true
+  end
+  if not walk(main, true) then return nil end
+  return longest
+end
+
+local new_guard  -- defined with the guard's state below
+
 -- Compiles text only: bytecode is refused before load sees it, and mode "t" refuses it again.
-function _M.compile(source, chunkname, env)
+-- Returns fn, nil, guarded: guarded is true when the file runs under call guards (LuaJIT, loop-free files,
+-- and only if `guards` is asked for); fn then takes no arguments like any chunk.
+function _M.compile(source, chunkname, env, guards)
   if type(source) ~= "string" then return nil, "the file could not be read as text" end
   if source:byte(1) == 27 then return nil, "precompiled (binary) chunks are not accepted; rules must be text" end
+  if guards and jit and not source:find(GUARD_NAME, 1, true) then
+    local bodies = function_bodies(source)
+    if bodies then
+      local parts, last = { GUARD_PREFIX }, 0
+      for _, at in ipairs(bodies) do
+        parts[#parts + 1] = source:sub(last + 1, at)
+        parts[#parts + 1] = GUARD_CALL
+        last = at
+      end
+      parts[#parts + 1] = source:sub(last + 1)
+      local fn = load(table.concat(parts), "=" .. chunkname, "t", env)
+      local longest = fn and check_guarded(fn)
+      if longest then
+        local guard = new_guard(longest)
+        return function() return fn(guard) end, nil, true
+      end
+    end
+  end
   local fn, err = load(source, "=" .. chunkname, "t", env)
   if not fn then return nil, err end
   if jit then jit.off(fn, true) end  -- compiled loops skip count hooks; keep every rule function interpreted
-  return fn
-end
-
--- Makes a function created outside compile() (none today) safe to call under the guard.
-function _M.jit_off(fn)
-  if jit and type(fn) == "function" then jit.off(fn, true) end
+  return fn, nil, false
 end
 
 -- The guard. Hooks are global per VM under LuaJIT, so state lives here and the hook is removed on every path.
 local state = {
-  active = false, steps = 0, step_limit = 0, deadline = 0, mem_base = 0, mem_limit = 0,
-  tripped = nil, where_file = nil, where_line = nil, is_rule_source = nil,
+  active = false, steps = 0, step_limit = 0, next_check = 0, deadline = 0, mem_base = 0, mem_limit = 0,
+  tripped = nil, where_file = nil, where_line = nil, is_rule_source = nil, hooked = false,
   armed = false, old_hook = nil, old_mask = nil, old_count = nil, old_string_index = nil,
 }
 local run_frame -- the function that owns the pcall; never raise inside it
@@ -160,19 +283,23 @@ local function locate()
 end
 
 local hook
-hook = function()
-  -- the frame that owns the pcall must be able to remove the hook; never raise there
-  local info = debug_getinfo(2, "f")
-  if info and info.func == run_frame then return end
-  if state.tripped then
-    debug_sethook(hook, "", 1)  -- re-arm on every instruction: a pcall inside the rule cannot swallow this
-    error(state.tripped, 0)
-  end
-  local s = state
-  s.steps = s.steps + s.interval
+
+-- Once a limit trips, the count hook fires on every instruction and every call guard raises again, so a
+-- pcall inside the rule cannot swallow the limit.
+local function raise_tripped(s)
+  s.next_check = -1
+  s.hooked = true
+  debug_sethook(hook, "", 1)
+  error(s.tripped, 0)
+end
+
+-- Checks every limit; called by the count hook and by call guards every hook_interval steps.
+local function check_limits(s)
+  if s.tripped then raise_tripped(s) end
   local why
   if s.steps > s.step_limit then
-    why = "the rules took more than " .. s.step_limit .. " steps (is there a loop that never ends?)"
+    why = "the rules took more than " .. s.step_limit .. " steps (is there a loop or a function calling itself" ..
+      " that never ends?)"
   elseif os_clock() > s.deadline then
     why = "the rules ran longer than " .. s.time_limit_ms .. " ms (is there a loop that never ends?)"
   elseif collectgarbage("count") - s.mem_base > s.mem_limit then
@@ -181,8 +308,27 @@ hook = function()
   if why then
     s.where_file, s.where_line = locate()
     s.tripped = { limit = true, message = why }
-    debug_sethook(hook, "", 1)
-    error(s.tripped, 0)
+    raise_tripped(s)
+  end
+  s.next_check = s.steps + s.interval
+end
+
+hook = function()
+  -- the frame that owns the pcall must be able to remove the hook; never raise there
+  local info = debug_getinfo(2, "f")
+  if info and info.func == run_frame then return end
+  local s = state
+  s.steps = s.steps + s.interval
+  check_limits(s)
+end
+
+-- The guard a guarded file calls at the top of every function (see compile).
+new_guard = function(cost)
+  return function()
+    local s = state
+    local steps = s.steps + cost
+    s.steps = steps
+    if steps > s.next_check then check_limits(s) end
   end
 end
 
@@ -222,13 +368,18 @@ local function run(limits, hook_all, fn, a, b, c, d)
   local interval = limits.hook_interval
   if interval > s.step_limit then interval = s.step_limit end
   s.interval = interval
+  s.next_check = interval
   if hook_all then
     arm(s)
+    s.hooked = true
     debug_sethook(hook, "", interval)
   end
   local ok, r1, r2, r3 = pcall(fn, a, b, c, d)
-  if s.armed then
+  if s.hooked then
     debug_sethook()
+    s.hooked = false
+  end
+  if s.armed then
     s.armed = false
     string_mt.__index = s.old_string_index
     if s.old_hook then debug_sethook(s.old_hook, s.old_mask, s.old_count) end
@@ -244,13 +395,24 @@ local function run(limits, hook_all, fn, a, b, c, d)
 end
 
 -- Brackets calls into rule functions made by trusted code running under run(limits, false, ...).
--- Steps are counted in whole hook intervals: a call shorter than one interval is bounded by the caller's loop.
-function _M.enter()
+-- guarded: the functions come from a file compiled with call guards, which need no hook.
+-- Otherwise steps are counted in whole hook intervals: a call shorter than one interval is bounded by the
+-- caller's loop.
+function _M.enter(guarded)
   local s = state
   if not s.armed then arm(s) end
-  debug_sethook(hook, "", s.interval)
+  if not guarded then
+    s.hooked = true
+    debug_sethook(hook, "", s.interval)
+  end
 end
-function _M.leave() debug_sethook() end
+function _M.leave()
+  local s = state
+  if s.hooked then
+    debug_sethook()
+    s.hooked = false
+  end
+end
 
 run_frame = run
 _M.run = run
