@@ -37,16 +37,40 @@ end
 -- metatable's __index while rules run, because ("x"):rep() reaches the real string table through it.
 local safe_string_fields = pick(string, { "byte", "char", "find", "format", "gmatch", "gsub", "len", "lower",
   "match", "reverse", "sub", "upper" })
+
+-- gsub with a function calls back into Lua from C: a rule function that calls gsub on itself nests C frames
+-- (LuaJIT 2.1 crashes the process after about 900 of them instead of raising). Nesting is capped; the
+-- depth is reset when an evaluation starts, since a tripped limit may unwind past the decrement.
+local string_gsub = string.gsub
+local GSUB_MAX_DEPTH = 20
+local gsub_depth = 0
+local function safe_gsub(s, pattern, repl, n)
+  if type(repl) ~= "function" then return string_gsub(s, pattern, repl, n) end
+  if gsub_depth >= GSUB_MAX_DEPTH then
+    error("string.gsub with a function nests more than " .. GSUB_MAX_DEPTH .. " deep", 2)
+  end
+  gsub_depth = gsub_depth + 1
+  local ok, text, count = pcall(string_gsub, s, pattern, repl, n)
+  gsub_depth = gsub_depth - 1
+  if not ok then error(text, 0) end
+  return text, count
+end
+safe_string_fields.gsub = safe_gsub
 local SAFE_STRING_INDEX = {}
 for k, v in next, safe_string_fields do SAFE_STRING_INDEX[k] = v end
 
 local unpack = table.unpack or rawget(_G, "unpack")
 local function pack(...) return { n = select("#", ...), ... } end
 
+-- Counts a call of a trusted Lua function that rule code can call (xpcall, print) like a call of a rule
+-- function: under call guards nothing else would see a C function such as gsub calling one a million times.
+local charge
+
 -- The real xpcall runs its message handler where the error was raised, with hooks disabled (a hook that
 -- raised leaves them off until the stack unwinds), so a looping handler would escape every limit.
 -- Here the handler runs after the unwinding, under the hook like any other rule code.
 local function safe_xpcall(f, handler, ...)
+  charge(8)
   local results = pack(pcall(f, ...))
   if results[1] then return unpack(results, 1, results.n) end
   return false, handler(results[2])
@@ -96,13 +120,21 @@ end
 function _M.new_env(hooks)
   local values, frozen = {}, false
   local env = {}
+  local printer = hooks.print
+  local function guarded_print(...)
+    charge(select("#", ...) + 8)
+    return printer(...)
+  end
   setmetatable(env, {
     __index = function(_, name)
       local v = values[name]
       if v ~= nil then return v end
       v = BASE[name]
       if v ~= nil then return v end
-      if name == "print" then return hooks.print end
+      if name == "print" then
+        if printer then return guarded_print end
+        return nil
+      end
       if FORBIDDEN[name] then fail("'" .. tostring(name) .. "' is not allowed: " .. FORBIDDEN[name], 2) end
       local hint = hooks.suggest and hooks.suggest(name)
       fail("unknown name '" .. tostring(name) .. "'" .. (hint and (" (did you mean '" .. hint .. "'?)") or ""), 2)
@@ -287,9 +319,11 @@ local hook
 -- Once a limit trips, the count hook fires on every instruction and every call guard raises again, so a
 -- pcall inside the rule cannot swallow the limit.
 local function raise_tripped(s)
-  s.next_check = -1
-  s.hooked = true
-  debug_sethook(hook, "", 1)
+  if s.next_check ~= -1 then
+    s.next_check = -1
+    s.hooked = true
+    debug_sethook(hook, "", 1)
+  end
   error(s.tripped, 0)
 end
 
@@ -332,6 +366,14 @@ new_guard = function(cost)
   end
 end
 
+charge = function(cost)
+  local s = state
+  if not s.active then return end
+  local steps = s.steps + cost
+  s.steps = steps
+  if steps > s.next_check then check_limits(s) end
+end
+
 local string_mt = getmetatable("")
 
 -- Starts the limits: called when the first rule code of an evaluation is about to run, so evaluations
@@ -360,6 +402,7 @@ local function run(limits, hook_all, fn, a, b, c, d)
   local s = state
   s.active = true
   s.tripped, s.where_file, s.where_line = nil, nil, nil
+  gsub_depth = 0
   s.steps = 0
   s.step_limit = limits.instruction_limit
   s.time_limit_ms = limits.time_limit_ms
