@@ -220,8 +220,9 @@ local LOOP_OPS = {}
 for _, name in ipairs({ "FORI", "JFORI", "FORL", "IFORL", "JFORL", "ITERL", "IITERL", "JITERL", "LOOP", "ILOOP",
   "JLOOP", "ITERC", "ITERN", "ISNEXT" }) do LOOP_OPS[name] = true end
 
--- Checks every prototype of a guarded chunk: no loop instruction, every jump goes forward, and every
--- function (not the main chunk, which runs once) starts with `UGET r, <guard>; CALL r, 0 results, 0 args`.
+-- Checks every prototype of a guarded chunk: no loop instruction, every jump goes forward, every function
+-- (not the main chunk, which runs once) starts with `UGET r, <guard>; CALL r, 0 results, 0 args`, and no
+-- text constant contains the guard's name.
 -- Returns the longest function's bytecode count, or nil.
 local function check_guarded(main)
   local util, bnames = require("jit.util"), require("jit.vmdef").bcnames
@@ -255,6 +256,8 @@ local function check_guarded(main)
       local k = util.funck(proto, i)
       if k == nil then break end
       if type(k) == "proto" and not walk(k, false) then return false end
+      -- the source never names the guard, so a constant that does means a call was written into a string
+      if type(k) == "string" and k:find(GUARD_NAME, 1, true) then return false end
     end
     return true
   end
