@@ -29,6 +29,10 @@ int core_json_encode_value(lua_State *L, int idx);
 /* request.c: pushes base_url .. path .. "?" .. encoded query (the table at query_idx, or 0), or
  * nil, err (2) for text that can't go in a URL; raises on programmer errors. Returns the count pushed. */
 int core_push_url(lua_State *L, core_text base, core_text path, int query_idx);
+/* The same URL, NUL-terminated, written to local (cap bytes) or, when longer, to a userdata it
+ * pushes; NULL after pushing nil, err. Valid while local and the stack above it live. */
+const char *core_build_url(lua_State *L, core_text base, core_text path, int query_idx, char *local, size_t cap,
+                           size_t *len);
 /* request.c: 1 if method is one build_request accepts. */
 int core_method_known(const char *method);
 

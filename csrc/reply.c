@@ -68,7 +68,7 @@ int core_push_reply(lua_State *L, long status, core_text request_id, core_text r
                     size_t body_len, size_t raw_cap)
 {
   int reply, n;
-  lua_createtable(L, 0, 5);
+  lua_createtable(L, 0, 8); /* room for the result fields a provider may add (it may return the reply) */
   reply = lua_gettop(L);
   compat_pushint(L, status);
   lua_setfield(L, reply, "status");

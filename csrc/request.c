@@ -187,22 +187,25 @@ int core_method_known(const char *method)
   return 0;
 }
 
-int core_push_url(lua_State *L, core_text base, core_text path, int q)
+const char *core_build_url(lua_State *L, core_text base, core_text path, int q, char *local, size_t cap,
+                           size_t *len)
 {
   size_t total, n = 0, i;
-  pair *pairs = NULL, local[STACK_PAIRS];
-  char *out, *w, url[STACK_URL];
+  pair *pairs = NULL, query[STACK_PAIRS];
+  char *out, *w;
   int trailing, leading, has_query;
 
-  if (has_ctl(base.s, base.len, 1) || has_ctl(path.s, path.len, 1))
-    return core_fail(L, "config", "base_url and path must not contain spaces or control characters");
-  if (q) pairs = read_query(L, q, &n, local);
+  if (has_ctl(base.s, base.len, 1) || has_ctl(path.s, path.len, 1)) {
+    core_fail(L, "config", "base_url and path must not contain spaces or control characters");
+    return NULL;
+  }
+  if (q) pairs = read_query(L, q, &n, query);
 
   trailing = base.len > 0 && base.s[base.len - 1] == '/';
   leading = path.len > 0 && path.s[0] == '/';
   total = base.len + path.len + 2;
   for (i = 0; i < n; i++) total += encoded_len(pairs[i].key) + encoded_len(pairs[i].value) + 2;
-  out = w = total <= STACK_URL ? url : lua_newuserdata(L, total);
+  out = w = total <= cap ? local : lua_newuserdata(L, total);
   memcpy(w, base.s, base.len);
   w += base.len;
   if (path.len > 0) {
@@ -222,7 +225,18 @@ int core_push_url(lua_State *L, core_text base, core_text path, int q)
     *w++ = '=';
     w = percent_encode(w, pairs[i].value);
   }
-  lua_pushlstring(L, out, (size_t)(w - out));
+  *w = 0;
+  *len = (size_t)(w - out);
+  return out;
+}
+
+int core_push_url(lua_State *L, core_text base, core_text path, int q)
+{
+  char local[STACK_URL];
+  size_t len;
+  const char *url = core_build_url(L, base, path, q, local, sizeof local, &len);
+  if (!url) return 2;
+  lua_pushlstring(L, url, len);
   return 1;
 }
 

@@ -78,6 +78,7 @@ static int l_exchange(lua_State *L)
   CURLcode code;
   size_t i, n, raw_cap;
   int query = 0;
+  char url[1024];
 
   lua_settop(L, 9);
   luaL_checktype(L, 2, LUA_TSTRING);
@@ -104,13 +105,13 @@ static int l_exchange(lua_State *L)
   }
   raw_cap = (size_t)compat_optcount(L, 9, LOYALTY_DEFAULT_RAW_CAP);
 
-  if (core_push_url(L, base, path, query) != 1) goto build_failed; /* 10: url */
-  r.url = lua_tolstring(L, 10, &r.url_len);
+  r.url = core_build_url(L, base, path, query, url, sizeof url, &r.url_len);
+  if (!r.url) goto build_failed;
   r.body = NULL;
   r.body_len = 0;
   if (!lua_isnil(L, 6)) {
-    if (core_json_encode_value(L, 6) != 1) goto build_failed; /* 11: body */
-    r.body = lua_tolstring(L, 11, &r.body_len);
+    if (core_json_encode_value(L, 6) != 1) goto build_failed;
+    r.body = lua_tolstring(L, -1, &r.body_len); /* kept on the stack until the call ends */
   } else if (!lua_isnil(L, 7)) {
     r.body = lua_tolstring(L, 7, &r.body_len);
   }

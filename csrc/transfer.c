@@ -403,8 +403,10 @@ static void push_headers(lua_State *L, buf *head)
 int head_find(const buf *head, const char *const *lnames, core_text *values)
 {
   const char *p = head->data, *end = head->data + head->len;
+  size_t lens[HEAD_FIND_MAX];
   int found = 0, k;
   if (!p) return 0;
+  for (k = 0; lnames[k] && k < HEAD_FIND_MAX; k++) lens[k] = strlen(lnames[k]);
   p = memchr(p, '\n', (size_t)(end - p)); /* past the status line */
   while (p && p < end) {
     const char *line = ++p, *colon, *v, *eol;
@@ -413,10 +415,10 @@ int head_find(const buf *head, const char *const *lnames, core_text *values)
     colon = memchr(line, ':', (size_t)(p - line));
     if (!colon) continue;
     for (eol = colon; eol > line && (eol[-1] == ' ' || eol[-1] == '\t'); eol--) {}
-    for (k = 0; lnames[k]; k++) {
+    for (k = 0; lnames[k] && k < HEAD_FIND_MAX; k++) {
       const char *n = lnames[k], *c = line;
       /* the first occurrence counts; names of another length can't match */
-      if (values[k].s || strlen(n) != (size_t)(eol - line)) continue;
+      if (values[k].s || lens[k] != (size_t)(eol - line)) continue;
       for (; c < eol && *n; c++, n++) {
         char x = *c;
         if (x >= 'A' && x <= 'Z') x = (char)(x - 'A' + 'a');

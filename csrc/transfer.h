@@ -67,7 +67,9 @@ void transfer_finish(transfer *t, CURLcode code, outcome *out, int detach);
 /* Pushes res, or {kind, curl_code, message}; returns 1 if res, 0 if err. */
 int outcome_push(lua_State *L, outcome *out);
 /* One pass over the last header block received: values[k] becomes the trimmed value of the first
- * header named lnames[k] (lowercase; NULL-terminated list), or stays as given. Returns how many were found. */
+ * header named lnames[k] (lowercase; NULL-terminated list of at most HEAD_FIND_MAX), or stays as
+ * given. Returns how many were found. */
+#define HEAD_FIND_MAX 8
 int head_find(const buf *head, const char *const *lnames, core_text *values);
 void outcome_free(outcome *out);
 

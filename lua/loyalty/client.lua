@@ -4,6 +4,8 @@ local core = require "loyalty.core"
 local errors = require "loyalty.errors"
 local token_store = require "loyalty.token_store"
 
+local type = type -- an upvalue: the per-call checks skip a global lookup on Lua 5.4
+
 local _M = {}
 
 _M.VERSION = "0.1.0"
@@ -55,6 +57,8 @@ local function class_for(provider)
   local cls = classes[provider.name]
   if cls then return cls end
   cls = { __close = Client.close, __gc = Client.close }
+  -- Client's methods copied in: one table lookup per method call instead of a metatable chain.
+  for name, method in pairs(Client) do cls[name] = method end
   for name, op in pairs(provider.ops) do
     cls[name] = function(self, ...)
       local spec, err = op(...)
@@ -267,6 +271,7 @@ end
 -- A transport's reply -> result | nil, err.
 function Client:interpret(res, spec)
   local reply, derr = core.decode_reply(res.status, res.headers, res.body)
+  if reply then reply.headers = nil end -- a result may be the reply itself: the same fields on every path
   return self:judge(reply, derr, spec)
 end
 
