@@ -11,7 +11,7 @@ local rules = require("loyalty.rules")
 
 local RUN_SIDE = arg and arg[1] == "--run" and arg[2]
 local CALLGRIND = arg and arg[1] == "--callgrind"
-local N = tonumber(arg and (RUN_SIDE and arg[3] or not CALLGRIND and arg[1])) or 20000
+local N = tonumber(arg and (RUN_SIDE and arg[3] or not CALLGRIND and arg[1])) or 2000
 
 local CATALOG = {
   { sku = "PHONE-X12-128", price = 24999, categories = { "mobiles", "electronics" }, discount = 999 },
@@ -186,10 +186,10 @@ if CALLGRIND then
   return
 end
 
--- Warm up both, then interleave rounds and keep each side's best: other processes on the machine
--- slow single runs down by more than the difference being measured.
+-- Warm up both, then interleave many short rounds and keep each side's best: other processes on the
+-- machine slow single runs down by more than the difference being measured.
 for _ = 1, math.floor(N / 10) do plain(customer, cart); sandboxed(customer, cart) end
-local ROUNDS = 5
+local ROUNDS = 25
 local t_plain, t_sandboxed = math.huge, math.huge
 for _ = 1, ROUNDS do
   collectgarbage()
