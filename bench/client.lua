@@ -40,9 +40,9 @@ local core = require "loyalty.core"
 local sandbox = require "loyalty.sandbox"
 
 local CALLGRIND = arg[1] == "--callgrind"
-local N = tonumber(arg[1]) or 3000
+local N = tonumber(arg[1]) or 2000
 -- Short interleaved rounds, the best of each side: this host's speed drifts from second to second.
-local ROUNDS = 9
+local ROUNDS = 15
 
 assert(os.execute("mkdir -p build && cc -O2 -o build/c_loop bench/c_loop.c -lcurl"), "cannot build bench/c_loop.c")
 local sb = assert(sandbox.start {})
