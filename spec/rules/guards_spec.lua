@@ -17,13 +17,7 @@ local function guarded(source)
   return is_guarded
 end
 
-local function earn_error(body, opts)
-  local rs = assert(rules.load(H.bonus_dir(body), opts))
-  local res, err = rs:earn(H.CUSTOMER, H.CART)
-  assert.is_nil(res)
-  assert.equal("rules", err.kind)
-  return err
-end
+local earn_error = H.earn_error
 
 local function assert_steps(err, line)
   assert.truthy(err.message:find("took more than 1000000 steps", 1, true), err.message)

@@ -53,4 +53,13 @@ end
 _M.CUSTOMER = { tier = "GOLD", points = 1000 }
 _M.CART = { currency = "INR", lines = { { sku = "A", qty = 1, price = 1000, categories = { "x" } } } }
 
+-- The rules error of earning with a bonus() whose body is `body` (the evaluation must fail).
+function _M.earn_error(body, opts)
+  local rs = assert(require("loyalty.rules").load(_M.bonus_dir(body), opts))
+  local res, err = rs:earn(_M.CUSTOMER, _M.CART)
+  assert(res == nil, "the evaluation should have failed")
+  assert(err.kind == "rules", "a rules error expected, got " .. tostring(err.kind))
+  return err
+end
+
 return _M

@@ -1,13 +1,7 @@
 local rules = require("loyalty.rules")
 local H = require("rules.helper")
 
-local function earn_error(body, opts)
-  local rs = assert(rules.load(H.bonus_dir(body), opts))
-  local res, err = rs:earn(H.CUSTOMER, H.CART)
-  assert.is_nil(res)
-  assert.equal("rules", err.kind)
-  return err
-end
+local earn_error = H.earn_error
 
 describe("rules sandbox", function()
   after_each(function()
