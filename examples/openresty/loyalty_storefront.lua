@@ -76,6 +76,45 @@ local function program()
   return loyalty_ngx.program(s)
 end
 
+--- From init_worker_by_lua*: init_worker{dict = "loyalty_locks", interval = seconds}. When the
+-- store's settings have an `outbox`, this worker runs the drainer (loyalty.outbox.ngx_timer) on
+-- the same per-worker program as the handlers; the shared-dict lock lets one worker drain at a
+-- time. The interval defaults to $LOYALTY_OUTBOX_INTERVAL, else 5 s. Without an outbox: nothing.
+function _M.init_worker(opts)
+  opts = opts or {}
+  local s, err = settings()
+  if not s then
+    ngx.log(ngx.ERR, "loyalty: store settings: ", tostring(err))
+    return
+  end
+  if not s.outbox then return end
+  local interval = opts.interval
+  if not interval then
+    local from_env = os.getenv("LOYALTY_OUTBOX_INTERVAL")
+    interval = tonumber(from_env)
+    if from_env and from_env ~= "" and not (interval and interval > 0) then
+      ngx.log(ngx.WARN, "loyalty: LOYALTY_OUTBOX_INTERVAL is not a positive number of seconds; using 5")
+    end
+    if not (interval and interval > 0) then interval = 5 end
+  end
+  local ok, terr = require("loyalty.outbox.ngx_timer").start {
+    -- Called in the timer, where cosockets work; init_worker cannot make CRM calls.
+    program = program, dict = opts.dict or "loyalty_locks", interval = interval,
+    on_drain = function(t)
+      if t.claimed > 0 then
+        ngx.log(ngx.NOTICE, "loyalty: outbox drained: ", t.delivered, " delivered, ", t.failed, " failed, ",
+                t.dead, " dead")
+      end
+    end,
+  }
+  if not ok then
+    ngx.log(ngx.ERR, "loyalty: ", terr)
+    return
+  end
+  ngx.log(ngx.NOTICE, "loyalty: outbox drainer started (", s.outbox.backend or "sqlite", ", every ", interval,
+          " s)")
+end
+
 local STATUS_FOR = {
   config = 500, refused = 422, api = 422, http = 502, network = 502, tls = 502, decode = 502,
   timeout = 504, auth = 502, rate_limited = 503, rules = 500,
