@@ -1,7 +1,8 @@
 /* Baseline for the Lua client: N sequential GETs on one reused libcurl easy handle.
  * Build: cc -O2 -o build/c_loop bench/c_loop.c -lcurl
  * Usage: build/c_loop URL N [HEADER...]  -> prints calls_per_sec=<float>
- * The HEADERs are the whole header list (bench/client.lua passes the ones the client sends). */
+ * The HEADERs are the whole header list (bench/client.lua passes the ones the client sends).
+ * For https URLs, C_LOOP_CAINFO names the CA file that verifies the server. */
 #define _POSIX_C_SOURCE 200809L
 #include <curl/curl.h>
 #include <stdio.h>
@@ -60,6 +61,7 @@ int main(int argc, char **argv)
   curl_easy_setopt(easy, CURLOPT_URL, argv[1]);
   curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+  if (getenv("C_LOOP_CAINFO")) curl_easy_setopt(easy, CURLOPT_CAINFO, getenv("C_LOOP_CAINFO"));
   curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(easy, CURLOPT_WRITEDATA, &body);

@@ -1,8 +1,9 @@
 -- Sequential keep-alive calls to the local sandbox (a cheap endpoint): this client against
--- lua-socket's socket.http and against a plain C loop on one reused libcurl handle (the limit).
+-- lua-socket's socket.http and against a plain C loop on one reused libcurl handle (the limit),
+-- over plain HTTP and over HTTPS (every real CRM; lua-socket uses lua-sec's ssl.https there).
 -- Run from the checkout: lua5.4 bench/client.lua [CALLS]   (make bench runs it)
---   lua5.4 bench/client.lua --callgrind   per-call instruction counts (deterministic, needs valgrind):
---   each side runs 200 and 2200 calls under callgrind; (Ir(2200) - Ir(200)) / 2000 is one call.
+--   lua5.4 bench/client.lua --callgrind   per-call instruction counts over HTTP (deterministic, needs
+--   valgrind): each side runs 200 and 2200 calls under callgrind; (Ir(2200) - Ir(200)) / 2000 is one call.
 local ver = type(jit) == "table" and "5.1" or _VERSION:match("5%.%d")
 package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
 package.cpath = "build/" .. ver .. "/?.so;" .. package.cpath
@@ -11,57 +12,106 @@ local BASIC = "Basic c3RvcmUuc2VydmVyOjhhMTZhNmI3MDUwNWViMWYxZmY3Y2RjMGNkNTU1OWE
 local QUERY = { source = "INSTORE", identifierName = "mobile", identifierValue = "919999000001" }
 local LOOKUP = "/v2/customers/lookup?identifierName=mobile&identifierValue=919999000001&source=INSTORE"
 
--- The calls alone, for one side; `--run SIDE BASE_URL N` runs them in this process (under callgrind).
-local function run_calls(side, base_url, n)
-  if side == "client" then
-    local client = assert(require("loyalty").client { base_url = base_url, username = "store.server",
-                                                      password = "server123" })
-    for _ = 1, n do assert(client:v2_customer_lookup(QUERY)) end
-    client:close()
-  elseif side == "socket" then
-    local http, ltn12 = require "socket.http", require "ltn12"
-    for _ = 1, n do
-      local sink = {}
-      local ok, status = http.request { url = base_url .. LOOKUP, sink = ltn12.sink.table(sink),
-                                        headers = { Authorization = BASIC, Accept = "application/json" } }
-      assert(ok and status == 200, "lua-socket call failed")
-    end
-  else
-    error("unknown side " .. tostring(side))
+local function new_client(base_url, ca_file)
+  return assert(require("loyalty").client { base_url = base_url, username = "store.server", password = "server123",
+                                            ca_file = ca_file })
+end
+
+-- lua-socket at its best: TCP_NODELAY like libcurl, or the second TLS record of a request waits
+-- for the server's delayed ACK (40 ms a call). A lua-socket socket has no descriptor before
+-- connect, so the option is set right after it.
+local function socket_nodelay()
+  local socket = require "socket"
+  local methods = getmetatable(socket.tcp()).__index
+  local connect = methods.connect
+  methods.connect = function(sock, ...)
+    local ok, err = connect(sock, ...)
+    if ok then sock:setoption("tcp-nodelay", true) end
+    return ok, err
+  end
+  socket_nodelay = function() end
+end
+
+-- n lua-socket calls; each opens a new connection (and, over HTTPS, a new TLS session).
+local function socket_calls(base_url, n, ca_file)
+  socket_nodelay()
+  local ltn12 = require "ltn12"
+  local https = base_url:match("^https:")
+  local http = https and require "ssl.https" or require "socket.http"
+  for _ = 1, n do
+    local sink = {}
+    local ok, status = http.request { url = base_url .. LOOKUP, sink = ltn12.sink.table(sink),
+                                      headers = { Authorization = BASIC, Accept = "application/json" },
+                                      cafile = ca_file, verify = https and "peer" or nil }
+    assert(ok and status == 200, "lua-socket call failed: " .. tostring(status))
   end
 end
 
+-- `--run SIDE BASE_URL N` runs one side's calls in this process (under callgrind).
 if arg[1] == "--run" then
-  run_calls(arg[2], arg[3], assert(tonumber(arg[4])))
+  local n = assert(tonumber(arg[4]))
+  if arg[2] == "client" then
+    local client = new_client(arg[3])
+    for _ = 1, n do assert(client:v2_customer_lookup(QUERY)) end
+    client:close()
+  else
+    socket_calls(arg[3], n)
+  end
   return
 end
 
 local core = require "loyalty.core"
 local sandbox = require "loyalty.sandbox"
+local runner = require "loyalty.nginx_runner"
 
 local CALLGRIND = arg[1] == "--callgrind"
 local N = tonumber(arg[1]) or 2000
 -- Short interleaved rounds, the best of each side: this host's speed drifts from second to second.
 local ROUNDS = 15
+-- Over HTTPS lua-socket pays a TLS handshake per call: fewer calls and rounds keep the run short.
+local TLS_N, TLS_ROUNDS = math.max(1, math.floor(N / 4)), 5
 
 assert(os.execute("mkdir -p build && cc -O2 -o build/c_loop bench/c_loop.c -lcurl"), "cannot build bench/c_loop.c")
-local sb = assert(sandbox.start {})
-local url = sb.url .. LOOKUP
 
-local client = assert(require("loyalty").client { base_url = sb.url, username = "store.server",
-                                                  password = "server123" })
+-- A throwaway self-signed certificate for 127.0.0.1: the sandbox serves HTTPS with it and every
+-- side verifies the server against it.
+local certdir = assert(io.popen("mktemp -d /tmp/loyalty-bench-cert.XXXXXX")):read("*l")
+assert(runner.run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2"
+  .. " -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout " .. certdir .. "/key.pem -out "
+  .. certdir .. "/cert.pem 2>/dev/null"), "openssl failed")
+local ca_file = certdir .. "/cert.pem"
+local sb = assert(sandbox.start { tls = { cert = ca_file, key = certdir .. "/key.pem" } })
+
+local clients = { http = new_client(sb.url), https = new_client(sb.tls_url, ca_file) }
+
 -- The C loop sends the very header lines the client sends on this GET (Accept, Authorization,
 -- User-Agent), so both make the same request and only the client code differs.
-local c_loop_cmd = "build/c_loop '" .. url .. "' %d"
-for _, line in ipairs(assert(client:header_lines(client.auth_value, false))) do
-  c_loop_cmd = c_loop_cmd .. " '" .. line .. "'"
+local function c_loop_cmd(base_url, n)
+  local cmd = "C_LOOP_CAINFO='" .. ca_file .. "' build/c_loop '" .. base_url .. LOOKUP .. "' " .. n
+  for _, line in ipairs(assert(clients.http:header_lines(clients.http.auth_value, false))) do
+    cmd = cmd .. " '" .. line .. "'"
+  end
+  return cmd
 end
 
-local function c_loop()
-  local p = assert(io.popen(string.format(c_loop_cmd, N) .. " 2>/dev/null"))
+local function c_loop(base_url, n)
+  local p = assert(io.popen(c_loop_cmd(base_url, n) .. " 2>/dev/null"))
   local out = p:read("*a")
   p:close()
   return (assert(tonumber(out:match("calls_per_sec=([%d.]+)")), "c_loop failed: " .. out))
+end
+
+local function this_client(scheme, n)
+  local client = clients[scheme]
+  local t0 = core.now()
+  for _ = 1, n do assert(client:v2_customer_lookup(QUERY)) end
+  return n / (core.now() - t0)
+end
+
+local function lua_socket(base_url, n)
+  local t0 = core.now()
+  socket_calls(base_url, n, ca_file)
+  return n / (core.now() - t0)
 end
 
 -- Instructions callgrind counts for a command (its whole process).
@@ -82,18 +132,6 @@ local function lua_cmd(side)
   return function(n) return string.format("%s bench/client.lua --run %s '%s' %d", interp, side, sb.url, n) end
 end
 
-local function this_client()
-  local t0 = core.now()
-  for _ = 1, N do assert(client:v2_customer_lookup(QUERY)) end
-  return N / (core.now() - t0)
-end
-
-local function lua_socket()
-  local t0 = core.now()
-  run_calls("socket", sb.url, N)
-  return N / (core.now() - t0)
-end
-
 -- On a VM an idle vCPU takes tens of microseconds to wake, and each sequential call wakes the
 -- server and then the client: that latency, not either side's code, would set the figures. Like
 -- tuned's latency-performance profile, keep the CPUs out of idle states while measuring (the
@@ -109,36 +147,44 @@ local function hold_cpus_awake()
   return f
 end
 
+local vm = type(jit) == "table" and jit.version or _VERSION
+
+local function report(scheme, base_url, n, rounds, awake)
+  local best = { c = 0, client = 0, socket = 0 }
+  for _ = 1, rounds do
+    best.c = math.max(best.c, c_loop(base_url, n))
+    best.client = math.max(best.client, this_client(scheme, n))
+    best.socket = math.max(best.socket, lua_socket(base_url, n))
+  end
+  print(string.format("client bench (%s, %s, %d sequential calls, best of %d rounds, GET /v2/customers/lookup, %s)",
+                      vm, scheme:upper(), n, rounds, awake and "CPUs held out of idle" or "CPUs may idle: run as root"))
+  print(string.format("  plain C libcurl loop  %9.0f calls/s", best.c))
+  print(string.format("  lua-loyalty client    %9.0f calls/s   %.2fx the C loop (target >= 0.90)",
+                      best.client, best.client / best.c))
+  print(string.format("  lua-socket            %9.0f calls/s   client is %.1fx lua-socket (target >= 3;"
+                      .. " the C loop itself is %.1fx)", best.socket, best.client / best.socket,
+                      best.c / best.socket))
+end
+
 local awake = hold_cpus_awake()
 local ok, err = pcall(function()
-  this_client() -- warm up the sandbox and the connection
-  local vm = type(jit) == "table" and jit.version or _VERSION
+  this_client("http", 100) -- warm up the sandbox and both connections
+  this_client("https", 100)
   if CALLGRIND then
-    local c = per_call(function(n) return string.format(c_loop_cmd, n) end)
+    local c = per_call(function(n) return c_loop_cmd(sb.url, n) end)
     local cl = per_call(lua_cmd("client"))
     local so = per_call(lua_cmd("socket"))
-    print(string.format("client bench (%s, callgrind instructions per call, client side only)", vm))
+    print(string.format("client bench (%s, HTTP, callgrind instructions per call, client side only)", vm))
     print(string.format("  plain C libcurl loop  %9.0f Ir/call", c))
     print(string.format("  lua-loyalty client    %9.0f Ir/call   %.2fx the C loop's count", cl, cl / c))
     print(string.format("  lua-socket http       %9.0f Ir/call   %.2fx the client's count", so, so / cl))
     return
   end
-  local best = { c = 0, client = 0, socket = 0 }
-  for _ = 1, ROUNDS do
-    best.c = math.max(best.c, c_loop())
-    best.client = math.max(best.client, this_client())
-    best.socket = math.max(best.socket, lua_socket())
-  end
-  print(string.format("client bench (%s, %d sequential calls, best of %d rounds, GET /v2/customers/lookup, %s)",
-                      vm, N, ROUNDS, awake and "CPUs held out of idle" or "CPUs may idle: run as root"))
-  print(string.format("  plain C libcurl loop  %9.0f calls/s", best.c))
-  print(string.format("  lua-loyalty client    %9.0f calls/s   %.2fx the C loop (target >= 0.90)",
-                      best.client, best.client / best.c))
-  print(string.format("  lua-socket http       %9.0f calls/s   client is %.1fx lua-socket (target >= 3;"
-                      .. " the C loop itself is %.1fx)", best.socket, best.client / best.socket,
-                      best.c / best.socket))
+  report("http", sb.url, N, ROUNDS, awake)
+  report("https", sb.tls_url, TLS_N, TLS_ROUNDS, awake)
 end)
 if awake then awake:close() end
-client:close()
+for _, c in pairs(clients) do c:close() end
 sb:stop()
+runner.run("rm -rf '" .. certdir .. "'")
 assert(ok, err)

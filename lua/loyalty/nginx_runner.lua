@@ -99,7 +99,8 @@ end
 
 local function render(opts, prefix, port)
   local lpath, cpath = default_paths()
-  local http = (opts.http or ""):gsub("%${port}", tostring(port)):gsub("%${prefix}", prefix)
+  local http = (opts.http or ""):gsub("%${port}", tostring(port)):gsub("%${next_port}", tostring(port + 1))
+                                :gsub("%${prefix}", prefix)
   local main = (opts.main or ""):gsub("%${prefix}", prefix)
   return table.concat({
     load_module_lines(),
@@ -171,8 +172,8 @@ local function random_port()
   return math.random(20000, 59999)
 end
 
---- Starts nginx. opts: http (string, the http{} body; "${port}" and "${prefix}" are
--- substituted), main (main-context directives), port (nil: a free one), workers,
+--- Starts nginx. opts: http (string, the http{} body; "${port}", "${next_port}" (port + 1, for a
+-- second listener) and "${prefix}" are substituted), main (main-context directives), port (nil: a free one), workers,
 -- foreground (exec in the foreground and return when nginx exits), lua_package_path/cpath
 -- (prepended to the in-tree paths), log_level, keep_prefix.
 -- Returns a Server {port, url, prefix, stop()} or nil, message.

@@ -30,8 +30,9 @@ local function seed_text(seed)
   return text
 end
 
---- The http{} body for nginx_runner. seed_file: path of the seed JSON; latency_ms: starting latency.
-function _M.http_config(seed_file, latency_ms)
+--- The http{} body for nginx_runner. seed_file: path of the seed JSON; latency_ms: starting latency;
+-- tls: {cert, key} (PEM paths) adds the same API over TLS on the next port.
+function _M.http_config(seed_file, latency_ms, tls)
   return table.concat({
     "lua_shared_dict sandbox_state 64m;",
     "lua_shared_dict sandbox_counters 4m;",
@@ -48,6 +49,9 @@ function _M.http_config(seed_file, latency_ms)
     "client_body_buffer_size " .. inferred.MAX_BODY .. ";",
     "server {",
     "  listen 127.0.0.1:${port} backlog=4096;",
+    tls and "  listen 127.0.0.1:${next_port} ssl backlog=4096;" or "",
+    tls and ("  ssl_certificate " .. tls.cert .. ";") or "",
+    tls and ("  ssl_certificate_key " .. tls.key .. ";") or "",
     "  server_tokens off;",
     "  error_page 413 = @too_large;",
     "  location / { content_by_lua_block { require('loyalty.sandbox.server').handle() } }",
@@ -139,14 +143,15 @@ end
 
 --- Starts the sandbox. opts: port (nil: a free one), latency_ms, seed (path or table; default
 -- examples/sandbox-seed.json), workers (default 1), foreground (run until nginx exits; returns
--- true/false). Returns a handle {url, port, stop(), state(), reset(), faults(spec), otp(...)} or nil, err.
+-- true/false), tls = {cert, key} (also serve HTTPS on port + 1, as handle.tls_url).
+-- Returns a handle {url, tls_url, port, stop(), state(), reset(), faults(spec), otp(...)} or nil, err.
 function _M.start(opts)
   opts = opts or {}
   local text, err = seed_text(opts.seed)
   if not text then return nil, err end
   local seed_file = write_seed(text)
   local server, serr = runner.start {
-    http = _M.http_config(seed_file, opts.latency_ms), port = opts.port, workers = opts.workers or 1,
+    http = _M.http_config(seed_file, opts.latency_ms, opts.tls), port = opts.port, workers = opts.workers or 1,
     foreground = opts.foreground, worker_connections = opts.worker_connections or 4096,
     error_log = opts.error_log,
   }
@@ -158,7 +163,8 @@ function _M.start(opts)
     os.remove(seed_file)
     return nil, serr
   end
-  local handle = setmetatable({ url = server.url, port = server.port, server = server, seed_file = seed_file }, Handle)
+  local handle = setmetatable({ url = server.url, port = server.port, server = server, seed_file = seed_file,
+                                tls_url = opts.tls and ("https://127.0.0.1:" .. (server.port + 1)) or nil }, Handle)
   if not wait_ready(server.url) then
     local log = server:error_log()
     handle:stop()
