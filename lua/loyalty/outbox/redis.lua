@@ -99,7 +99,17 @@ function _M.open(opts)
   if not conn then return fail(err) end
   local self = setmetatable({ conn = conn, key = key, clock = opts.clock or base.clock, backend = "redis",
                               opts = opts }, Outbox)
+  self:release()
   return self
+end
+
+-- Inside nginx the connection goes back to the pool between calls: the next call may come from
+-- another request or timer, which could not use this one's cosocket.
+function Outbox:release()
+  if self.conn and self.conn.pooled then
+    self.conn:release()
+    self.conn = nil
+  end
 end
 
 function Outbox:call(...)
@@ -112,8 +122,10 @@ function Outbox:call(...)
   local r, err = self.conn:call(...)
   if r == nil then
     if not self.conn.sock then self.conn = nil end
+    self:release()
     return fail(err)
   end
+  self:release()
   return r
 end
 

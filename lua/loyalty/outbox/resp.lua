@@ -5,22 +5,27 @@ local _M = {}
 local Conn = {}
 Conn.__index = Conn
 
+-- Inside nginx a cosocket belongs to the request or timer that made it, so connections are not
+-- kept by their owner but returned to nginx's pool after each use (release).
+local POOL_IDLE_MS, POOL_SIZE = 60000, 16
+
 local function tcp()
   local ngx = rawget(_G, "ngx")
   if type(ngx) == "table" and ngx.socket and type(ngx.get_phase) == "function" and ngx.get_phase() ~= "init" then
-    return ngx.socket.tcp(), 1 -- timeouts in milliseconds
+    return ngx.socket.tcp(), 1, true -- timeouts in milliseconds, pooled
   end
-  return require("socket").tcp(), 1000 -- timeouts in seconds
+  return require("socket").tcp(), 1000, false -- timeouts in seconds
 end
 
---- connect{host, port, timeout_ms, password} -> conn | nil, message
+--- connect{host, port, timeout_ms, password} -> conn | nil, message. conn.pooled: call
+-- conn:release() when done (inside nginx); otherwise keep it.
 function _M.connect(opts)
-  local sock, per_second = tcp()
+  local sock, per_second, pooled = tcp()
   sock:settimeout((opts.timeout_ms or 2000) / per_second)
   local ok, err = sock:connect(opts.host or "127.0.0.1", opts.port or 6379)
   if not ok then return nil, "redis connect: " .. tostring(err) end
-  local c = setmetatable({ sock = sock }, Conn)
-  if opts.password then
+  local c = setmetatable({ sock = sock, pooled = pooled }, Conn)
+  if opts.password and not (pooled and (sock:getreusedtimes() or 0) > 0) then -- a pooled one is signed in
     local r, aerr = c:call("AUTH", opts.password)
     if not r then
       c:close()
@@ -88,6 +93,13 @@ function Conn:close()
     self.sock:close()
     self.sock = nil
   end
+end
+
+-- Hands a pooled connection back to nginx (closing it if it can't be reused); a no-op otherwise.
+function Conn:release()
+  if not (self.pooled and self.sock) then return end
+  if not self.sock:setkeepalive(POOL_IDLE_MS, POOL_SIZE) then self.sock:close() end
+  self.sock = nil
 end
 
 return _M

@@ -10,12 +10,17 @@ function _M.available()
     or os.execute("command -v redis-server >/dev/null 2>&1") == 0
 end
 
-function _M.start()
+-- opts: password (the server then requires AUTH).
+function _M.start(opts)
   local dir = proc.tmpdir()
   local port = proc.free_port()
-  local pid = proc.spawn({ "redis-server", "--port", tostring(port), "--bind", "127.0.0.1", "--dir", dir,
-                           "--appendonly", "yes", "--appendfsync", "always", "--save", "",
-                           "--protected-mode", "no" }, dir .. "/redis.log")
+  local argv = { "redis-server", "--port", tostring(port), "--bind", "127.0.0.1", "--dir", dir,
+                 "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--protected-mode", "no" }
+  if opts and opts.password then
+    argv[#argv + 1] = "--requirepass"
+    argv[#argv + 1] = opts.password
+  end
+  local pid = proc.spawn(argv, dir .. "/redis.log")
   local server = { port = port, pid = pid, dir = dir, host = "127.0.0.1" }
   function server.stop()
     proc.stop(pid)
@@ -28,7 +33,7 @@ function _M.start()
       c:send("PING\r\n")
       local line = c:receive("*l")
       c:close()
-      if line == "+PONG" then return server end
+      if line == "+PONG" or (line and line:find("^%-NOAUTH")) then return server end
     else
       c:close()
     end
