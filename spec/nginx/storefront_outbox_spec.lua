@@ -44,7 +44,6 @@ describe("example storefront with an outbox", function()
   local sb, srv, dir, db
 
   lazy_setup(function()
-    sb = sandbox.start()
     dir = tmpdir()
     db = dir .. "/outbox.db"
     local conf = dir .. "/store.conf.lua"
@@ -60,18 +59,15 @@ return {
 }
 ]]):format(db))
     f:close()
-    local err
-    srv, err = support.launch.start {
-      crm_url = sb.url, transport = "proxy", workers = 2, log_level = "notice", server_extra = TIMERS_LOCATION,
+    sb, srv = support.start_storefront {
+      transport = "proxy", workers = 2, log_level = "notice", server_extra = TIMERS_LOCATION,
       env = { LOYALTY_STORE_CONF = conf, LOYALTY_OUTBOX_INTERVAL = "0.2",
               LOYALTY_CLIENT_KEY = sandbox.OAUTH_KEY, LOYALTY_CLIENT_SECRET = sandbox.OAUTH_SECRET },
     }
-    assert(srv, err)
   end)
 
   lazy_teardown(function()
-    if srv then srv:stop() end
-    if sb then sb:stop() end
+    support.stop_storefront(sb, srv)
     if dir then runner.run("rm -rf " .. quote(dir)) end
   end)
 
@@ -117,19 +113,12 @@ describe("example storefront without an outbox", function()
   local sb, srv
 
   lazy_setup(function()
-    sb = sandbox.start()
-    local err
-    srv, err = support.launch.start {
-      crm_url = sb.url, transport = "proxy", workers = 2, log_level = "notice", server_extra = TIMERS_LOCATION,
+    sb, srv = support.start_storefront {
+      transport = "proxy", workers = 2, log_level = "notice", server_extra = TIMERS_LOCATION,
       env = { LOYALTY_OUTBOX_INTERVAL = "0.05" },
     }
-    assert(srv, err)
   end)
-
-  lazy_teardown(function()
-    if srv then srv:stop() end
-    if sb then sb:stop() end
-  end)
+  lazy_teardown(function() support.stop_storefront(sb, srv) end)
 
   it("starts no drainer", function()
     local r = assert(http.get(srv.url .. "/loyalty/summary", { ["X-Demo-User"] = "tom" }))

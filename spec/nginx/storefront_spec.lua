@@ -16,19 +16,12 @@ for _, transport in ipairs { "proxy", "thread" } do
     local sb, srv
 
     lazy_setup(function()
-      sb = sandbox.start()
-      local err
-      srv, err = support.launch.start {
-        crm_url = sb.url, transport = transport, workers = 2,
+      sb, srv = support.start_storefront {
+        transport = transport, workers = 2,
         env = { LOYALTY_CLIENT_KEY = sandbox.OAUTH_KEY, LOYALTY_CLIENT_SECRET = sandbox.OAUTH_SECRET },
       }
-      assert(srv, err)
     end)
-
-    lazy_teardown(function()
-      if srv then srv:stop() end
-      if sb then sb:stop() end
-    end)
+    lazy_teardown(function() support.stop_storefront(sb, srv) end)
 
     local function get(path, user)
       return assert(http.get(srv.url .. path, user and { ["X-Demo-User"] = user } or nil))

@@ -92,4 +92,24 @@ function _M.eventually(fn, limit)
   return v
 end
 
+--- Starts the sandbox and the example storefront against it (opts as launch.start, crm_url filled
+-- in); raises if either fails, after stopping what it started. Returns sb, srv.
+function _M.start_storefront(opts, sandbox_opts)
+  local sb = require("support.sandbox").start(sandbox_opts)
+  local o = { crm_url = sb.url }
+  for k, v in pairs(opts) do o[k] = v end
+  local srv, err = _M.launch.start(o)
+  if not srv then
+    sb:stop()
+    error(err, 2)
+  end
+  return sb, srv
+end
+
+--- Stops what start_storefront started (either may be nil).
+function _M.stop_storefront(sb, srv)
+  if srv then srv:stop() end
+  if sb then sb:stop() end
+end
+
 return _M

@@ -8,20 +8,13 @@ for _, transport in ipairs { "proxy", "thread" } do
     local sb, srv
 
     lazy_setup(function()
-      sb = sandbox.start { workers = 2 }
-      local err
-      srv, err = support.launch.start {
-        crm_url = sb.url, transport = transport, workers = 2,
+      sb, srv = support.start_storefront({
+        transport = transport, workers = 2,
         env = { LOYALTY_CLIENT_KEY = sandbox.OAUTH_KEY, LOYALTY_CLIENT_SECRET = sandbox.OAUTH_SECRET },
         server_extra = "add_header X-Worker $pid always;",
-      }
-      assert(srv, err)
+      }, { workers = 2 })
     end)
-
-    lazy_teardown(function()
-      if srv then srv:stop() end
-      if sb then sb:stop() end
-    end)
+    lazy_teardown(function() support.stop_storefront(sb, srv) end)
 
     it("makes one token request for a burst of calls on both workers", function()
       -- A slow token endpoint: every request of the burst arrives while the refresh is running.
