@@ -20,6 +20,15 @@ _M.V11_UPSERT_UPDATED_MESSAGE = "Customer successfully updated"
 -- [INF] transaction/get for an unknown bill: no documented code; 602 is "invalid number".
 _M.V11_TRANSACTION_NOT_FOUND = { code = 602, message = "Transaction not found" }
 
+-- [INF] GET /v1.1/customer/transactions: the reference gives the parameters and
+-- `response.customer{…, count, start, transactions…}`, not the rest. Transactions come newest first
+-- (`sort`/`order` are not modelled); `limit` defaults to 10 (the value in the documented URL);
+-- `count` is the number of matching transactions (not of this page) and `start` the offset, both
+-- strings; each transaction is {id, number, type REGULAR|RETURN, return_type, amount, billing_time,
+-- store, custom_fields.field[] when custom_fields=true}; the customer's item_status is 1000 and an
+-- unknown customer is customer/get's item-level not-found.
+_M.V11_CUSTOMER_TRANSACTIONS = { default_limit = 10, message = "Customer transactions retrieved successfully" }
+
 -- [INF] A FULL return of a bill already fully returned: one of the 626-640 "return-type conflicts".
 _M.V11_ALREADY_RETURNED = { code = 626, message = "Transaction already returned" }
 

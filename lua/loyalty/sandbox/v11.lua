@@ -463,6 +463,51 @@ local function transaction_get(req)
     transactions = { transaction = array { out } } } }
 end
 
+-- A customer's bills and returns, newest first; `number` narrows to one bill.
+local function customer_transactions(req)
+  local args = req.args
+  local kind, value
+  for _, k in ipairs(GET_KINDS) do
+    if type(args[k]) == "string" and args[k] ~= "" then kind, value = k, args[k] break end
+  end
+  if not kind then return common.v11_error(400, 400, "Input is invalid: a customer identifier is required") end
+  local c = store.find_customer(kind, value)
+  if not c then
+    local nf = inferred.V11_CUSTOMER_GET_NOT_FOUND
+    return 200, { response = { status = common.v11_batch_status(0, 1, true),
+      customer = { [kind] = value, item_status = item_status(false, nf.code, nf.message, {}) } } }
+  end
+  local number = type(args.number) == "string" and args.number ~= "" and args.number or nil
+  local shape = inferred.V11_CUSTOMER_TRANSACTIONS
+  local limit = tonumber(args.limit)
+  if not limit or limit < 1 or limit % 1 ~= 0 then limit = shape.default_limit end
+  local offset = tonumber(args.offset)
+  if not offset or offset < 0 or offset % 1 ~= 0 then offset = 0 end
+  local matched = {}
+  local ids = c.transactions or {}
+  for i = #ids, 1, -1 do
+    local t = store.get_json("txn:" .. ids[i])
+    if t and (not number or t.number == number) then matched[#matched + 1] = t end
+  end
+  local with_fields = truthy(args.custom_fields)
+  local out = array {}
+  for i = offset + 1, math.min(#matched, offset + limit) do
+    local t = matched[i]
+    out[#out + 1] = {
+      id = tostring(t.id), number = t.number, type = t.type, return_type = t.return_type,
+      amount = tostring(t.amount or 0), billing_time = t.billing_time,
+      store = t.attribution and t.attribution.store or "",
+      custom_fields = with_fields and common.fields(t.custom_fields) or nil,
+    }
+  end
+  return 200, { response = { status = common.v11_batch_status(1, 1, true), customer = {
+    user_id = tostring(c.id), mobile = c.mobile or "", email = c.email or "", external_id = c.external_id or "",
+    firstname = c.firstname, lastname = c.lastname,
+    count = tostring(#matched), start = tostring(offset), transactions = { transaction = out },
+    item_status = item_status(true, "1000", shape.message, {}),
+  } } }
+end
+
 -- Points ---------------------------------------------------------------------------------------
 
 local POINT_KINDS = { "mobile", "email", "external_id", "card_number", "card_external_id", "id", "user_id" }
@@ -710,6 +755,7 @@ _M.routes = {
   ["/v1.1/customer/subscriptions"] = { "POST", customer_subscriptions },
   ["/v1.1/transaction/add"] = { "POST", transaction_add },
   ["/v1.1/transaction/get"] = { "GET", transaction_get },
+  ["/v1.1/customer/transactions"] = { "GET", customer_transactions },
   ["/v1.1/points/isredeemable"] = { "GET", points_isredeemable },
   ["/v1.1/points/validationcode"] = { "GET", points_validationcode },
   ["/v1.1/points/redeem"] = { "POST", points_redeem },

@@ -248,6 +248,11 @@ function pick.body_as_customer(r) r.customer = r.body end
 function pick.reversal(r) r.reversal = r.body end
 function pick.otp_valid(r) r.valid = r.entity == true end
 function pick.otp_code(r) r.code = r.body.code end
+function pick.customer_transactions(r)
+  local c = r.body.customer
+  r.customer = c
+  r.transactions = type(c) == "table" and c.transactions and c.transactions.transaction or {}
+end
 
 local ops = {}
 _M.ops = ops
@@ -307,6 +312,18 @@ function ops.transaction_get(args)
   if not v then return nil, errors.config("invalid bill number", bad) end
   return { method = "GET", path = "/v1.1/transaction/get", query = { format = "json", number = v },
            version = "v1.1", pick = pick_transaction }
+end
+
+local HISTORY_FLAGS = { "number", "transaction_id", "custom_fields", "points_breakup", "start_date", "end_date",
+                        "limit", "offset", "sort", "order" }
+
+-- A customer's bills and returns (§4.1): `number` narrows to one bill; `custom_fields=true`
+-- shows each transaction's custom fields. r.transactions is an array.
+function ops.customer_transactions(args)
+  local q, err = identifier_query(args, HISTORY_FLAGS)
+  if not q then return nil, err end
+  return { method = "GET", path = "/v1.1/customer/transactions", query = q, version = "v1.1",
+           pick = pick.customer_transactions }
 end
 
 local POINTS_FLAGS = { "points", "issue_otp", "validation_code", "skip_validation", "program_id",

@@ -1,0 +1,105 @@
+-- GET /v1.1/customer/transactions in the sandbox: the v1.1 envelope, the bill filter, paging,
+-- custom fields on returns, and the item-level not-found of customer/get.
+local support = require("support.sandbox")
+
+describe("sandbox v1.1 customer/transactions", function()
+  local sb
+  lazy_setup(function() sb = support.start() end)
+  lazy_teardown(function() if sb then sb:stop() end end)
+  before_each(function() assert(sb:reset()) end)
+
+  local RITA = "917713643123"
+
+  local function post_tx(t)
+    t.customer = { mobile = RITA }
+    local r = sb:post("/v1.1/transaction/add", { root = { transaction = t } })
+    local item = r.json.response.transactions.transaction[1]
+    assert.equal(600, item.item_status.code)
+    return item
+  end
+
+  local function history(query)
+    local r = sb:get("/v1.1/customer/transactions?format=json&mobile=" .. RITA .. (query or ""))
+    assert.equal(200, r.status)
+    return r.json.response
+  end
+
+  before_each(function()
+    post_tx { type = "regular", number = "CT-1", amount = 1000, billing_time = "2026-01-02 10:00:00" }
+    post_tx { type = "regular", number = "CT-2", amount = 2000, billing_time = "2026-01-03 10:00:00",
+              line_items = { line_item = { { serial = 1, item_code = "A", amount = 1200 },
+                                           { serial = 2, item_code = "B", amount = 800 } } } }
+    post_tx { type = "return", return_type = "LINE_ITEM", number = "CT-2", amount = 800,
+              line_items = { line_item = { { serial = 2, item_code = "B", amount = 800 } } },
+              custom_fields = { field = { { name = "loyalty_return_ref", value = "return:CT-2:abc" } } } }
+    post_tx { type = "return", return_type = "AMOUNT", number = "CT-2", amount = 100 }
+  end)
+
+  it("lists the customer's bills and returns newest first, with count and start", function()
+    local resp = history()
+    assert.same({ "true", 200 }, { resp.status.success, resp.status.code })
+    local c = resp.customer
+    assert.equal(RITA, c.mobile)
+    assert.equal("true", c.item_status.success)
+    assert.equal("4", c.count)
+    assert.equal("0", c.start)
+    local list = c.transactions.transaction
+    assert.equal(4, #list)
+    local function row(t) return { t.number, t.type, t.return_type, t.amount } end
+    assert.same({ "CT-2", "RETURN", "AMOUNT", "100" }, row(list[1]))
+    assert.same({ "CT-2", "RETURN", "LINE_ITEM", "800" }, row(list[2]))
+    assert.same({ "CT-2", "REGULAR" }, { list[3].number, list[3].type })
+    assert.is_nil(list[3].return_type)
+    assert.same({ "CT-1", "REGULAR", "2026-01-02 10:00:00" }, { list[4].number, list[4].type, list[4].billing_time })
+    assert.is_string(list[4].id)
+    assert.is_nil(list[2].custom_fields) -- only with custom_fields=true
+  end)
+
+  it("filters by bill number and shows custom fields when asked", function()
+    local c = history("&number=CT-2&custom_fields=true").customer
+    assert.equal("3", c.count)
+    local list = c.transactions.transaction
+    assert.equal(3, #list)
+    for _, t in ipairs(list) do assert.equal("CT-2", t.number) end
+    assert.same({ { name = "loyalty_return_ref", value = "return:CT-2:abc" } }, list[2].custom_fields.field)
+    assert.same({}, list[1].custom_fields.field)
+    assert.equal("0", history("&number=NOPE").customer.count)
+  end)
+
+  it("honours limit and offset", function()
+    local c = history("&limit=2&offset=1").customer
+    assert.equal("4", c.count)
+    assert.equal("1", c.start)
+    local list = c.transactions.transaction
+    assert.equal(2, #list)
+    assert.same({ "LINE_ITEM", "REGULAR" }, { list[1].return_type or "", list[2].type })
+    assert.equal(0, #history("&offset=4").customer.transactions.transaction)
+  end)
+
+  it("answers an unknown customer with customer/get's item-level 1012", function()
+    local r = sb:get("/v1.1/customer/transactions?format=json&mobile=910000000000")
+    assert.equal(200, r.status)
+    assert.equal("false", r.json.response.status.success)
+    assert.equal("910000000000", r.json.response.customer.mobile)
+    assert.same({ "false", "1012" }, { r.json.response.customer.item_status.success,
+                                       r.json.response.customer.item_status.code })
+  end)
+
+  it("needs an identifier and Basic or OAuth auth", function()
+    assert.equal(400, sb:get("/v1.1/customer/transactions?format=json").status)
+    assert.equal(401, sb:get("/v1.1/customer/transactions?mobile=" .. RITA, {}).status)
+  end)
+
+  it("reaches the client as customer_transactions with an array of transactions", function()
+    local client = assert(require("loyalty.client").new {
+      base_url = sb.url, username = "store.server", password = "server123" })
+    local r = assert(client:customer_transactions { mobile = RITA, number = "CT-2", custom_fields = true })
+    assert.equal(3, #r.transactions)
+    assert.same({ "loyalty_return_ref" }, { r.transactions[2].custom_fields.field[1].name })
+    assert.equal(RITA, r.customer.mobile)
+    local missing, err = client:customer_transactions { mobile = "910000000000" }
+    assert.is_nil(missing)
+    assert.same({ "api", 1012 }, { err.kind, err.code })
+    client:close()
+  end)
+end)
