@@ -4,8 +4,10 @@
 -- jitter; after max_attempts, or at once for a refusal that no retry can change, an entry
 -- becomes a dead letter with its last error. Replays are idempotent where the CRM allows it:
 -- a bill number it already has (604), a return already made (626), a reversal already done
--- (3802) count as delivered.
+-- (3802) count as delivered. A return has no key at the CRM: it carries its own reference
+-- (loyalty_return_ref), and a replay first asks the CRM whether that return is already there.
 local outbox = require "loyalty.outbox"
+local capillary_program = require "loyalty.program.capillary"
 
 local _M = {}
 
@@ -65,6 +67,14 @@ function _M.deliver(target, entry)
     return nil, outbox.storage_error("unknown entry kind " .. tostring(entry.kind), { retryable = false })
   end
   if not spec then return nil, err end
+  if entry.kind == "transaction_return" and (entry.attempts or 0) > 0 and client.customer_transactions then
+    -- Attempts count claims, this one included, and the program may have posted the return before
+    -- queueing it: any claimed return may have landed with its reply lost. A failed lookup posts
+    -- nothing; its error settles the entry (a retryable one keeps it in line).
+    local found, lerr = capillary_program.find_return(client, p)
+    if found == nil then return nil, lerr end
+    if found then return { already = true, found = true } end
+  end
   spec.attribution = attribution
   local r
   r, err = client:request(spec)

@@ -1,5 +1,7 @@
 -- The program's Capillary backend: store-level verbs in terms of the client's v1.1/v2 calls.
 -- `ident` is { key = "mobile"|"email"|"external_id", value = "…" }.
+local errors = require "loyalty.errors"
+
 local _M = {}
 
 local Backend = {}
@@ -163,7 +165,14 @@ function Backend:post_order(ident, profile, order, opts)
            balance = tonumber(c.loyalty_points), request_id = r.request_id }
 end
 
---- ret: {kind = "FULL"|"LINE_ITEM"|"AMOUNT", lines, amount, till}
+-- Capillary has no idempotency key for returns (§7): each return carries this custom field, the
+-- same on its first attempt and on every replay, so a replay can ask whether it already landed.
+-- [INF] The org accepts the field on a return (custom fields are set up per org), and
+-- customer/transactions (§4.1: parameters documented, body not) honours `number`, `limit` and
+-- `offset` and shows each return as type RETURN with its custom_fields.field[] when asked.
+_M.RETURN_REF_FIELD = "loyalty_return_ref"
+
+--- ret: {kind = "FULL"|"LINE_ITEM"|"AMOUNT", lines, amount, till, ref}
 function Backend:post_return(ident, order, ret)
   local tx = {
     type = "return", return_type = ret.kind, number = tostring(order.id),
@@ -171,6 +180,7 @@ function Backend:post_return(ident, order, ret)
     purchase_time = (order.placed_at or os.date("!%Y-%m-%d")):sub(1, 10),
     customer = { [ident.key] = ident.value },
   }
+  if ret.ref then tx.custom_fields = field_list { [_M.RETURN_REF_FIELD] = ret.ref } end
   if ret.kind == "LINE_ITEM" then tx.line_items = line_items(ret.lines) end
   local till = ret.till or {}
   local client = till.client or self.client
@@ -184,6 +194,33 @@ function Backend:post_return(ident, order, ret)
   if not r then return nil, mark_not_found(err) end
   local tr = r.transaction or {}
   return { points_deducted = tonumber(tr.points_deducted) or 0, balance = tonumber(tr.points_balance) }
+end
+
+local RETURN_PAGE, RETURN_MAX_PAGES = 100, 20
+
+--- Whether the CRM already holds the return `tx` (a transaction/add payload from post_return):
+-- true | false (not there, or tx carries no reference) | nil, err (the lookup failed).
+function _M.find_return(client, tx)
+  local ref = fields_of(tx.custom_fields)[_M.RETURN_REF_FIELD]
+  if ref == nil then return false end
+  local args = { number = tx.number, custom_fields = true, limit = RETURN_PAGE }
+  local customer = type(tx.customer) == "table" and tx.customer or {}
+  for _, k in ipairs { "mobile", "email", "external_id" } do args[k] = customer[k] end
+  for page = 0, RETURN_MAX_PAGES - 1 do
+    args.offset = page * RETURN_PAGE
+    local r, err = client:customer_transactions(args)
+    if not r then return nil, err end
+    for _, t in ipairs(r.transactions) do
+      if type(t) == "table" and tostring(t.type):upper() == "RETURN" and tostring(t.number) == tostring(tx.number)
+        and fields_of(t.custom_fields)[_M.RETURN_REF_FIELD] == ref then
+        return true
+      end
+    end
+    if #r.transactions < RETURN_PAGE then return false end
+  end
+  return nil, errors.new { kind = "decode", retryable = true,
+                           message = "customer/transactions kept paging past " .. RETURN_MAX_PAGES * RETURN_PAGE ..
+                                     " entries for bill " .. tostring(tx.number) }
 end
 
 function Backend:reverse_redemption(ident, redemption_id, points)

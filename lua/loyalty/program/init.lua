@@ -489,6 +489,26 @@ function Program:order_placed(user, order)
   return r
 end
 
+-- 16 hex digits that no other process or call repeats: from the kernel's random source, else
+-- from the clock, a fresh table's address and a per-process counter.
+local return_seq = 0
+local function unique_hex()
+  local f = io.open("/dev/urandom", "rb")
+  local bytes = f and f:read(8)
+  if f then f:close() end
+  if bytes and #bytes == 8 then return (bytes:gsub(".", function(c) return string.format("%02x", c:byte()) end)) end
+  return_seq = return_seq + 1
+  local core = require "loyalty.core"
+  return core.md5_hex(table.concat({ os.time(), core.now(), tostring({}), return_seq }, ":")):sub(1, 16)
+end
+
+-- The reference a return carries to the CRM (loyalty_return_ref), fixed before its first attempt:
+-- a whole-order return happens once per order; each partial return is its own.
+local function return_ref(order, kind)
+  if kind == "FULL" then return "return:" .. tostring(order.id) end
+  return "return:" .. tostring(order.id) .. ":" .. unique_hex()
+end
+
 --- A return: `ret` nil = the whole order; {lines = {...}} = those lines; {amount = n}.
 -- Earned points come back as the CRM computes; a full return also reverses the redemption.
 function Program:order_returned(user, order, ret)
@@ -509,10 +529,11 @@ function Program:order_returned(user, order, ret)
   if not till then return nil, err end
   local red = order.redemption
   local reverse = kind == "FULL" and red and red.id
-  if self.outbox then return self:return_via_outbox(ident, order, kind, ret, amount, till, reverse and red) end
+  local ref = return_ref(order, kind)
+  if self.outbox then return self:return_via_outbox(ident, order, kind, ret, amount, till, reverse and red, ref) end
   local r
   r, err = self.backend:post_return(ident, order, { kind = kind, lines = ret and ret.lines, amount = amount,
-                                                    till = till })
+                                                    till = till, ref = ref })
   if not r then
     err.order_id = order.id
     return nil, err
@@ -532,20 +553,18 @@ end
 
 -- order_returned with an outbox: a return that cannot be posted now is queued, and so is its
 -- redemption reversal, behind it in the customer's line.
-function Program:return_via_outbox(ident, order, kind, ret, amount, till, red)
+-- The entry's dedupe key is the return's reference (loyalty_return_ref, also in its payload).
+function Program:return_via_outbox(ident, order, kind, ret, amount, till, red, ref)
   local s = self.settings
   local code = s.use_order_store_till and order.store_code or nil
   local r, err, rec = self:recorded(till.client or self.client, function(b, proxy)
-    return b:post_return(ident, order, { kind = kind, lines = ret and ret.lines, amount = amount,
+    return b:post_return(ident, order, { kind = kind, lines = ret and ret.lines, amount = amount, ref = ref,
                                          till = { client = proxy, attribution = till.attribution } })
   end)
   local queued = false
   if not r and queueable(err) then
     local crm_err = not err.captured and err or nil
-    r, err = self:enqueue("transaction_return", ident, rec, {
-      till = code and tostring(code),
-      dedupe_key = kind == "FULL" and ("return:" .. tostring(order.id)) or nil,
-    })
+    r, err = self:enqueue("transaction_return", ident, rec, { till = code and tostring(code), dedupe_key = ref })
     if r then r.crm_error, queued = crm_err, true end
   end
   if not r then
