@@ -133,12 +133,15 @@ describe("crash safety", function()
 
     it("a drainer killed mid-drain leaves its claims to the other, every order once", function()
       local target = server.port .. ":crash:b"
-      local kills = 0
-      for round = 1, 4 do
+      local kills, round = 0, 0
+      -- Placers killed mid-write until two were (bounded: a fast one may finish first), then two
+      -- that run to the end.
+      local function place(kill)
+        round = round + 1
         local log = dir .. "/rb-place" .. round .. ".log"
         local placer = spawn(log, "place", sb.url, "redis", target, tostring(N), "RB-")
-        if round <= 2 and wait_for(log, "placing", placer) then
-          socket.sleep(math.random() * 0.03)
+        if kill and wait_for(log, "placing", placer) then
+          socket.sleep(math.random() * 0.02)
           if proc.alive(placer) then
             proc.kill(placer, "KILL")
             kills = kills + 1
@@ -146,6 +149,9 @@ describe("crash safety", function()
         end
         assert.is_true(proc.wait(placer, 20))
       end
+      while kills < 2 and round < 8 do place(true) end
+      place(false)
+      place(false)
       local l1, l2 = dir .. "/rb1.log", dir .. "/rb2.log"
       local d1 = spawn(l1, "drain", sb.url, "redis", target, "0", "RB-")
       local d2 = spawn(l2, "drain", sb.url, "redis", target, "0", "RB-")
