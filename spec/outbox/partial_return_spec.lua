@@ -1,10 +1,8 @@
 -- Partial returns have no idempotency key at Capillary: each carries loyalty_return_ref, and the
 -- drainer asks customer/transactions before replaying one. Checked against the sandbox's ledger.
-local loyalty = require "loyalty"
 local core = require "loyalty.core"
-local support = require "support.sandbox"
 local drainer = require "loyalty.outbox.drainer"
-local proc = require "outbox.helpers.proc"
+local programs = require "outbox.helpers.programs"
 
 local TOM = { mobile = "919999000001", firstname = "Tom" }
 local LATER = os.time() + 1e6 -- a drainer clock past every backoff
@@ -16,27 +14,15 @@ local function order(id)
 end
 
 describe("partial returns through the outbox", function()
-  local sb, dir, n = nil, nil, 0
-
-  lazy_setup(function()
-    sb = support.start()
-    dir = proc.tmpdir()
+  local ctx, sb = programs.new(), nil
+  lazy_setup(ctx.start)
+  lazy_teardown(ctx.stop)
+  before_each(function()
+    ctx.reset()
+    sb = ctx.sb
   end)
-  lazy_teardown(function()
-    if sb then sb:stop() end
-    proc.rmdir(dir)
-  end)
-  before_each(function() assert(sb:reset()) end)
 
-  local function program(outbox_extra, crm_extra)
-    n = n + 1
-    local ob = { backend = "sqlite", path = dir .. "/r" .. n .. ".db" }
-    for k, v in pairs(outbox_extra or {}) do ob[k] = v end
-    local crm = { base_url = sb.url, username = "store.server", password = "server123", sleep = function() end,
-                  max_attempts = 2 }
-    for k, v in pairs(crm_extra or {}) do crm[k] = v end
-    return assert(loyalty.program { crm = crm, outbox = ob })
-  end
+  local function program(outbox_extra, crm_extra) return ctx.program(outbox_extra, crm_extra) end
 
   local function drain(p, clock)
     return assert(drainer.run(p, p.outbox, { sleep = function() end, clock = clock }))

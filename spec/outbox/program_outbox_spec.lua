@@ -1,9 +1,8 @@
 -- The program with an outbox, drained against the sandbox: what is queued, how it is replayed,
 -- and that the CRM ends up with each write exactly once.
 local loyalty = require "loyalty"
-local support = require "support.sandbox"
 local drainer = require "loyalty.outbox.drainer"
-local proc = require "outbox.helpers.proc"
+local programs = require "outbox.helpers.programs"
 
 local TOM = { mobile = "919999000001", firstname = "Tom" }
 
@@ -15,28 +14,15 @@ local function order(id, extra)
 end
 
 describe("program with an outbox", function()
-  local sb, dir, n = nil, nil, 0
-
-  lazy_setup(function()
-    sb = support.start()
-    dir = proc.tmpdir()
+  local ctx, sb = programs.new(), nil
+  lazy_setup(ctx.start)
+  lazy_teardown(ctx.stop)
+  before_each(function()
+    ctx.reset()
+    sb = ctx.sb
   end)
-  lazy_teardown(function()
-    if sb then sb:stop() end
-    proc.rmdir(dir)
-  end)
-  before_each(function() assert(sb:reset()) end)
 
-  local function program(outbox_extra, extra)
-    n = n + 1
-    local ob = { backend = "sqlite", path = dir .. "/p" .. n .. ".db" }
-    for k, v in pairs(outbox_extra or {}) do ob[k] = v end
-    local s = { crm = { base_url = sb.url, username = "store.server", password = "server123", sleep = function() end,
-                        max_attempts = 2 },
-                outbox = ob }
-    for k, v in pairs(extra or {}) do s[k] = v end
-    return assert(loyalty.program(s))
-  end
+  local function program(outbox_extra, extra) return ctx.program(outbox_extra, nil, extra) end
 
   local function drain(p, opts)
     opts = opts or {}
