@@ -90,6 +90,15 @@ describe("sandbox v1.1 customer/transactions", function()
     assert.equal(401, sb:get("/v1.1/customer/transactions?mobile=" .. RITA, {}).status)
   end)
 
+  it("answers 400 without a customer identifier, as customer/get does", function()
+    for _, path in ipairs { "/v1.1/customer/transactions?format=json", "/v1.1/customer/get?format=json" } do
+      local r = sb:get(path)
+      assert.equal(400, r.status)
+      assert.equal(400, r.json.response.status.code)
+      assert.matches("identifier is required", r.json.response.status.message)
+    end
+  end)
+
   it("reaches the client as customer_transactions with an array of transactions", function()
     local client = assert(require("loyalty.client").new {
       base_url = sb.url, username = "store.server", password = "server123" })

@@ -192,13 +192,18 @@ end
 
 local GET_KINDS = { "mobile", "email", "external_id", "card_number", "id", "user_id" }
 
+-- The first customer identifier in the query: kind, value; or nil, nil and the 400 reply.
+local function identifier_arg(args)
+  for _, k in ipairs(GET_KINDS) do
+    if type(args[k]) == "string" and args[k] ~= "" then return k, args[k] end
+  end
+  return nil, nil, common.v11_error(400, 400, "Input is invalid: a customer identifier is required")
+end
+
 local function customer_get(req)
   local args = req.args
-  local kind, values
-  for _, k in ipairs(GET_KINDS) do
-    if type(args[k]) == "string" and args[k] ~= "" then kind, values = k, args[k] break end
-  end
-  if not kind then return common.v11_error(400, 400, "Input is invalid: a customer identifier is required") end
+  local kind, values, bad_status, bad_body = identifier_arg(args)
+  if not kind then return bad_status, bad_body end
   local flags = {
     points_summary = truthy(args.points_summary), subscriptions = truthy(args.subscriptions),
     user_id = truthy(args.user_id), transactions = truthy(args.transactions),
@@ -466,11 +471,8 @@ end
 -- A customer's bills and returns, newest first; `number` narrows to one bill.
 local function customer_transactions(req)
   local args = req.args
-  local kind, value
-  for _, k in ipairs(GET_KINDS) do
-    if type(args[k]) == "string" and args[k] ~= "" then kind, value = k, args[k] break end
-  end
-  if not kind then return common.v11_error(400, 400, "Input is invalid: a customer identifier is required") end
+  local kind, value, bad_status, bad_body = identifier_arg(args)
+  if not kind then return bad_status, bad_body end
   local c = store.find_customer(kind, value)
   if not c then
     local nf = inferred.V11_CUSTOMER_GET_NOT_FOUND
