@@ -52,7 +52,8 @@ static int l_perform(lua_State *L)
   return 2;
 }
 
-/* Texts of the reply headers the client reads, borrowed from the transfer's header buffer. */
+/* Texts of the reply headers the client reads, borrowed from the transfer's header buffer: the
+ * request id under CORE_REQUEST_ID_HEADERS' names, in their order of preference, then Retry-After. */
 static const char *const REPLY_HEADERS[] = {"x-cap-requestid", "x-cap-request-id", "x-request-id", "retry-after", NULL};
 
 static void reply_headers(const transfer *t, core_text *request_id, core_text *retry_after)
