@@ -157,15 +157,7 @@ local function fail(err)
 end
 
 local function read_json()
-  ngx.req.read_body()
-  local body = ngx.req.get_body_data()
-  if not body then
-    local file = ngx.req.get_body_file()
-    if file then
-      local f = io.open(file, "rb")
-      if f then body = f:read("*a") f:close() end
-    end
-  end
+  local body = loyalty_ngx.request_body()
   if not body or body == "" then return {} end
   local v = cjson.decode(body)
   if type(v) ~= "table" then return nil end

@@ -107,6 +107,21 @@ function _M.reset_caches()
   stores, programs = {}, setmetatable({}, { __mode = "k" })
 end
 
+--- The request body as a string (nil when there is none): nginx keeps a large one in a temp file.
+function _M.request_body()
+  ngx.req.read_body()
+  local data = ngx.req.get_body_data()
+  if data == nil then
+    local file = ngx.req.get_body_file()
+    local f = file and io.open(file, "rb")
+    if f then
+      data = f:read("*a")
+      f:close()
+    end
+  end
+  return data
+end
+
 --- True where ngx.location.capture is allowed (and so the proxy transport can run).
 local CAPTURE_PHASES = { rewrite = true, access = true, content = true }
 function _M.capture_allowed()

@@ -47,18 +47,7 @@ local function fail(gen, http, code, message)
   send(error_reply(gen, http, code, message))
 end
 
-local function read_body()
-  ngx.req.read_body()
-  local data = ngx.req.get_body_data()
-  if data == nil then
-    local file = ngx.req.get_body_file()
-    if file then
-      local f = io.open(file, "rb")
-      if f then data = f:read("*a") f:close() end
-    end
-  end
-  return data
-end
+local read_body = require("loyalty.ngx").request_body
 
 -- Auth -----------------------------------------------------------------------------------------
 
