@@ -73,14 +73,17 @@ function _M.new_purchase_number()
   return string.format("CE%08d", n), hex_id("purchase", n)
 end
 
-function _M.each_purchase()
+-- Every record numbered by sequence `seq` (numbers `fmt` % n), as read by `get`, in order.
+local function each_numbered(seq, fmt, get)
   local out = json.array {}
-  for n = 1, store.seq("crmpur") do
-    local p = _M.purchase(string.format("CE%08d", n))
-    if p then out[#out + 1] = p end
+  for n = 1, store.seq(seq) do
+    local r = get(string.format(fmt, n))
+    if r then out[#out + 1] = r end
   end
   return out
 end
+
+function _M.each_purchase() return each_numbered("crmpur", "CE%08d", _M.purchase) end
 
 function _M.spend(number) return store.get_json("crm:sr:" .. tostring(number)) end
 function _M.put_spend(s) store.set_json("crm:sr:" .. s.number, s) end
@@ -95,14 +98,7 @@ function _M.find_spend_ref(ref)
   return n and _M.spend(n)
 end
 
-function _M.each_spend()
-  local out = json.array {}
-  for n = 1, store.seq("crmsr") do
-    local s = _M.spend(string.format("SR%08d", n))
-    if s then out[#out + 1] = s end
-  end
-  return out
-end
+function _M.each_spend() return each_numbered("crmsr", "SR%08d", _M.spend) end
 
 -- Products ---------------------------------------------------------------------------------
 
