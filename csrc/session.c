@@ -53,18 +53,22 @@ static int l_perform(lua_State *L)
 }
 
 /* Texts of the reply headers the client reads, borrowed from the transfer's header buffer: the
- * request id under CORE_REQUEST_ID_HEADERS' names, in their order of preference, then Retry-After. */
-static const char *const REPLY_HEADERS[] = {"x-cap-requestid", "x-cap-request-id", "x-request-id", "retry-after", NULL};
-
+ * request id (CORE_REQUEST_ID_HEADERS, first name found wins) and Retry-After, in one pass. */
 static void reply_headers(const transfer *t, core_text *request_id, core_text *retry_after)
 {
-  core_text v[4] = {{NULL, 0}, {NULL, 0}, {NULL, 0}, {NULL, 0}};
-  int i;
-  head_find(&t->head, REPLY_HEADERS, v);
-  *request_id = v[2];
-  for (i = 1; i >= 0; i--)
+  const char *names[HEAD_FIND_MAX];
+  core_text v[HEAD_FIND_MAX];
+  int i, n = 0;
+  for (i = 0; CORE_REQUEST_ID_HEADERS[i] && n < HEAD_FIND_MAX - 2; i++) names[n++] = CORE_REQUEST_ID_HEADERS[i];
+  names[n] = "retry-after";
+  names[n + 1] = NULL;
+  memset(v, 0, sizeof v);
+  head_find(&t->head, names, v);
+  request_id->s = NULL;
+  request_id->len = 0;
+  for (i = n - 1; i >= 0; i--)
     if (v[i].s) *request_id = v[i];
-  *retry_after = v[3];
+  *retry_after = v[n];
 }
 
 /* session:exchange(method, base_url, path, query, json, body, header_lines [, raw_cap]): build_request,
