@@ -156,9 +156,11 @@ function _M.new(opts)
     self.attribution = provider.attribution_headers(opts.attribution)
   end
   self.transport = opts.transport or default_transport(opts)
-  if not opts.transport then self.header_cache, self.build_args = {}, {} end
-  -- The libcurl transport's session: send's fast path. nginx transports have none.
-  if not opts.transport then self.session = self.transport.session end
+  if not opts.transport then
+    self.header_cache, self.build_args = {}, {}
+    -- The libcurl transport's session: send's one-call path. nginx transports have none.
+    self.session = self.transport.session
+  end
   if not opts.transport and not in_nginx then
     -- request_many runs batches concurrently over libcurl's multi interface with these options.
     self.multi_opts = { timeout_ms = opts.timeout_ms or 10000, connect_timeout_ms = opts.connect_timeout_ms or 3000,

@@ -263,26 +263,22 @@ local GET_FLAGS = { "points_summary", "subscriptions", "user_id", "transactions"
 function ops.customer_get(args)
   local q, err = identifier_query(args, GET_FLAGS)
   if not q then return nil, err end
-  return { method = "GET", path = "/v1.1/customer/get", query = q, version = "v1.1",
-           pick = pick.customer }
+  return { method = "GET", path = "/v1.1/customer/get", query = q, version = "v1.1", pick = pick.customer }
 end
 
 function ops.customer_add(customer)
   return { method = "POST", path = "/v1.1/customer/add", query = { format = "json" }, version = "v1.1",
-           json = v11_list("customer", customer),
-           pick = pick.customers }
+           json = v11_list("customer", customer), pick = pick.customers }
 end
 
 function ops.customer_update(customer)
   return { method = "POST", path = "/v1.1/customer/update", query = { format = "json" }, version = "v1.1",
-           json = v11_list("customer", customer),
-           pick = pick.customer }
+           json = v11_list("customer", customer), pick = pick.customer }
 end
 
 function ops.customer_subscriptions(list)
   return { method = "POST", path = "/v1.1/customer/subscriptions", query = { format = "json" },
-           version = "v1.1", json = v11_list("subscription", list),
-           pick = pick.subscriptions }
+           version = "v1.1", json = v11_list("subscription", list), pick = pick.subscriptions }
 end
 
 -- Bill numbers are unique at the CRM (604 on a replay), which makes transaction/add safe to
@@ -339,8 +335,7 @@ end
 function ops.points_validation_code(args)
   local q, err = identifier_query(args, { "points", "program_id" })
   if not q then return nil, err end
-  return { method = "GET", path = "/v1.1/points/validationcode", query = q, version = "v1.1",
-           pick = pick.validation }
+  return { method = "GET", path = "/v1.1/points/validationcode", query = q, version = "v1.1", pick = pick.validation }
 end
 
 -- external_reference_number is the documented idempotency key (§7): with it a retry is safe.
@@ -362,8 +357,7 @@ end
 
 function ops.coupon_redeem(args)
   return { method = "POST", path = "/v1.1/coupon/redeem", query = { format = "json" }, version = "v1.1",
-           json = v11_list("coupon", args),
-           pick = pick.coupon }
+           json = v11_list("coupon", args), pick = pick.coupon }
 end
 
 -- v2 -------------------------------------------------------------------------------------
@@ -386,8 +380,7 @@ function ops.v2_customer_update(id, body, query)
 end
 
 function ops.v2_customer_lookup(query)
-  return { method = "GET", path = "/v2/customers/lookup", query = query, version = "v2",
-           pick = pick.customer_id }
+  return { method = "GET", path = "/v2/customers/lookup", query = query, version = "v2", pick = pick.customer_id }
 end
 
 function ops.v2_customer_get(id, query)
@@ -404,8 +397,7 @@ function ops.v2_transaction_add(body, query)
 end
 
 function ops.v2_points_reverse(body)
-  return { method = "POST", path = "/v2/points/reverse", json = body, version = "v2",
-           pick = pick.reversal }
+  return { method = "POST", path = "/v2/points/reverse", json = body, version = "v2", pick = pick.reversal }
 end
 
 function ops.v2_otp_generate(body)
@@ -413,13 +405,11 @@ function ops.v2_otp_generate(body)
 end
 
 function ops.v2_otp_validate(body)
-  return { method = "POST", path = "/v2/otp/validate", json = body, version = "v2",
-           pick = pick.otp_valid }
+  return { method = "POST", path = "/v2/otp/validate", json = body, version = "v2", pick = pick.otp_valid }
 end
 
 function ops.v2_otp_get(query)
-  return { method = "GET", path = "/v2/otp", query = query, version = "v2",
-           pick = pick.otp_code }
+  return { method = "GET", path = "/v2/otp", query = query, version = "v2", pick = pick.otp_code }
 end
 
 return _M
