@@ -130,8 +130,10 @@ static int configure(transfer *t, const core_opts *o)
   if (o->accept_encoding) SET(CURLOPT_ACCEPT_ENCODING, o->accept_encoding);
   if (o->ca_file) SET(CURLOPT_CAINFO, o->ca_file);
   if (o->ca_path) SET(CURLOPT_CAPATH, o->ca_path);
-  /* Only the configured proxy: an ambient http_proxy must not reroute CRM traffic and its credentials. */
+  /* Only the configured proxy: an ambient http_proxy must not reroute CRM traffic and its credentials,
+   * nor an ambient no_proxy bypass the configured one (an empty list also spares two getenv a call). */
   SET(CURLOPT_PROXY, o->proxy ? o->proxy : "");
+  SET(CURLOPT_NOPROXY, "");
   SET(CURLOPT_SSL_VERIFYPEER, o->insecure ? 0L : 1L);
   SET(CURLOPT_SSL_VERIFYHOST, o->insecure ? 0L : 2L);
   return 1;

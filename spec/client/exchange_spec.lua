@@ -201,18 +201,29 @@ describe("client one-call path (session:exchange)", function()
     end)
   end)
 
-  it("ignores a proxy in the environment unless one is configured", function()
+  -- One lookup in a child process with `env` set; its result or error as text.
+  local function lookup_with_env(env, extra_opts)
     local interp = type(jit) == "table" and "luajit" or "lua5.4"
     local script = ("package.path = 'lua/?.lua;lua/?/init.lua;' .. package.path "
       .. "package.cpath = '%s' .. package.cpath "
       .. "local c = assert(require('loyalty').client { base_url = '%s', username = 'u', password = 'p', "
-      .. "max_attempts = 1 }) "
+      .. "max_attempts = 1 %s }) "
       .. "local r, err = c:v2_customer_lookup { identifierName = 'mobile', identifierValue = '1' } "
-      .. "io.write(r and 'ok' or tostring(err))"):format(package.cpath:match("^[^;]*;"), server.url)
-    local p = assert(io.popen("http_proxy=http://127.0.0.1:1 HTTP_PROXY=http://127.0.0.1:1 "
-      .. "ALL_PROXY=http://127.0.0.1:1 " .. interp .. " -e " .. runner.shell_quote(script) .. " 2>&1"))
+      .. "io.write(r and 'ok' or err.kind)"):format(package.cpath:match("^[^;]*;"), server.url, extra_opts or "")
+    local p = assert(io.popen(env .. " " .. interp .. " -e " .. runner.shell_quote(script) .. " 2>&1"))
     local out = p:read("*a")
     p:close()
-    assert.equal("ok", out)
+    return out
+  end
+
+  it("ignores a proxy in the environment unless one is configured", function()
+    assert.equal("ok", lookup_with_env("http_proxy=http://127.0.0.1:1 HTTP_PROXY=http://127.0.0.1:1 "
+                                       .. "ALL_PROXY=http://127.0.0.1:1"))
+  end)
+
+  it("sends through the configured proxy even to a host in an ambient no_proxy", function()
+    -- The proxy (port 1) refuses connections: reaching the server directly would say ok.
+    assert.equal("network", lookup_with_env("no_proxy=127.0.0.1 NO_PROXY=127.0.0.1",
+                                            ", proxy = 'http://127.0.0.1:1'"))
   end)
 end)
