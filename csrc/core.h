@@ -41,7 +41,8 @@ int core_method_known(const char *method);
 int core_push_reply(lua_State *L, long status, core_text request_id, core_text retry_after, const char *body,
                     size_t body_len, size_t raw_cap);
 /* reply.c: the header names a request id may come under, lowercase, NULL-terminated. */
-extern const char *const CORE_REQUEST_ID_HEADERS[];
+#define CORE_REQUEST_ID_HEADER_COUNT 3
+extern const char *const CORE_REQUEST_ID_HEADERS[CORE_REQUEST_ID_HEADER_COUNT + 1];
 
 /* Registration of each concern into the module table at the top of the stack. */
 void core_open_auth(lua_State *L);

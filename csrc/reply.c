@@ -2,7 +2,7 @@
 #include <string.h>
 #include "core.h"
 
-const char *const CORE_REQUEST_ID_HEADERS[] = {"x-cap-requestid", "x-cap-request-id", "x-request-id", NULL};
+const char *const CORE_REQUEST_ID_HEADERS[CORE_REQUEST_ID_HEADER_COUNT + 1] = {"x-cap-requestid", "x-cap-request-id", "x-request-id", NULL};
 
 static int ci_equal(const char *a, size_t alen, const char *b)
 {

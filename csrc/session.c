@@ -53,22 +53,14 @@ static int l_perform(lua_State *L)
 }
 
 /* Texts of the reply headers the client reads, borrowed from the transfer's header buffer: the
- * request id (CORE_REQUEST_ID_HEADERS, first name found wins) and Retry-After, in one pass. */
+ * request id (CORE_REQUEST_ID_HEADERS, the first name received wins) and Retry-After. */
 static void reply_headers(const transfer *t, core_text *request_id, core_text *retry_after)
 {
-  const char *names[HEAD_FIND_MAX];
-  core_text v[HEAD_FIND_MAX];
-  int i, n = 0;
-  for (i = 0; CORE_REQUEST_ID_HEADERS[i] && n < HEAD_FIND_MAX - 2; i++) names[n++] = CORE_REQUEST_ID_HEADERS[i];
-  names[n] = "retry-after";
-  names[n + 1] = NULL;
-  memset(v, 0, sizeof v);
-  head_find(&t->head, names, v);
+  int i;
   request_id->s = NULL;
   request_id->len = 0;
-  for (i = n - 1; i >= 0; i--)
-    if (v[i].s) *request_id = v[i];
-  *retry_after = v[n];
+  for (i = 0; i < CORE_REQUEST_ID_HEADER_COUNT && !request_id->s; i++) *request_id = transfer_noted(t, i);
+  *retry_after = transfer_noted(t, NOTED_RETRY_AFTER);
 }
 
 /* session:exchange(method, base_url, path, query, json, body, header_lines [, raw_cap]): build_request,

@@ -99,12 +99,55 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
   return 0;
 }
 
+static int is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+/* True when the n bytes at s are the lowercase name, in any case. */
+static int name_is(const char *s, size_t n, const char *name)
+{
+  size_t i;
+  for (i = 0; i < n && name[i]; i++) {
+    char c = s[i];
+    if (c >= 'A' && c <= 'Z') c = (char)(c - 'A' + 'a');
+    if (c != name[i]) return 0;
+  }
+  return i == n && !name[i];
+}
+
+/* Notes where the value of a header exchange reads lies (the first of each name counts); `at` is
+ * where the line will start in t->head. */
+static void note_header(transfer *t, const char *line, size_t len, size_t at)
+{
+  const char *colon = NULL, *v, *end = line + len;
+  size_t name_len = 0;
+  int k;
+  for (k = 0; k < NOTED_MAX; k++) {
+    const char *name = k < NOTED_RETRY_AFTER ? CORE_REQUEST_ID_HEADERS[k] : "retry-after";
+    if (t->noted[k].at || (line[0] | 0x20) != name[0]) continue; /* most lines stop here */
+    if (!colon) {
+      colon = memchr(line, ':', len);
+      if (!colon) return;
+      for (name_len = (size_t)(colon - line); name_len > 0 && is_space(line[name_len - 1]); name_len--) {}
+    }
+    if (!name_is(line, name_len, name)) continue;
+    for (v = colon + 1; v < end && is_space(*v); v++) {}
+    while (end > v && is_space(end[-1])) end--;
+    t->noted[k].at = at + (size_t)(v - line) + 1;
+    t->noted[k].len = (size_t)(end - v);
+    return;
+  }
+}
+
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
   transfer *t = ud;
   size_t len = size * n;
   /* A new status line (after 1xx or a redirect) starts a new header block. */
-  if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) t->head.len = 0;
+  if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
+    t->head.len = 0;
+    memset(t->noted, 0, sizeof t->noted);
+  } else if (len > 0) {
+    note_header(t, p, len, t->head.len);
+  }
   if (buf_append(&t->head, p, len, HEAD_LIMIT)) return len;
   t->too_large = 1;
   return 0;
@@ -280,6 +323,7 @@ int transfer_prepare_req(transfer *t, lua_State *L, const transfer_req *r)
   t->too_large = 0;
   buf_reset(&t->body, KEEP_BYTES);
   buf_reset(&t->head, KEEP_BYTES);
+  memset(t->noted, 0, sizeof t->noted);
   if (!set_headers(t, L, r->headers, !get && !head && !bodiless)) return 0;
 
   if (!set_url(t, r->url, r->url_len)) {
@@ -364,8 +408,6 @@ static const char *kind_of(CURLcode c)
   }
 }
 
-static int is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
-
 /* Parses the last header block in place into {lowercase name = value}; repeats are joined. */
 static void push_headers(lua_State *L, buf *head)
 {
@@ -402,40 +444,14 @@ static void push_headers(lua_State *L, buf *head)
   }
 }
 
-int head_find(const buf *head, const char *const *lnames, core_text *values)
+core_text transfer_noted(const transfer *t, int k)
 {
-  const char *p = head->data, *end = head->data + head->len;
-  size_t lens[HEAD_FIND_MAX];
-  int found = 0, k;
-  if (!p) return 0;
-  for (k = 0; lnames[k] && k < HEAD_FIND_MAX; k++) lens[k] = strlen(lnames[k]);
-  p = memchr(p, '\n', (size_t)(end - p)); /* past the status line */
-  while (p && p < end) {
-    const char *line = ++p, *colon, *v, *eol;
-    p = memchr(line, '\n', (size_t)(end - line));
-    if (!p) p = end;
-    colon = memchr(line, ':', (size_t)(p - line));
-    if (!colon) continue;
-    for (eol = colon; eol > line && (eol[-1] == ' ' || eol[-1] == '\t'); eol--) {}
-    for (k = 0; lnames[k] && k < HEAD_FIND_MAX; k++) {
-      const char *n = lnames[k], *c = line;
-      /* the first occurrence counts; names of another length can't match */
-      if (values[k].s || lens[k] != (size_t)(eol - line)) continue;
-      for (; c < eol && *n; c++, n++) {
-        char x = *c;
-        if (x >= 'A' && x <= 'Z') x = (char)(x - 'A' + 'a');
-        if (x != *n) break;
-      }
-      if (c != eol || *n) continue;
-      for (v = colon + 1; v < p && is_space(*v); v++) {}
-      for (eol = p; eol > v && is_space(eol[-1]); eol--) {}
-      values[k].s = v;
-      values[k].len = (size_t)(eol - v);
-      found++;
-      break;
-    }
+  core_text v = {NULL, 0};
+  if (t->noted[k].at) {
+    v.s = t->head.data + t->noted[k].at - 1;
+    v.len = t->noted[k].len;
   }
-  return found;
+  return v;
 }
 
 int outcome_push(lua_State *L, outcome *out)

@@ -19,12 +19,21 @@ typedef struct {
   int insecure;
 } core_opts;
 
+/* A reply header session:exchange reads: its value at head.data + at - 1 (at 0: not received). */
+typedef struct {
+  size_t at, len;
+} noted_header;
+/* One slot per name of CORE_REQUEST_ID_HEADERS, then Retry-After. */
+#define NOTED_RETRY_AFTER CORE_REQUEST_ID_HEADER_COUNT
+#define NOTED_MAX (NOTED_RETRY_AFTER + 1)
+
 typedef struct {
   CURL *easy;
   struct curl_slist *headers; /* kept between calls and reused while unchanged */
   char *url;                  /* the URL libcurl holds, to skip setting it again */
   int get_set;                /* the handle is set up for a plain GET */
   buf body, head;
+  noted_header noted[NOTED_MAX]; /* found as each header line arrives: no second pass */
   int too_large;
   char errbuf[CURL_ERROR_SIZE];
 } transfer;
@@ -66,11 +75,9 @@ int transfer_prepare_req(transfer *t, lua_State *L, const transfer_req *r);
 void transfer_finish(transfer *t, CURLcode code, outcome *out, int detach);
 /* Pushes res, or {kind, curl_code, message}; returns 1 if res, 0 if err. */
 int outcome_push(lua_State *L, outcome *out);
-/* One pass over the last header block received: values[k] becomes the trimmed value of the first
- * header named lnames[k] (lowercase; NULL-terminated list of at most HEAD_FIND_MAX), or stays as
- * given. Returns how many were found. */
-#define HEAD_FIND_MAX 8
-int head_find(const buf *head, const char *const *lnames, core_text *values);
+/* The trimmed value of noted header k of the last header block, borrowed from t->head; {NULL, 0}
+ * when it did not come. */
+core_text transfer_noted(const transfer *t, int k);
 void outcome_free(outcome *out);
 
 #endif

@@ -36,6 +36,14 @@ local CONF = [[
       default_type text/html;
       return 429 '<html>slow down</html>';
     }
+    location = /v2/customers/8 {
+      default_type application/json;
+      add_header X-Request-Id "rid-generic";
+      add_header x-CAP-request-ID "rid-second";
+      add_header X-Cap-RequestId "  rid-first  ";
+      add_header Retry-After " 3 ";
+      return 200 '{"id":8}';
+    }
     location = /v2/points/reverse {
       default_type application/json;
       return 400 '{"errors":[{"code":8015,"message":"Customer not found"}]}';
@@ -96,6 +104,8 @@ describe("client one-call path (session:exchange)", function()
     { "a POST with a JSON body and side effects", function(c)
         return c:v2_transaction_add({ billNumber = "B1", billAmount = 100, lineItemsV2 = core.empty_array }) end },
     { "a 429 with an HTML body and Retry-After", function(c) return c:v2_otp_get { mobile = "1" } end },
+    { "three request-id headers in mixed case (the first name of the list wins)", function(c)
+        return c:v2_customer_get(8) end },
     { "a v2 error envelope", function(c) return c:v2_points_reverse { id = 1 } end },
     { "a 200 whose body is not JSON", function(c) return c:v2_otp_validate { code = "1" } end },
     { "a path the URL cannot hold", function(c) return c:request { method = "GET", path = "/v2/a b" } end },
@@ -215,6 +225,12 @@ describe("client one-call path (session:exchange)", function()
     p:close()
     return out
   end
+
+  it("reads the request id and Retry-After whatever their case, trimmed", function()
+    local r = assert(fast:v2_customer_get(8))
+    assert.equal("rid-first", r.request_id)
+    assert.equal(3, r.retry_after)
+  end)
 
   it("ignores a proxy in the environment unless one is configured", function()
     assert.equal("ok", lookup_with_env("http_proxy=http://127.0.0.1:1 HTTP_PROXY=http://127.0.0.1:1 "
