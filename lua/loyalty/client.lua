@@ -50,6 +50,9 @@ local function check_options(opts)
 end
 
 local classes = {}
+-- The per-call steps (call, with_retries, send, header_lines, judge) call each other as locals: on
+-- Lua 5.4 a method call through the class costs about what a small step does. They stay methods.
+local call -- request without its argument checks, for the operations' own specs
 
 -- One method per provider operation: client:customer_get{...} etc. Batch operations
 -- (provider.batch_ops) plan several requests, run them with request_many and combine the results.
@@ -63,7 +66,7 @@ local function class_for(provider)
     cls[name] = function(self, ...)
       local spec, err = op(...)
       if not spec then return nil, err end
-      return self:request(spec)
+      return call(self, spec)
     end
   end
   for name, op in pairs(provider.batch_ops or {}) do
@@ -211,7 +214,7 @@ end
 -- The "Name: value" lines of base_headers, built once per auth value and body kind: they are
 -- the same for every call without per-call headers. Only the built-in transports share them,
 -- as they never modify a request.
-function Client:header_lines(auth_value, with_json)
+local function header_lines(self, auth_value, with_json)
   local name, value = auth_value and auth_value[1], auth_value and auth_value[2]
   local cached = self.header_cache[with_json]
   if cached and cached[1] == name and cached[2] == value then return cached[3] end
@@ -221,11 +224,12 @@ function Client:header_lines(auth_value, with_json)
   self.header_cache[with_json] = { name, value, req.headers }
   return req.headers
 end
+Client.header_lines = header_lines
 
 -- spec -> core request table (headers, attribution, auth header) or nil, err.
 function Client:build(spec, auth_value)
   if self.header_cache and not spec.attribution and not spec.headers then
-    local lines, lerr = self:header_lines(auth_value, spec.json ~= nil)
+    local lines, lerr = header_lines(self, auth_value, spec.json ~= nil)
     if not lines then return nil, build_error(lerr) end
     -- One argument table per client, refilled whole: build_request only reads it.
     local args = self.build_args
@@ -259,7 +263,7 @@ end
 
 -- A decoded reply -> result | nil, err; a body that was not JSON (derr) is judged by its status alone
 -- when the status says failure anyway (a proxy's 502 page, say).
-function Client:judge(reply, derr, spec)
+local function judge(self, reply, derr, spec)
   if not reply then
     if derr.status < 300 then return nil, decode_error(derr) end
     reply = { status = derr.status, request_id = derr.request_id, retry_after = derr.retry_after }
@@ -269,26 +273,27 @@ function Client:judge(reply, derr, spec)
   if spec.pick then spec.pick(result) end
   return result
 end
+Client.judge = judge
 
 -- A transport's reply -> result | nil, err.
 function Client:interpret(res, spec)
   local reply, derr = core.decode_reply(res.status, res.headers, res.body)
   if reply then reply.headers = nil end -- a result may be the reply itself: the same fields on every path
-  return self:judge(reply, derr, spec)
+  return judge(self, reply, derr, spec)
 end
 
 -- One round trip: spec -> request -> transport -> reply -> result | nil, err.
-function Client:send(spec, auth_value)
+local function send(self, spec, auth_value)
   local session = self.session
   if session and not spec.attribution and not spec.headers then
     -- The built-in libcurl transport: build, perform and decode in one C call (the same C code as
     -- build_request, perform and decode_reply, without their intermediate tables).
-    local lines, lerr = self:header_lines(auth_value, spec.json ~= nil)
+    local lines, lerr = header_lines(self, auth_value, spec.json ~= nil)
     if not lines then return nil, build_error(lerr) end
     local reply, err, stage = session:exchange(spec.method, self.base_url, spec.path, spec.query, spec.json,
                                                spec.body, lines)
-    if reply then return self:judge(reply, nil, spec) end
-    if stage == "reply" then return self:judge(nil, err, spec) end
+    if reply then return judge(self, reply, nil, spec) end
+    if stage == "reply" then return judge(self, nil, err, spec) end
     if stage == "build" then return nil, build_error(err) end
     return nil, transport_error(err)
   end
@@ -298,6 +303,7 @@ function Client:send(spec, auth_value)
   if not res then return nil, transport_error(terr) end
   return self:interpret(res, spec)
 end
+Client.send = send
 
 -- Returns a fresh or cached OAuth token; one refresh at a time per token key.
 function Client:token(force)
@@ -332,13 +338,13 @@ function Client:token(force)
   return token
 end
 
-function Client:with_retries(spec, auth_value)
+local function with_retries(self, spec, auth_value)
   local max = (spec.method == "GET" or spec.idempotent or spec.path == "/v3/oauth/token/generate")
               and self.max_attempts or 1
   local attempts = 0
   while true do
     attempts = attempts + 1
-    local result, err = self:send(spec, auth_value)
+    local result, err = send(self, spec, auth_value)
     if result then
       result.attempts = attempts
       return result
@@ -355,6 +361,7 @@ function Client:with_retries(spec, auth_value)
     self.sleep(self:backoff(attempts, err.retry_after))
   end
 end
+Client.with_retries = with_retries
 
 -- spec, auth_value for a call with this token: a header, or where the provider puts it.
 function Client:with_token(spec, token)
@@ -459,18 +466,22 @@ function Client:request(spec)
   if type(spec) ~= "table" or type(spec.method) ~= "string" or type(spec.path) ~= "string" then
     error("loyalty: request spec with method and path expected", 2)
   end
+  return call(self, spec)
+end
+
+function call(self, spec)
   local result, err
   if self.auth_header then
-    result, err = self:with_retries(spec, self.auth_value)
+    result, err = with_retries(self, spec, self.auth_value)
   elseif self.client_key or self.login_spec then
     local token
     token, err = self:token()
     if token then
-      result, err = self:with_retries(self:with_token(spec, token))
+      result, err = with_retries(self, self:with_token(spec, token))
       if not result and err.kind == "auth" and (err.status == 401 or err.token_rejected) then
         -- The token may have been revoked or expired early: regenerate once and replay.
         token, err = self:token(token)
-        if token then result, err = self:with_retries(self:with_token(spec, token)) end
+        if token then result, err = with_retries(self, self:with_token(spec, token)) end
       end
     end
   end

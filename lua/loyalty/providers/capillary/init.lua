@@ -157,7 +157,8 @@ _M.sum_points = sum_points
 
 local function interpret_v2(reply)
   local body, status = reply.body, reply.status
-  local e = type(body) == "table" and body.errors ~= nil and first_error(body.errors)
+  local is_table = type(body) == "table"
+  local e = is_table and body.errors ~= nil and first_error(body.errors)
   if status >= 300 then
     return nil, http_error(reply, e and tonumber(e.code), e and e.message)
   end
@@ -168,7 +169,7 @@ local function interpret_v2(reply)
       retryable = RETRYABLE_CODES[code] or false, errors = body.errors,
     }
   end
-  if type(body) ~= "table" then
+  if not is_table then
     return nil, errors.new { kind = "decode", status = status, request_id = reply.request_id,
                              message = "reply has no JSON body" }
   end
