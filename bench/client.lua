@@ -1,7 +1,8 @@
 -- Sequential keep-alive calls to the local sandbox (a cheap endpoint): this client against
 -- lua-socket's socket.http and against a plain C loop on one reused libcurl handle (the limit),
 -- over plain HTTP and over HTTPS (every real CRM; lua-socket uses lua-sec's ssl.https there).
--- Over HTTP, wrk on one keep-alive connection shows the rate the sandbox allows any client.
+-- Over HTTP, wrk on one keep-alive connection shows the rate the sandbox allows any client, and a
+-- last part repeats the HTTP sides against nginx returning a constant (no server work at all).
 -- Run from the checkout: lua5.4 bench/client.lua [CALLS]   (make bench runs it)
 --   lua5.4 bench/client.lua --callgrind   per-call instruction counts over HTTP (deterministic, needs
 --   valgrind): each side runs 200 and 2200 calls under callgrind; (Ir(2200) - Ir(200)) / 2000 is one call.
@@ -112,8 +113,7 @@ local function c_loop(base_url, n)
   return (assert(tonumber(out:match("calls_per_sec=([%d.]+)")), "c_loop failed: " .. out))
 end
 
-local function this_client(scheme, n)
-  local client = clients[scheme]
+local function client_rate(client, n)
   local t0 = core.now()
   lookups(client, n)
   return n / (core.now() - t0)
@@ -158,6 +158,24 @@ local function hold_cpus_awake()
   return f
 end
 
+-- The sandbox on CPU 0, this process and the processes it starts (the C loop, wrk) on CPU 1: every
+-- side then runs where the others do, whatever the scheduler would have picked from run to run.
+local function pin_server(server)
+  local master = server:pid()
+  return master ~= nil
+    and runner.run("for p in " .. master .. " $(pgrep -P " .. master .. "); do taskset -a -p -c 0 $p >/dev/null"
+                   .. " || exit 1; done")
+end
+
+local function pin_cpus()
+  local p = assert(io.popen("nproc"))
+  local ncpu = tonumber(p:read("*l"))
+  p:close()
+  if not ncpu or ncpu < 2 or not runner.run("command -v taskset >/dev/null 2>&1") then return false end
+  local self_pid = assert(io.open("/proc/self/stat")):read("*l"):match("^(%d+)")
+  return pin_server(sb.server) and runner.run("taskset -a -p -c 1 " .. self_pid .. " >/dev/null")
+end
+
 local vm = type(jit) == "table" and jit.version or _VERSION
 
 -- wrk on one connection with the client's headers: an HTTP/1.1 client doing next to no work per
@@ -181,16 +199,17 @@ local function wrk_ceiling(base_url)
   return best
 end
 
-local function report(scheme, base_url, n, rounds, awake)
+local function report(scheme, base_url, n, rounds, awake, pinned)
   local best = { c = 0, client = 0, socket = 0 }
   for _ = 1, rounds do
     best.c = math.max(best.c, c_loop(base_url, n))
-    best.client = math.max(best.client, this_client(scheme, n))
+    best.client = math.max(best.client, client_rate(clients[scheme], n))
     best.socket = math.max(best.socket, lua_socket(base_url, n))
   end
   local ceiling = scheme == "http" and wrk_ceiling(base_url)
-  print(string.format("client bench (%s, %s, %d sequential calls, best of %d rounds, GET /v2/customers/lookup, %s)",
-                      vm, scheme:upper(), n, rounds, awake and "CPUs held out of idle" or "CPUs may idle: run as root"))
+  print(string.format("client bench (%s, %s, %d sequential calls, best of %d rounds, GET /v2/customers/lookup, %s%s)",
+                      vm, scheme:upper(), n, rounds, awake and "CPUs held out of idle" or "CPUs may idle: run as root",
+                      pinned and ", sandbox on CPU 0, clients on CPU 1" or ""))
   print(string.format("  plain C libcurl loop  %9.0f calls/s", best.c))
   print(string.format("  lua-loyalty client    %9.0f calls/s   %.3fx the C loop (target >= 0.90)",
                       best.client, best.client / best.c))
@@ -198,15 +217,49 @@ local function report(scheme, base_url, n, rounds, awake)
                       .. " the C loop itself is %.1fx)", best.socket, best.client / best.socket,
                       best.c / best.socket))
   if ceiling then
-    print(string.format("  wrk, one connection   %9.0f calls/s   no client can beat %.1fx lua-socket here",
+    print(string.format("  wrk, one connection   %9.0f calls/s   a client doing next to nothing: %.1fx lua-socket",
                         ceiling, ceiling / best.socket))
   end
 end
 
-local awake = hold_cpus_awake()
+-- nginx answering every call with the lookup's reply as a constant: no server work is left in the
+-- figures, only each client's own cost (and, for lua-socket, a new connection per call).
+local CONSTANT_CONF = [[
+  server {
+    listen 127.0.0.1:${port};
+    location / { default_type application/json; return 200 '{"warnings":[],"entity":343445001}'; }
+  }
+]]
+
+local function report_constant(n, rounds, pinned)
+  local server = assert(runner.start { http = CONSTANT_CONF })
+  local client
+  local ok, err = pcall(function()
+    if pinned then assert(pin_server(server), "cannot pin the constant server") end
+    client = new_client(server.url)
+    client_rate(client, 100)
+    local best = { c = 0, client = 0, socket = 0 }
+    for _ = 1, rounds do
+      best.c = math.max(best.c, c_loop(server.url, n))
+      best.client = math.max(best.client, client_rate(client, n))
+      best.socket = math.max(best.socket, lua_socket(server.url, n))
+    end
+    print(string.format("client bench (%s, HTTP to nginx returning the reply as a constant: no server work,"
+                        .. " best of %d rounds)", vm, rounds))
+    print(string.format("  plain C libcurl loop  %9.0f calls/s", best.c))
+    print(string.format("  lua-loyalty client    %9.0f calls/s   %.3fx the C loop", best.client, best.client / best.c))
+    print(string.format("  lua-socket            %9.0f calls/s   client is %.1fx lua-socket (the C loop itself is"
+                        .. " %.1fx)", best.socket, best.client / best.socket, best.c / best.socket))
+  end)
+  if client then client:close() end
+  server:stop()
+  assert(ok, err)
+end
+
+local awake, pinned = hold_cpus_awake(), pin_cpus()
 local ok, err = pcall(function()
-  this_client("http", 100) -- warm up the sandbox and both connections
-  this_client("https", 100)
+  client_rate(clients.http, 100) -- warm up the sandbox and both connections
+  client_rate(clients.https, 100)
   if CALLGRIND then
     local c = per_call(function(n) return c_loop_cmd(sb.url, n) end)
     local cl = per_call(lua_cmd("client"))
@@ -217,8 +270,9 @@ local ok, err = pcall(function()
     print(string.format("  lua-socket http       %9.0f Ir/call   %.2fx the client's count", so, so / cl))
     return
   end
-  report("http", sb.url, N, ROUNDS, awake)
-  report("https", sb.tls_url, TLS_N, TLS_ROUNDS, awake)
+  report("http", sb.url, N, ROUNDS, awake, pinned)
+  report("https", sb.tls_url, TLS_N, TLS_ROUNDS, awake, pinned)
+  report_constant(N, 5, pinned)
 end)
 if awake then awake:close() end
 for _, c in pairs(clients) do c:close() end
