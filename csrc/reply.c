@@ -4,15 +4,15 @@
 
 const char *const CORE_REQUEST_ID_HEADERS[CORE_REQUEST_ID_HEADER_COUNT + 1] = {"x-cap-requestid", "x-cap-request-id", "x-request-id", NULL};
 
-static int ci_equal(const char *a, size_t alen, const char *b)
+int core_name_is(const char *s, size_t n, const char *lname)
 {
   size_t i;
-  for (i = 0; i < alen && b[i]; i++) {
-    char x = a[i];
-    if (x >= 'A' && x <= 'Z') x = (char)(x - 'A' + 'a');
-    if (x != b[i]) return 0;
+  for (i = 0; i < n && lname[i]; i++) {
+    char c = s[i];
+    if (c >= 'A' && c <= 'Z') c = (char)(c - 'A' + 'a');
+    if (c != lname[i]) return 0;
   }
-  return i == alen && b[i] == 0;
+  return i == n && !lname[i];
 }
 
 /* Pushes the string value of header `lname` (lowercase) from the table at h, or returns 0.
@@ -27,7 +27,7 @@ static int push_header(lua_State *L, int h, const char *lname)
       size_t klen;
       if (lua_type(L, -2) == LUA_TSTRING) {
         const char *k = lua_tolstring(L, -2, &klen);
-        if (ci_equal(k, klen, lname)) {
+        if (core_name_is(k, klen, lname)) {
           lua_remove(L, -2);
           goto found;
         }

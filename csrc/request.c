@@ -261,19 +261,6 @@ static int push_url(lua_State *L, int spec)
   return core_push_url(L, base, path, q) == 1;
 }
 
-static int ci_equal(const char *a, size_t alen, const char *b)
-{
-  size_t i, blen = strlen(b);
-  if (alen != blen) return 0;
-  for (i = 0; i < alen; i++) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = (char)(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = (char)(y - 'A' + 'a');
-    if (x != y) return 0;
-  }
-  return 1;
-}
-
 /* Pushes the "Name: value" array, or returns 0 after pushing nil, err. */
 static int push_headers(lua_State *L, int spec, int with_json)
 {
@@ -306,8 +293,8 @@ static int push_headers(lua_State *L, int spec, int with_json)
         core_fail(L, "config", "header names and values must not contain CR, LF or NUL (names: no ':' or spaces)");
         return 0;
       }
-      if (ci_equal(p->key.s, p->key.len, "content-type")) has_ct = 1;
-      if (ci_equal(p->key.s, p->key.len, "accept")) has_accept = 1;
+      if (core_name_is(p->key.s, p->key.len, "content-type")) has_ct = 1;
+      if (core_name_is(p->key.s, p->key.len, "accept")) has_accept = 1;
       n++;
       lua_pop(L, 1);
     }

@@ -101,18 +101,6 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 
 static int is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
-/* True when the n bytes at s are the lowercase name, in any case. */
-static int name_is(const char *s, size_t n, const char *name)
-{
-  size_t i;
-  for (i = 0; i < n && name[i]; i++) {
-    char c = s[i];
-    if (c >= 'A' && c <= 'Z') c = (char)(c - 'A' + 'a');
-    if (c != name[i]) return 0;
-  }
-  return i == n && !name[i];
-}
-
 /* Notes where the value of a header exchange reads lies (the first of each name counts); `at` is
  * where the line will start in t->head. */
 static void note_header(transfer *t, const char *line, size_t len, size_t at)
@@ -128,7 +116,7 @@ static void note_header(transfer *t, const char *line, size_t len, size_t at)
       if (!colon) return;
       for (name_len = (size_t)(colon - line); name_len > 0 && is_space(line[name_len - 1]); name_len--) {}
     }
-    if (!name_is(line, name_len, name)) continue;
+    if (!core_name_is(line, name_len, name)) continue;
     for (v = colon + 1; v < end && is_space(*v); v++) {}
     while (end > v && is_space(end[-1])) end--;
     t->noted[k].at = at + (size_t)(v - line) + 1;
