@@ -91,18 +91,44 @@ assert(runner.run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime
   .. " -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout " .. certdir .. "/key.pem -out "
   .. certdir .. "/cert.pem 2>/dev/null"), "openssl failed")
 local ca_file = certdir .. "/cert.pem"
-local sb = assert(sandbox.start { tls = { cert = ca_file, key = certdir .. "/key.pem" } })
+
+-- Servers on CPU 0, this process and everything it starts afterwards (the C loop, wrk) on CPU 1:
+-- every side then runs where the others do, whatever the scheduler would pick from run to run.
+-- A server started while this process sits on CPU 0 inherits that CPU. nil where it can't be done.
+local function cpu_pinning()
+  local p = assert(io.popen("nproc"))
+  local ncpu = tonumber(p:read("*l"))
+  p:close()
+  if not ncpu or ncpu < 2 or not runner.run("command -v taskset >/dev/null 2>&1") then return nil end
+  local f = assert(io.open("/proc/self/stat"))
+  local pid = f:read("*l"):match("^(%d+)")
+  f:close()
+  return function(cpu) assert(runner.run(("taskset -a -p -c %d %s >/dev/null"):format(cpu, pid)), "taskset failed") end
+end
+local pin = cpu_pinning()
+
+local function start_server(start)
+  if pin then pin(0) end
+  local server, err = start()
+  if pin then pin(1) end
+  return assert(server, err)
+end
+
+local sb = start_server(function() return sandbox.start { tls = { cert = ca_file, key = certdir .. "/key.pem" } } end)
 
 local clients = { http = new_client(sb.url), https = new_client(sb.tls_url, ca_file) }
 
--- The C loop sends the very header lines the client sends on this GET (Accept, Authorization,
--- User-Agent), so both make the same request and only the client code differs.
+-- The C loop and wrk send the very header lines the client sends on this GET (Accept,
+-- Authorization, User-Agent), so all make the same request and only the client code differs.
+local quoted_headers = {}
+for i, line in ipairs(assert(clients.http:header_lines(clients.http.auth_value, false))) do
+  quoted_headers[i] = runner.shell_quote(line)
+end
+
 local function c_loop_cmd(base_url, n)
-  local cmd = "build/c_loop '" .. base_url .. LOOKUP .. "' " .. n
-  if base_url:match("^https:") then cmd = "C_LOOP_CAINFO='" .. ca_file .. "' " .. cmd end
-  for _, line in ipairs(assert(clients.http:header_lines(clients.http.auth_value, false))) do
-    cmd = cmd .. " '" .. line .. "'"
-  end
+  local cmd = "build/c_loop " .. runner.shell_quote(base_url .. LOOKUP) .. " " .. n .. " "
+              .. table.concat(quoted_headers, " ")
+  if base_url:match("^https:") then cmd = "C_LOOP_CAINFO=" .. runner.shell_quote(ca_file) .. " " .. cmd end
   return cmd
 end
 
@@ -158,64 +184,56 @@ local function hold_cpus_awake()
   return f
 end
 
--- The sandbox on CPU 0, this process and the processes it starts (the C loop, wrk) on CPU 1: every
--- side then runs where the others do, whatever the scheduler would have picked from run to run.
-local function pin_server(server)
-  local master = server:pid()
-  return master ~= nil
-    and runner.run("for p in " .. master .. " $(pgrep -P " .. master .. "); do taskset -a -p -c 0 $p >/dev/null"
-                   .. " || exit 1; done")
-end
-
-local function pin_cpus()
-  local p = assert(io.popen("nproc"))
-  local ncpu = tonumber(p:read("*l"))
-  p:close()
-  if not ncpu or ncpu < 2 or not runner.run("command -v taskset >/dev/null 2>&1") then return false end
-  local self_pid = assert(io.open("/proc/self/stat")):read("*l"):match("^(%d+)")
-  return pin_server(sb.server) and runner.run("taskset -a -p -c 1 " .. self_pid .. " >/dev/null")
-end
-
 local vm = type(jit) == "table" and jit.version or _VERSION
 
 -- wrk on one connection with the client's headers: an HTTP/1.1 client doing next to no work per
 -- call, so its rate is what the sandbox and the kernel allow any client (the best of 3 seconds).
+-- nil without wrk.
 local function wrk_ceiling(base_url)
   if not runner.run("command -v wrk >/dev/null 2>&1") then return nil end
-  local cmd = "wrk -t1 -c1 -d1s"
-  for _, line in ipairs(assert(clients.http:header_lines(clients.http.auth_value, false))) do
-    cmd = cmd .. " -H " .. runner.shell_quote(line)
-  end
-  cmd = cmd .. " " .. runner.shell_quote(base_url .. LOOKUP) .. " 2>&1"
+  local cmd = "wrk -t1 -c1 -d1s -H " .. table.concat(quoted_headers, " -H ") .. " "
+              .. runner.shell_quote(base_url .. LOOKUP)
   local best = 0
   for _ = 1, 3 do
-    local p = assert(io.popen(cmd))
+    local p = assert(io.popen(cmd .. " 2>&1"))
     local out = p:read("*a")
     p:close()
     local rps = tonumber(out:match("Requests/sec:%s*([%d.]+)"))
-    if not rps or out:match("Non%-2xx") then return nil end
+    assert(rps and not out:match("Non%-2xx"), "wrk failed: " .. out)
     best = math.max(best, rps)
   end
   return best
 end
 
-local function report(scheme, base_url, n, rounds, awake, pinned)
+-- The best rate of each side (C loop, client, lua-socket) over interleaved rounds.
+local function best_rates(client, base_url, n, rounds)
   local best = { c = 0, client = 0, socket = 0 }
   for _ = 1, rounds do
     best.c = math.max(best.c, c_loop(base_url, n))
-    best.client = math.max(best.client, client_rate(clients[scheme], n))
+    best.client = math.max(best.client, client_rate(client, n))
     best.socket = math.max(best.socket, lua_socket(base_url, n))
   end
-  local ceiling = scheme == "http" and wrk_ceiling(base_url)
-  print(string.format("client bench (%s, %s, %d sequential calls, best of %d rounds, GET /v2/customers/lookup, %s%s)",
-                      vm, scheme:upper(), n, rounds, awake and "CPUs held out of idle" or "CPUs may idle: run as root",
-                      pinned and ", sandbox on CPU 0, clients on CPU 1" or ""))
+  return best
+end
+
+-- One figure a side; `targets` adds the issue's targets to the ratios.
+local function print_rates(title, best, targets)
+  print(title)
   print(string.format("  plain C libcurl loop  %9.0f calls/s", best.c))
-  print(string.format("  lua-loyalty client    %9.0f calls/s   %.3fx the C loop (target >= 0.90)",
-                      best.client, best.client / best.c))
-  print(string.format("  lua-socket            %9.0f calls/s   client is %.1fx lua-socket (target >= 3;"
-                      .. " the C loop itself is %.1fx)", best.socket, best.client / best.socket,
+  print(string.format("  lua-loyalty client    %9.0f calls/s   %.3fx the C loop%s", best.client, best.client / best.c,
+                      targets and " (target >= 0.90)" or ""))
+  print(string.format("  lua-socket            %9.0f calls/s   client is %.1fx lua-socket (%sthe C loop itself is"
+                      .. " %.1fx)", best.socket, best.client / best.socket, targets and "target >= 3; " or "",
                       best.c / best.socket))
+end
+
+local function report(scheme, base_url, n, rounds, awake)
+  local best = best_rates(clients[scheme], base_url, n, rounds)
+  print_rates(string.format("client bench (%s, %s, %d sequential calls, best of %d rounds, GET /v2/customers/lookup,"
+                            .. " %s%s)", vm, scheme:upper(), n, rounds,
+                            awake and "CPUs held out of idle" or "CPUs may idle: run as root",
+                            pin and ", sandbox on CPU 0, clients on CPU 1" or ""), best, true)
+  local ceiling = scheme == "http" and wrk_ceiling(base_url)
   if ceiling then
     print(string.format("  wrk, one connection   %9.0f calls/s   a client doing next to nothing: %.1fx lua-socket",
                         ceiling, ceiling / best.socket))
@@ -231,32 +249,21 @@ local CONSTANT_CONF = [[
   }
 ]]
 
-local function report_constant(n, rounds, pinned)
-  local server = assert(runner.start { http = CONSTANT_CONF })
+local function report_constant(n, rounds)
+  local server = start_server(function() return runner.start { http = CONSTANT_CONF } end)
   local client
   local ok, err = pcall(function()
-    if pinned then assert(pin_server(server), "cannot pin the constant server") end
     client = new_client(server.url)
     client_rate(client, 100)
-    local best = { c = 0, client = 0, socket = 0 }
-    for _ = 1, rounds do
-      best.c = math.max(best.c, c_loop(server.url, n))
-      best.client = math.max(best.client, client_rate(client, n))
-      best.socket = math.max(best.socket, lua_socket(server.url, n))
-    end
-    print(string.format("client bench (%s, HTTP to nginx returning the reply as a constant: no server work,"
-                        .. " best of %d rounds)", vm, rounds))
-    print(string.format("  plain C libcurl loop  %9.0f calls/s", best.c))
-    print(string.format("  lua-loyalty client    %9.0f calls/s   %.3fx the C loop", best.client, best.client / best.c))
-    print(string.format("  lua-socket            %9.0f calls/s   client is %.1fx lua-socket (the C loop itself is"
-                        .. " %.1fx)", best.socket, best.client / best.socket, best.c / best.socket))
+    print_rates(string.format("client bench (%s, HTTP to nginx returning the reply as a constant: no server work,"
+                              .. " best of %d rounds)", vm, rounds), best_rates(client, server.url, n, rounds))
   end)
   if client then client:close() end
   server:stop()
   assert(ok, err)
 end
 
-local awake, pinned = hold_cpus_awake(), pin_cpus()
+local awake = hold_cpus_awake()
 local ok, err = pcall(function()
   client_rate(clients.http, 100) -- warm up the sandbox and both connections
   client_rate(clients.https, 100)
@@ -270,9 +277,9 @@ local ok, err = pcall(function()
     print(string.format("  lua-socket http       %9.0f Ir/call   %.2fx the client's count", so, so / cl))
     return
   end
-  report("http", sb.url, N, ROUNDS, awake, pinned)
-  report("https", sb.tls_url, TLS_N, TLS_ROUNDS, awake, pinned)
-  report_constant(N, 5, pinned)
+  report("http", sb.url, N, ROUNDS, awake)
+  report("https", sb.tls_url, TLS_N, TLS_ROUNDS, awake)
+  report_constant(N, 5)
 end)
 if awake then awake:close() end
 for _, c in pairs(clients) do c:close() end
