@@ -3,6 +3,7 @@
 local _M = {}
 
 local rules = require("loyalty.rules")
+local files = require("loyalty.rules.files")
 
 local USAGE = {
   main = [[
@@ -72,14 +73,6 @@ local function parse(args, known)
   return pos, opts
 end
 
-local function read_file(path)
-  local f, e = io.open(path, "rb")
-  if not f then return nil, e end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
 local function decode_json(text, what)
   local ok, cjson = pcall(require, "cjson.safe")
   if not ok then return nil, "reading " .. what .. " needs lua-cjson" end
@@ -89,7 +82,7 @@ local function decode_json(text, what)
 end
 
 local function read_categories(path)
-  local text, e = read_file(path)
+  local text, e = files.read(path)
   if not text then return nil, "cannot read " .. path .. ": " .. tostring(e) end
   if text:match("^%s*%[") then
     local list, je = decode_json(text, path)
@@ -160,7 +153,7 @@ local function explain(args)
   local pos, opts = parse(args, { tier = true, points = true, redeem = true })
   if not pos then err("loyalty rules explain: " .. opts .. "\n" .. USAGE.explain) return 2 end
   if #pos ~= 2 then err(USAGE.explain) return 2 end
-  local text, e = read_file(pos[2])
+  local text, e = files.read(pos[2])
   if not text then err("loyalty rules explain: cannot read " .. pos[2] .. ": " .. tostring(e) .. "\n") return 2 end
   local doc, je = decode_json(text, pos[2])
   if type(doc) ~= "table" then

@@ -1,9 +1,10 @@
 -- File access for rule sets: reading whole files and listing the fixtures folder.
 local _M = {}
 
+-- A whole file, or nil and io.open's message.
 function _M.read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
   local data = f:read("*a")
   f:close()
   return data
