@@ -103,7 +103,9 @@ local function cpu_pinning()
   local f = assert(io.open("/proc/self/stat"))
   local pid = f:read("*l"):match("^(%d+)")
   f:close()
-  return function(cpu) assert(runner.run(("taskset -a -p -c %d %s >/dev/null"):format(cpu, pid)), "taskset failed") end
+  return function(cpu)
+    assert(runner.run(("taskset -a -p -c %d %s >/dev/null"):format(cpu, pid)), "taskset failed")
+  end
 end
 local pin = cpu_pinning()
 

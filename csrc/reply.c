@@ -2,7 +2,8 @@
 #include <string.h>
 #include "core.h"
 
-const char *const CORE_REQUEST_ID_HEADERS[CORE_REQUEST_ID_HEADER_COUNT + 1] = {"x-cap-requestid", "x-cap-request-id", "x-request-id", NULL};
+const char *const CORE_REQUEST_ID_HEADERS[CORE_REQUEST_ID_HEADER_COUNT + 1] = {"x-cap-requestid", "x-cap-request-id",
+                                                                               "x-request-id", NULL};
 
 int core_name_is(const char *s, size_t n, const char *lname)
 {
