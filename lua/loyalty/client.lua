@@ -3,6 +3,7 @@
 local core = require "loyalty.core"
 local errors = require "loyalty.errors"
 local token_store = require "loyalty.token_store"
+local log = require "loyalty.log"
 
 local type = type -- an upvalue: the per-call checks skip a global lookup on Lua 5.4
 
@@ -24,6 +25,7 @@ local OPTIONS = {
   sleep = "function", random = "function", clock = "function", transport = "table", token_store = "table",
   ca_file = "string", ca_path = "string", insecure = "boolean", proxy = "string", user_agent = "string",
   organisation = "string", unit = "string", api_key = "string", -- CRM.COM logins
+  log = "function", -- log(level, event, fields): loyalty.log
 }
 
 local in_nginx = type(ngx) == "table" and type(ngx.get_phase) == "function" -- luacheck: ignore ngx
@@ -120,6 +122,7 @@ function _M.new(opts)
     clock = opts.clock or os.time,
     token_skew = opts.token_skew or 30,
     user_agent = opts.user_agent and (opts.user_agent .. " " .. USER_AGENT) or USER_AGENT,
+    log = opts.log or log.default(),
   }
 
   if provider.login then
@@ -170,6 +173,11 @@ function _M.new(opts)
                         ca_file = opts.ca_file, ca_path = opts.ca_path, insecure = opts.insecure, proxy = opts.proxy }
   end
   return setmetatable(self, class_for(provider))
+end
+
+--- Sends a structured event to the client's log sink (secrets scrubbed).
+function Client:emit(level, event, fields)
+  if self.log then log.emit(self.log, level, event, fields, self.secrets) end
 end
 
 function Client:close()

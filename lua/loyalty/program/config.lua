@@ -24,6 +24,7 @@ local SCHEMA = {
   source = { "string", "INSTORE", "CRM source for registrations and transactions" },
   program_id = { "number", nil, "loyalty programme id, where the org has several" },
   outbox = { "table", nil, "durable outbox for writes that must not be lost (see docs/outbox.md)" },
+  log = { "function", nil, "log(level, event, fields): structured events (loyalty.log); nginx: ngx.log" },
 }
 _M.SCHEMA = SCHEMA
 
@@ -35,6 +36,7 @@ local CRM_KEYS = {
   ca_path = "string", insecure = "boolean", proxy = "string", token_store = "table", transport = "table",
   sleep = "function", backoff_base_ms = "number", backoff_max_ms = "number", retry_after_max_ms = "number",
   organisation = "string", unit = "string", api_key = "string", -- CRM.COM logins
+  log = "function",
 }
 
 -- Keys of the outbox table (loyalty.outbox.open and loyalty.outbox.drainer options).

@@ -28,7 +28,7 @@ function _M.new(settings)
     error("loyalty.program: settings table or file path expected", 2)
   end
   if not s then return nil, err end
-  local copts = { provider = s.provider }
+  local copts = { provider = s.provider, log = s.log }
   for k, v in pairs(s.crm) do copts[k] = v end
   local client
   client, err = client_mod.new(copts)
@@ -50,6 +50,11 @@ function _M.new(settings)
     if not rs then return nil, rerr end
   end
   return self
+end
+
+--- Sends a structured event to the program's log sink (the client's, secrets scrubbed).
+function Program:emit(level, event, fields)
+  self.client:emit(level, event, fields)
 end
 
 function Program:close()
