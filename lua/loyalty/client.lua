@@ -25,6 +25,7 @@ local OPTIONS = {
   sleep = "function", random = "function", clock = "function", transport = "table", token_store = "table",
   ca_file = "string", ca_path = "string", insecure = "boolean", proxy = "string", user_agent = "string",
   organisation = "string", unit = "string", api_key = "string", -- CRM.COM logins
+  release = "string", sync_definition = "table", -- CRM.COM: the release the account speaks
   log = "function", -- log(level, event, fields): loyalty.log
 }
 
@@ -64,8 +65,14 @@ local function class_for(provider)
   cls = { __close = Client.close, __gc = Client.close }
   -- Client's methods copied in: one table lookup per method call instead of a metatable chain.
   for name, method in pairs(Client) do cls[name] = method end
+  -- A provider with a profile (CRM.COM: the release) gets it as its operations' first argument.
+  local profiled = provider.profile ~= nil
   for name, op in pairs(provider.ops) do
-    cls[name] = function(self, ...)
+    cls[name] = profiled and function(self, ...)
+      local spec, err = op(self.profile, ...)
+      if not spec then return nil, err end
+      return call(self, spec)
+    end or function(self, ...)
       local spec, err = op(...)
       if not spec then return nil, err end
       return call(self, spec)
@@ -73,7 +80,8 @@ local function class_for(provider)
   end
   for name, op in pairs(provider.batch_ops or {}) do
     cls[name] = function(self, ...)
-      local plan, err = op(...)
+      local plan, err
+      if profiled then plan, err = op(self.profile, ...) else plan, err = op(...) end
       if not plan then return nil, err end
       return plan.combine(self:request_many(plan.specs, plan.max_in_flight))
     end
@@ -93,7 +101,7 @@ function _M.new(opts)
   if not ok then return nil, errors.config("unknown provider '" .. pname .. "'", "provider") end
 
   if not provider.login then
-    for _, k in ipairs { "organisation", "unit", "api_key" } do
+    for _, k in ipairs { "organisation", "unit", "api_key", "release", "sync_definition" } do
       if opts[k] ~= nil then
         return nil, errors.config("option '" .. k .. "' belongs to the crmcom provider, not " .. pname, k)
       end
@@ -124,6 +132,12 @@ function _M.new(opts)
     user_agent = opts.user_agent and (opts.user_agent .. " " .. USER_AGENT) or USER_AGENT,
     log = opts.log or log.default(),
   }
+
+  if provider.profile then
+    local perr
+    self.profile, perr = provider.profile(opts)
+    if not self.profile then return nil, perr end
+  end
 
   if provider.login then
     -- The provider owns its login (CRM.COM: a token from a login call, sent as a parameter).

@@ -1,11 +1,13 @@
 -- The CRM.COM provider against the sandbox: logins and tokens, the POS flow over real wallet
--- amounts, products/synchronise in parallel batches with faults.
+-- amounts on both API levels (before R17: participant identifiers; R17+: accounts receivable),
+-- what each release refuses, products/synchronise in parallel batches with faults.
 local loyalty = require "loyalty"
 local token_store = require "loyalty.token_store"
 local crmcom = require "loyalty.providers.crmcom"
 local support = require "support.sandbox"
 
-local MARIA = { number = "RP0000000019" }   -- wallet 12.50
+local MARIA = { account = "ACR0000000164" } -- wallet 12.50 (R17+: events name the accounts receivable)
+local MARIA_RP = { number = "RP0000000019" } -- the same participant, as show and pre-R17 events name her
 local ELENI = { card = "CARD-4000-0021" }   -- wallet 120.00
 local ANDREAS = { mobile = "35799000020" }  -- wallet 0
 
@@ -15,10 +17,10 @@ describe("crmcom against the sandbox", function()
   lazy_setup(function() sb = support.start() end)
   lazy_teardown(function() if sb then sb:stop() end end)
 
-  local function client(extra)
-    local opts = { provider = "crmcom", base_url = sb.url .. "/crmapi/rest/v2", username = "pos.user",
+  local function client(extra, server)
+    local opts = { provider = "crmcom", base_url = (server or sb).url .. "/crmapi/rest/v2", username = "pos.user",
                    password = "pos123", organisation = "SANDBOXORG", token_store = token_store.private(),
-                   sleep = function() end }
+                   sleep = function() end, sync_definition = { name = "PRODUCTS" } }
     for k, v in pairs(extra or {}) do opts[k] = v or nil end
     return assert(loyalty.client(opts))
   end
@@ -29,44 +31,45 @@ describe("crmcom against the sandbox", function()
 
   describe("auth", function()
     it("refuses a wrong password or organisation as an auth error", function()
-      local _, err = client({ password = "nope" }):participant_show(MARIA)
+      local _, err = client({ password = "nope" }):participant_show(MARIA_RP)
       assert.equals("auth", err.kind)
       assert.equals("AUTHENTICATION_FAILED", err.code)
-      _, err = client({ organisation = "OTHER" }):participant_show(MARIA)
+      _, err = client({ organisation = "OTHER" }):participant_show(MARIA_RP)
       assert.equals("auth", err.kind)
     end)
 
     it("logs in with the Web API key", function()
       local c = client { username = false, password = false, organisation = false,
                          api_key = "5B0E5C0F3C6A4E2F9D1B7A8C6E4D2F10" }
-      assert.equals("RP0000000019", assert(c:participant_show(MARIA)).participant.number)
+      assert.equals("RP0000000019", assert(c:participant_show(MARIA_RP)).participant.number)
       local _, err = client({ username = false, password = false, organisation = false, api_key = "WRONGKEY" })
-                     :participant_show(MARIA)
+                     :participant_show(MARIA_RP)
       assert.equals("auth", err.kind)
     end)
 
     it("a call without a valid token is refused by the CRM", function()
       local r = sb:post("/crmapi/rest/v2/customer_events/purchases/preview",
-                        { token = "forged", rewards_participant_identifier = MARIA })
+                        { token = "forged", accounts_receivable_identifier = MARIA })
+      assert.equals(401, r.status)
       assert.equals("INVALID_TOKEN", r.json.status.code)
     end)
 
     it("logs in again, once, when the CRM rejects an expired token", function()
       local c = client()
-      assert(c:participant_show(MARIA))
+      assert(c:participant_show(MARIA_RP))
       assert.equals(1, sb:crmcom_state().logins)
       assert(sb:crmcom_expire_tokens())
-      assert(c:participant_show(MARIA))
-      assert(c:participant_show(MARIA))
+      assert(c:participant_show(MARIA_RP))
+      assert(c:participant_show(MARIA_RP))
       assert.equals(2, sb:crmcom_state().logins)
     end)
 
     it("logs in again when two hours have passed, before the CRM refuses", function()
       local now = os.time()
       local c = client { clock = function() return now end }
-      assert(c:participant_show(MARIA))
+      assert(c:participant_show(MARIA_RP))
       now = now + 7200
-      assert(c:participant_show(MARIA))
+      assert(c:participant_show(MARIA_RP))
       assert.equals(2, sb:crmcom_state().logins)
     end)
   end)
@@ -141,6 +144,8 @@ describe("crmcom against the sandbox", function()
       assert.equals("INSUFFICIENT_WALLET_BALANCE", err.code)
       _, err = c:spend_request_create { participant = MARIA, purchase = { number = "CE99999999" }, amount = 5 }
       assert.equals("NOT_FOUND", err.code)
+      assert.equals(404, err.status)
+      assert.is_true(err.not_found)
     end)
 
     it("cancels a purchase: the award is taken back and its spends refunded", function()
@@ -229,7 +234,7 @@ describe("crmcom against the sandbox", function()
 
     it("renews an expired token once for the whole run", function()
       local c = client()
-      assert(c:participant_show(MARIA))
+      assert(c:participant_show(MARIA_RP))
       assert(sb:crmcom_expire_tokens())
       local r = assert(c:products_synchronise(catalogue(2500)))
       assert.equals(2500, #r.processed)
@@ -238,10 +243,101 @@ describe("crmcom against the sandbox", function()
 
     it("the CRM refuses more than 1,000 products in one call", function()
       local c = client()
-      local plan = crmcom.batch_ops.products_synchronise(catalogue(1001), { batch_size = 1000 })
+      local plan = crmcom.batch_ops.products_synchronise(nil, catalogue(1001),
+                                                         { batch_size = 1000, definition = { name = "PRODUCTS" } })
       plan.specs[1].json.products_set[1001] = { code = "EXTRA" }
       local _, err = c:request(plan.specs[1])
       assert.equals("TOO_MANY_PRODUCTS", err.code)
+    end)
+  end)
+
+  describe("releases", function()
+    local function raw_token(server)
+      local r = server:post("/crmapi/rest/v2/authentication/token",
+                            { username = "pos.user", password = "pos123", organisation = "SANDBOXORG" })
+      return r.json.data.token
+    end
+
+    it("R5+: show is POST with the token in the body; the sandbox refuses GET show", function()
+      local c = client()
+      assert.equals("RP0000000019", assert(c:participant_show(MARIA_RP)).participant.number)
+      local tok = raw_token(sb)
+      local r = sb:get("/crmapi/rest/v2/rewards_participants/show?token=" .. tok ..
+                       "&rewards_participant_identifier=number%3DRP0000000019")
+      assert.equals(405, r.status)
+      assert.equals("METHOD_NOT_ALLOWED", r.json.status.code)
+    end)
+
+    it("R17+: purchases and spend requests without accounts_receivable_identifier are refused", function()
+      local tok = raw_token(sb)
+      local r = sb:post("/crmapi/rest/v2/customer_events/purchases/create",
+                        { token = tok, rewards_participant_identifier = MARIA_RP, performed_on = "2026-12-01T10:00:00",
+                          products_set = { { net_amount = 1, vat_amount = 0, total_amount = 1 } } })
+      assert.equals(400, r.status)
+      assert.matches("accounts_receivable_identifier is mandatory", r.json.status.message, 1, true)
+      -- the client refuses before sending: a participant number is not an accounts receivable on R17
+      local _, err = client():purchase_create { participant = MARIA_RP, lines = { { total = 1 } } }
+      assert.equals("config", err.kind)
+      assert.equals("number", err.key)
+    end)
+
+    it("R17+: products/synchronise needs a known synchronisation definition", function()
+      local _, err = client({ sync_definition = false }):products_synchronise({ { code = "X" } })
+      assert.equals("config", err.kind)
+      assert.equals("definition", err.key)
+      local c = client { sync_definition = { alternative_code = "PRD" } }
+      local r = assert(c:products_synchronise({ { code = "X" } }))
+      assert.equals(1, #r.processed)
+      r = client({ sync_definition = { name = "NOPE" } }):products_synchronise({ { code = "X" } })
+      assert.equals(1, #r.failed_batches)
+      assert.is_true(r.failed_batches[1].err.not_found)
+    end)
+
+    for _, level in ipairs { { release = "R16", maria = MARIA_RP }, { release = "R4", maria = MARIA_RP } } do
+      describe("a sandbox serving " .. level.release, function()
+        local old
+        lazy_setup(function() old = support.start { crmcom_release = level.release } end)
+        lazy_teardown(function() if old then old:stop() end end)
+
+        it("runs the POS flow and product sync with participant identifiers", function()
+          local c = client({ release = level.release, sync_definition = false }, old)
+          local who = assert(c:participant_show(MARIA_RP)).participant
+          assert.equals("Maria", who.accounts_receivable.account_owner.first_name)
+          local lines = { { code = "COFFEE-L", net = 100, vat = 19, total = 119 } }
+          local pv = assert(c:purchase_preview { participant = level.maria, lines = lines }).preview
+          assert.equals(12.5, pv.wallet_balance)
+          local p = assert(c:purchase_create { participant = level.maria, lines = lines, reference = "OLD-1" }).purchase
+          assert.equals(5, p.awarded)
+          local s = assert(c:spend_request_create { participant = level.maria, purchase = { number = p.number },
+                                                    amount = 10 }).spend
+          assert.equals(10, s.actual)
+          assert.equals(7.5, old:crmcom_wallet("RP0000000019"))
+          local r = assert(c:products_synchronise({ { code = "A" }, { code = "B" } }))
+          assert.equals(2, #r.processed)
+        end)
+
+        it("refuses the other HTTP method of show and accounts receivable on show", function()
+          local tok = raw_token(old)
+          local r
+          if level.release == "R4" then
+            r = old:post("/crmapi/rest/v2/rewards_participants/show",
+                         { token = tok, rewards_participant_identifier = MARIA_RP })
+          else
+            r = old:get("/crmapi/rest/v2/rewards_participants/show?token=" .. tok ..
+                        "&rewards_participant_identifier=number%3DRP0000000019")
+          end
+          assert.equals(405, r.status)
+          local _, err = client({ release = level.release }, old):participant_show(MARIA)
+          assert.equals("config", err.kind)
+        end)
+      end)
+    end
+
+    it("R17: the accounts receivable number books a purchase", function()
+      local c = client()
+      local p = assert(c:purchase_create { participant = MARIA, lines = { { total = 10, vat = 0 } },
+                                           reference = "AR-1" }).purchase
+      assert.equals("POSTED", p.state)
     end)
   end)
 end)

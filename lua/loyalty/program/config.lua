@@ -36,6 +36,7 @@ local CRM_KEYS = {
   ca_path = "string", insecure = "boolean", proxy = "string", token_store = "table", transport = "table",
   sleep = "function", backoff_base_ms = "number", backoff_max_ms = "number", retry_after_max_ms = "number",
   organisation = "string", unit = "string", api_key = "string", -- CRM.COM logins
+  release = "string", sync_definition = "table", -- CRM.COM release (docs/crmcom.md)
   log = "function",
 }
 

@@ -77,7 +77,7 @@ end
 -- Lookups ---------------------------------------------------------------------------------------
 
 local function participant_args(ident)
-  if ident.key == "external_id" then return { number = ident.value } end
+  if ident.key == "external_id" then return { external_id = ident.value } end -- the provider maps it by release
   return { [ident.key] = ident.value } -- mobile/email: an access token of the participant
 end
 

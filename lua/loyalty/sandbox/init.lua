@@ -32,7 +32,7 @@ end
 
 --- The http{} body for nginx_runner. seed_file: path of the seed JSON; latency_ms: starting latency;
 -- tls: {cert, key} (PEM paths) adds the same API over TLS on the next port.
-function _M.http_config(seed_file, latency_ms, tls)
+function _M.http_config(seed_file, latency_ms, tls, crmcom_release)
   return table.concat({
     "lua_shared_dict sandbox_state 64m;",
     "lua_shared_dict sandbox_counters 4m;",
@@ -40,7 +40,8 @@ function _M.http_config(seed_file, latency_ms, tls)
     "  local f = assert(io.open(" .. string.format("%q", seed_file) .. ", 'rb'))",
     "  local raw = f:read('*a') f:close()",
     "  require('loyalty.sandbox.store').init(raw, " .. tostring(tonumber(latency_ms) or 0) .. ")",
-    "  require('loyalty.sandbox.crmcom.server').init(raw)",
+    "  require('loyalty.sandbox.crmcom.server').init(raw, "
+      .. string.format("%q", crmcom_release or "") .. ")",
     "}",
     "init_worker_by_lua_block { math.randomseed(math.floor(ngx.now() * 1000) + ngx.worker.pid()) }",
     "keepalive_requests 100000;",
@@ -143,15 +144,19 @@ end
 
 --- Starts the sandbox. opts: port (nil: a free one), latency_ms, seed (path or table; default
 -- examples/sandbox-seed.json), workers (default 1), foreground (run until nginx exits; returns
--- true/false), tls = {cert, key} (also serve HTTPS on port + 1, as handle.tls_url).
+-- true/false), tls = {cert, key} (also serve HTTPS on port + 1, as handle.tls_url), crmcom_release
+-- (the CRM.COM release served, e.g. "R16"; default the seed's crmcom.release, else R17).
 -- Returns a handle {url, tls_url, port, stop(), state(), reset(), faults(spec), otp(...)} or nil, err.
 function _M.start(opts)
   opts = opts or {}
   local text, err = seed_text(opts.seed)
   if not text then return nil, err end
+  if opts.crmcom_release ~= nil and not tostring(opts.crmcom_release):match("^[Rr]?%d+[%.%d]*$") then
+    return nil, "crmcom_release must name a release such as R16 or R17.0.0"
+  end
   local seed_file = write_seed(text)
   local server, serr = runner.start {
-    http = _M.http_config(seed_file, opts.latency_ms, opts.tls), port = opts.port, workers = opts.workers or 1,
+    http = _M.http_config(seed_file, opts.latency_ms, opts.tls, opts.crmcom_release), port = opts.port, workers = opts.workers or 1,
     foreground = opts.foreground, worker_connections = opts.worker_connections or 4096,
     error_log = opts.error_log,
   }

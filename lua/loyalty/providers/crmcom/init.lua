@@ -13,6 +13,41 @@ function _M.base_url()
 end
 
 ------------------------------------------------------------------------------------------
+-- Release (API level): the flow differs by the CRM.COM release the account runs
+-- (CRM-WIKI, corrections.md #1, #2, #7): GET rewards_participants/show on R4, POST from R5;
+-- accounts_receivable_identifier mandatory on purchases and spend requests from R17
+-- (rewards_participant_identifier deprecated), synchronisation_definition_identifier on
+-- products/synchronise in the later revisions (taken as R17+, [INF] in inferred.lua).
+
+--- opts (client options) -> profile {release = major number, name, sync_definition} or nil, err.
+function _M.profile(opts)
+  local name = opts.release or inferred.DEFAULT_RELEASE
+  local major = type(name) == "string" and tonumber(name:match("^[Rr]?(%d+)[%.%d]*$"))
+  if not major or major < 4 or major > 99 then
+    return nil, errors.config("release must name a CRM.COM release such as \"R16\" or \"R17.0.0\" (R4 or later)",
+                              "release")
+  end
+  local def = opts.sync_definition
+  if def ~= nil then
+    local n = 0
+    for k, v in pairs(def) do
+      if (k ~= "id" and k ~= "name" and k ~= "alternative_code") or type(v) ~= "string" or v == "" then
+        return nil, errors.config("sync_definition takes one of id, name or alternative_code (a string)",
+                                  "sync_definition")
+      end
+      n = n + 1
+    end
+    if n ~= 1 then
+      return nil, errors.config("sync_definition takes exactly one of id, name or alternative_code", "sync_definition")
+    end
+  end
+  return { release = major, name = "R" .. major, sync_definition = def }
+end
+
+local DEFAULT_PROFILE = assert(_M.profile {})
+_M.DEFAULT_PROFILE = DEFAULT_PROFILE
+
+------------------------------------------------------------------------------------------
 -- Auth: POST authentication/token {username, password, organisation, unit?} or
 -- POST authentication/web_api_key/token with the key as Basic username (crmcom.md §1).
 
@@ -86,7 +121,7 @@ local function http_error(reply)
   local kind = (s == 401 or s == 403) and "auth" or (s == 429 and "rate_limited" or "http")
   return errors.new { kind = kind, status = s, message = "HTTP " .. s, request_id = reply.request_id,
                       retryable = inferred.RETRYABLE_HTTP[s] or false, retry_after = reply.retry_after,
-                      token_rejected = s == 401 or nil }
+                      token_rejected = (s == 401 and not reply.login) or nil }
 end
 
 local function text(v)
@@ -98,24 +133,36 @@ function _M.interpret(reply, spec)
   local body = reply.body
   local status = type(body) == "table" and type(body.status) == "table" and body.status
   if not status then
-    if reply.status >= 300 then return nil, http_error(reply) end
+    if reply.status >= 300 then
+      reply.login = spec.login
+      return nil, http_error(reply)
+    end
     return nil, errors.new { kind = "decode", status = reply.status, request_id = reply.request_id,
                              message = "reply has no CRM.COM {status, data} envelope", retryable = true }
   end
   local code = status.code
   if code ~= "OK" then
     code = type(code) == "string" and code or tostring(code)
+    -- The HTTP status decides where it means something (401 token or login refused, 403 no
+    -- permission, 404 not found: the documented HTTP statuses of CRM.COM's API, crmcom.md §5.2);
+    -- the codes in inferred.lua are only a fallback for servers that answer 200 ([INF], gap 2).
+    local http = reply.status
     local kind, rejected = "api", nil
-    if spec.login and (inferred.LOGIN_FAILED_CODES[code] or inferred.TOKEN_REJECTED_CODES[code]) then
-      kind = "auth"
-    elseif not spec.login and inferred.TOKEN_REJECTED_CODES[code] then
+    if spec.login then
+      if http == 401 or http == 403 or inferred.LOGIN_FAILED_CODES[code] or inferred.TOKEN_REJECTED_CODES[code] then
+        kind = "auth"
+      end
+    elseif http == 401 or inferred.TOKEN_REJECTED_CODES[code] then
       kind, rejected = "auth", true
+    elseif http == 403 then
+      kind = "auth"
     end
-    if reply.status >= 500 or reply.status == 429 then return nil, http_error(reply) end
+    if http >= 500 or http == 429 then return nil, http_error(reply) end
+    local not_found = (http == 404 or inferred.NOT_FOUND_CODES[code]) and kind == "api" or nil
     return nil, errors.new {
-      kind = kind, status = reply.status, code = code, request_id = reply.request_id, token_rejected = rejected,
+      kind = kind, status = http, code = code, request_id = reply.request_id, token_rejected = rejected,
       message = text(status.message) or text(status.description) or ("CRM.COM status " .. code),
-      description = text(status.description),
+      description = text(status.description), not_found = not_found,
     }
   end
   local data = body.data
@@ -150,24 +197,47 @@ local function money(x)
 end
 _M.money = money
 
--- args -> rewards_participant_identifier table (exactly one semi-optional field, crmcom.md §2.2).
-local function participant_identifier(args)
+-- The access token fields of a participant (crmcom.md §2.2): card, mobile and email are its
+-- authentication codes ([INF] inferred.lua), or identifier + pass_code, or a one-time password.
+local TOKEN_FIELDS = { "authentication_code", "card", "mobile", "email", "one_time_password", "identifier" }
+
+local function one_field(found, key)
+  if found then return nil, errors.config("give exactly one participant identifier", key) end
+  return true
+end
+
+-- args, profile, use ("show" | "event") -> { rewards_participant_identifier = … } or
+-- { accounts_receivable_identifier = … } (exactly one semi-optional field, crmcom.md §2.2), or nil, err.
+-- Keys: id, number (the participant's), account (the accounts receivable number), external_id
+-- (the participant number before R17, the account number from R17: [INF] inferred.lua), and the
+-- access token fields. From R17 events name the accounts receivable [DOC CRM-WIKI pageId=514482].
+local function participant_identifier(args, profile, use)
   if type(args) ~= "table" then error("loyalty: participant identifier table expected", 4) end
-  local found
-  for key, field in pairs(inferred.IDENTIFIER_FIELDS) do
+  profile = profile or DEFAULT_PROFILE
+  local r17 = profile.release >= 17
+  local rp, ar, last
+  for _, key in ipairs { "id", "number", "account", "external_id" } do
     if args[key] ~= nil then
       local v = check_string(key, args[key])
       if not v then return nil, errors.config("invalid participant " .. key, key) end
-      if found then return nil, errors.config("give exactly one participant identifier", key) end
-      found = { [field] = v }
+      local ok, e = one_field(rp or ar, key)
+      if not ok then return nil, e end
+      last = key
+      if key == "account" or (key == "external_id" and r17) then
+        ar = { number = v }
+      elseif key == "external_id" then
+        rp = { [inferred.IDENTIFIER_FIELDS.external_id] = v }
+      else
+        rp = { [key] = v }
+      end
     end
   end
-  local token_fields = { "authentication_code", "card", "mobile", "email", "one_time_password", "identifier" }
-  for _, key in ipairs(token_fields) do
+  for _, key in ipairs(TOKEN_FIELDS) do
     if args[key] ~= nil then
       local v = check_string(key, args[key])
       if not v then return nil, errors.config("invalid participant " .. key, key) end
-      if found then return nil, errors.config("give exactly one participant identifier", key) end
+      local ok, e = one_field(rp or ar, key)
+      if not ok then return nil, e end
       local ati
       if key == "one_time_password" then
         ati = { one_time_password = tonumber(v) or v }
@@ -178,14 +248,32 @@ local function participant_identifier(args)
       else
         ati = { authentication_code = v }
       end
-      found = { access_token_identifier = ati }
+      last = key
+      -- [DOC] show takes access_token_identifier in the participant identifier (R5+); purchases
+      -- take it inside the accounts receivable identifier (R15+).
+      if use == "show" then rp = { access_token_identifier = ati } else ar = { access_token_identifier = ati } end
     end
   end
-  if not found then
-    return nil, errors.config("a participant identifier (number, id, card, mobile, email, authentication_code, "
-                              .. "identifier + pass_code or one_time_password) is required", "identifier")
+  if not (rp or ar) then
+    return nil, errors.config("a participant identifier (number, id, account, external_id, card, mobile, email, "
+                              .. "authentication_code, identifier + pass_code or one_time_password) is required",
+                              "identifier")
   end
-  return found
+  if use == "show" and ar then
+    return nil, errors.config("rewards_participants/show names a participant (id, number or an access token), "
+                              .. "not an accounts receivable", last)
+  end
+  if use == "show" and rp.access_token_identifier and profile.release < 5 then
+    return nil, errors.config("rewards_participants/show by an access token needs R5 or later (POST show)", last)
+  end
+  if use == "event" and r17 and rp then
+    -- [DOC] R17+: accounts_receivable_identifier mandatory, rewards_participant_identifier deprecated.
+    return nil, errors.config("from CRM.COM R17 purchases and spend requests name the accounts receivable: "
+                              .. "give account (or external_id) or an access token, not the participant " .. last,
+                              last)
+  end
+  if rp then return { rewards_participant_identifier = rp } end
+  return { accounts_receivable_identifier = ar }
 end
 _M.participant_identifier = participant_identifier
 
@@ -202,13 +290,21 @@ local function event_identifier(p)
   return nil, errors.config("a purchase id, number or reference_number is required", "purchase")
 end
 
-local function now_string() return os.date("!%Y-%m-%dT%H:%M:%S") end
+-- [DOC] CRM.COM dates are zone-less local dates ("2014-08-05T15:49:59", crmcom.md §2.5): the
+-- server's local time. A number is an epoch time; a string is sent as given.
+local function local_date(v)
+  if v == nil then return os.date("%Y-%m-%dT%H:%M:%S") end
+  if type(v) == "number" then return os.date("%Y-%m-%dT%H:%M:%S", math.floor(v)) end
+  if type(v) ~= "string" then error("loyalty: performed_on must be a string or an epoch number", 4) end
+  return v
+end
+_M.local_date = local_date
 
 -- purchase {participant = {...}, lines = {{code, quantity, net, vat, total}}, reference, ...}
 -- -> the body shared by purchases/preview and purchases/create (crmcom.md §4.2-4.3).
-local function purchase_body(p)
+local function purchase_body(p, profile)
   if type(p) ~= "table" then error("loyalty: purchase table expected", 4) end
-  local ident, err = participant_identifier(p.participant or {})
+  local ident, err = participant_identifier(p.participant or {}, profile, "event")
   if not ident then return nil, err end
   local lines = {}
   for i, l in ipairs(p.lines or {}) do
@@ -230,18 +326,15 @@ local function purchase_body(p)
     lines[i] = line
   end
   local body = {
-    rewards_participant_identifier = not ident.access_token_identifier and ident or nil,
-    performed_on = p.performed_on or now_string(), description = p.description,
+    rewards_participant_identifier = ident.rewards_participant_identifier,
+    accounts_receivable_identifier = ident.accounts_receivable_identifier,
+    performed_on = local_date(p.performed_on), description = p.description,
     reference_number = p.reference, external_system = p.external_system,
     external_system_reference_number = p.external_reference or p.reference,
     products_set = #lines > 0 and lines or core.empty_array,
     performed_by_unit_identifier = p.unit and { id = p.unit } or nil,
     classification_identifier = p.classification and { name = p.classification } or nil,
   }
-  if ident.access_token_identifier then
-    -- [DOC] purchases accept access_token_identifier inside the accounts receivable identifier (R15+).
-    body.accounts_receivable_identifier = ident
-  end
   return body
 end
 
@@ -298,26 +391,30 @@ end
 local ops = {}
 _M.ops = ops
 
---- rewards_participants/show: by id/number on GET (query `rewards_participant_identifier=number=29`),
--- by an access token (card, OTP, pass code) on POST. r.participant
-function ops.participant_show(args)
-  local ident, err = participant_identifier(args)
+local function pick_participant(r) r.participant = r.data end
+
+--- rewards_participants/show: POST with a JSON body from R5 (the token in the body, never in a
+-- URL) [DOC CRM-WIKI x/yHkH, pageId=491668]; GET with the flattened identifier
+-- (`rewards_participant_identifier=number=29`) on R4 only. r.participant
+function ops.participant_show(profile, args)
+  profile = profile or DEFAULT_PROFILE
+  local ident, err = participant_identifier(args, profile, "show")
   if not ident then return nil, err end
-  local pick = function(r) r.participant = r.data end
   local fs = fields_set(args.fields_set)
-  if ident.access_token_identifier then
-    return { method = "POST", path = "/rewards_participants/show", idempotent = true, pick = pick,
-             json = { rewards_participant_identifier = ident, fields_set = fs } }
+  local rp = ident.rewards_participant_identifier
+  if profile.release >= 5 then
+    return { method = "POST", path = "/rewards_participants/show", idempotent = true, pick = pick_participant,
+             json = { rewards_participant_identifier = rp, fields_set = fs } }
   end
-  local field, value = next(ident)
-  return { method = "GET", path = "/rewards_participants/show", pick = pick,
+  local field, value = next(rp)
+  return { method = "GET", path = "/rewards_participants/show", pick = pick_participant,
            query = { rewards_participant_identifier = field .. "=" .. value, fields_set = fs } }
 end
 
 --- customer_events/purchases/preview: r.preview {award, eligible_spend, min_spend, max_spend,
 -- wallet_balance, reduction_method, allow_spending, offer, …}
-function ops.purchase_preview(purchase)
-  local body, err = purchase_body(purchase)
+function ops.purchase_preview(profile, purchase)
+  local body, err = purchase_body(purchase, profile)
   if not body then return nil, err end
   return { method = "POST", path = "/customer_events/purchases/preview", json = body, idempotent = true,
            pick = function(r) r.preview = preview_view(r.data) end }
@@ -325,8 +422,8 @@ end
 
 --- customer_events/purchases/create: r.purchase {id, number, total, awarded, spent, …}. With a
 -- reference (external_system_reference_number) a retry is safe: the CRM returns the first purchase.
-function ops.purchase_create(purchase)
-  local body, err = purchase_body(purchase)
+function ops.purchase_create(profile, purchase)
+  local body, err = purchase_body(purchase, profile)
   if not body then return nil, err end
   return { method = "POST", path = "/customer_events/purchases/create", json = body,
            idempotent = body.external_system_reference_number ~= nil,
@@ -334,7 +431,7 @@ function ops.purchase_create(purchase)
 end
 
 --- customer_events/purchases/show (GET): r.purchase
-function ops.purchase_show(args)
+function ops.purchase_show(_, args)
   local ident, err = event_identifier(args)
   if not ident then return nil, err end
   local field, value = next(ident)
@@ -345,7 +442,7 @@ function ops.purchase_show(args)
 end
 
 --- customer_events/purchases/cancel: r.purchase (state CANCELLED)
-function ops.purchase_cancel(args)
+function ops.purchase_cancel(_, args)
   local ident, err = event_identifier(args)
   if not ident then return nil, err end
   return { method = "POST", path = "/customer_events/purchases/cancel", idempotent = true,
@@ -355,14 +452,15 @@ end
 
 --- customer_events/purchases/list with pagination: args {participant…, number_of_results, offset,
 -- fields_set}. r.purchases = {purchase_view…}, r.raw_purchases
-function ops.purchases_list(args)
+function ops.purchases_list(profile, args)
   if type(args) ~= "table" then error("loyalty: arguments table expected", 2) end
   local body = { number_of_results = args.number_of_results, offset = args.offset,
                  fields_set = fields_set(args.fields_set) }
   if args.participant then
-    local ident, err = participant_identifier(args.participant)
+    local ident, err = participant_identifier(args.participant, profile, "event")
     if not ident then return nil, err end
-    body.rewards_participant_identifier = ident
+    body.rewards_participant_identifier = ident.rewards_participant_identifier
+    body.accounts_receivable_identifier = ident.accounts_receivable_identifier
   end
   return { method = "POST", path = "/customer_events/purchases/list", json = body, idempotent = true,
            pick = function(r)
@@ -374,9 +472,9 @@ end
 
 --- customer_events/spend_requests/create: args {participant = {...}, purchase = {id|number},
 -- amount (nil: the purchase total), reference, unit}. r.spend {id, number, requested, actual}
-function ops.spend_request_create(args)
+function ops.spend_request_create(profile, args)
   if type(args) ~= "table" then error("loyalty: spend request table expected", 2) end
-  local ident, err = participant_identifier(args.participant or {})
+  local ident, err = participant_identifier(args.participant or {}, profile, "event")
   if not ident then return nil, err end
   local event
   event, err = event_identifier(args.purchase or {})
@@ -385,10 +483,10 @@ function ops.spend_request_create(args)
     return nil, errors.config("spend amount must be a positive number", "amount")
   end
   local body = {
-    rewards_participant_identifier = not ident.access_token_identifier and ident or nil,
-    accounts_receivable_identifier = ident.access_token_identifier and ident or nil,
+    rewards_participant_identifier = ident.rewards_participant_identifier,
+    accounts_receivable_identifier = ident.accounts_receivable_identifier,
     purchase_customer_request_identifier = event, -- [DOC] spelled so; the sandbox also takes …event…
-    spend_amount = args.amount and money(args.amount) or nil, performed_on = args.performed_on or now_string(),
+    spend_amount = args.amount and money(args.amount) or nil, performed_on = local_date(args.performed_on),
     performed_by_unit_identifier = args.unit and { id = args.unit } or nil,
     external_system_reference_number = args.reference, description = args.description,
   }
@@ -414,8 +512,9 @@ _M.batch_ops = batch_ops
 -- Returns a plan for client:request_many; client:products_synchronise(...) returns
 -- { calls, processed = {{request_code, id, code, message, batch}}, unprocessed = {{request_code,
 -- error_code, error_description, batch}}, failed_batches = {{batch, first, last, count, err}} }.
-function batch_ops.products_synchronise(products, opts)
+function batch_ops.products_synchronise(profile, products, opts)
   if type(products) ~= "table" then error("loyalty: products array expected", 2) end
+  profile = profile or DEFAULT_PROFILE
   opts = opts or {}
   local size = opts.batch_size or inferred.SYNC_BATCH_SIZE
   if type(size) ~= "number" or size < 1 or size > inferred.SYNC_BATCH_SIZE or size ~= math.floor(size) then
@@ -425,8 +524,14 @@ function batch_ops.products_synchronise(products, opts)
   if type(max_in_flight) ~= "number" or max_in_flight < 1 or max_in_flight > 1024 then
     return nil, errors.config("max_in_flight must be from 1 to 1024", "max_in_flight")
   end
-  local definition = opts.definition and { name = opts.definition.name, id = opts.definition.id,
-                                           alternative_code = opts.definition.alternative_code }
+  local d = opts.definition or profile.sync_definition
+  local definition = d and { name = d.name, id = d.id, alternative_code = d.alternative_code }
+  if not (definition and next(definition)) and profile.release >= 17 then
+    -- [DOC CRM-WIKI pageId=490685 v26] mandatory in the later revisions ([INF] taken as R17+).
+    return nil, errors.config("products/synchronise needs a synchronisation definition on " .. profile.name
+                              .. ": give definition = {name|id|alternative_code} or the sync_definition option",
+                              "definition")
+  end
   local specs, ranges = {}, {}
   for first = 1, #products, size do
     local last = math.min(first + size - 1, #products)

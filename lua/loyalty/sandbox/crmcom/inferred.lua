@@ -2,17 +2,34 @@
 -- lives here, each marked [INF] with its reason, so that a correction is a one-line change.
 local _M = {}
 
--- [INF] Envelope errors answer HTTP 200: "JSON is returned by all API responses, including errors"
--- and public clients branch on status.code only (gap 2: no HTTP statuses documented).
-_M.ERROR_HTTP = 200
+-- The release the sandbox serves when the seed's crmcom.release is not given: the current
+-- documented flow (R17, as the client's default). [DOC CRM-WIKI] R4: GET rewards_participants/show;
+-- R5+: POST show only; R17+: accounts_receivable_identifier mandatory on purchases and spend
+-- requests (rewards_participant_identifier deprecated: ignored).
+_M.DEFAULT_RELEASE = "R17"
 
--- [INF] Error status codes (no catalogue is documented, gap 2); messages are human-readable.
+-- [INF] products/synchronise needs synchronisation_definition_identifier from this release on
+-- ("mandatory in later revisions", CRM-WIKI pageId=490685 v26, no release named); on older
+-- releases it is checked when given. Definitions come from the seed (crmcom.synchronisation_definitions).
+_M.SYNC_DEFINITION_FROM = 17
+
+-- Error codes and HTTP statuses. [DOC] "JSON is returned by all API responses, including errors"
+-- (wiki Introduction): every error carries the {status, data} envelope. No catalogue of codes is
+-- documented (gap 2). [INF] The HTTP statuses follow CRM.COM's documented ones (Self-Service
+-- OpenAPI, crmcom.md §5.2): 401 invalid token or login, 404 not found, 400 invalid request; a
+-- refused business rule (spend limits, cancelled purchase) is 400 as well. 405 for a method on
+-- the wrong HTTP verb and 404 (without meaning "not found") for an unknown method are ours.
 _M.CODES = {
   invalid_token = "INVALID_TOKEN", login_failed = "AUTHENTICATION_FAILED", invalid = "INVALID_PARAMETER",
   not_found = "NOT_FOUND", not_posted = "PURCHASE_NOT_POSTED", cancelled = "ALREADY_CANCELLED",
   spend_not_allowed = "SPEND_NOT_ALLOWED", below_minimum = "SPEND_BELOW_MINIMUM",
   no_balance = "INSUFFICIENT_WALLET_BALANCE", too_many = "TOO_MANY_PRODUCTS", unknown_method = "UNKNOWN_METHOD",
+  wrong_method = "METHOD_NOT_ALLOWED",
 }
+_M.ERROR_HTTP = { INVALID_TOKEN = 401, AUTHENTICATION_FAILED = 401, NOT_FOUND = 404 }
+_M.DEFAULT_ERROR_HTTP = 400
+_M.UNKNOWN_METHOD_HTTP = 404
+_M.WRONG_METHOD_HTTP = 405
 
 -- [INF] Per-product error codes of products/synchronise (the field names are documented, the values not).
 _M.PRODUCT_CODES = { missing_code = "MISSING_CODE", invalid_code = "INVALID_CODE" }

@@ -25,7 +25,12 @@ function _M.error_reply(http, code, message)
 end
 
 local function ok(data) return 200, envelope("OK", nil, data) end
-local function err(code, message) return inferred.ERROR_HTTP, envelope(code, message) end
+local function err(code, message)
+  return inferred.ERROR_HTTP[code] or inferred.DEFAULT_ERROR_HTTP, envelope(code, message)
+end
+
+-- The release the sandbox serves (seed crmcom.release, default inferred.DEFAULT_RELEASE) as a number.
+local function release(cfg) return cfg.release or 17 end
 
 -- GET identifiers arrive flattened: `rewards_participant_identifier=number=29`.
 local function unflatten(v)
@@ -97,14 +102,44 @@ local function participant_view(rp)
   return ref
 end
 
--- The participant named by a call: rewards_participant_identifier or accounts_receivable_identifier.
-local function participant_of(p)
-  local ident = unflatten(p.rewards_participant_identifier) or unflatten(p.accounts_receivable_identifier)
-  if type(ident) ~= "table" then return nil, err(C.invalid, "rewards_participant_identifier is mandatory") end
+local function one_field(ident, name)
+  if type(ident) ~= "table" then return nil, err(C.invalid, name .. " must be an identifier object") end
   local n = 0
   for _ in pairs(ident) do n = n + 1 end
-  if n ~= 1 then return nil, err(C.invalid, "exactly one identifier field is allowed") end
-  local rp = cstore.find_participant(ident)
+  if n ~= 1 then return nil, err(C.invalid, "exactly one " .. name .. " field is allowed") end
+  return true
+end
+
+-- The participant named by a call. `event`: a customer event (purchases, spend requests), where
+-- R17+ makes accounts_receivable_identifier mandatory [DOC CRM-WIKI pageId=514482]; before R17
+-- exactly one of the two is given. show takes rewards_participant_identifier only.
+local function participant_of(cfg, p, event)
+  local rpi, ari = unflatten(p.rewards_participant_identifier), unflatten(p.accounts_receivable_identifier)
+  if event and release(cfg) >= 17 then
+    if ari == nil then
+      return nil, err(C.invalid, "accounts_receivable_identifier is mandatory (CRM.COM R17.0.0 and later)")
+    end
+    rpi = nil -- deprecated from R17: ignored
+  elseif not event then
+    ari = nil
+  end
+  if rpi ~= nil and ari ~= nil then
+    return nil, err(C.invalid, "give rewards_participant_identifier or accounts_receivable_identifier, not both")
+  end
+  local ident, name = rpi, "rewards_participant_identifier"
+  if ari ~= nil then ident, name = ari, "accounts_receivable_identifier" end
+  if ident == nil then return nil, err(C.invalid, name .. " is mandatory") end
+  local fine, e1, e2 = one_field(ident, name)
+  if not fine then return nil, e1, e2 end
+  local rp
+  if ari ~= nil then
+    rp = cstore.find_account(ident)
+  else
+    if ident.access_token_identifier ~= nil and release(cfg) < 5 then
+      return nil, err(C.invalid, "access_token_identifier is not a rewards participant identifier field before R5")
+    end
+    rp = cstore.find_participant(ident)
+  end
   if not rp then return nil, err(C.not_found, "Rewards participant not found") end
   return rp
 end
@@ -116,7 +151,16 @@ local function purchase_view(p)
   return v
 end
 
-local function synchronise(p)
+local function synchronise(cfg, p)
+  local def = p.synchronisation_definition_identifier
+  if def ~= nil or release(cfg) >= inferred.SYNC_DEFINITION_FROM then
+    if def == nil then
+      return err(C.invalid, "synchronisation_definition_identifier is mandatory")
+    end
+    local fine, e1, e2 = one_field(def, "synchronisation_definition_identifier")
+    if not fine then return e1, e2 end
+    if not cstore.find_definition(def) then return err(C.not_found, "synchronisation definition not found") end
+  end
   local set = p.products_set
   if type(set) ~= "table" or (set[1] == nil and next(set) ~= nil) then
     return err(C.invalid, "products_set is mandatory")
@@ -156,11 +200,11 @@ local function synchronise(p)
     table.concat(parts, ",") .. "}}"
 end
 
-local function list_purchases(p)
+local function list_purchases(cfg, p)
   local rp
   if p.rewards_participant_identifier or p.accounts_receivable_identifier then
     local e1, e2
-    rp, e1, e2 = participant_of(p)
+    rp, e1, e2 = participant_of(cfg, p, true)
     if not rp then return e1, e2 end
   end
   local n = tonumber(p.number_of_results) or inferred.DEFAULT_NUMBER_OF_RESULTS
@@ -181,20 +225,21 @@ end
 
 -- method -> { http method(s), handler(cfg, params, session) }
 local ROUTES = {
-  ["rewards_participants/show"] = { GET = true, POST = true, function(_, p)
-    local rp, e1, e2 = participant_of(p)
+  -- [DOC CRM-WIKI pageId=491668] GET on R4, POST from R5 (the level decides, see route()).
+  ["rewards_participants/show"] = { GET = true, POST = true, function(cfg, p)
+    local rp, e1, e2 = participant_of(cfg, p, false)
     if not rp then return e1, e2 end
     return ok(select_fields(participant_view(rp), p.fields_set))
   end },
   ["customer_events/purchases/preview"] = { POST = true, function(cfg, p)
-    local rp, e1, e2 = participant_of(p)
+    local rp, e1, e2 = participant_of(cfg, p, true)
     if not rp then return e1, e2 end
     local data, code, message = wallet.preview(cfg, rp, p)
     if not data then return err(code, message) end
     return ok(data)
   end },
   ["customer_events/purchases/create"] = { POST = true, function(cfg, p, session)
-    local rp, e1, e2 = participant_of(p)
+    local rp, e1, e2 = participant_of(cfg, p, true)
     if not rp then return e1, e2 end
     local data, code, message = wallet.create_purchase(cfg, rp, p, session.unit)
     if not data then return err(code, message) end
@@ -205,20 +250,20 @@ local ROUTES = {
     if not pur then return err(C.not_found, "purchase customer event not found") end
     return ok(select_fields(purchase_view(pur), p.fields_set))
   end },
-  ["customer_events/purchases/list"] = { POST = true, function(_, p) return list_purchases(p) end },
+  ["customer_events/purchases/list"] = { POST = true, function(cfg, p) return list_purchases(cfg, p) end },
   ["customer_events/purchases/cancel"] = { POST = true, function(_, p)
     local data, code, message = wallet.cancel(p)
     if not data then return err(code, message) end
     return ok(purchase_view(data))
   end },
   ["customer_events/spend_requests/create"] = { POST = true, function(cfg, p, session)
-    local rp, e1, e2 = participant_of(p)
+    local rp, e1, e2 = participant_of(cfg, p, true)
     if not rp then return e1, e2 end
     local data, code, message = wallet.spend(cfg, rp, p, session.unit)
     if not data then return err(code, message) end
     return ok(data)
   end },
-  ["products/synchronise"] = { POST = true, function(_, p) return synchronise(p) end },
+  ["products/synchronise"] = { POST = true, function(cfg, p) return synchronise(cfg, p) end },
 }
 
 local function decode(raw)
@@ -241,8 +286,16 @@ local function route(ctx, cfg, name, method)
   if name == "authentication/token" and method == "POST" then return login(cfg, params) end
   if name == "authentication/web_api_key/token" and method == "POST" then return key_login(cfg, params, headers) end
   local r = ROUTES[name]
-  if name ~= "authentication/token/release" and (not r or not r[method]) then
-    return 404, envelope(C.unknown_method, "No such Web API method: " .. method .. " " .. name)
+  if name ~= "authentication/token/release" and not r then
+    return inferred.UNKNOWN_METHOD_HTTP, envelope(C.unknown_method, "No such Web API method: " .. name)
+  end
+  local allowed = r and r[method]
+  if name == "rewards_participants/show" then
+    allowed = (release(cfg) >= 5) == (method == "POST") -- GET was R4; POST from R5
+  end
+  if name ~= "authentication/token/release" and not allowed then
+    return inferred.WRONG_METHOD_HTTP, envelope(C.wrong_method, method .. " " .. name .. " is not available on R"
+                                                .. release(cfg))
   end
   local session = cstore.session(params.token)
   if not session then return err(C.invalid_token, "The token is invalid or has expired") end

@@ -3,11 +3,12 @@
 local json = require("loyalty.sandbox.json")
 local store = require("loyalty.sandbox.store")
 local cjson = require("cjson.safe")
+local inferred = require("loyalty.sandbox.crmcom.inferred")
 
 local _M = {}
 
 -- Kept from init_by_lua (inherited by workers) so that /sandbox/reset can reseed.
-local seed_raw
+local seed_raw, release_override
 
 local function index_by(list, field)
   local map = {}
@@ -42,6 +43,27 @@ function _M.find_participant(ident)
     local rp = n and _M.participant(n)
     if rp and ati.identifier and tostring(ati.pass_code or "") ~= tostring(rp.pass_code or "") then return nil end
     return rp
+  end
+end
+
+--- ident: an accounts receivable identifier {number | id | name | access_token_identifier}.
+function _M.find_account(ident)
+  if type(ident) ~= "table" then return nil end
+  if type(ident.access_token_identifier) == "table" then
+    return _M.find_participant { access_token_identifier = ident.access_token_identifier }
+  end
+  local n
+  if ident.number then n = store.get("crm:ix:ar:" .. tostring(ident.number)) end
+  if ident.id then n = store.get("crm:ix:arid:" .. tostring(ident.id)) end
+  return n and _M.participant(n)
+end
+
+--- A synchronisation definition of the seed by {id | name | alternative_code}.
+function _M.find_definition(ident)
+  for _, d in ipairs((_M.config() or {}).definitions or {}) do
+    for _, k in ipairs { "id", "name", "alternative_code" } do
+      if ident[k] ~= nil and tostring(ident[k]) == d[k] then return d end
+    end
   end
 end
 
@@ -181,6 +203,10 @@ local function seed_participant(p, i)
     sign_up_on = p.sign_up_on or "2020-01-01T09:00:00", life_cycle_state = "EFFECTIVE",
   }
   store.set("crm:ix:id:" .. rp.id, rp.number)
+  if rp.accounts_receivable then
+    store.set("crm:ix:ar:" .. rp.accounts_receivable, rp.number)
+    store.set("crm:ix:arid:" .. hex_id("account", i), rp.number)
+  end
   for _, code in ipairs(rp.access_tokens) do store.set("crm:ix:tok:" .. code, rp.number) end
   _M.put_participant(rp)
   return rp.number
@@ -191,7 +217,9 @@ function _M.reset()
   local seed = seed_raw and json.decode(seed_raw)
   local c = type(seed) == "table" and seed.crmcom
   if type(c) ~= "table" then return end
+  local major = tonumber(tostring(release_override or c.release or inferred.DEFAULT_RELEASE):match("^[Rr]?(%d+)"))
   store.set_json("crm:config", {
+    release = major or 17, definitions = c.synchronisation_definitions or { { name = "PRODUCTS" } },
     organisation = c.organisation, currency = c.currency or "EUR", scheme = c.reward_scheme or {},
     units = index_by(c.units, "id"), users = index_by(c.users, "username"), keys = index_by(c.web_api_keys, "key"),
   })
@@ -204,9 +232,10 @@ function _M.reset()
   _M.reset_counters()
 end
 
---- Called from init_by_lua with the seed JSON text.
-function _M.init(raw)
+--- Called from init_by_lua with the seed JSON text (and the release to serve, "" for the seed's).
+function _M.init(raw, release)
   seed_raw = raw
+  release_override = release ~= "" and release or nil
   _M.reset()
 end
 
