@@ -156,7 +156,8 @@ function _M.start(opts)
   end
   local seed_file = write_seed(text)
   local server, serr = runner.start {
-    http = _M.http_config(seed_file, opts.latency_ms, opts.tls, opts.crmcom_release), port = opts.port, workers = opts.workers or 1,
+    http = _M.http_config(seed_file, opts.latency_ms, opts.tls, opts.crmcom_release), port = opts.port,
+    workers = opts.workers or 1,
     foreground = opts.foreground, worker_connections = opts.worker_connections or 4096,
     error_log = opts.error_log,
   }
