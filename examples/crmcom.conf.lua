@@ -14,9 +14,15 @@ return {
     unit = env("CRMCOM_UNIT", "UNIT-LIMASSOL"),   -- the store's unit (optional: the user's default)
     -- api_key = env("CRMCOM_API_KEY"),           -- instead of username/password/organisation
     timeout_ms = 5000,
+    -- The CRM.COM release the server runs (docs/crmcom.md): R17+ names the accounts receivable on
+    -- purchases; R5-R16 the participant; R4 sends rewards_participants/show as GET.
+    release = env("CRMCOM_RELEASE", "R17"),
+    sync_definition = { name = "PRODUCTS" },      -- products/synchronise's definition (mandatory on R17+)
   },
 
-  identifier = "mobile",            -- mobile | email (access tokens of the participant) | external_id (its number)
+  -- mobile | email (access tokens of the participant) | external_id (the participant number
+  -- before R17, the accounts receivable number from R17)
+  identifier = "mobile",
   sync_on_login = true,             -- names from the CRM on login
   profile_sync = "fill_blank",
   earn_on_order = true,             -- orders are purchases: the wallet is awarded cashback

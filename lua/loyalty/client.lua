@@ -226,6 +226,8 @@ end
 -- The client's own headers (user agent, auth, attribution) as a name -> value table.
 function Client:base_headers(auth_value)
   local headers = { ["User-Agent"] = self.user_agent, Accept = "application/json" }
+  -- Capillary lists Content-Type as required on every call, GETs too (providers.capillary).
+  if self.provider.CONTENT_TYPE_ALWAYS then headers["Content-Type"] = "application/json" end
   if auth_value then headers[auth_value[1]] = auth_value[2] end
   if self.attribution then
     for k, v in pairs(self.attribution) do headers[k] = v end

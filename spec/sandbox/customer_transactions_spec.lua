@@ -1,5 +1,6 @@
--- GET /v1.1/customer/transactions in the sandbox: the v1.1 envelope, the bill filter, paging,
--- custom fields on returns, and the item-level not-found of customer/get.
+-- GET /v1.1/customer/transactions in the sandbox: the documented shape (S-V11 "Get Customer
+-- Transactions": count a number, start the first id shown, rows, per-transaction points), the
+-- bill filter, paging, custom fields on returns, and the item-level not-found of customer/get.
 local support = require("support.sandbox")
 
 describe("sandbox v1.1 customer/transactions", function()
@@ -35,42 +36,47 @@ describe("sandbox v1.1 customer/transactions", function()
     post_tx { type = "return", return_type = "AMOUNT", number = "CT-2", amount = 100 }
   end)
 
-  it("lists the customer's bills and returns newest first, with count and start", function()
+  it("lists the customer's bills and returns newest first, with count, start and rows", function()
     local resp = history()
     assert.same({ "true", 200 }, { resp.status.success, resp.status.code })
     local c = resp.customer
     assert.equal(RITA, c.mobile)
-    assert.equal("true", c.item_status.success)
-    assert.equal("4", c.count)
-    assert.equal("0", c.start)
+    assert.same({ "true", "1052" }, { c.item_status.success, c.item_status.code })
+    assert.equal(4, c.count)
     local list = c.transactions.transaction
+    assert.equal(list[1].id, c.start)
+    assert.equal("4", c.rows)
     assert.equal(4, #list)
+    assert.same({ "0", "0", "0", "1016" }, { list[1].points.issued, list[1].points.redeemed, list[1].points.expired,
+                                              list[1].points.program_id })
+    assert.is_string(list[3].points.issued)
     local function row(t) return { t.number, t.type, t.return_type, t.amount } end
     assert.same({ "CT-2", "RETURN", "AMOUNT", "100" }, row(list[1]))
     assert.same({ "CT-2", "RETURN", "LINE_ITEM", "800" }, row(list[2]))
-    assert.same({ "CT-2", "REGULAR" }, { list[3].number, list[3].type })
-    assert.is_nil(list[3].return_type)
+    assert.same({ "CT-2", "REGULAR", "" }, { list[3].number, list[3].type, list[3].return_type })
     assert.same({ "CT-1", "REGULAR", "2026-01-02 10:00:00" }, { list[4].number, list[4].type, list[4].billing_time })
     assert.is_string(list[4].id)
-    assert.is_nil(list[2].custom_fields) -- only with custom_fields=true
+    assert.is_table(list[2].custom_fields.field) -- the documented sample shows them on every row
   end)
 
   it("filters by bill number and shows custom fields when asked", function()
     local c = history("&number=CT-2&custom_fields=true").customer
-    assert.equal("3", c.count)
+    assert.equal(3, c.count)
     local list = c.transactions.transaction
     assert.equal(3, #list)
     for _, t in ipairs(list) do assert.equal("CT-2", t.number) end
     assert.same({ { name = "loyalty_return_ref", value = "return:CT-2:abc" } }, list[2].custom_fields.field)
     assert.same({}, list[1].custom_fields.field)
-    assert.equal("0", history("&number=NOPE").customer.count)
+    local none = history("&number=NOPE").customer
+    assert.same({ 0, "", "0" }, { none.count, none.start, none.rows })
   end)
 
   it("honours limit and offset", function()
     local c = history("&limit=2&offset=1").customer
-    assert.equal("4", c.count)
-    assert.equal("1", c.start)
+    assert.equal(4, c.count)
     local list = c.transactions.transaction
+    assert.equal(list[1].id, c.start) -- start is the first transaction's id, not the offset
+    assert.equal("2", c.rows)
     assert.equal(2, #list)
     assert.same({ "LINE_ITEM", "REGULAR" }, { list[1].return_type or "", list[2].type })
     assert.equal(0, #history("&offset=4").customer.transactions.transaction)

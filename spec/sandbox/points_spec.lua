@@ -7,9 +7,28 @@ describe("sandbox points and coupons", function()
   lazy_teardown(function() if sb then sb:stop() end end)
   before_each(function() assert(sb:reset()) end)
 
+  -- program_id is mandatory on isredeemable (S-DOCS check-if-points-redeemable); the seed's is 1016.
   local function isredeemable(q)
-    return sb:get("/v1.1/points/isredeemable?format=json&" .. q).json.response
+    return sb:get("/v1.1/points/isredeemable?format=json&program_id=1016&" .. q).json.response
   end
+
+  it("isredeemable refuses a missing or unknown program_id as invalid input (HTTP 400)", function()
+    for _, q in ipairs { "", "&program_id=7" } do
+      local r = sb:get("/v1.1/points/isredeemable?format=json&mobile=919999000001&points=100" .. q)
+      assert.equal(400, r.status)
+      assert.equal(400, r.json.response.status.code)
+    end
+  end)
+
+  it("816 (customer not found) comes under HTTP 400 on points calls, as the redeem-points OpenAPI files it", function()
+    local r = sb:get("/v1.1/points/isredeemable?format=json&program_id=1016&mobile=910000000000&points=100")
+    assert.equal(400, r.status)
+    assert.equal(816, r.json.response.points.redeemable.item_status.code)
+    r = sb:post("/v1.1/points/redeem?format=json&skip_validation=true",
+                { root = { redeem = { { points_redeemed = 100, customer = { mobile = "910000000000" } } } } })
+    assert.equal(400, r.status)
+    assert.equal(816, r.json.response.responses.points.item_status.code)
+  end)
 
   it("isredeemable answers the documented clean shape", function()
     local r = isredeemable("mobile=919999000001&points=100&program_id=1016")

@@ -88,10 +88,24 @@ function Backend:subscribe(ident, subscriptions)
   return { subscriptions = r.subscriptions }
 end
 
+-- points/isredeemable needs the programme id (mandatory in the current docs): the setting, or
+-- [INF] the programme of the customer's first points summary (customer/get points_summary=true),
+-- learned once; an org with several programmes sets program_id.
+function Backend:program_id(ident)
+  local id = self.settings.program_id or self.learned_program_id
+  if id then return id end
+  local r = self.client:customer_get { [ident.key] = ident.value, points_summary = true }
+  local c = r and r.customer
+  local ps = type(c) == "table" and type(c.points_summaries) == "table" and c.points_summaries.points_summary
+  id = type(ps) == "table" and type(ps[1]) == "table" and tonumber(ps[1].programId) or nil
+  self.learned_program_id = id
+  return id
+end
+
 function Backend:check_redeemable(ident, points, issue_otp)
   local r, err = self.client:points_isredeemable {
     [ident.key] = ident.value, points = points, issue_otp = issue_otp or nil,
-    program_id = self.settings.program_id,
+    program_id = self:program_id(ident),
   }
   if not r then return nil, mark_not_found(err) end
   local red = r.redeemable or {}
@@ -167,9 +181,10 @@ end
 
 -- Capillary has no idempotency key for returns (§7): each return carries this custom field, the
 -- same on its first attempt and on every replay, so a replay can ask whether it already landed.
--- [INF] The org accepts the field on a return (custom fields are set up per org), and
--- customer/transactions (§4.1: parameters documented, body not) honours `number`, `limit` and
--- `offset` and shows each return as type RETURN with its custom_fields.field[] when asked.
+-- [DOC S-V11 "Get Customer Transactions"] customer/transactions filters by `number`, pages by
+-- `limit`/`offset`, shows custom_fields with custom_fields=true, and answers `count` (all matching)
+-- and `start` (the first id shown). [INF] The org accepts the field on a return (custom fields are
+-- set up per org) and a return is its own row of type RETURN.
 _M.RETURN_REF_FIELD = "loyalty_return_ref"
 
 --- ret: {kind = "FULL"|"LINE_ITEM"|"AMOUNT", lines, amount, till, ref}
@@ -206,6 +221,7 @@ function _M.find_return(client, tx)
   local args = { number = tx.number, custom_fields = true, limit = RETURN_PAGE }
   local customer = type(tx.customer) == "table" and tx.customer or {}
   for _, k in ipairs { "mobile", "email", "external_id" } do args[k] = customer[k] end
+  local starts = {}
   for page = 0, RETURN_MAX_PAGES - 1 do
     args.offset = page * RETURN_PAGE
     local r, err = client:customer_transactions(args)
@@ -216,7 +232,13 @@ function _M.find_return(client, tx)
         return true
       end
     end
-    if #r.transactions < RETURN_PAGE then return false end
+    local seen = args.offset + #r.transactions
+    if #r.transactions < RETURN_PAGE or (r.count and seen >= r.count) then return false end
+    -- A page starting where an earlier one did means the server ignored `offset`: stop, unsure.
+    if r.start then
+      if starts[r.start] then break end
+      starts[r.start] = true
+    end
   end
   return nil, errors.new { kind = "decode", retryable = true,
                            message = "customer/transactions kept paging past " .. RETURN_MAX_PAGES * RETURN_PAGE ..

@@ -4,7 +4,16 @@ local _M = {}
 
 -- [INF] HTTP status for item-level v1.1 failures: 200 with the code in the body, as real clients
 -- (C-SHOPIFY, C-RAILS) branch on the body; auth and request-level errors use the HTTP status too.
+-- [DOC] Except 816 ("Customer not found for organization") on points calls, which the redeem-points
+-- OpenAPI files under HTTP 400 (S-DOCS reference/redeem-points, responses."400"); [INF] the same
+-- for points/isredeemable and points/validationcode (one service, same code).
 _M.V11_ITEM_FAILURE_HTTP_STATUS = 200
+_M.V11_HTTP_BY_CODE = { [816] = 400 }
+
+-- [DOC] points/isredeemable: program_id is mandatory (S-DOCS reference/check-if-points-redeemable;
+-- S-V11 listed it optional). [INF] Missing or unknown: the item fails with 400-level code 400
+-- "Input is invalid" under HTTP 400, the request-level "input is invalid" of the v1.1 code table.
+_M.V11_PROGRAM_ID_REQUIRED = { http = 400, code = 400, message = "Input is invalid: program_id is mandatory" }
 
 -- [INF] customer/get not-found: the reference names 1011/1012 or 816; we answer 1012.
 _M.V11_CUSTOMER_GET_NOT_FOUND = { code = "1012", message = "Customer not found" }
@@ -20,14 +29,15 @@ _M.V11_UPSERT_UPDATED_MESSAGE = "Customer successfully updated"
 -- [INF] transaction/get for an unknown bill: no documented code; 602 is "invalid number".
 _M.V11_TRANSACTION_NOT_FOUND = { code = 602, message = "Transaction not found" }
 
--- [INF] GET /v1.1/customer/transactions: the reference gives the parameters and
--- `response.customer{…, count, start, transactions…}`, not the rest. Transactions come newest first
--- (`sort`/`order` are not modelled); `limit` defaults to 10 (the value in the documented URL);
--- `count` is the number of matching transactions (not of this page) and `start` the offset, both
--- strings; each transaction is {id, number, type REGULAR|RETURN, return_type, amount, billing_time,
--- store, custom_fields.field[] when custom_fields=true}; the customer's item_status is 1000 and an
--- unknown customer is customer/get's item-level not-found.
-_M.V11_CUSTOMER_TRANSACTIONS = { default_limit = 10, message = "Customer transactions retrieved successfully" }
+-- GET /v1.1/customer/transactions [DOC S-V11 _customer.md "Get Customer Transactions", lines
+-- 1976-2114 at 20ecf691]: `count` a number, `start` the id of the first transaction shown (a
+-- string), `rows` (a string), per-transaction `points` {issued, redeemed, returned, expired,
+-- program_id} and custom_fields/extended_fields; item_status 1052 "Transactions fetched successfully";
+-- `limit` defaults to 10, `offset` skips records "from the top", newest first by default.
+-- [INF] `count` counts the matching transactions (51 in the sample with 2 shown), `rows` the
+-- transactions in this reply; a RETURN is its own row of type RETURN with its return_type;
+-- `sort`/`order` are not modelled; an unknown customer is customer/get's item-level not-found.
+_M.V11_CUSTOMER_TRANSACTIONS = { default_limit = 10, code = "1052", message = "Transactions fetched successfully" }
 
 -- [INF] A FULL return of a bill already fully returned: one of the 626-640 "return-type conflicts".
 _M.V11_ALREADY_RETURNED = { code = 626, message = "Transaction already returned" }
@@ -50,8 +60,8 @@ _M.OTP_CONSUMED_ON_USE = true
 _M.OTP_REISSUE_COUNTS = true
 _M.OTP_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
--- [INF] v2 OTP validate failure: HTTP 200 with `entity: false` (documented) plus an errors entry 605.
-_M.V2_OTP_INVALID = { code = 605, message = "OTP invalid or expired" }
+-- [DOC] v2 OTP validate failure: HTTP 200 with {entity: false, warnings: []} and nothing else
+-- (S-V2 _otp.md "Sample Failure Response"); [INF] the HTTP status is not stated.
 -- [INF] GET /v2/otp with nothing valid: 9001 "no valid OTP found" with HTTP 404.
 _M.V2_OTP_NOT_FOUND = { http = 404, code = 9001, message = "No valid OTP found" }
 

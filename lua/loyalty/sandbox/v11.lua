@@ -491,22 +491,32 @@ local function customer_transactions(req)
     local t = store.get_json("txn:" .. ids[i])
     if t and (not number or t.number == number) then matched[#matched + 1] = t end
   end
-  local with_fields = truthy(args.custom_fields)
   local out = array {}
   for i = offset + 1, math.min(#matched, offset + limit) do
     local t = matched[i]
+    local pts = t.type == "RETURN" and { issued = "0", redeemed = "0", returned = tostring(t.points_deducted or 0) }
+                or { issued = tostring(t.points_awarded or 0), redeemed = "0",
+                     returned = tostring(t.points_reversed or 0) }
+    pts.expired, pts.program_id = "0", tostring(req.cfg.program.id)
     out[#out + 1] = {
-      id = tostring(t.id), number = t.number, type = t.type, return_type = t.return_type,
-      amount = tostring(t.amount or 0), billing_time = t.billing_time,
-      store = t.attribution and t.attribution.store or "",
-      custom_fields = with_fields and common.fields(t.custom_fields) or nil,
+      id = tostring(t.id), number = t.number, type = t.type, return_type = t.return_type or "",
+      amount = tostring(t.amount or 0), outlier_status = "NORMAL", delivery_status = "DELIVERED",
+      notes = t.notes or "", billing_time = t.billing_time,
+      gross_amount = tostring(t.gross_amount or t.amount or 0), discount = tostring(t.discount or 0),
+      store = t.attribution and t.attribution.store or "", points = pts,
+      custom_fields = common.fields(t.custom_fields), extended_fields = common.fields(t.extended_fields),
+      coupons = array {}, basket_size = #(t.line_items or {}), line_items = { line_item = array {} },
     }
   end
-  return 200, { response = { status = common.v11_batch_status(1, 1, true), customer = {
-    user_id = tostring(c.id), mobile = c.mobile or "", email = c.email or "", external_id = c.external_id or "",
-    firstname = c.firstname, lastname = c.lastname,
-    count = tostring(#matched), start = tostring(offset), transactions = { transaction = out },
-    item_status = item_status(true, "1000", shape.message, {}),
+  return 200, { response = { status = common.v11_status(true, 200, "Success"), customer = {
+    firstname = c.firstname, lastname = c.lastname, user_id = tostring(c.id), mobile = c.mobile or "",
+    email = c.email or "", external_id = c.external_id or "",
+    lifetime_points = c.lifetime_points, lifetime_purchases = c.lifetime_purchases, loyalty_points = c.loyalty_points,
+    current_slab = c.slab, registered_on = c.registered_on, updated_on = c.updated_on, type = c.type,
+    source = (c.source or ""):lower(),
+    count = #matched, start = out[1] and out[1].id or "", rows = tostring(#out),
+    transactions = { transaction = out },
+    item_status = item_status(true, shape.code, shape.message, {}),
   } } }
 end
 
@@ -535,8 +545,13 @@ local function points_isredeemable(req)
   r.input_type = "points"
   r.points_currency_ratio = tostring(ratio)
   local err
+  local pid = inferred.V11_PROGRAM_ID_REQUIRED
   if not kind then
     return common.v11_error(400, 400, "Input is invalid: a customer identifier is required")
+  elseif tostring((type(args.program_id) == "table" and args.program_id[1]) or args.program_id or "")
+         ~= tostring(cfg.program.id) then
+    return common.v11_error(pid.http, pid.code, args.program_id and "Input is invalid: unknown program_id"
+                            or pid.message)
   elseif not c then
     err = { code = 816, message = "Customer not found for organization" }
   else
@@ -545,7 +560,7 @@ local function points_isredeemable(req)
   if err then
     r.is_redeemable = "false"
     r.item_status = item_status(false, err.code, err.message)
-    return 200, { response = { status = common.v11_status(false, inferred.V11_ALL_FAILED.code,
+    return inferred.V11_HTTP_BY_CODE[err.code] or inferred.V11_ITEM_FAILURE_HTTP_STATUS, { response = { status = common.v11_status(false, inferred.V11_ALL_FAILED.code,
       inferred.V11_ALL_FAILED.message), points = { redeemable = r } } }
   end
   r.is_redeemable = "true"
@@ -661,7 +676,11 @@ local function points_redeem(req)
   end
   local st = common.v11_batch_status(ok_count, #items, false)
   if #items == 1 then st.total, st.success_count = nil, nil end
-  return 200, { response = { status = st, responses = { points = #out == 1 and out[1] or out } } }
+  local http = inferred.V11_ITEM_FAILURE_HTTP_STATUS
+  if ok_count == 0 and #out == 1 then
+    http = inferred.V11_HTTP_BY_CODE[tonumber(out[1].item_status.code)] or http
+  end
+  return http, { response = { status = st, responses = { points = #out == 1 and out[1] or out } } }
 end
 
 -- Coupons --------------------------------------------------------------------------------------

@@ -326,9 +326,8 @@ local function otp_validate(req)
     otp.consume(subject, action)
     return 200, { entity = true, warnings = array {} }
   end
-  local e = inferred.V2_OTP_INVALID
-  return 200, { entity = false, warnings = array {},
-    errors = array { { status = false, code = e.code, message = e.message } } }
+  -- [DOC S-V2 _otp.md "Sample Failure Response"]: exactly {entity: false, warnings: []}.
+  return 200, { entity = false, warnings = array {} }
 end
 
 local function otp_get(req)

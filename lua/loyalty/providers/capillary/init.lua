@@ -42,6 +42,10 @@ function _M.base_url(environment, cluster)
   return url
 end
 
+-- [DOC seed 002, S-V11 index] Content-Type: application/json is listed as required on every call,
+-- GETs included: the client sends it on every Capillary request.
+_M.CONTENT_TYPE_ALWAYS = true
+
 _M.TOKEN_HEADER = "X-CAP-API-OAUTH-TOKEN"
 
 function _M.attribution_headers(a)
@@ -74,9 +78,22 @@ end
 -- Provider codes that mean "try again later" (§5, §6).
 local RETRYABLE_CODES = {
   [461] = true, [517] = true, [520] = true, [521] = true, [815] = true, [886] = true,
-  [887] = true, [889] = true, [894] = true, [898] = true, [4001] = true,
+  [887] = true, [894] = true, [898] = true, [4001] = true,
 }
 _M.RETRYABLE_CODES = RETRYABLE_CODES
+
+-- 889 "Points processing failed … Reason: Failed to Connect to Service / Invalid Customer
+-- identifiers passed" [DOC S-DOCS]: one code for a transient and a permanent cause. Only the
+-- message tells them apart, so only a message naming the connection failure is retried.
+local function retryable(code, message)
+  if RETRYABLE_CODES[code] then return true end
+  if code == 889 and type(message) == "string" then
+    local m = message:lower()
+    return m:find("connect", 1, true) ~= nil and m:find("identifier", 1, true) == nil
+  end
+  return false
+end
+_M.retryable = retryable
 
 local function first_error(list)
   if type(list) == "table" and type(list[1]) == "table" then return list[1] end
@@ -94,7 +111,7 @@ local function http_error(reply, code, message)
     retryable = true
   elseif code then
     kind = "api"
-    retryable = RETRYABLE_CODES[code] or false
+    retryable = _M.retryable(code, message)
   end
   return errors.new {
     kind = kind, status = s, code = code, message = message or ("HTTP " .. s),
@@ -102,8 +119,19 @@ local function http_error(reply, code, message)
   }
 end
 
+-- The v1.1 body: under the `response` root (S-V11 2018 samples, C-SHOPIFY, every other sample) or,
+-- as the current customer/get and coupon/redeem samples print it, without it [DOC S-V11@20ecf691].
+local function v11_body(b)
+  if type(b) ~= "table" then return nil end
+  local r = b.response
+  if type(r) == "table" and type(r.status) == "table" then return r end
+  if r == nil and type(b.status) == "table" then return b end
+  return r
+end
+_M.v11_body = v11_body
+
 local function interpret_v11(reply)
-  local body = type(reply.body) == "table" and reply.body.response
+  local body = v11_body(reply.body)
   local status = type(body) == "table" and type(body.status) == "table" and body.status
   if reply.status >= 300 then
     local code, message
@@ -117,7 +145,7 @@ local function interpret_v11(reply)
   end
   if not status then
     return nil, errors.new { kind = "decode", status = reply.status, request_id = reply.request_id,
-                             message = "reply has no v1.1 response envelope" }
+                             message = "reply has no v1.1 envelope (status, with or without the response root)" }
   end
   normalize.normalize(body)
   local items = normalize.items(body)
@@ -131,9 +159,10 @@ local function interpret_v11(reply)
   if status.success == false or status.code == 500 or (#failed > 0 and #failed == #items and not partial) then
     local f = failed[1]
     local code = f and f.code or status.code
+    local message = f and f.message or status.message
     return nil, errors.new {
-      kind = "api", status = reply.status, code = code, message = f and f.message or status.message,
-      request_id = reply.request_id, retryable = RETRYABLE_CODES[code] or false, items = items,
+      kind = "api", status = reply.status, code = code, message = message,
+      request_id = reply.request_id, retryable = retryable(code, message), items = items,
     }
   end
   return {
@@ -166,7 +195,7 @@ local function interpret_v2(reply)
     local code = tonumber(e.code)
     return nil, errors.new {
       kind = "api", status = status, code = code, message = e.message, request_id = reply.request_id,
-      retryable = RETRYABLE_CODES[code] or false, errors = body.errors,
+      retryable = retryable(code, e.message), errors = body.errors,
     }
   end
   if not is_table then
@@ -249,10 +278,16 @@ function pick.body_as_customer(r) r.customer = r.body end
 function pick.reversal(r) r.reversal = r.body end
 function pick.otp_valid(r) r.valid = r.entity == true end
 function pick.otp_code(r) r.code = r.body.code end
+-- [DOC S-V11 "Get Customer Transactions"] `count` (all matching transactions, a number), `start`
+-- (the id of the first one shown) and `rows` (how many are shown) page the history.
 function pick.customer_transactions(r)
   local c = r.body.customer
   r.customer = c
-  r.transactions = type(c) == "table" and c.transactions and c.transactions.transaction or {}
+  r.transactions = type(c) == "table" and type(c.transactions) == "table" and c.transactions.transaction or {}
+  if type(c) == "table" then
+    r.count, r.rows = tonumber(c.count), tonumber(c.rows)
+    r.start = c.start ~= nil and c.start ~= "" and tostring(c.start) or nil
+  end
 end
 
 local ops = {}
@@ -326,9 +361,14 @@ end
 local POINTS_FLAGS = { "points", "issue_otp", "validation_code", "skip_validation", "program_id",
                        "validation_type", "currency_input", "currency_value" }
 
+-- program_id is mandatory [DOC S-DOCS reference/check-if-points-redeemable] (S-V11 listed it as
+-- optional; the current docs win, see inferred in docs/capillary.md).
 function ops.points_isredeemable(args)
   local q, err = identifier_query(args, POINTS_FLAGS)
   if not q then return nil, err end
+  if q.program_id == nil then
+    return nil, errors.config("points/isredeemable needs program_id (mandatory in the current docs)", "program_id")
+  end
   return { method = "GET", path = "/v1.1/points/isredeemable", query = q, version = "v1.1",
            pick = pick.redeemable_points }
 end
