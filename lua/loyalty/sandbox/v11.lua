@@ -560,7 +560,8 @@ local function points_isredeemable(req)
   if err then
     r.is_redeemable = "false"
     r.item_status = item_status(false, err.code, err.message)
-    return inferred.V11_HTTP_BY_CODE[err.code] or inferred.V11_ITEM_FAILURE_HTTP_STATUS, { response = { status = common.v11_status(false, inferred.V11_ALL_FAILED.code,
+    local http = inferred.V11_HTTP_BY_CODE[err.code] or inferred.V11_ITEM_FAILURE_HTTP_STATUS
+    return http, { response = { status = common.v11_status(false, inferred.V11_ALL_FAILED.code,
       inferred.V11_ALL_FAILED.message), points = { redeemable = r } } }
   end
   r.is_redeemable = "true"

@@ -101,21 +101,21 @@ end
 
 local function http_error(reply, code, message)
   local s = reply.status
-  local kind, retryable = "http", false
+  local kind, again = "http", false
   if s == 401 or s == 403 then
     kind = "auth"
-    retryable = code == 4001
+    again = code == 4001
   elseif s == 429 then
-    kind, retryable = "rate_limited", true
+    kind, again = "rate_limited", true
   elseif s >= 500 or s == 461 then
-    retryable = true
+    again = true
   elseif code then
     kind = "api"
-    retryable = _M.retryable(code, message)
+    again = retryable(code, message)
   end
   return errors.new {
     kind = kind, status = s, code = code, message = message or ("HTTP " .. s),
-    request_id = reply.request_id, retryable = retryable, retry_after = reply.retry_after,
+    request_id = reply.request_id, retryable = again, retry_after = reply.retry_after,
   }
 end
 
