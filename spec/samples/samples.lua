@@ -96,8 +96,18 @@ end
 function Server:stop()
   if self.stopped then return end
   self.stopped = true
-  if self.pid then os.execute("kill -KILL " .. math.floor(self.pid) .. " 2>/dev/null; wait " .. math.floor(self.pid)
-                              .. " 2>/dev/null") end
+  if self.pid then
+    local pid = math.floor(self.pid)
+    os.execute("kill -KILL " .. pid .. " 2>/dev/null")
+    local socket = require "socket"
+    for _ = 1, 200 do -- gone, or a zombie its shell has not reaped yet
+      local f = io.open("/proc/" .. pid .. "/stat")
+      local stat = f and f:read("*l") or ""
+      if f then f:close() end
+      if not f or stat:match("^%d+ %b() Z") then break end
+      socket.sleep(0.01)
+    end
+  end
   if self.dir and self.dir:match("^/tmp/loyalty%-samples%.") then os.execute("rm -rf " .. sh(self.dir)) end
 end
 

@@ -137,6 +137,10 @@ function _M.customer_get_v11(cfg, c, flags)
     fraud_details = { status = c.fraud_status or "NONE", marked_by = "", modified_on = "" },
     custom_fields = fields(c.custom_fields), extended_fields = fields(c.extended_fields),
     coupons = { coupon = array(_M.customer_coupons(c)) }, notes = array {},
+    -- [DOC S-V11 "Get Customer Details"] also in every reply: identifiers, registered_by, trackers,
+    -- current_nps_status and the recent transactions (flags add more, they do not switch these on).
+    identifiers = array {}, registered_by = rtill and rtill.code or "", trackers = array {},
+    current_nps_status = array {},
     item_status = _M.item_status(true, "1000", "Customer successfully retrieved", {}),
   }
   if flags.user_id then out.user_id = c.id end
@@ -144,7 +148,7 @@ function _M.customer_get_v11(cfg, c, flags)
     out.points_summaries = { points_summary = array { engine.points_summary_v11(cfg, c) } }
   end
   if flags.subscriptions then out.subscriptions = _M.subscriptions_v11(c) end
-  if flags.transactions then
+  do -- [DOC] "10 recent transactions" with or without transactions=true
     local list = array {}
     local ids = c.transactions or {}
     for i = #ids, math.max(#ids - 9, 1), -1 do

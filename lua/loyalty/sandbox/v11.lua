@@ -751,7 +751,7 @@ local function coupon_redeem_one(req, t)
       coupon_value = tostring(cp.discount_value),
       transaction = { amount = txn.amount and tostring(txn.amount) or "",
         number = txn.number and tostring(txn.number) or "" },
-      side_effects = { effect = array {} },
+      series_info = array {}, side_effects = array {}, -- [DOC S-V11 _coupon.md "Redeem Coupon"]: both []
       item_status = item_status(true, "700", "Coupon processing successful"),
     }
   end)
