@@ -19,7 +19,8 @@ local REDEEM = { points_redeemed = 100, customer = { mobile = "919999000001" }, 
 
 describe("capillary as documented", function()
   it("889 for invalid identifiers is final; 889 for a failed connection is retried", function()
-    local c, t = client_with { v11_failure(889, "Points processing failed. Reason: Invalid Customer identifiers passed") }
+    local invalid = "Points processing failed. Reason: Invalid Customer identifiers passed"
+    local c, t = client_with { v11_failure(889, invalid) }
     local _, err = c:points_redeem(REDEEM)
     assert.equals(889, err.code)
     assert.is_false(err.retryable)

@@ -2,10 +2,11 @@
 -- Only this module knows Capillary's paths and envelopes (facts: shared/reference/capillary.md).
 local errors = require "loyalty.errors"
 local normalize = require "loyalty.providers.capillary.normalize"
+local inferred = require "loyalty.providers.capillary.inferred"
 
 local type = type -- an upvalue: the per-call checks skip a global lookup on Lua 5.4
 
-local _M = { name = "capillary" }
+local _M = { name = "capillary", inferred = inferred }
 
 -- Production clusters ("hubs"). The reference lists conflicting host sets (§1.1); these are
 -- the v2-doc hosts. [INF] `sea`/`ushc` come from the newer overview. Always overridable by base_url.
@@ -85,11 +86,18 @@ _M.RETRYABLE_CODES = RETRYABLE_CODES
 -- 889 "Points processing failed … Reason: Failed to Connect to Service / Invalid Customer
 -- identifiers passed" [DOC S-DOCS]: one code for a transient and a permanent cause. Only the
 -- message tells them apart, so only a message naming the connection failure is retried.
+local function mentions(m, words)
+  for _, w in ipairs(words) do
+    if m:find(w, 1, true) then return true end
+  end
+  return false
+end
+
 local function retryable(code, message)
   if RETRYABLE_CODES[code] then return true end
   if code == 889 and type(message) == "string" then
     local m = message:lower()
-    return m:find("connect", 1, true) ~= nil and m:find("identifier", 1, true) == nil
+    return mentions(m, inferred.CODE_889_TRANSIENT_WORDS) and not mentions(m, inferred.CODE_889_FINAL_WORDS)
   end
   return false
 end
@@ -125,7 +133,7 @@ local function v11_body(b)
   if type(b) ~= "table" then return nil end
   local r = b.response
   if type(r) == "table" and type(r.status) == "table" then return r end
-  if r == nil and type(b.status) == "table" then return b end
+  if r == nil and inferred.V11_ROOT_OPTIONAL and type(b.status) == "table" then return b end
   return r
 end
 _M.v11_body = v11_body
@@ -366,7 +374,7 @@ local POINTS_FLAGS = { "points", "issue_otp", "validation_code", "skip_validatio
 function ops.points_isredeemable(args)
   local q, err = identifier_query(args, POINTS_FLAGS)
   if not q then return nil, err end
-  if q.program_id == nil then
+  if q.program_id == nil and inferred.ISREDEEMABLE_PROGRAM_ID_REQUIRED then
     return nil, errors.config("points/isredeemable needs program_id (mandatory in the current docs)", "program_id")
   end
   return { method = "GET", path = "/v1.1/points/isredeemable", query = q, version = "v1.1",
