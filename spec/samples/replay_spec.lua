@@ -28,6 +28,8 @@ describe("documented samples", function()
       { "POST", "/cap/v2/otp/validate", "capillary/v2_otp_validate_ok.http" },
       { "POST", "/wrong/v2/otp/validate", "capillary/v2_otp_validate_wrong.http" },
       { "POST", "/cap/v2/points/reverse", "capillary/v2_points_reverse.http" },
+      { "POST", "/cap/v1.1/transaction/add", "capillary/v11_transaction_add.http" },
+      { "POST", "/cap/v1.1/customer/subscriptions", "capillary/v11_subscriptions_200_some_failed.http" },
       { "POST", "/crm/authentication/token", "crmcom/authentication_token.http" },
       { "POST", "/crm/rewards_participants/show", "crmcom/rewards_participants_show.http" },
       { "GET", "/crm/rewards_participants/show", "crmcom/rewards_participants_show.http" },
@@ -41,8 +43,12 @@ describe("documented samples", function()
       for file in p:lines() do
         local s = samples.read(dir .. "/" .. file)
         assert.is_string(s.source, file)
-        assert.is_truthy(s.source:find("source", 1, true) or s.source:find("/", 1, true), file)
-        assert.is_truthy(decode(s.body), file .. " is not the JSON the docs print")
+        -- a repository, a docs page, the CRM.COM wiki, or an explicit CONSTRUCTED
+        assert.is_truthy(s.source:find("GitHub", 1, true) or s.source:find("docs.capillarytech.com", 1, true)
+                         or s.source:find("CRM.COM", 1, true) or s.source:find("^CONSTRUCTED"), file)
+        if not file:find("%.xml%.http$") then
+          assert.is_truthy(decode(s.body), file .. " is not the JSON the docs print")
+        end
       end
       p:close()
     end
@@ -152,6 +158,34 @@ describe("documented samples", function()
       local wrong = assert(client("wrong"):v2_otp_validate(doc))
       assert.is_false(wrong.valid)
     end)
+
+    it("transaction/add: the documented request; the documented reply has no points side effect", function()
+      local doc = request_sample("capillary/v11_transaction_add.request.http")
+      local r = assert(client():transaction_add(doc.root.transaction[1]))
+      assert.equals(37813251, r.transaction.id)
+      assert.equals(106, r.customer.loyalty_points) -- the balance after the bill
+      assert.is_nil(r.points_earned)                 -- not documented in this reply: unknown, not 0
+      assert.equals("coupon", r.transaction.side_effects.effect[1].type)
+      local req = srv:last()
+      assert.equals("/cap/v1.1/transaction/add", req.path)
+      assert.same(doc, decode(req.body))
+    end)
+
+    -- Issue #15 owns v1.1 partial results under code 200 (corrections.md #5). The documented evidence is
+    -- XML only (capillary/v11_batch_200_some_failed.xml.http); the JSON reply served here carries
+    -- that documented status over two subscription items, one failed (constructed, see its header).
+    -- Lead: enable after merging #15 (ENABLE_200_PARTIAL = true); it fails on this branch alone.
+    local ENABLE_200_PARTIAL = false
+    local partial_name = "a batch answering code 200 'Some requests have failed due to errors' is partial"
+    local function partial_case()
+      local r = assert(client():customer_subscriptions {
+        { email = "tom.sawyer@example.com", priority = "bulk", scope = "all", channel = "email", is_subscribed = "0" },
+        { email = "tom.sawyer@example.com", priority = "bulk", scope = "all", channel = "sms", is_subscribed = "0" },
+      })
+      assert.is_true(r.partial)
+      assert.equals(1, #r.failed)
+    end
+    if ENABLE_200_PARTIAL then it(partial_name, partial_case) else pending(partial_name .. " (issue #15)") end
 
     it("v2 points/reverse: the documented request and reply", function()
       local doc = request_sample("capillary/v2_points_reverse.request.http")
