@@ -4,6 +4,7 @@
 local loyalty = require "loyalty"
 local token_store = require "loyalty.token_store"
 local crmcom = require "loyalty.providers.crmcom"
+local core = require "loyalty.core"
 local support = require "support.sandbox"
 
 local MARIA = { account = "ACR0000000164" } -- wallet 12.50 (R17+: events name the accounts receivable)
@@ -86,6 +87,8 @@ describe("crmcom against the sandbox", function()
       local who = assert(c:participant_show(ELENI)).participant
       assert.equals("RP0000000021", who.number)
       assert.equals("Eleni", who.accounts_receivable.account_owner.first_name)
+      assert.equals("Limassol Store", who.sign_up_by_unit.name) -- a Unit object, as documented
+      assert.equals(core.null, who.udf_string_1)
 
       local pv = assert(c:purchase_preview { participant = ELENI, lines = lines }).preview
       assert.equals(0.53, pv.award)                -- 5% of the 10.50 net that earns (the gift card does not)
@@ -96,7 +99,10 @@ describe("crmcom against the sandbox", function()
       assert.equals("FRONT_END_REDUCTION", pv.reduction_method)
       assert.equals(32.5, pv.offer)
 
-      local p = assert(c:purchase_create { participant = ELENI, lines = lines, reference = "POS-7001" }).purchase
+      local created = assert(c:purchase_create { participant = ELENI, lines = lines, reference = "POS-7001" })
+      local p = created.purchase
+      assert.same({ "UNIT-LIMASSOL", "Limassol Store" }, { created.data.performed_by_unit.id,
+                                                           created.data.performed_by_unit.name })
       assert.equals("POSTED", p.state)
       assert.equals(32.5, p.total)
       assert.equals(0.53, p.awarded)

@@ -65,6 +65,11 @@ _M.OTP_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 -- [INF] GET /v2/otp with nothing valid: 9001 "no valid OTP found" with HTTP 404.
 _M.V2_OTP_NOT_FOUND = { http = 404, code = 9001, message = "No valid OTP found" }
 
+-- [DOC, two readings] points/validationcode: S-DOCS reference/issue-validation-code says points
+-- "must be positive", yet its own sample succeeds with -100 (corrections.md #16). [INF] The text
+-- wins: zero or negative points answer 801.
+_M.V11_VALIDATIONCODE_POSITIVE_ONLY = true
+
 -- [INF] v1.1 daily OTP limit: 860 "unable to issue OTP" (v2 documents 429).
 _M.V11_OTP_LIMIT = { code = 860, message = "Unable to issue validation code: daily limit reached" }
 

@@ -585,7 +585,7 @@ local function points_validationcode(req)
   local err
   if not c then
     err = { code = "816", message = "Customer not found for organization" }
-  elseif not points or points <= 0 then
+  elseif not points or (points <= 0 and inferred.V11_VALIDATIONCODE_POSITIVE_ONLY) then
     err = { code = "801", message = "Invalid points: points must be positive" }
   else
     code.user_id = tostring(c.id)

@@ -57,6 +57,8 @@ _M.TOKEN_TTL_SECONDS = 7200
 -- spend requests made on it; a second cancel is refused.
 -- [INF] purchases/list returns data as an array; number_of_results defaults to 50, offset to 0.
 _M.DEFAULT_NUMBER_OF_RESULTS = 50
+-- [INF] A participant's sign_up_by_unit is the seed's first unit (by id); events carry the
+-- login's unit as performed_by_unit (Unit objects are documented, which unit is ours).
 -- [INF] fields_set filters the top-level keys of data (of each item for arrays).
 
 return _M

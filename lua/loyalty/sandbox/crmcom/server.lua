@@ -94,9 +94,16 @@ local function select_fields(data, fs)
   return pick(data)
 end
 
-local function participant_view(rp)
+-- [DOC CRM-WIKI x/yHkH, pageId=489928 v5 example] show returns sign_up_on, life_cycle_state,
+-- sign_up_by_unit (a Unit object), the udf_* fields (null when unset) and participating_schemes_set.
+local function participant_view(cfg, rp)
   local ref = wallet.participant_ref(rp)
   ref.sign_up_on, ref.life_cycle_state = rp.sign_up_on, rp.life_cycle_state
+  local first_unit
+  for id in pairs(cfg.units or {}) do if not first_unit or id < first_unit then first_unit = id end end
+  ref.sign_up_by_unit = wallet.unit_object(cfg, rp.sign_up_unit or first_unit)
+  for i = 1, 8 do ref["udf_string_" .. i] = json.null end
+  for i = 1, 4 do ref["udf_float_" .. i], ref["udf_date_" .. i] = json.null, json.null end
   ref.participating_schemes_set = array { { scheme = { name = (cstore.config().scheme or {}).name,
                                                        life_cycle_state = "EFFECTIVE" } } }
   return ref
@@ -229,7 +236,7 @@ local ROUTES = {
   ["rewards_participants/show"] = { GET = true, POST = true, function(cfg, p)
     local rp, e1, e2 = participant_of(cfg, p, false)
     if not rp then return e1, e2 end
-    return ok(select_fields(participant_view(rp), p.fields_set))
+    return ok(select_fields(participant_view(cfg, rp), p.fields_set))
   end },
   ["customer_events/purchases/preview"] = { POST = true, function(cfg, p)
     local rp, e1, e2 = participant_of(cfg, p, true)

@@ -63,6 +63,17 @@ function _M.preview(cfg, rp, body)
   }
 end
 
+-- [DOC CRM-WIKI unit object (x/np0O)] a unit is an object {id, name, group_name, community_name,
+-- alternative_code, description}, never a bare id; the seed knows id and name.
+local function unit_object(cfg, id)
+  if id == nil then return json.null end
+  local u = cfg.units and cfg.units[id] or {}
+  return { id = id, name = u.name or json.null, group_name = u.group_name or json.null,
+           community_name = u.community_name or json.null, alternative_code = u.alternative_code or json.null,
+           description = u.description or json.null }
+end
+_M.unit_object = unit_object
+
 local function participant_ref(rp)
   return { id = rp.id, number = rp.number,
            accounts_receivable = { number = rp.accounts_receivable, name = rp.first_name .. " " .. rp.last_name,
@@ -92,7 +103,7 @@ function _M.create_purchase(cfg, rp, body, unit)
     total_amount = b.total, net_amount = b.net, vat_amount = b.vat, products_set = b.lines,
     total_awarded_amount = award, total_spend_amount = 0, total_instant_spend_amount = 0,
     total_automatic_spend_amount = 0, requested_spend_amount = 0, rewards_participant_number = rp.number,
-    performed_by_unit = unit, spend_requests = json.array {},
+    performed_by_unit = unit_object(cfg, unit), spend_requests = json.array {},
     award_reward_transactions_set = json.array {
       { id = cstore.hex_id("award", number), number = "AW" .. number:sub(3), life_cycle_state = "POSTED",
         amount = award, rewards_participant = participant_ref(rp) } },
@@ -141,7 +152,7 @@ function _M.spend(cfg, rp, body, unit)
   local s = {
     id = id, number = number, type = "SPEND REQUEST", life_cycle_state = "POSTED", performed_on = body.performed_on,
     description = body.description, spend_amount = requested, reduction_method = scheme.reduction_method
-    or "FRONT_END_REDUCTION", external_system_reference_number = ref, performed_by_unit = unit,
+    or "FRONT_END_REDUCTION", external_system_reference_number = ref, performed_by_unit = unit_object(cfg, unit),
     purchase_number = p.number,
     spend_reward_transaction = { id = cstore.hex_id("spendtx", number), number = "ST" .. number:sub(3),
                                  life_cycle_state = "POSTED", amount = actual,
