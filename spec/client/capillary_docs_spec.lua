@@ -69,3 +69,40 @@ describe("capillary as documented", function()
     assert.equals(1, n) -- once, not twice
   end)
 end)
+
+describe("the outbox's return lookup pages customer/transactions as documented", function()
+  local capillary_program = require "loyalty.program.capillary"
+  local core = require "loyalty.core"
+
+  local RETURN = { type = "return", number = "B-1", customer = { mobile = "1" },
+                   custom_fields = { field = { { name = capillary_program.RETURN_REF_FIELD, value = "ref-1" } } } }
+
+  -- A page of `rows` REGULAR rows (ids from `first`), with count and start as the docs show them.
+  local function page(first, rows, count)
+    local list = {}
+    for i = 1, rows do list[i] = { id = tostring(first + i - 1), number = "B-1", type = "REGULAR" } end
+    return { status = 200, body = core.json_encode { response = {
+      status = { success = "true", code = 200, message = "Success" },
+      customer = { mobile = "1", count = count, start = list[1] and list[1].id or "", rows = tostring(rows),
+                   transactions = { transaction = #list > 0 and list or core.empty_array },
+                   item_status = { success = "true", code = "1052", message = "Transactions fetched successfully" } },
+    } } }
+  end
+
+  it("stops when offset + rows reaches count, without asking for an empty page", function()
+    local c, t = client_with { page(1, 100, 100) }
+    assert.is_false(capillary_program.find_return(c, RETURN))
+    assert.equals(1, #t.requests)
+    c, t = client_with { page(1, 100, 150), page(101, 50, 150) }
+    assert.is_false(capillary_program.find_return(c, RETURN))
+    assert.equals(2, #t.requests)
+    assert.matches("offset=100", t.requests[2].url, 1, true)
+  end)
+
+  it("a server that ignores offset is an error, not a silent 'not there'", function()
+    local c = client_with { page(1, 100, 500), page(1, 100, 500) }
+    local found, err = capillary_program.find_return(c, RETURN)
+    assert.is_nil(found)
+    assert.matches("ignored offset", err.message)
+  end)
+end)

@@ -236,7 +236,12 @@ function _M.find_return(client, tx)
     if #r.transactions < RETURN_PAGE or (r.count and seen >= r.count) then return false end
     -- A page starting where an earlier one did means the server ignored `offset`: stop, unsure.
     if r.start then
-      if starts[r.start] then break end
+      if starts[r.start] then
+        return nil, errors.new { kind = "decode", retryable = false, request_id = r.request_id,
+                                 message = "customer/transactions ignored offset (page at offset " .. args.offset ..
+                                           " starts at transaction " .. r.start .. " again) for bill " ..
+                                           tostring(tx.number) }
+      end
       starts[r.start] = true
     end
   end
