@@ -20,7 +20,8 @@ local sb = assert(sandbox.start { latency_ms = LATENCY_MS, workers = 4 })
 
 local ok, err = pcall(function()
   local client = assert(loyalty.client { provider = "crmcom", base_url = sb.url .. "/crmapi/rest/v2",
-                                         username = "pos.user", password = "pos123", organisation = "SANDBOXORG" })
+                                         username = "pos.user", password = "pos123", organisation = "SANDBOXORG",
+                                         sync_definition = { name = "PRODUCTS" } }) -- mandatory on R17+
   local products = {}
   for i = 1, N do
     products[i] = { code = string.format("SKU-%06d", i), description = "Product " .. i, alternative_code = "ALT" .. i,
