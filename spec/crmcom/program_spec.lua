@@ -53,6 +53,33 @@ describe("loyalty.program on crmcom", function()
     assert.is_false(none.enrolled)
   end)
 
+  it("identifier = external_id on R17: the accounts receivable number, looked up through the preview", function()
+    local p = assert(loyalty.program(settings { identifier = "external_id" }))
+    local s = assert(p:summary { external_id = "ACR0000000164" })
+    assert.is_true(s.enrolled)
+    assert.equals(12.5, s.points)
+    local r = assert(p:login { external_id = "ACR0000000166" })
+    assert.equals("Eleni", r.profile.firstname)
+    assert.equals("Ioannou", r.profile.lastname)
+    assert.is_false(assert(p:summary { external_id = "ACR0000009999" }).enrolled)
+    p:close()
+  end)
+
+  it("identifier = external_id before R17: the participant number, on a server of that release", function()
+    local old = support.start { crmcom_release = "R16" }
+    local ok, err = pcall(function()
+      local s = settings { identifier = "external_id" }
+      s.crm.release, s.crm.base_url = "R16", old.url .. "/crmapi/rest/v2"
+      local p16 = assert(loyalty.program(s))
+      local sum = assert(p16:summary { external_id = "RP0000000019" })
+      assert.equals(12.5, sum.points)
+      assert.equals("Maria", assert(p16:login { external_id = "RP0000000019" }).profile.firstname)
+      p16:close()
+    end)
+    old:stop()
+    assert(ok, err)
+  end)
+
   it("login fills names from the CRM", function()
     local r = assert(program:login { mobile = "35799000021" })
     assert.equals("Eleni", r.profile.firstname)

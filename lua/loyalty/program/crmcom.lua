@@ -94,12 +94,26 @@ function Backend:wallet(ident)
 end
 
 function Backend:lookup(ident)
-  local r, err = self.client:participant_show(participant_args(ident))
-  if not r then return nil, mark_not_found(err) end
-  local p = r.participant
+  local p, err
+  local profile = self.client.profile
+  -- From R17 external_id names the accounts receivable, which rewards_participants/show cannot take:
+  -- [INF] the preview alone names the participant (rewards_participant_id/name, crmcom.md §4.2).
+  local by_account = ident.key == "external_id" and profile and profile.release >= 17
+  if not by_account then
+    local r
+    r, err = self.client:participant_show(participant_args(ident))
+    if not r then return nil, mark_not_found(err) end
+    p = r.participant
+  end
   local w
   w, err = self:wallet(ident)
   if not w then return nil, err end
+  if by_account then
+    local first, last = tostring(w.participant_name or ""):match("^(%S*)%s*(.-)$")
+    p = { id = w.participant_id, number = ident.value,
+          accounts_receivable = { account_owner = { first_name = first ~= "" and first or nil,
+                                                    last_name = last ~= "" and last or nil } } }
+  end
   local ar = type(p.accounts_receivable) == "table" and p.accounts_receivable or {}
   local owner = type(ar.account_owner) == "table" and ar.account_owner or {}
   return {
