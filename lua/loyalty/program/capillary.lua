@@ -49,10 +49,19 @@ local function customer_view(c)
 end
 _M.customer_view = customer_view
 
+-- The programme of a customer record's first points summary (points/isredeemable needs one).
+local function summary_program(c)
+  local ps = type(c) == "table" and type(c.points_summaries) == "table" and c.points_summaries.points_summary
+  return type(ps) == "table" and type(ps[1]) == "table" and tonumber(ps[1].programId) or nil
+end
+
 function Backend:lookup(ident)
   local args = { [ident.key] = ident.value, points_summary = true, subscriptions = true, user_id = true }
   local r, err = self.client:customer_get(args)
   if not r then return nil, mark_not_found(err) end
+  if not (self.settings.program_id or self.learned_program_id) then
+    self.learned_program_id = summary_program(r.customer)
+  end
   return customer_view(r.customer)
 end
 
@@ -94,18 +103,18 @@ end
 function Backend:program_id(ident)
   local id = self.settings.program_id or self.learned_program_id
   if id then return id end
-  local r = self.client:customer_get { [ident.key] = ident.value, points_summary = true }
-  local c = r and r.customer
-  local ps = type(c) == "table" and type(c.points_summaries) == "table" and c.points_summaries.points_summary
-  id = type(ps) == "table" and type(ps[1]) == "table" and tonumber(ps[1].programId) or nil
+  local r, err = self.client:customer_get { [ident.key] = ident.value, points_summary = true }
+  if not r then return nil, mark_not_found(err) end -- an unknown shopper stays "not enrolled"
+  id = summary_program(r.customer)
   self.learned_program_id = id
   return id
 end
 
 function Backend:check_redeemable(ident, points, issue_otp)
+  local program_id, perr = self:program_id(ident)
+  if perr then return nil, perr end
   local r, err = self.client:points_isredeemable {
-    [ident.key] = ident.value, points = points, issue_otp = issue_otp or nil,
-    program_id = self:program_id(ident),
+    [ident.key] = ident.value, points = points, issue_otp = issue_otp or nil, program_id = program_id,
   }
   if not r then return nil, mark_not_found(err) end
   local red = r.redeemable or {}
