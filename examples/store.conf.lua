@@ -29,6 +29,7 @@ return {
   earn_on_order = true,             -- successful orders earn points
   post_email_only_orders = false,   -- orders whose customer has an email but no mobile
   skip_redemption_otp = false,      -- false: an OTP is sent and must be given to redeem
+  program_id = 1016,                -- the loyalty programme (points/isredeemable needs it; docs/capillary.md)
 
   -- Redemption limits and category attributes, edited by analysts (see docs/rules.md).
   rules = env("LOYALTY_RULES", "examples/rules"),

@@ -22,7 +22,10 @@ local SCHEMA = {
   rules = { "string", nil, "directory of rule files (redemption limits, category attributes)" },
   rules_check_interval_ms = { "number", 1000, "how often rule files are checked for edits" },
   source = { "string", "INSTORE", "CRM source for registrations and transactions" },
-  program_id = { "number", nil, "loyalty programme id, where the org has several" },
+  -- points/isredeemable documents program_id as mandatory (docs.capillarytech.com
+  -- reference/check-if-points-redeemable): unset, the customer's first points summary names it.
+  program_id = { "number", nil, "loyalty programme id, sent on points/isredeemable (mandatory there); "
+                 .. "set it where the org has several" },
   outbox = { "table", nil, "durable outbox for writes that must not be lost (see docs/outbox.md)" },
   log = { "function", nil, "log(level, event, fields): structured events (loyalty.log); nginx: ngx.log" },
 }
