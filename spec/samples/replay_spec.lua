@@ -23,6 +23,7 @@ describe("documented samples", function()
       { "GET", "/cap/v1.1/coupon/isredeemable", "capillary/v11_coupon_isredeemable.http" },
       { "GET", "/cap/v1.1/customer/transactions", "capillary/v11_customer_transactions.http" },
       { "GET", "/cap/v1.1/points/isredeemable", "capillary/v11_points_isredeemable.http" },
+      { "GET", "/gzip/v1.1/points/isredeemable", "capillary/v11_points_isredeemable_gzip.http" },
       { "POST", "/cap/v1.1/points/redeem", "capillary/v11_points_redeem.http" },
       { "GET", "/cap/v1.1/points/validationcode", "capillary/v11_points_validationcode.http" },
       { "POST", "/cap/v2/otp/validate", "capillary/v2_otp_validate_ok.http" },
@@ -130,6 +131,12 @@ describe("documented samples", function()
       assert.same({ mobile = "919777785205", points = "10", program_id = "1016", format = "json" },
                   samples.query(srv:last().query))
       assert_headers(srv:last())
+    end)
+
+    it("the documented reply headers: gzip, chunked, X-Cap-Requestid on the result", function()
+      local r = assert(client("gzip"):points_isredeemable { mobile = "919777785205", points = 10, program_id = 1 })
+      assert.is_true(r.redeemable.is_redeemable)
+      assert.equals("5670FF17B7D58", r.request_id)
     end)
 
     it("points/redeem: the documented request and the documented reply", function()

@@ -27,11 +27,37 @@ assert(os.rename(port_file .. ".tmp", port_file))
 
 local log = assert(io.open(log_file, "a"))
 
-local function respond(conn, status, body, headers)
-  local lines = { "HTTP/1.1 " .. status .. " Sample", "Content-Type: application/json",
-                  "Content-Length: " .. #body, "Connection: close" }
+local function gzip(body)
+  local tmp = os.tmpname()
+  local f = assert(io.open(tmp, "wb"))
+  f:write(body)
+  f:close()
+  local p = assert(io.popen("gzip -cn < '" .. tmp .. "'"))
+  local out = p:read("*a")
+  p:close()
+  os.remove(tmp)
+  return out
+end
+
+-- encoding "gzip-chunked": the body gzipped and sent in chunks, as the documented reply headers show.
+local function respond(conn, status, body, headers, encoding)
+  local lines = { "HTTP/1.1 " .. status .. " Sample" }
+  if not (headers and headers["Content-Type"]) then lines[#lines + 1] = "Content-Type: application/json" end
   for k, v in pairs(headers or {}) do lines[#lines + 1] = k .. ": " .. v end
-  conn:send(table.concat(lines, "\r\n") .. "\r\n\r\n" .. body)
+  lines[#lines + 1] = "Connection: close"
+  if encoding ~= "gzip-chunked" then
+    lines[#lines + 1] = "Content-Length: " .. #body
+    conn:send(table.concat(lines, "\r\n") .. "\r\n\r\n" .. body)
+    return
+  end
+  local z = gzip(body)
+  local parts = { table.concat(lines, "\r\n") .. "\r\n\r\n" }
+  for i = 1, #z, 64 do
+    local chunk = z:sub(i, i + 63)
+    parts[#parts + 1] = string.format("%x\r\n", #chunk) .. chunk .. "\r\n"
+  end
+  parts[#parts + 1] = "0\r\n\r\n"
+  conn:send(table.concat(parts))
 end
 
 local function serve(conn)
@@ -57,7 +83,7 @@ local function serve(conn)
   local file = routes[(method or "") .. " " .. (path or "")]
   if not file then return respond(conn, 404, '{"error":"no sample for this request"}') end
   local sample = samples.read(file)
-  respond(conn, sample.status, sample.body, sample.headers)
+  respond(conn, sample.status, sample.body, sample.headers, sample.meta.encoding)
 end
 
 while true do
