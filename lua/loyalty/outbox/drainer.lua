@@ -63,6 +63,14 @@ function _M.deliver(target, entry)
     spec, err = ops.customer_subscriptions(p)
   elseif entry.kind == "points_reverse" then
     spec, err = ops.v2_points_reverse(p)
+  elseif entry.kind == "redemption_hold" then
+    -- Expired (or cancelled while the CRM was down): reversed unless the order's bill is there.
+    local r, herr = capillary_program.new(client, {}):cancel_redemption(nil, p)
+    if not r then return nil, herr end
+    local ob = type(target.outbox) == "table" and target.outbox or nil
+    if ob then ob:mark_failed(entry.id, r.placed and "placed" or "expired", entry.next_at) end
+    r.already = r.already or r.placed
+    return r
   else
     return nil, outbox.storage_error("unknown entry kind " .. tostring(entry.kind), { retryable = false })
   end

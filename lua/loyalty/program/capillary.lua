@@ -1,6 +1,7 @@
 -- The program's Capillary backend: store-level verbs in terms of the client's v1.1/v2 calls.
 -- `ident` is { key = "mobile"|"email"|"external_id", value = "…" }.
 local errors = require "loyalty.errors"
+local money = require "loyalty.program.money"
 
 local _M = {}
 
@@ -93,10 +94,26 @@ function Backend:check_redeemable(ident, points, issue_otp)
     [ident.key] = ident.value, points = points, issue_otp = issue_otp or nil,
     program_id = self.settings.program_id,
   }
-  if not r then return nil, mark_not_found(err) end
+  if not r then
+    -- A refusal still carries the CRM's ratio: the rate is learnt from it too.
+    local it = err and type(err.items) == "table" and err.items[1]
+    if it then err.crm_rate = money.rate_of_item(it.item, points) end
+    return nil, mark_not_found(err)
+  end
   local red = r.redeemable or {}
   return { redeemable = red.is_redeemable == true, value = tonumber(red.points_redeem_value),
-           ratio = tonumber(red.points_currency_ratio), warnings = r.warnings }
+           ratio = tonumber(red.points_currency_ratio), rate = money.rate_of_item(red, points),
+           warnings = r.warnings, request_id = r.request_id }
+end
+
+--- The CRM's value of one point for this customer: isredeemable's answer for `points`.
+function Backend:point_rate(ident, points)
+  local r, err = self:check_redeemable(ident, math.max(points or 0, 1))
+  if r and r.rate then return r.rate, "points/isredeemable" end
+  if not r and err.kind == "api" and err.crm_rate then return err.crm_rate, "points/isredeemable" end
+  if not r then return nil, err end
+  return nil, errors.new { kind = "decode", message = "points/isredeemable named no value for the points",
+                           request_id = r.request_id }
 end
 
 function Backend:send_otp(ident, points)
@@ -117,7 +134,8 @@ function Backend:redeem(ident, opts)
   if not r then return nil, err end
   local red = r.redemption or {}
   return { redemption_id = red.redemption_id, points = tonumber(red.points_redeemed) or opts.points,
-           value = tonumber(red.redeemed_value), balance = tonumber(red.balance) }
+           value = tonumber(red.redeemed_value), balance = tonumber(red.balance),
+           rate = money.rate_of_item(red), request_id = r.request_id }
 end
 
 local function line_items(lines, attributes_of)
@@ -221,6 +239,27 @@ function _M.find_return(client, tx)
   return nil, errors.new { kind = "decode", retryable = true,
                            message = "customer/transactions kept paging past " .. RETURN_MAX_PAGES * RETURN_PAGE ..
                                      " entries for bill " .. tostring(tx.number) }
+end
+
+-- transaction/get codes meaning "no such bill": 602 (the sandbox's [INF] choice), 625 "Transaction
+-- number does not exist", 668 "Unable to find the transaction number for this customer".
+local NO_BILL = { [602] = true, [625] = true, [668] = true }
+
+--- Gives back a held redemption (payload from loyalty.program.holds) unless its order's bill is at
+-- the CRM: {placed = true} | {points_reversed, reversal_id} | {already = true} | nil, err.
+function Backend:cancel_redemption(_, p)
+  local t, err = self.client:transaction_get { number = p.bill_number }
+  if t and t.transaction and tostring(t.transaction.type or "REGULAR"):upper() ~= "RETURN" then
+    return { placed = true, request_id = t.request_id }
+  end
+  if not t and not (err.kind == "api" and NO_BILL[tonumber(err.code)]) then return nil, err end
+  local r
+  r, err = self.client:v2_points_reverse(p.reverse)
+  if not r then
+    if err.kind == "api" and tonumber(err.code) == 3802 then return { already = true, points_reversed = 0 } end
+    return nil, err
+  end
+  return { points_reversed = tonumber(r.body.pointsReversed) or p.points, reversal_id = r.body.reversalId }
 end
 
 function Backend:reverse_redemption(ident, redemption_id, points)

@@ -3,6 +3,7 @@
 local client_mod = require "loyalty.client"
 local config = require "loyalty.program.config"
 local errors = require "loyalty.errors"
+local money = require "loyalty.program.money"
 
 local _M = {}
 
@@ -35,6 +36,8 @@ function _M.new(settings)
   if not client then return nil, err end
   local self = setmetatable({ settings = s, client = client, till_clients = {} }, Program)
   self.backend = require(BACKENDS[s.provider]).new(client, s)
+  self.clock = s.clock or require("loyalty.outbox").clock
+  self.holds = require("loyalty.program.holds").new(self)
   if s.outbox then
     local ob, oerr = require("loyalty.outbox").open(s.outbox)
     if not ob then
@@ -50,6 +53,37 @@ function _M.new(settings)
     if not rs then return nil, rerr end
   end
   return self
+end
+
+-- A client stand-in that notes the request id of every CRM call made through it (results and
+-- errors alike), so that each program result can name the calls behind it.
+local function tracer(client, ids)
+  return setmetatable({}, { __index = function(_, name)
+    local v = client[name]
+    if type(v) ~= "function" then return v end
+    return function(_, ...)
+      local a, b = v(client, ...)
+      local r = a or b
+      if type(r) == "table" and r.request_id ~= nil then ids[#ids + 1] = r.request_id end
+      return a, b
+    end
+  end })
+end
+_M.tracer = tracer
+
+--- A backend over a tracing client, and the list its calls' request ids go to.
+function Program:traced(client, ids)
+  ids = ids or {}
+  return require(BACKENDS[self.settings.provider]).new(tracer(client or self.client, ids), self.settings), ids
+end
+
+-- err with the request ids of the calls behind it (a table error only).
+local function with_ids(err, ids)
+  if type(err) == "table" then
+    err.request_ids = ids
+    if err.request_id ~= nil and #ids == 0 then ids[1] = err.request_id end
+  end
+  return err
 end
 
 --- Sends a structured event to the program's log sink (the client's, secrets scrubbed).
@@ -71,8 +105,9 @@ end
 
 -- A stand-in for a client that records the operation a backend calls; with capture_only it
 -- never reaches the CRM and answers with a `captured` error instead.
-local function recorder(client, capture_only)
+local function recorder(client, capture_only, ids)
   local rec = {}
+  if ids then client = tracer(client, ids) end
   local ops = client.provider.ops
   local captured = function()
     return nil, errors.new { kind = "refused", message = "queued for the outbox", captured = true }
@@ -103,8 +138,8 @@ local function recorder(client, capture_only)
 end
 
 -- Runs fn(backend, client) against a recording client; returns fn's results and the record.
-function Program:recorded(client, fn, capture_only)
-  local proxy, rec = recorder(client, capture_only or self.settings.outbox.always)
+function Program:recorded(client, fn, capture_only, ids)
+  local proxy, rec = recorder(client, capture_only or self.settings.outbox.always, ids)
   local r, err = fn(require(BACKENDS[self.settings.provider]).new(proxy, self.settings), proxy)
   return r, err, rec
 end
@@ -331,62 +366,115 @@ local function rules_customer(c)
   return { tier = type(c.tier) == "string" and c.tier:upper() or nil, points = c.points }
 end
 
--- The rules' verdict, or the CRM balance as the only limit when the store has no rules.
-local function verdict(self, customer, cart, requested)
+-- The rules' own verdict with no points asked: their limits, minimum, step and refusals (nil
+-- without rules). Money is never taken from it: see money.verdict.
+local function rules_base(self, customer, cart)
   local rs, err = self:ruleset()
-  if rs then return rs:redemption(rules_customer(customer), cart, requested) end
+  if rs then return rs:redemption(rules_customer(customer), cart, nil) end
   if err then return nil, err end
-  local points = requested or customer.points
-  local reason = "within balance"
-  if customer.points <= 0 then
-    reason = "no points"
-  elseif points > customer.points then
-    reason = "more than the balance of " .. customer.points .. " points"
-  end
-  return {
-    allowed = customer.points > 0 and points <= customer.points, min = 0, max = customer.points,
-    points = math.min(points, customer.points), reason = reason,
-  }
+  return false
 end
 
---- The points summary for a logged-in user, ready to render.
+-- The CRM's value of one point: cached for point_value_ttl_s, else asked (isredeemable for the
+-- customer's balance). nil, err when the CRM cannot say.
+function Program:point_value(ident, c, b)
+  local rate = money.cached(self)
+  if rate then
+    money.check_rules(self) -- a new rule set is checked against the rate it already knows
+    return rate
+  end
+  local source
+  rate, source = (b or self.backend):point_rate(ident, c and c.points)
+  if not rate then return nil, source end
+  money.learn(self, rate, source)
+  return rate
+end
+
+-- A money verdict at the CRM's rate (see money.verdict); nil, err on a rule or CRM failure.
+local function verdict(self, c, rate, cart, requested, balance)
+  if type(cart) == "table" and type(cart.lines) ~= "table" then -- an order total without its lines
+    cart = { total = money.total_of(cart), lines = {}, currency = cart.currency }
+  end
+  local base, err = rules_base(self, { tier = c.tier, points = balance or c.points }, cart)
+  if base == nil then return nil, err end
+  local total = cart ~= nil and money.total_of(cart) or nil
+  local v = money.verdict(base or nil, balance or c.points, rate, total, requested)
+  v.cart_total = total
+  return v
+end
+
+--- The points summary for a logged-in user, ready to render: `value` is what the balance is
+-- worth at the CRM's rate (nil with `value_unknown` when the CRM does not say), `max_value` what
+-- the most redeemable points are worth.
 function Program:summary(user)
-  local _, c, err = self:customer(user)
+  local b, ids = self:traced()
+  local ident, err = self:identify(user, true)
+  if not ident then return nil, err end
+  local c
+  c, err = b:lookup(ident)
   if not c then
-    if err.not_found then return { enrolled = false, points = 0, can_redeem = false } end
-    return nil, err
+    if err.not_found then return { enrolled = false, points = 0, can_redeem = false, request_ids = ids } end
+    return nil, with_ids(err, ids)
+  end
+  local rs = self:ruleset()
+  local out = { enrolled = true, points = c.points, tier = c.tier, lifetime_points = c.lifetime_points,
+                currency = rs and rs.currency or c.currency, request_ids = ids }
+  local rate, rerr = self:point_value(ident, c, b)
+  if not rate then
+    -- Never a local guess: without the CRM's rate the value is unknown, and says why.
+    out.value_unknown = "the CRM did not say what a point is worth: " .. tostring(rerr and rerr.message or rerr)
+    out.can_redeem, out.reason = false, out.value_unknown
+    return out
   end
   local v
-  v, err = verdict(self, c, nil, nil)
-  if not v then return nil, err end
-  local rs = self:ruleset()
-  return {
-    enrolled = true, points = c.points, tier = c.tier, lifetime_points = c.lifetime_points,
-    value = v.value, currency = rs and rs.currency or v.currency,
-    can_redeem = v.allowed, min = v.min, max = v.max, multiple_of = v.multiple_of, reason = v.reason,
-  }
+  v, err = verdict(self, c, rate, nil, nil)
+  if not v then return nil, with_ids(err, ids) end
+  out.point_value, out.value, out.max_value = rate, money.money(c.points * rate), v.value
+  out.can_redeem, out.min, out.max, out.multiple_of, out.reason = v.allowed, v.min, v.max, v.multiple_of, v.reason
+  out.point_value_mismatch = self.point_value_mismatch
+  return out
 end
 
---- What can be redeemed on this cart and what it is worth; limits are checked by the rules
--- first, then the CRM confirms the amount (so checkout never offers what it would refuse).
+--- What can be redeemed on this cart and what it is worth; limits are checked in money at the
+-- CRM's rate first, then the CRM confirms the amount (so checkout never offers what it would refuse).
 function Program:quote_redemption(user, cart, points)
   if type(cart) ~= "table" then error("loyalty.program: cart table expected", 2) end
-  local ident, c, err = self:customer(user)
-  if not c then return nil, err end
+  local b, ids = self:traced()
+  local ident, err = self:identify(user, true)
+  if not ident then return nil, err end
+  local c
+  c, err = b:lookup(ident)
+  if not c then return nil, with_ids(err, ids) end
+  if not money.total_of(cart) then
+    return refused("a redemption quote needs the cart's total (cart.total or its lines)", { field = "cart" })
+  end
+  local rate
+  rate, err = self:point_value(ident, c, b)
+  if not rate then return nil, with_ids(err, ids) end
   local v
-  v, err = verdict(self, c, cart, points)
-  if not v then return nil, err end
+  v, err = verdict(self, c, rate, cart, points)
+  if not v then return nil, with_ids(err, ids) end
   local quote = { allowed = v.allowed, points = v.points, value = v.value, min = v.min, max = v.max,
-                  multiple_of = v.multiple_of, reason = v.reason, balance = c.points }
+                  multiple_of = v.multiple_of, reason = v.reason, balance = c.points, point_value = rate,
+                  max_share = v.max_share, max_share_value = v.max_share_value, cart_total = v.cart_total,
+                  request_ids = ids }
   if not v.allowed then return quote end
   local crm
-  crm, err = self.backend:check_redeemable(ident, v.points)
+  crm, err = b:check_redeemable(ident, v.points)
   if not crm then
-    if err.kind ~= "api" then return nil, err end
+    if err.kind ~= "api" then return nil, with_ids(err, ids) end
+    if err.crm_rate then money.learn(self, err.crm_rate, "points/isredeemable") end
     quote.allowed, quote.reason, quote.code = false, "the CRM refuses: " .. tostring(err.message), err.code
     return quote
   end
+  if crm.rate then money.learn(self, crm.rate, "points/isredeemable") end
   quote.value = crm.value or quote.value
+  quote.point_value_mismatch = self.point_value_mismatch
+  if quote.max_share_value and quote.value > quote.max_share_value + 0.005 then
+    -- The CRM pays more per point than the rate just used: never offer past the cap in money.
+    quote.allowed, quote.reason = false, string.format("Not allowed: %s points pay %.2f at the CRM's rate, above" ..
+      " the %.2f the share limit allows.", v.points, quote.value, quote.max_share_value)
+  end
   return quote
 end
 
@@ -394,13 +482,20 @@ end
 function Program:send_otp(user, points)
   if self.settings.skip_redemption_otp then return { skipped = true, reason = "redemption OTP is skipped" } end
   if type(points) ~= "number" then error("loyalty.program: points number expected", 2) end
+  local b, ids = self:traced()
   local ident, err = self:identify(user, true)
   if not ident then return nil, err end
-  return self.backend:send_otp(ident, points)
+  local r
+  r, err = b:send_otp(ident, points)
+  if not r then return nil, with_ids(err, ids) end
+  r.request_ids = ids
+  return r
 end
 
---- Redeems points for an order: {points, otp, order_id, cart}. Idempotent per order: a
--- retried redeem carries the same external reference and never debits twice.
+--- Redeems points for an order: {points, otp, order_id, cart | total}. Idempotent per order: a
+-- retried redeem carries the same external reference and never debits twice. The redemption is
+-- a hold on the order until order_placed (placed), cancel_redemption (cancelled) or
+-- redemption_hold_s pass without the order (expired: the drainer gives the points back).
 function Program:redeem(user, req)
   if type(req) ~= "table" or type(req.points) ~= "number" or req.order_id == nil then
     error("loyalty.program: redeem needs {points = number, order_id = ...}", 2)
@@ -409,29 +504,131 @@ function Program:redeem(user, req)
     return nil, errors.config("order id must be a non-empty single-line value of at most " .. MAX_ID .. " bytes",
                               "order_id")
   end
+  local cart = req.cart or req.total
+  if not money.total_of(cart) then
+    return refused("a redemption needs the cart (or the order total) it pays for", { field = "cart" })
+  end
   local skip = self.settings.skip_redemption_otp
   if not skip and (req.otp == nil or req.otp == "") then
     return refused("an OTP is required to redeem points", { field = "otp" })
   end
-  local ident, c, err = self:customer(user)
-  if not c then return nil, err end
-  -- The analyst's limits are checked here; the balance is the CRM's to judge (803), so that a
-  -- retried redeem for the same order reaches the CRM and gets its original redemption back.
+  local b, ids = self:traced()
+  local ident, err = self:identify(user, true)
+  if not ident then return nil, err end
+  local c
+  c, err = b:lookup(ident)
+  if not c then return nil, with_ids(err, ids) end
+  local rate
+  rate, err = self:point_value(ident, c, b)
+  if not rate then return nil, with_ids(err, ids) end
+  -- The analyst's limits (share caps in money at the CRM's rate) are checked here; the balance is
+  -- the CRM's to judge (803), so that a retried redeem for the same order reaches the CRM and gets
+  -- its original redemption back.
   local v
-  v, err = verdict(self, { tier = c.tier, points = math.max(c.points, req.points) }, req.cart, req.points)
-  if not v then return nil, err end
+  v, err = verdict(self, c, rate, type(cart) == "table" and cart or { total = cart }, req.points,
+                   math.max(c.points, req.points))
+  if not v then return nil, with_ids(err, ids) end
   if not v.allowed or v.points ~= req.points then
-    return refused(v.reason or "outside the redemption limits",
-                   { min = v.min, max = v.max, multiple_of = v.multiple_of })
+    local e = select(2, refused(v.reason or "outside the redemption limits",
+                                { min = v.min, max = v.max, multiple_of = v.multiple_of,
+                                  max_share_value = v.max_share_value, point_value = rate }))
+    return nil, with_ids(e, ids)
   end
   local r
-  r, err = self.backend:redeem(ident, {
+  r, err = b:redeem(ident, {
     points = req.points, otp = not skip and req.otp or nil, skip_otp = skip,
-    reference = "redeem-" .. tostring(req.order_id), bill_number = tostring(req.order_id), cart = req.cart,
+    reference = "redeem-" .. tostring(req.order_id), bill_number = tostring(req.order_id),
+    cart = type(cart) == "table" and cart or { total = cart, lines = {} },
   })
-  if not r then return nil, err end
-  r.value = r.value or v.value
+  if not r then
+    if err.kind == "api" then
+      -- Looser local rules than the CRM's: its refusal, said plainly.
+      err.crm_refused = true
+      err.message = "the CRM refuses the redemption: " .. tostring(err.message)
+    end
+    return nil, with_ids(err, ids)
+  end
+  if r.rate then money.learn(self, r.rate, "points/redeem") end
+  r.value = r.value or money.money(r.points * rate)
+  r.order_id, r.request_ids = req.order_id, ids
+  r.point_value_mismatch = self.point_value_mismatch
+  local hold, herr = self.holds:hold(ident, req.order_id, r)
+  if hold then
+    r.hold_expires_at = hold.expires_at
+  else
+    r.hold_error = herr
+    self:emit("error", "redemption_hold_not_recorded", { order_id = tostring(req.order_id),
+              message = tostring(herr and herr.message or herr) })
+  end
   return r
+end
+
+--- Gives back the points redeemed for an order that will not be placed (payment failed, the
+-- shopper left: the storefront's checkout-abandoned hook). Idempotent: a second cancel, or one
+-- after the hold expired, changes nothing. Returns {cancelled = true, points_reversed, balance}
+-- | {already = true, state} | {queued = true, outbox_id} (the CRM cannot be reached: the drainer
+-- reverses it) | nil, err (refused with code "order_placed" when the CRM holds the order's bill:
+-- return it instead; "no_hold" when no redemption is held for the order).
+function Program:cancel_redemption(user, order_id)
+  if order_id == nil then error("loyalty.program: cancel_redemption needs an order id", 2) end
+  if bad_value(order_id) then
+    return nil, errors.config("order id must be a non-empty single-line value of at most " .. MAX_ID .. " bytes",
+                              "order_id")
+  end
+  local b, ids = self:traced()
+  local ident, err = self:identify(user, true)
+  if not ident then return nil, err end
+  local h
+  h, err = self.holds:find(order_id)
+  if not h then
+    if err then return nil, with_ids(err, ids) end
+    return refused("no redemption is held for order " .. tostring(order_id), { order_id = order_id, code = "no_hold" })
+  end
+  if h.state ~= "held" then return { already = true, state = h.state, order_id = order_id, request_ids = ids } end
+  local r
+  r, err = b:cancel_redemption(ident, h.payload)
+  if not r then
+    if self.outbox and queueable(err) then
+      local q, qerr = self.holds:due_now(order_id)
+      if not q then return nil, with_ids(qerr, ids) end
+      q.crm_error, q.request_ids, q.order_id = err, ids, order_id
+      return q
+    end
+    err.order_id = order_id
+    return nil, with_ids(err, ids)
+  end
+  if r.placed then
+    self.holds:settle(order_id, "placed")
+    local _, e = refused("order " .. tostring(order_id) .. " was placed at the CRM: return it with order_returned",
+                         { order_id = order_id, code = "order_placed" })
+    return nil, with_ids(e, ids)
+  end
+  self.holds:settle(order_id, "cancelled")
+  local c = b:lookup(ident)
+  r.balance = c and c.points or r.balance
+  r.cancelled, r.order_id, r.request_ids = true, order_id, ids
+  return r
+end
+
+--- Without an outbox: gives back every held redemption past its hold time (with one, the
+-- drainer does this). Returns {expired = n, failed = n}.
+function Program:expire_holds(now)
+  now = now or self.clock()
+  local counts = { expired = 0, failed = 0 }
+  if self.outbox then return counts end
+  for order_id, h in pairs(self.holds.mem) do
+    if h.state == "held" and h.expires_at <= now then
+      local r = self.backend:cancel_redemption(h.ident, h.payload)
+      if r then
+        h.state = r.placed and "placed" or "expired"
+        counts.expired = counts.expired + (r.placed and 0 or 1)
+        self:emit("info", "redemption_hold_expired", { order_id = order_id, placed = r.placed == true })
+      else
+        counts.failed = counts.failed + 1
+      end
+    end
+  end
+  return counts
 end
 
 local function cart_of(order)
@@ -461,7 +658,18 @@ function Program:order_placed(user, order)
   local till
   till, err = self:till_for(order)
   if not till then return nil, err end
-  local opts = { custom_fields = {}, till = till }
+  local ids = {}
+  local b = self:traced(nil, ids)
+  -- The redemption held for this order is tagged to its bill (and settled as placed below).
+  local hold = self.holds:find(order.id)
+  if hold and hold.state == "held" and order.redemption == nil then
+    local o = {}
+    for k, v in pairs(order) do o[k] = v end
+    o.redemption = { id = hold.payload.redemption_id, points = hold.payload.points, value = hold.payload.value }
+    order = o
+  end
+  local opts = { custom_fields = {}, till = { client = tracer(till.client or self.client, ids),
+                                             attribution = till.attribution } }
   local estimate
   if rs then
     opts.attributes_of = function(line) return rs:line_attributes(line) end
@@ -469,13 +677,20 @@ function Program:order_placed(user, order)
     local e = rs:earn(rules_customer { tier = user.tier, points = 0 }, cart_of(order))
     estimate = e and e.points
   end
+  -- The balance before, so that points earned can be read off the CRM's own after-state balance
+  -- (the documented transaction/add reply has no points side effect).
+  local before
+  if not (self.outbox and s.outbox.always) then
+    local c, lerr = b:lookup(ident)
+    if c then before = c.points elseif lerr and lerr.not_found then before = 0 end
+  end
   local r
   if self.outbox then
     local rec
-    r, err, rec = self:recorded(till.client or self.client, function(b, proxy)
+    r, err, rec = self:recorded(till.client or self.client, function(bk, proxy)
       opts.till = { client = proxy, attribution = till.attribution }
-      return b:post_order(ident, profile_of(self, user, ident), order, opts)
-    end)
+      return bk:post_order(ident, profile_of(self, user, ident), order, opts)
+    end, nil, ids)
     if not r and queueable(err) then
       local code = s.use_order_store_till and order.store_code or nil
       local crm_err = not err.captured and err or nil
@@ -484,13 +699,39 @@ function Program:order_placed(user, order)
       if r then r.crm_error = crm_err end
     end
   else
-    r, err = self.backend:post_order(ident, profile_of(self, user, ident), order, opts)
+    r, err = b:post_order(ident, profile_of(self, user, ident), order, opts)
   end
   if not r then
     err.order_id = order.id
-    return nil, err
+    return nil, with_ids(err, ids)
   end
-  r.estimate, r.rules_hash = estimate, rs and rs.hash
+  _M.points_earned(r, before)
+  if hold and hold.state == "held" then
+    local ok, herr = self.holds:settle(order.id, "placed")
+    if not ok then r.hold_error = herr end
+  end
+  r.estimate, r.rules_hash, r.request_ids = estimate, rs and rs.hash, ids
+  return r
+end
+
+--- Fills r.points_earned from what the CRM said: a points side effect when the reply has one,
+-- else the change of the customer's balance (before -> the reply's after-state balance); when
+-- neither is known, nil with r.points_earned_unknown saying why (never a made-up 0).
+function _M.points_earned(r, before)
+  if r.points_earned ~= nil then
+    r.points_earned_source = "side_effect"
+  elseif r.queued then
+    r.points_earned_unknown = "the order is queued for the CRM; its points are known once it is posted"
+  elseif r.duplicate then
+    r.points_earned_unknown = "the CRM already had this bill (a replay): its points were earned then"
+  elseif r.balance and before then
+    -- [INF] Other writes for the customer between the two reads would show here too.
+    r.points_earned, r.points_earned_source = r.balance - before, "balance_change"
+  elseif r.balance then
+    r.points_earned_unknown = "the balance before the order could not be read"
+  else
+    r.points_earned_unknown = "the CRM's reply names neither the points earned nor the balance"
+  end
   return r
 end
 
