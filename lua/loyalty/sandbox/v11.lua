@@ -335,11 +335,12 @@ local function add_regular(req, t, number, amount)
     id = id, number = number, bill_client_id = "", type = "REGULAR",
     delivery_status = t.delivery_status or "DELIVERED", outlier_status = t.outlier_status or "NORMAL",
     customer = common.customer_txn_v11(cfg, cur),
-    side_effects = { effect = array { { type = "points", awarded_points = tostring(points),
-      total_points = tostring(cur.loyalty_points) } } },
+    -- The documented reply (S-V11 transaction/add) has coupon side effects and no points effect:
+    -- points show only in the customer's after-state balance.
+    side_effects = { effect = array {} },
     source = t.source or "INSTORE",
     item_status = item_status(true, 600, "Transaction added successfully"),
-  }
+  }, points
 end
 _M.add_regular = add_regular
 

@@ -208,9 +208,9 @@ local function transactions_post(req)
     customer = { id = tostring(c.id) }, line_items = { line_item = lines },
     return_type = body.returnType, purchase_time = body.purchaseTime, source = req.args.source,
   }
-  local item
+  local item, awarded
   if ttype == "REGULAR" then
-    item = v11.add_regular(req, t, number, amount)
+    item, awarded = v11.add_regular(req, t, number, amount)
   elseif ttype == "RETURN" then
     t.type = "return"
     local _, resp = v11.routes["/v1.1/transaction/add"][2]({ cfg = req.cfg, attribution = req.attribution,
@@ -225,7 +225,6 @@ local function transactions_post(req)
   local cur = store.customer(c.id)
   local effects = array {}
   if ttype == "REGULAR" then
-    local awarded = tonumber(item.side_effects.effect[1].awarded_points)
     effects[1] = { entityType = "USER", rawAwardedPoints = awarded, awardedPoints = awarded, type = "points" }
   else
     local deducted = tonumber(item.points_deducted)
