@@ -128,9 +128,29 @@ describe("loyalty.program", function()
       local p = program { identifier = "attribute:pan_card" }
       assert(p:register(user))
       local c = customer_by_mobile("919800000001")
-      assert.equals("ABCDE1234F", c.external_id)
+      assert.is_nil(c.external_id) -- a custom field, not the CRM's external id
+      local pan
+      for _, f in ipairs(c.custom_fields) do if f.name == "pan_card" then pan = f.value end end
+      assert.equals("ABCDE1234F", pan)
       local s = assert(p:summary(user))
       assert.is_true(s.enrolled)
+      -- found again by the attribute alone (the CRM's custom-field search), no second record
+      local again = assert(p:register { pan_card = "ABCDE1234F" })
+      assert.is_true(again.existing)
+      assert.equals(#sb:state().customers, 4)
+    end)
+
+    it("a member known by mobile who signs up with the attribute keeps one record and its points", function()
+      local p = program { identifier = "attribute:pan_card" }
+      local before = #sb:state().customers
+      local r = assert(p:register { pan_card = "PANTOM0001", mobile = "919999000001", firstname = "Tom" })
+      assert.is_true(r.linked)
+      assert.equals(before, #sb:state().customers)
+      local s = assert(p:summary { pan_card = "PANTOM0001" })
+      assert.equals(2000, s.points)
+      local placed = assert(p:order_placed({ pan_card = "PANTOM0001" }, order("ATTR-1")))
+      assert.equals(2000 + placed.points_earned, customer_by_mobile("919999000001").loyalty_points)
+      assert.equals(before, #sb:state().customers)
     end)
   end)
 

@@ -19,6 +19,8 @@ local function mark_not_found(err)
   return err
 end
 
+local function blank(v) return v == nil or v == "" or type(v) == "userdata" end
+
 local function fields_of(list)
   local out = {}
   if type(list) == "table" then
@@ -78,6 +80,55 @@ function Backend:register(profile, subscriptions)
   if subscriptions then c.subscriptions = { subscription = subscription_list(subscriptions) } end
   local r, err = self.client:customer_add(c)
   if not r then return nil, err end
+  local view = customer_view(r.customer)
+  if view then view.partial, view.failed, view.request_id = _M.failures(r) end
+  return view
+end
+
+--- A batch reply's failed items as {partial, failed = {{item, code, message}...}}: any failed item
+-- makes it partial and is named (the client marks code 201 and "200 Some requests have failed").
+function _M.failures(r)
+  local failed = {}
+  for _, it in ipairs(r.items or {}) do
+    if it.success == false then
+      failed[#failed + 1] = { item = it.key or (type(it.item) == "table" and (it.item.channel or it.item.number)),
+                              code = tonumber(it.code) or it.code, message = it.message }
+    end
+  end
+  if #failed == 0 and not r.partial then return nil, nil, r.request_id end
+  return true, failed, r.request_id
+end
+
+--- The member carrying custom field `attr` = value (customer/search): ident {key, value} | nil
+-- (nobody) | nil, err. Several matches: the first, with .ambiguous naming them all.
+function Backend:find_by_attribute(attr, value)
+  local r, err = self.client:customer_search { q = "(" .. attr .. ":EQUALS:" .. value .. ")" }
+  if not r then return nil, err end
+  local out, names = nil, {}
+  for _, c in ipairs(r.customers) do
+    if type(c) == "table" then
+      local ext = c.external_id ~= "None" and c.external_id or nil
+      local ident
+      if not blank(c.mobile) then ident = { key = "mobile", value = tostring(c.mobile) }
+      elseif not blank(c.email) then ident = { key = "email", value = tostring(c.email) }
+      elseif not blank(ext) then ident = { key = "external_id", value = tostring(ext) }
+      elseif not blank(c.user_id) then ident = { key = "id", value = tostring(c.user_id) } end
+      if ident then
+        out = out or ident
+        names[#names + 1] = tostring(c.user_id)
+      end
+    end
+  end
+  if out and #names > 1 then out.ambiguous = table.concat(names, ",") end
+  return out
+end
+
+--- Adds custom field attr = value to the member known by ident (customer/update).
+function Backend:link_attribute(ident, attr, value)
+  local r, err = self.client:customer_update {
+    [ident.key] = ident.value, custom_fields = field_list { [attr] = value },
+  }
+  if not r then return nil, mark_not_found(err) end
   return customer_view(r.customer)
 end
 
@@ -86,7 +137,8 @@ function Backend:subscribe(ident, subscriptions)
   for _, s in ipairs(list) do s[ident.key] = ident.value end
   local r, err = self.client:customer_subscriptions(list)
   if not r then return nil, mark_not_found(err) end
-  return { subscriptions = r.subscriptions }
+  local partial, failed = _M.failures(r)
+  return { subscriptions = r.subscriptions, partial = partial, failed = failed, request_id = r.request_id }
 end
 
 function Backend:check_redeemable(ident, points, issue_otp)

@@ -34,7 +34,8 @@ function _M.new(settings)
   local client
   client, err = client_mod.new(copts)
   if not client then return nil, err end
-  local self = setmetatable({ settings = s, client = client, till_clients = {} }, Program)
+  local self = setmetatable({ settings = s, client = client, till_clients = {}, attr_idents = {}, attr_count = 0 },
+                             Program)
   self.backend = require(BACKENDS[s.provider]).new(client, s)
   self.clock = s.clock or require("loyalty.outbox").clock
   self.holds = require("loyalty.program.holds").new(self)
@@ -228,6 +229,43 @@ local function blank(v)
   return v == nil or v == "" or type(v) == "userdata"
 end
 
+-- A custom-attribute value travels inside a search query: its grammar's separators are refused.
+local function bad_attribute_value(v)
+  return bad_value(v, 256) or tostring(v):find("[():&;]") ~= nil
+end
+
+local ATTR_CACHE_MAX = 10000
+
+-- The CRM identifier of the member who carries the custom attribute `attr` = value: the CRM's
+-- custom-field search first; else the user's mobile or email (whom the CRM may know already, so
+-- that no second record is made). Found members are remembered (per program).
+function Program:attribute_ident(user, attr, value)
+  local cache = self.attr_idents
+  local hit = cache[value]
+  if hit then return hit end
+  local mobile = clean_mobile(user.mobile)
+  local fallback = (mobile and { key = "mobile", value = mobile })
+    or (not blank(user.email) and { key = "email", value = tostring(user.email) }) or nil
+  if fallback then fallback.attribute, fallback.attribute_value, fallback.found_by = attr, value, fallback.key end
+  if not self.backend.find_by_attribute then -- CRM.COM: the attribute is the participant number
+    return { key = "external_id", value = value, attribute = attr, attribute_value = value }
+  end
+  local found, err = self.backend:find_by_attribute(attr, value)
+  if found then
+    found.attribute, found.attribute_value, found.found_by = attr, value, "attribute"
+    if found.ambiguous then
+      self:emit("warn", "attribute_ambiguous", { attribute = attr, members = found.ambiguous })
+    end
+    if self.attr_count >= ATTR_CACHE_MAX then self.attr_idents, self.attr_count = {}, 0 end
+    self.attr_idents[value], self.attr_count = found, self.attr_count + 1
+    return found
+  end
+  if fallback then return fallback end
+  if err then return nil, err end
+  return nil, errors.config("no CRM member carries " .. attr .. " = this value, and the user has no mobile or " ..
+                            "email to register with", self.settings.identifier)
+end
+
 --- The CRM identifier of a store user, by the store's chosen unique identifier.
 function Program:identify(user, allow_email)
   if type(user) ~= "table" then error("loyalty.program: user table expected", 3) end
@@ -236,6 +274,13 @@ function Program:identify(user, allow_email)
   local attr = key:match("^attribute:(.+)$")
   if attr then
     value = user[attr] or (type(user.attributes) == "table" and user.attributes[attr])
+    if not blank(value) then
+      if bad_attribute_value(value) then
+        return nil, errors.config("the user's " .. attr .. " must be a single-line value of at most 256 bytes" ..
+                                  " without ( ) : & ;", attr)
+      end
+      return self:attribute_ident(user, attr, tostring(value))
+    end
     key = "external_id"
   elseif key == "mobile" then
     value = clean_mobile(user.mobile)
@@ -259,16 +304,16 @@ end
 
 local PROFILE_FIELDS = { "firstname", "lastname", "email", "mobile", "external_id" }
 
-local function profile_of(self, user, ident)
+local function profile_of(_, user, ident)
   local p = {
     mobile = clean_mobile(user.mobile), email = user.email, external_id = user.external_id,
     firstname = user.firstname, lastname = user.lastname,
     custom_fields = user.custom_fields, extended_fields = user.extended_fields,
   }
-  if ident.key == "external_id" then p.external_id = ident.value end
-  if self.settings.identifier:match("^attribute:") then
+  if ident.key == "external_id" and not ident.attribute then p.external_id = ident.value end
+  if ident.attribute then
     p.custom_fields = p.custom_fields or {}
-    p.custom_fields[self.settings.identifier:sub(11)] = ident.value
+    p.custom_fields[ident.attribute] = ident.attribute_value
   end
   return p
 end
@@ -280,6 +325,23 @@ function Program:register(user)
   if not ident then return nil, err end
   local subs = self.settings.post_subscriptions and user.subscriptions or nil
   local profile = profile_of(self, user, ident)
+  if ident.attribute and self.backend.link_attribute then
+    -- Never a second record: a member found by the attribute is already registered, and one the
+    -- CRM knows by mobile or email gets the attribute added to that record.
+    local b, ids = self:traced()
+    local known, lerr = b:lookup(ident)
+    if not known and not lerr.not_found then return nil, with_ids(lerr, ids) end
+    if known and ident.found_by == "attribute" then
+      return { customer = known, existing = true, request_ids = ids }
+    end
+    if known then
+      local linked
+      linked, lerr = b:link_attribute(ident, ident.attribute, ident.attribute_value)
+      if not linked then return nil, with_ids(lerr, ids) end
+      self.attr_idents[ident.attribute_value] = nil
+      return { customer = linked, linked = true, request_ids = ids }
+    end
+  end
   local c
   if self.outbox and not self.settings.registration_crm_first then
     local rec
@@ -289,7 +351,8 @@ function Program:register(user)
     c, err = self.backend:register(profile, subs)
   end
   if not c then return nil, err end
-  return { customer = c }
+  if c.queued then return c end
+  return { customer = c, partial = c.partial, failed = c.failed, request_ids = { c.request_id } }
 end
 
 --- The store's sign-up flow around `create_account(user[, crm_customer])`. With
@@ -353,11 +416,24 @@ function Program:subscribe(user, subs)
   end
   local ident, err = self:identify(user, true)
   if not ident then return nil, err end
-  if not self.outbox then return self.backend:subscribe(ident, subs) end
+  local b, ids = self:traced()
   local r, rec
-  r, err, rec = self:recorded(self.client, function(b) return b:subscribe(ident, subs) end)
-  if not r and queueable(err) then return self:enqueue("customer_subscriptions", ident, rec) end
-  if not r then return nil, err end
+  if not self.outbox then
+    r, err = b:subscribe(ident, subs)
+  else
+    r, err, rec = self:recorded(self.client, function(bk) return bk:subscribe(ident, subs) end, nil, ids)
+    if not r and queueable(err) then
+      r, err = self:enqueue("customer_subscriptions", ident, rec)
+    end
+  end
+  if not r then return nil, with_ids(err, ids) end
+  r.request_ids = ids
+  if r.partial then
+    -- A failed opt-out is a compliance matter: never reported as done.
+    local names = {}
+    for _, f in ipairs(r.failed or {}) do names[#names + 1] = tostring(f.item) .. " (" .. tostring(f.code) .. ")" end
+    self:emit("warn", "subscription_partial", { failed = table.concat(names, ", ") })
+  end
   return r
 end
 

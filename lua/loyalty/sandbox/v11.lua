@@ -265,6 +265,53 @@ local function customer_subscriptions(req)
   } }
 end
 
+-- customer/search (documented: q=(ATTR:OPERATOR:VALUE) joined by &, results.item[] with the
+-- customer's figures and its custom fields as attributes). EQUALS and EXACT only; ATTR is an
+-- identifier, firstname, lastname, slab or a custom field's name (compared as text).
+local SEARCH_FIELDS = { mobile = "mobile", email = "email", external_id = "external_id", firstname = "firstname",
+  lastname = "lastname", slab = "slab" }
+
+local function search_matches(c, cond)
+  local field = SEARCH_FIELDS[cond.attr]
+  if field then return tostring(c[field] or "") == cond.value end
+  for _, f in ipairs(c.custom_fields or {}) do
+    if f.name == cond.attr and tostring(f.value) == cond.value then return true end
+  end
+  return false
+end
+
+local function customer_search(req)
+  local q = req.args.q
+  if type(q) ~= "string" or q == "" then return common.v11_error(400, 400, "Input is invalid: q is required") end
+  local conds = {}
+  for part in (q .. "&"):gmatch("([^&]*)&") do
+    local attr, op, value = part:gsub("^%s*%(?", ""):gsub("%)?%s*$", ""):match("^([^:]+):([^:]+):(.*)$")
+    op = op and op:upper()
+    if not attr or (op ~= "EQUALS" and op ~= "EXACT") then
+      return common.v11_error(400, 400, "Input is invalid: unsupported search condition " .. part)
+    end
+    conds[#conds + 1] = { attr = attr, value = value }
+  end
+  local items = array {}
+  for _, c in ipairs(store.each_customer()) do
+    local ok = true
+    for _, cond in ipairs(conds) do ok = ok and search_matches(c, cond) end
+    if ok then
+      local attrs = array {}
+      for _, f in ipairs(c.custom_fields or {}) do attrs[#attrs + 1] = { name = f.name, value = f.value } end
+      items[#items + 1] = {
+        user_id = tostring(c.id), org_id = tostring(req.cfg.org.id), firstname = c.firstname, lastname = c.lastname,
+        mobile = c.mobile or "", email = c.email or "", external_id = c.external_id or "None",
+        loyalty_points = tostring(c.loyalty_points), lifetime_points = tostring(c.lifetime_points),
+        lifetime_purchases = tostring(c.lifetime_purchases), current_slab = c.slab,
+        registered_on = c.registered_on, attributes = { attribute = attrs },
+      }
+    end
+  end
+  return 200, { response = { status = { success = "true", code = "200", message = "SUCCESS" },
+    customer = { count = tostring(#items), start = "0", rows = "10", results = { item = items } } } }
+end
+
 -- Transactions ---------------------------------------------------------------------------------
 
 local function line_items(t)
@@ -755,6 +802,7 @@ _M.routes = {
   ["/v1.1/customer/add"] = { "POST", customer_add },
   ["/v1.1/customer/update"] = { "POST", customer_update },
   ["/v1.1/customer/get"] = { "GET", customer_get },
+  ["/v1.1/customer/search"] = { "GET", customer_search },
   ["/v1.1/customer/subscriptions"] = { "POST", customer_subscriptions },
   ["/v1.1/transaction/add"] = { "POST", transaction_add },
   ["/v1.1/transaction/get"] = { "GET", transaction_get },
