@@ -3,7 +3,7 @@
 -- answers concurrent writes for a customer with 521). Failures back off exponentially with
 -- jitter; after max_attempts, or at once for a refusal that no retry can change, an entry
 -- becomes a dead letter with its last error. Replays are idempotent where the CRM allows it:
--- a bill number it already has (604), a return already made (626), a reversal already done
+-- a bill number it already has (604), a return already made (626/628/633/634), a reversal already done
 -- (3802) count as delivered. A return has no key at the CRM: it carries its own reference
 -- (loyalty_return_ref), and a replay first asks the CRM whether that return is already there.
 local outbox = require "loyalty.outbox"
@@ -14,7 +14,7 @@ local _M = {}
 -- Error codes meaning "this write is already at the CRM", per entry kind.
 local ALREADY = {
   transaction_add = { [604] = true },
-  transaction_return = { [626] = true },
+  transaction_return = { [626] = true, [628] = true, [633] = true, [634] = true },
   points_reverse = { [3802] = true },
 }
 _M.ALREADY = ALREADY

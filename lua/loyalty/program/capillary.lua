@@ -196,7 +196,7 @@ local function line_items(lines, attributes_of)
     local qty = l.qty or 1
     local amount = l.amount or (l.price or 0) * qty
     local item = {
-      serial = i, item_code = l.sku, description = l.name, qty = qty, rate = l.price,
+      serial = l.serial or i, item_code = l.sku, description = l.name, qty = qty, rate = l.price,
       value = (l.price or amount / qty) * qty, discount_value = l.discount, amount = amount,
     }
     local attrs = attributes_of and attributes_of(l)
@@ -312,6 +312,32 @@ function Backend:cancel_redemption(_, p)
     return nil, err
   end
   return { points_reversed = tonumber(r.body.pointsReversed) or p.points, reversal_id = r.body.reversalId }
+end
+
+--- The CRM's record of a bill for the returns ledger: bill (transaction/get: its lines), returns
+-- (customer/transactions rows of type RETURN for its number) | nil, err (err.no_bill when the CRM
+-- has no such bill).
+function Backend:bill_record(ident, number)
+  local t, err = self.client:transaction_get { number = number }
+  if not t then
+    if err.kind == "api" and NO_BILL[tonumber(err.code)] then err.no_bill = true end
+    return nil, err
+  end
+  local returns = {}
+  local args = { [ident.key] = ident.value, number = number, limit = RETURN_PAGE }
+  for page = 0, RETURN_MAX_PAGES - 1 do
+    args.offset = page * RETURN_PAGE
+    local r
+    r, err = self.client:customer_transactions(args)
+    if not r then return nil, err end
+    for _, row in ipairs(r.transactions) do
+      if type(row) == "table" and tostring(row.type):upper() == "RETURN" and tostring(row.number) == number then
+        returns[#returns + 1] = row
+      end
+    end
+    if #r.transactions < RETURN_PAGE then break end
+  end
+  return t.transaction or {}, returns
 end
 
 function Backend:reverse_redemption(ident, redemption_id, points)

@@ -4,6 +4,7 @@ local client_mod = require "loyalty.client"
 local config = require "loyalty.program.config"
 local errors = require "loyalty.errors"
 local money = require "loyalty.program.money"
+local ledger = require "loyalty.program.ledger"
 
 local _M = {}
 
@@ -831,8 +832,28 @@ local function return_ref(order, kind)
   return "return:" .. tostring(order.id) .. ":" .. unique_hex()
 end
 
---- A return: `ret` nil = the whole order; {lines = {...}} = those lines; {amount = n}.
--- Earned points come back as the CRM computes; a full return also reverses the redemption.
+-- Returns of this bill still waiting in the outbox (their transaction/add payloads): the ledger
+-- counts them as made.
+function Program:queued_returns(order_id)
+  if not (self.outbox and self.outbox.list) then return {} end
+  local pending = self.outbox:list("pending") or {}
+  local out = {}
+  for _, e in ipairs(pending) do
+    local p = e.payload
+    if e.kind == "transaction_return" and type(p) == "table" and tostring(p.number) == tostring(order_id) then
+      out[#out + 1] = p
+    end
+  end
+  return out
+end
+
+--- A return: `ret` nil = the whole order; {lines = {{sku | serial, qty, amount?}...}} = those
+-- lines; {amount = n}. The order's returns ledger (the CRM's bill and returns, plus queued ones)
+-- is read first: more than what remains is refused before any write (err.code over_return,
+-- already_returned, no_such_line, mixed_return); a whole-order return after partial ones posts what
+-- remains. Earned points come back as the CRM computes them; the redemption (order.redemption, or
+-- the one held for the order) is given back in proportion to the money returned, all of it once
+-- everything is returned. `balance` is the CRM's after both.
 function Program:order_returned(user, order, ret)
   if type(order) ~= "table" or order.id == nil then error("loyalty.program: order with id expected", 2) end
   local bad = check_order_ids(order)
@@ -841,48 +862,106 @@ function Program:order_returned(user, order, ret)
   if not ident then return nil, err end
   local kind = "FULL"
   if ret and ret.lines then kind = "LINE_ITEM" elseif ret and ret.amount then kind = "AMOUNT" end
-  local amount = ret and ret.amount
-  if kind == "LINE_ITEM" then
-    amount = 0
-    for _, l in ipairs(ret.lines) do amount = amount + (l.amount or (l.price or 0) * (l.qty or 1)) end
-  end
   local till
   till, err = self:till_for(order)
   if not till then return nil, err end
+  local b, ids = self:traced()
+  local number = tostring(order.id)
+  -- The ledger: a failed read is no reason to lose a return when an outbox can keep it (the
+  -- CRM then judges it); without one the return waits for the CRM.
+  local L
+  if b.bill_record then
+    local bill, returns = b:bill_record(ident, number)
+    if bill then
+      L = ledger.build(bill, returns, self:queued_returns(number))
+    elseif not (returns and returns.no_bill) and not (self.outbox and queueable(returns)) then
+      returns.order_id = order.id
+      return nil, with_ids(returns, ids)
+    end
+  end
+  local plan
+  if L then
+    plan, err = ledger.plan(L, kind, ret or {})
+    if not plan then
+      if kind == "FULL" and err.code == "already_returned" then
+        -- A retried whole-order return: nothing left, nothing changes.
+        local c = b:lookup(ident)
+        return { already = true, kind = "FULL", points_deducted = 0, points_reversed = 0,
+                 balance = c and c.points, request_ids = ids, order_id = order.id }
+      end
+      err.order_id = order.id
+      return nil, with_ids(err, ids)
+    end
+  else
+    local amount = ret and ret.amount
+    if kind == "LINE_ITEM" then
+      amount = 0
+      for _, l in ipairs(ret.lines) do amount = amount + (l.amount or (l.price or 0) * (l.qty or 1)) end
+    end
+    plan = { kind = kind, lines = ret and ret.lines, amount = amount, last = kind == "FULL" }
+  end
   local red = order.redemption
-  local reverse = kind == "FULL" and red and red.id
+  if not (type(red) == "table" and red.id) then
+    local h = self.holds:find(order.id)
+    red = h and h.payload and { id = h.payload.redemption_id, points = h.payload.points } or nil
+  end
+  local reverse_points = red and red.id and ledger.reversal_points(L, plan, tonumber(red.points)) or 0
   local ref = return_ref(order, kind)
-  if self.outbox then return self:return_via_outbox(ident, order, kind, ret, amount, till, reverse and red, ref) end
+  if self.outbox then
+    local r
+    r, err = self:return_via_outbox(ident, order, plan, till, reverse_points > 0 and red, ref, reverse_points, ids)
+    if not r then return nil, with_ids(err, ids) end
+    return self:return_checked(r, L, kind, plan.kind, ids)
+  end
   local r
-  r, err = self.backend:post_return(ident, order, { kind = kind, lines = ret and ret.lines, amount = amount,
-                                                    till = till, ref = ref })
+  r, err = b:post_return(ident, order, { kind = plan.kind, lines = plan.lines, amount = plan.amount,
+                                         till = { client = tracer(till.client or self.client, ids),
+                                                  attribution = till.attribution }, ref = ref })
   if not r then
     err.order_id = order.id
-    return nil, err
+    return nil, with_ids(err, ids)
   end
-  if reverse and r.points_reversed == nil then -- CRM.COM's cancel already refunded the spend
+  if reverse_points > 0 and r.points_reversed == nil then -- CRM.COM's cancel already refunded the spend
     local rev
-    rev, err = self.backend:reverse_redemption(ident, red.id, red.points)
+    rev, err = b:reverse_redemption(ident, red.id, reverse_points)
     if not rev then
       err.order_id = order.id
-      return nil, err
+      err.return_posted = true
+      return nil, with_ids(err, ids)
     end
     r.points_reversed = rev.points_reversed
+    -- The return's reply gave the balance before the reversal.
+    if r.balance then r.balance = r.balance + (rev.points_reversed or 0) end
   end
-  r.kind = kind
+  return self:return_checked(r, L, kind, plan.kind, ids)
+end
+
+-- The result of a return, with what it posted and a loud warning when the CRM took back more
+-- points than the order still had from what it earned.
+function Program:return_checked(r, L, kind, posted_kind, ids)
+  r.requested_kind, r.kind = kind, posted_kind
+  r.request_ids = ids
+  r.points_reversed = r.points_reversed or 0
+  if L and L.points_awarded and type(r.points_deducted) == "number" then
+    local left = L.points_awarded - L.points_returned
+    if r.points_deducted > left then
+      self:emit("warn", "return_points_exceed_earned", { points_deducted = r.points_deducted, earned_left = left })
+      r.points_exceed_earned = true
+    end
+  end
   return r
 end
 
 -- order_returned with an outbox: a return that cannot be posted now is queued, and so is its
 -- redemption reversal, behind it in the customer's line.
 -- The entry's dedupe key is the return's reference (loyalty_return_ref, also in its payload).
-function Program:return_via_outbox(ident, order, kind, ret, amount, till, red, ref)
+function Program:return_via_outbox(ident, order, plan, till, red, ref, reverse_points, ids)
   local s = self.settings
   local code = s.use_order_store_till and order.store_code or nil
   local r, err, rec = self:recorded(till.client or self.client, function(b, proxy)
-    return b:post_return(ident, order, { kind = kind, lines = ret and ret.lines, amount = amount, ref = ref,
+    return b:post_return(ident, order, { kind = plan.kind, lines = plan.lines, amount = plan.amount, ref = ref,
                                          till = { client = proxy, attribution = till.attribution } })
-  end)
+  end, nil, ids)
   local queued = false
   if not r and queueable(err) then
     local crm_err = not err.captured and err or nil
@@ -893,17 +972,20 @@ function Program:return_via_outbox(ident, order, kind, ret, amount, till, red, r
     err.order_id = order.id
     return nil, err
   end
-  r.kind = kind
+  r.kind = plan.kind
   if not red then return r end
   -- With the return queued, the reversal is only captured: it must not overtake its return.
   local rev, rrec
-  rev, err, rrec = self:recorded(self.client, function(b) return b:reverse_redemption(ident, red.id, red.points) end,
-                                 queued)
+  rev, err, rrec = self:recorded(self.client,
+                                 function(b) return b:reverse_redemption(ident, red.id, reverse_points) end,
+                                 queued, ids)
   if not rev and queueable(err) then
-    rev, err = self:enqueue("points_reverse", ident, rrec, { dedupe_key = "reverse:" .. tostring(red.id) })
+    local key = plan.last and ("reverse:" .. tostring(red.id)) or ("reverse:" .. ref)
+    rev, err = self:enqueue("points_reverse", ident, rrec, { dedupe_key = key })
     if rev then r.reversal_queued, r.reversal_outbox_id = true, rev.outbox_id end
   elseif rev then
     r.points_reversed = rev.points_reversed
+    if r.balance then r.balance = r.balance + (rev.points_reversed or 0) end
   end
   if not rev then
     err.order_id = order.id

@@ -405,11 +405,13 @@ local function add_return(req, t, number, amount)
   local lines = line_items(t)
   local result = locked(c, function()
     original = store.get_json("txn:" .. original_id)
-    if original.points_reversed >= original.points_awarded and original.amount_returned >= original.amount then
-      return nil
-    end
+    local refusal = engine.return_error(original, return_type, amount, lines, inferred)
+    if refusal then return { refused = refusal } end
     local cur = store.customer(c.id)
     local points, returned_amount = engine.return_points(cfg, original, return_type, amount, lines)
+    if return_type == "FULL" then original.fully_returned = true end
+    original.return_kinds = original.return_kinds or {}
+    original.return_kinds[return_type] = true
     local id = inferred.TRANSACTION_ID_BASE + store.next_seq("txn")
     engine.book_return(store, cur, original, points, returned_amount, number)
     cur.transactions[#cur.transactions + 1] = id
@@ -423,10 +425,7 @@ local function add_return(req, t, number, amount)
     })
     return { cur, points, id }
   end)
-  if not result then
-    local e = inferred.V11_ALREADY_RETURNED
-    return txn_failure(t, e.code, e.message)
-  end
+  if result.refused then return txn_failure(t, result.refused.code, result.refused.message) end
   local cur, points, id = result[1], result[2], result[3]
   return {
     id = id, number = number, bill_client_id = "", type = "RETURN", return_type = return_type,
@@ -516,6 +515,14 @@ local function transaction_get(req)
     transactions = { transaction = array { out } } } }
 end
 
+local function return_rows(t)
+  local out = array {}
+  for _, l in ipairs(t.line_items or {}) do
+    out[#out + 1] = { serial = l.serial, item_code = l.item_code, qty = l.qty, amount = l.amount }
+  end
+  return out
+end
+
 -- A customer's bills and returns, newest first; `number` narrows to one bill.
 local function customer_transactions(req)
   local args = req.args
@@ -548,6 +555,9 @@ local function customer_transactions(req)
       amount = tostring(t.amount or 0), billing_time = t.billing_time,
       store = t.attribution and t.attribution.store or "",
       custom_fields = with_fields and common.fields(t.custom_fields) or nil,
+      points = { issued = tostring(t.points_awarded or 0), returned = tostring(t.points_deducted or 0) },
+      line_items = t.type == "RETURN" and inferred.V11_RETURN_ROWS_HAVE_LINES and { line_item = return_rows(t) }
+        or nil,
     }
   end
   return 200, { response = { status = common.v11_batch_status(1, 1, true), customer = {
