@@ -228,7 +228,13 @@ function Backend:post_order(ident, profile, order, opts)
   spec.attribution = till.attribution
   local r
   r, err = client:request(spec)
-  if not r then return nil, mark_not_found(err) end
+  if not r then
+    -- The bill number is the order id: 604 says the CRM already has this order (a retried post).
+    if err.kind == "api" and tonumber(err.code) == 604 then
+      return { duplicate = true, request_id = err.request_id }
+    end
+    return nil, mark_not_found(err)
+  end
   local c = r.customer or {}
   return { points_earned = r.points_earned, duplicate = r.duplicate,
            transaction_id = r.transaction and r.transaction.id,

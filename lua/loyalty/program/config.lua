@@ -25,6 +25,7 @@ local SCHEMA = {
   program_id = { "number", nil, "loyalty programme id, where the org has several" },
   outbox = { "table", nil, "durable outbox for writes that must not be lost (see docs/outbox.md)" },
   log = { "function", nil, "log(level, event, fields): structured events (loyalty.log); nginx: ngx.log" },
+  clock = { "function", nil, "wall clock in seconds (holds and caches; tests set it)" },
   point_value_ttl_s = { "number", 300, "how long the CRM's value of a point is reused before it is asked again" },
   redemption_hold_s = { "number", 1800, "a redemption whose order is not placed within this is given back" },
 }

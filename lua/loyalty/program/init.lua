@@ -661,6 +661,10 @@ function Program:cancel_redemption(user, order_id)
     if err then return nil, with_ids(err, ids) end
     return refused("no redemption is held for order " .. tostring(order_id), { order_id = order_id, code = "no_hold" })
   end
+  if h.state == "placed" then
+    return refused("order " .. tostring(order_id) .. " was placed: return it with order_returned",
+                   { order_id = order_id, code = "order_placed" })
+  end
   if h.state ~= "held" then return { already = true, state = h.state, order_id = order_id, request_ids = ids } end
   local r
   r, err = b:cancel_redemption(ident, h.payload)
