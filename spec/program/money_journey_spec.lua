@@ -303,6 +303,23 @@ describe("money journeys against the CRM's ledger", function()
     p:close()
   end)
 
+  it("another process without a shared outbox cancels with the redeem result the store kept", function()
+    local p1, p2 = program(), program()
+    local bal = crm_balance(TOM.mobile)
+    local red = assert(p1:redeem(TOM, { points = 300, order_id = "J-TWO", cart = { total = 2597, lines = LINES } }))
+    local none, err = p2:cancel_redemption(TOM, "J-TWO")
+    assert.is_nil(none)
+    assert.equals("no_hold", err.code)
+    local c = assert(p2:cancel_redemption(TOM, "J-TWO", red))
+    assert.is_true(c.cancelled)
+    assert.equals(bal, crm_balance(TOM.mobile), "ABANDONED")
+    -- RETRY_NOOP: the CRM says it is already reversed (3802); nothing changes
+    assert(p2:cancel_redemption(TOM, "J-TWO", red))
+    assert.equals(bal, crm_balance(TOM.mobile), "RETRY_NOOP")
+    p1:close()
+    p2:close()
+  end)
+
   it("without an outbox, expire_holds gives back what is past its hold time", function()
     local clock = os.time()
     local p = program { redemption_hold_s = 30, clock = function() return clock end }

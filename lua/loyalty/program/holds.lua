@@ -21,6 +21,7 @@ local function key_of(order_id) return "hold:" .. tostring(order_id) end
 
 --- The reversal payload of a hold (v2 points/reverse body plus what the drainer checks first).
 local function payload(ident, order_id, r)
+  r = { redemption_id = r.redemption_id, points = tonumber(r.points), value = r.value }
   local id_type = ident.key == "external_id" and "externalId" or ident.key
   return {
     bill_number = tostring(order_id), customer = { [ident.key] = ident.value },
@@ -29,6 +30,8 @@ local function payload(ident, order_id, r)
                 identifier = { type = id_type, value = ident.value } },
   }
 end
+
+_M.payload = payload
 
 --- Records the hold of redemption r (from backend:redeem) on order_id. -> {expires_at} | nil, err
 function Holds:hold(ident, order_id, r)

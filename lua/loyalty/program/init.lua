@@ -5,6 +5,7 @@ local config = require "loyalty.program.config"
 local errors = require "loyalty.errors"
 local money = require "loyalty.program.money"
 local ledger = require "loyalty.program.ledger"
+local holds_mod = require "loyalty.program.holds"
 
 local _M = {}
 
@@ -39,7 +40,7 @@ function _M.new(settings)
                              Program)
   self.backend = require(BACKENDS[s.provider]).new(client, s)
   self.clock = s.clock or require("loyalty.outbox").clock
-  self.holds = require("loyalty.program.holds").new(self)
+  self.holds = holds_mod.new(self)
   if s.outbox then
     local ob, oerr = require("loyalty.outbox").open(s.outbox)
     if not ob then
@@ -645,9 +646,13 @@ end
 -- after the hold expired, changes nothing. Returns {cancelled = true, points_reversed, balance}
 -- | {already = true, state} | {queued = true, outbox_id} (the CRM cannot be reached: the drainer
 -- reverses it) | nil, err (refused with code "order_placed" when the CRM holds the order's bill:
--- return it instead; "no_hold" when no redemption is held for the order).
-function Program:cancel_redemption(user, order_id)
+-- return it instead; "no_hold" when no redemption is held for the order). `known` (optional): the
+-- redeem result {redemption_id, points}, for a hold made by another process without a shared outbox.
+function Program:cancel_redemption(user, order_id, known)
   if order_id == nil then error("loyalty.program: cancel_redemption needs an order id", 2) end
+  if known ~= nil and type(known) ~= "table" then
+    error("loyalty.program: cancel_redemption's third argument is the redeem result {redemption_id, points}", 2)
+  end
   if bad_value(order_id) then
     return nil, errors.config("order id must be a non-empty single-line value of at most " .. MAX_ID .. " bytes",
                               "order_id")
@@ -657,6 +662,10 @@ function Program:cancel_redemption(user, order_id)
   if not ident then return nil, err end
   local h
   h, err = self.holds:find(order_id)
+  if not h and not err and known and known.redemption_id and tonumber(known.points) then
+    -- Held by another process without a shared outbox: the store kept redeem's result.
+    h = { state = "held", payload = holds_mod.payload(ident, order_id, known) }
+  end
   if not h then
     if err then return nil, with_ids(err, ids) end
     return refused("no redemption is held for order " .. tostring(order_id), { order_id = order_id, code = "no_hold" })
