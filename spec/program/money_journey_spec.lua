@@ -333,6 +333,17 @@ describe("money journeys against the CRM's ledger", function()
     p:close()
   end)
 
+  it("every result names the CRM calls behind it", function()
+    local p = program { skip_redemption_otp = false }
+    has_ids(assert(p:login(TOM)))
+    has_ids(assert(p:send_otp(TOM, 200)))
+    has_ids(assert(p:register { mobile = "919800000042", firstname = "New" }))
+    has_ids(assert(p:subscribe(TOM, { email = true })))
+    local _, err = p:redeem(TOM, { points = 200, order_id = "J-IDS", otp = "WRONG1", cart = { total = 2597 } })
+    has_ids(err)
+    p:close()
+  end)
+
   it("a subscription batch with a failed item is partial and names the item", function()
     local p = program()
     local r = assert(p:subscribe(TOM, { email = false, whatsapp = true }))

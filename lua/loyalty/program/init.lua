@@ -376,11 +376,11 @@ end
 
 -- The user's CRM identifier and record: ident, customer | ident or nil, err (err.not_found
 -- when the CRM does not know the user).
-function Program:customer(user)
+function Program:customer(user, b)
   local ident, err = self:identify(user, true)
   if not ident then return nil, nil, err end
   local c
-  c, err = self.backend:lookup(ident)
+  c, err = (b or self.backend):lookup(ident)
   return ident, c, err
 end
 
@@ -390,10 +390,11 @@ function Program:login(user)
   local profile = {}
   for k, v in pairs(user) do profile[k] = v end
   if not self.settings.sync_on_login then return { profile = profile, changed = {}, synced = false } end
-  local _, c, err = self:customer(user)
+  local b, ids = self:traced()
+  local _, c, err = self:customer(user, b)
   if not c then
-    if err.not_found then return { profile = profile, changed = {}, enrolled = false } end
-    return nil, err
+    if err.not_found then return { profile = profile, changed = {}, enrolled = false, request_ids = ids } end
+    return nil, with_ids(err, ids)
   end
   local changed = {}
   local crm_wins = self.settings.profile_sync == "crm_wins"
@@ -407,7 +408,7 @@ function Program:login(user)
       end
     end
   end
-  return { profile = profile, changed = changed, customer = c, enrolled = true }
+  return { profile = profile, changed = changed, customer = c, enrolled = true, request_ids = ids }
 end
 
 --- Email/SMS opt-in and opt-out: subs = {email = true|false, sms = true|false}.
@@ -915,8 +916,11 @@ function Program:order_returned(user, order, ret)
   end
   local red = order.redemption
   if not (type(red) == "table" and red.id) then
+    -- The redemption held for this order and settled by order_placed (never a cancelled or
+    -- expired one: those points are back already).
     local h = self.holds:find(order.id)
-    red = h and h.payload and { id = h.payload.redemption_id, points = h.payload.points } or nil
+    red = h and h.state == "placed" and h.payload and { id = h.payload.redemption_id, points = h.payload.points }
+      or nil
   end
   local reverse_points = red and red.id and ledger.reversal_points(L, plan, tonumber(red.points)) or 0
   local ref = return_ref(order, kind)
