@@ -508,7 +508,7 @@ function Program:summary(user)
   local v
   v, err = verdict(self, c, rate, nil, nil)
   if not v then return nil, with_ids(err, ids) end
-  out.point_value, out.value, out.max_value = rate, money.money(c.points * rate), v.value
+  out.point_value, out.value, out.max_value = rate, money.money((tonumber(c.points) or 0) * rate), v.value
   out.can_redeem, out.min, out.max, out.multiple_of, out.reason = v.allowed, v.min, v.max, v.multiple_of, v.reason
   out.point_value_mismatch = self.point_value_mismatch
   return out
@@ -605,7 +605,7 @@ function Program:redeem(user, req)
   -- its original redemption back.
   local v
   v, err = verdict(self, c, rate, type(cart) == "table" and cart or { total = cart }, req.points,
-                   math.max(c.points, req.points))
+                   math.max(tonumber(c.points) or 0, req.points))
   if not v then return nil, with_ids(err, ids) end
   if not v.allowed or v.points ~= req.points then
     local e = select(2, refused(v.reason or "outside the redemption limits",

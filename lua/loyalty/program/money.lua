@@ -16,20 +16,23 @@ end
 
 --- The CRM's value of one point from an isredeemable/redeem item (Capillary): what it pays for
 -- the points asked (points_redeem_value / points), else its points_currency_ratio.
+local function sane(rate)
+  if type(rate) == "number" and rate > 0 and rate < 1e9 then return rate end -- not NaN, not inf
+  return nil
+end
+
 function _M.rate_of_item(item, points)
   if type(item) ~= "table" then return nil end
   local value = tonumber(item.points_redeem_value or item.redeemed_value)
   local asked = tonumber(points or item.points or item.points_redeemed)
-  if value and asked and asked > 0 then return value / asked end
-  local ratio = tonumber(item.points_currency_ratio)
-  if ratio and ratio > 0 then return ratio end
-  return nil
+  if value and asked and asked > 0 and sane(value / asked) then return value / asked end
+  return sane(tonumber(item.points_currency_ratio))
 end
 
 --- Learns the CRM's rate (from an answer) and checks the rules' point_value against it.
 -- program: a loyalty.program; source: which answer revealed it.
 function _M.learn(program, rate, source)
-  if type(rate) ~= "number" or rate <= 0 or rate ~= rate then return end
+  if not sane(rate) then return end
   program.crm_rate = { value = rate, at = program.clock(), source = source }
   _M.check_rules(program)
 end
@@ -77,6 +80,7 @@ end
 -- step and refusal), or nil without rules; balance: the CRM's; cart_total: money or nil (no cart:
 -- a summary, where no share applies); requested: points or nil (the most allowed).
 function _M.verdict(base, balance, rate, cart_total, requested)
+  balance = tonumber(balance) or 0
   local min, step, refusal = 0, 1, nil
   local max, limited_by = balance, "the customer's balance"
   local share
