@@ -7,6 +7,7 @@
 -- (3802) count as delivered. A return has no key at the CRM: it carries its own reference
 -- (loyalty_return_ref), and a replay first asks the CRM whether that return is already there.
 local outbox = require "loyalty.outbox"
+local errors = require "loyalty.errors"
 local capillary_program = require "loyalty.program.capillary"
 
 local _M = {}
@@ -86,6 +87,17 @@ function _M.deliver(target, entry)
   spec.attribution = attribution
   local r
   r, err = client:request(spec)
+  if r and r.partial then
+    -- A batch with failed items (an opt-out refused, say) is not delivered: it becomes a dead
+    -- letter naming them, never a silent "done".
+    local names, code = {}, nil
+    for _, f in ipairs(r.failed or {}) do
+      names[#names + 1] = tostring(f.key or "item") .. " (" .. tostring(f.code) .. ": " .. tostring(f.message) .. ")"
+      code = code or f.code
+    end
+    return nil, errors.new { kind = "api", code = code, partial = true, failed = r.failed, request_id = r.request_id,
+                             message = "partly refused: " .. table.concat(names, ", ") }
+  end
   if r then return r end
   local already = ALREADY[entry.kind]
   if already and err and already[err.code] then return { already = true, code = err.code } end
