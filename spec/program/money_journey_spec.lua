@@ -140,6 +140,23 @@ describe("money journeys against the CRM's ledger", function()
     p:close()
   end)
 
+  it("the CRM's rate is cached for point_value_ttl_s, and the mismatch is warned once", function()
+    local clock = os.time()
+    local p = program { point_value_ttl_s = 300, clock = function() return clock end }
+    assert(p:summary(TOM))
+    local asked = requests("/v1.1/points/isredeemable")
+    assert(p:summary(TOM))
+    assert.equals(asked, requests("/v1.1/points/isredeemable"))
+    clock = clock + 301
+    local s = assert(p:summary(TOM))
+    assert.equals(asked + 1, requests("/v1.1/points/isredeemable"))
+    assert.equals(crm_pays(TOM.mobile, s.points), s.value, "SHOWN=PAID")
+    local warned = 0
+    for _, e in ipairs(events) do if e.event == "point_value_mismatch" then warned = warned + 1 end end
+    assert.equals(1, warned)
+    p:close()
+  end)
+
   it("redeem -> order -> line return -> the same line again -> full return -> retries: every step on the ledger",
     function()
     local p = program()

@@ -457,7 +457,7 @@ end
 -- The CRM's value of one point: cached for point_value_ttl_s, else asked (isredeemable for the
 -- customer's balance). nil, err when the CRM cannot say.
 function Program:point_value(ident, c, b)
-  local rate = money.cached(self)
+  local rate = money.cached(self, c and c.tier)
   if rate then
     money.check_rules(self) -- a new rule set is checked against the rate it already knows
     return rate
@@ -465,7 +465,7 @@ function Program:point_value(ident, c, b)
   local source
   rate, source = (b or self.backend):point_rate(ident, c and c.points)
   if not rate then return nil, source end
-  money.learn(self, rate, source)
+  money.learn(self, rate, source, c and c.tier)
   return rate
 end
 
@@ -542,11 +542,11 @@ function Program:quote_redemption(user, cart, points)
   crm, err = b:check_redeemable(ident, v.points)
   if not crm then
     if err.kind ~= "api" then return nil, with_ids(err, ids) end
-    if err.crm_rate then money.learn(self, err.crm_rate, "points/isredeemable") end
+    if err.crm_rate then money.learn(self, err.crm_rate, "points/isredeemable", c.tier) end
     quote.allowed, quote.reason, quote.code = false, "the CRM refuses: " .. tostring(err.message), err.code
     return quote
   end
-  if crm.rate then money.learn(self, crm.rate, "points/isredeemable") end
+  if crm.rate then money.learn(self, crm.rate, "points/isredeemable", c.tier) end
   quote.value = crm.value or quote.value
   quote.point_value_mismatch = self.point_value_mismatch
   if quote.max_share_value and quote.value > quote.max_share_value + 0.005 then
@@ -627,7 +627,7 @@ function Program:redeem(user, req)
     end
     return nil, with_ids(err, ids)
   end
-  if r.rate then money.learn(self, r.rate, "points/redeem") end
+  if r.rate then money.learn(self, r.rate, "points/redeem", c.tier) end
   r.value = r.value or money.money(r.points * rate)
   r.order_id, r.request_ids = req.order_id, ids
   r.point_value_mismatch = self.point_value_mismatch

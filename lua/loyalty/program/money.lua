@@ -29,18 +29,27 @@ function _M.rate_of_item(item, points)
   return sane(tonumber(item.points_currency_ratio))
 end
 
---- Learns the CRM's rate (from an answer) and checks the rules' point_value against it.
--- program: a loyalty.program; source: which answer revealed it.
-function _M.learn(program, rate, source)
+-- Rates are kept per tier: a CRM may pay tiers differently.
+local function tier_key(tier) return type(tier) == "string" and tier:upper() or "" end
+
+--- Learns the CRM's rate for customers of `tier` (from an answer) and checks the rules'
+-- point_value against it. program: a loyalty.program; source: which answer revealed it.
+function _M.learn(program, rate, source, tier)
   if not sane(rate) then return end
-  program.crm_rate = { value = rate, at = program.clock(), source = source }
+  local r = { value = rate, at = program.clock(), source = source, tier = tier }
+  program.crm_rates = program.crm_rates or {}
+  program.crm_rates[tier_key(tier)] = r
+  program.crm_rate = r
   _M.check_rules(program)
 end
 
---- The cached rate when still fresh (point_value_ttl_s), else nil.
-function _M.cached(program)
-  local r = program.crm_rate
-  if r and program.clock() - r.at < program.settings.point_value_ttl_s then return r.value end
+--- The cached rate for `tier` when still fresh (point_value_ttl_s), else nil.
+function _M.cached(program, tier)
+  local r = program.crm_rates and program.crm_rates[tier_key(tier)]
+  if r and program.clock() - r.at < program.settings.point_value_ttl_s then
+    program.crm_rate = r
+    return r.value
+  end
   return nil
 end
 
