@@ -129,7 +129,7 @@ function _M.verdict(base, balance, rate, cart_total, requested)
   elseif requested > max then
     reason = "Not allowed: " .. num(requested) .. " points is above the maximum of " .. num(max) ..
       " for this order (limited by " .. limited_by .. ")."
-  elseif requested % step ~= 0 then
+  elseif base and requested % step ~= 0 then -- without rules the CRM judges amounts (CRM.COM: money)
     reason = "Not allowed: " .. num(requested) .. " is not a multiple of " .. num(step) .. "."
   else
     allowed, points = true, requested
