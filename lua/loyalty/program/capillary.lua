@@ -101,6 +101,8 @@ end
 
 --- The member carrying custom field `attr` = value (customer/search): ident {key, value} | nil
 -- (nobody) | nil, err. Several matches: the first, with .ambiguous naming them all.
+-- customer/search documents custom field values as searchable and the `ATTR:EQUALS:value`
+-- grammar; [INF] the custom field's own name is the ATTR (the docs list only built-in names).
 function Backend:find_by_attribute(attr, value)
   local r, err = self.client:customer_search { q = "(" .. attr .. ":EQUALS:" .. value .. ")" }
   if not r then return nil, err end
