@@ -140,6 +140,24 @@ describe("money journeys against the CRM's ledger", function()
     p:close()
   end)
 
+  it("where the rules are looser than the CRM, the CRM's refusal comes back as a clear error", function()
+    -- GOLD may redeem 7500 points by the rules; the CRM's maximum per transaction is 5000.
+    local p = program()
+    local HUCK = { mobile = "919999000003" }
+    local bal = crm_balance(HUCK.mobile)
+    local cart = { total = 20000, lines = { { sku = "TV", qty = 1, price = 20000, amount = 20000 } } }
+    local q = assert(p:quote_redemption(HUCK, cart, 6000))
+    assert.is_false(q.allowed)
+    assert.equals(819, q.code)
+    assert.matches("the CRM refuses", q.reason)
+    local r, err = p:redeem(HUCK, { points = 6000, order_id = "J-LOOSE", cart = cart })
+    assert.is_nil(r)
+    assert.same({ "api", 819, true }, { err.kind, err.code, err.crm_refused })
+    assert.matches("the CRM refuses the redemption", err.message)
+    assert.equals(bal, crm_balance(HUCK.mobile), "BALANCE")
+    p:close()
+  end)
+
   it("the CRM's rate is cached for point_value_ttl_s, and the mismatch is warned once", function()
     local clock = os.time()
     local p = program { point_value_ttl_s = 300, clock = function() return clock end }
