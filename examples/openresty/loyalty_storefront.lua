@@ -276,14 +276,17 @@ function _M.order_placed()
   end)
 end
 
---- POST {user, order_id}: the shop's checkout-abandoned hook (payment failed, the shopper left):
--- the points redeemed for that order come back (cancel_redemption; queued if the CRM is down).
+--- POST {user, order_id, redemption?}: the shop's checkout-abandoned hook (payment failed, the
+-- shopper left): the points redeemed for that order come back (cancel_redemption; queued if the
+-- CRM is down). Without a shared outbox the hold lives in the worker that redeemed: the shop may
+-- pass the redeem reply it kept ({redemption_id, points}) so that any worker can cancel.
 function _M.checkout_abandoned()
   return with_program_and_user(true, function(p, user, body)
     if body.order_id == nil then
       return send_json(400, { error = { kind = "request", message = "order_id expected" } })
     end
-    return reply(p:cancel_redemption(user, body.order_id))
+    local known = type(body.redemption) == "table" and body.redemption or nil
+    return reply(p:cancel_redemption(user, body.order_id, known))
   end)
 end
 
