@@ -320,6 +320,18 @@ describe("money journeys against the CRM's ledger", function()
     -- RETRY_NOOP: a cancel after expiry changes nothing
     assert.is_true(assert(p:cancel_redemption(TOM, "J-EXP")).already)
     assert.equals(bal, crm_balance(TOM.mobile), "RETRY_NOOP")
+    -- the order after all, late: posted (never lost) without the given-back redemption, and loudly
+    local late = assert(p:order_placed(TOM, order("J-EXP", LINES, {
+      redemption = { id = gone.redemption_id, points = 300, value = gone.value } })))
+    assert.equals("expired", late.redemption_released)
+    assert.equals(gone.value, late.redemption_unpaid_value)
+    assert.equals(1, #bill("J-EXP"))
+    assert.is_nil(bill("J-EXP")[1].payment_details[1])
+    local warned
+    for _, e in ipairs(events) do if e.event == "redemption_released_before_order" then warned = e end end
+    assert.equals("J-EXP", warned.fields.order_id)
+    bal = bal + late.points_earned
+    assert.equals(bal, crm_balance(TOM.mobile), "BALANCE")
     p:close()
   end)
 

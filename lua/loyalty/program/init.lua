@@ -753,11 +753,24 @@ function Program:order_placed(user, order)
   local b = self:traced(nil, ids)
   -- The redemption held for this order is tagged to its bill (and settled as placed below).
   local hold = self.holds:find(order.id)
+  local released
   if hold and hold.state == "held" and order.redemption == nil then
     local o = {}
     for k, v in pairs(order) do o[k] = v end
     o.redemption = { id = hold.payload.redemption_id, points = hold.payload.points, value = hold.payload.value }
     order = o
+  elseif hold and (hold.state == "expired" or hold.state == "cancelled") then
+    -- The points came back before the order did: they pay nothing now. The order is posted (never
+    -- lost) without the redemption, and the store is told loudly to collect that money.
+    released = hold.state
+    if order.redemption ~= nil then
+      local o = {}
+      for k, v in pairs(order) do o[k] = v end
+      o.redemption = nil
+      order = o
+    end
+    self:emit("warn", "redemption_released_before_order", { order_id = tostring(order.id), state = released,
+              points = hold.payload and hold.payload.points, value = hold.payload and hold.payload.value })
   end
   local opts = { custom_fields = {}, till = { client = tracer(till.client or self.client, ids),
                                              attribution = till.attribution } }
@@ -802,6 +815,10 @@ function Program:order_placed(user, order)
     if not ok then r.hold_error = herr end
   end
   r.estimate, r.rules_hash, r.request_ids = estimate, rs and rs.hash, ids
+  if released then
+    r.redemption_released = released
+    r.redemption_unpaid_value = hold.payload and hold.payload.value
+  end
   return r
 end
 
