@@ -273,6 +273,40 @@ describe("money journeys against the CRM's ledger", function()
     p:close()
   end)
 
+  it("with the CRM down, queued orders and returns land once, and a queued line is not returned twice",
+    function()
+    local p = program(nil, true)
+    local bal = crm_balance(TOM.mobile)
+    local o = order("J-Q", LINES)
+    assert(p:order_placed(TOM, o))
+    local placed = bill("J-Q")[1]
+    bal = bal + placed.points_awarded
+    -- the return cannot reach the CRM: it is queued
+    assert(sb:faults { match = "/v1.1/transaction/add", count = 2, status = 503 })
+    local q = assert(p:order_returned(TOM, o, { lines = { { sku = "SK-TSHIRT-M", qty = 2 } } }))
+    assert.is_true(q.queued)
+    assert(sb:clear_faults())
+    assert.equals(bal, crm_balance(TOM.mobile), "BALANCE: nothing booked yet")
+    -- ONE_RETURN: the queued return counts; the same T-shirts again are refused before any write
+    local posts = requests("/v1.1/transaction/add")
+    local r, err = p:order_returned(TOM, o, { lines = { { sku = "SK-TSHIRT-M", qty = 1 } } })
+    assert.is_nil(r)
+    assert.equals("over_return", err.code, "ONE_RETURN")
+    assert.equals(posts, requests("/v1.1/transaction/add"), "ONE_RETURN")
+    local t = assert(drainer.run(p, p.outbox, { sleep = function() end }))
+    assert.equals(1, t.delivered)
+    local ret = bill("J-Q", "RETURN")
+    assert.equals(1, #ret)
+    bal = bal - ret[1].points_deducted
+    assert.equals(bal, crm_balance(TOM.mobile), "BALANCE")
+    assert.is_true(ret[1].points_deducted <= placed.points_awarded, "EARNED_CAP")
+    -- RETRY_NOOP: draining again books nothing
+    t = assert(drainer.run(p, p.outbox, { sleep = function() end, clock = function() return os.time() + 1e6 end }))
+    assert.equals(0, t.claimed)
+    assert.equals(1, #bill("J-Q", "RETURN"))
+    p:close()
+  end)
+
   it("an abandoned checkout's points come back on cancel, once", function()
     local p = program()
     local bal = crm_balance(TOM.mobile)
