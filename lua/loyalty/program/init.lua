@@ -594,6 +594,13 @@ function Program:redeem(user, req)
   local b, ids = self:traced()
   local ident, err = self:identify(user, true)
   if not ident then return nil, err end
+  -- A retried redeem for an order whose points were given back would get the CRM's original (and
+  -- reversed) redemption again: the order needs a new redemption under a new order id.
+  local prior = self.holds:find(req.order_id)
+  if prior and (prior.state == "cancelled" or prior.state == "expired") then
+    return refused("the points redeemed for order " .. tostring(req.order_id) .. " were given back (" .. prior.state ..
+                   "); redeem for a new order id", { code = "redemption_released", order_id = req.order_id })
+  end
   local c
   c, err = b:lookup(ident)
   if not c then return nil, with_ids(err, ids) end
