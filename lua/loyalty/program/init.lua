@@ -366,12 +366,15 @@ function Program:sign_up(user, create_account)
   if self.settings.registration and self.settings.registration_crm_first then
     local r, err = self:register(user)
     if not r then return nil, err end
-    return { account = create_account(user, r.customer), customer = r.customer, crm_first = true }
+    return { account = create_account(user, r.customer), customer = r.customer, crm_first = true,
+             existing = r.existing, linked = r.linked, partial = r.partial, failed = r.failed,
+             request_ids = r.request_ids }
   end
   local account = create_account(user)
   local r, err = self:register(user)
   return { account = account, customer = r and r.customer, skipped = r and r.skipped, queued = r and r.queued,
-           outbox_id = r and r.outbox_id, crm_error = err }
+           outbox_id = r and r.outbox_id, crm_error = err, partial = r and r.partial, failed = r and r.failed,
+           request_ids = r and r.request_ids or (err and err.request_id and { err.request_id }) or nil }
 end
 
 -- The user's CRM identifier and record: ident, customer | ident or nil, err (err.not_found
