@@ -140,6 +140,35 @@ describe("money journeys against the CRM's ledger", function()
     p:close()
   end)
 
+  it("a rule set loaded with another point_value is checked against the CRM's rate at once", function()
+    local rules = dir .. "/rules-reload"
+    assert(os.execute("mkdir -p " .. rules))
+    for _, f in ipairs { "program.lua", "earn.lua", "categories.lua" } do
+      assert(os.execute("cp examples/rules/" .. f .. " " .. rules .. "/"))
+    end
+    local function write(pv)
+      local fh = assert(io.open(rules .. "/redemption.lua", "w"))
+      fh:write("point_value = " .. pv .. "\nmin_points = 200\nmultiple_of = 50\nmax_share = 0.5\n")
+      fh:close()
+    end
+    write("0.5")
+    local p = program { rules = rules, rules_check_interval_ms = 0 }
+    assert(p:summary(TOM))
+    local function mismatches()
+      local k = 0
+      for _, e in ipairs(events) do if e.event == "point_value_mismatch" then k = k + 1 end end
+      return k
+    end
+    assert.equals(0, mismatches())
+    assert.is_nil(p.point_value_mismatch)
+    write("0.3") -- an analyst's edit
+    os.execute("touch -d '+2 seconds' " .. rules .. "/redemption.lua")
+    assert(p:ruleset())
+    assert.equals(1, mismatches())
+    assert.equals(0.3, p.point_value_mismatch.rules_point_value)
+    p:close()
+  end)
+
   it("where the rules are looser than the CRM, the CRM's refusal comes back as a clear error", function()
     -- GOLD may redeem 7500 points by the rules; the CRM's maximum per transaction is 5000.
     local p = program()

@@ -193,7 +193,13 @@ end
 --- The rule set in force (reloaded when its files change), or nil without rules.
 function Program:ruleset()
   if not self.rules_watcher then return nil end
-  return self.rules_watcher:current()
+  local rs, err = self.rules_watcher:current()
+  if rs and rs.hash ~= self.rules_checked and self.crm_rate then
+    -- A rule set just loaded is checked against the CRM's rate at once (point_value_mismatch).
+    self.rules_checked = rs.hash
+    money.check_rules(self, rs)
+  end
+  return rs, err
 end
 
 -- Mobile numbers go to the CRM as digits with the country code (capillary.md §4.3).

@@ -56,8 +56,8 @@ end
 --- Compares the rule set's point_value with the CRM's rate: at each new rule set and each answer
 -- that reveals the rate. A mismatch is a warn event `point_value_mismatch` (once per rule set and
 -- rate) and stays in program.point_value_mismatch; figures are always worked out at the CRM's rate.
-function _M.check_rules(program)
-  local rs = program:ruleset()
+function _M.check_rules(program, rs)
+  rs = rs or program:ruleset()
   local r = program.crm_rate
   if not (rs and r and rs.compiled and rs.compiled.redemption) then return nil end
   local mine = rs.compiled.redemption.point_value
