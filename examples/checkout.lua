@@ -49,8 +49,9 @@ say("%2d. She opts in to email offers and out of SMS; both are posted to the CRM
 
 -- 4. The points summary in the header of every page.
 local s = must("Summary", program:summary(becky))
-say("%2d. Her points bar: %d points, tier %s. Redeem now? %s.\n    (%s)", next_step(), s.points, tostring(s.tier),
-    s.can_redeem and "yes" or "no", s.reason or "")
+say("%2d. Her points bar: %d points (worth %s INR at the CRM's rate), tier %s. Redeem now? %s.\n    (%s)",
+    next_step(), s.points, s.value and money(s.value) or "?", tostring(s.tier), s.can_redeem and "yes" or "no",
+    s.reason or "")
 
 -- 5. An order with mapped categories: each line carries its category attributes.
 local order1 = {
@@ -65,7 +66,12 @@ local order1 = {
 local placed = must("Order placed", program:order_placed(becky, order1))
 say("%2d. Order %s (%s INR, a phone and a cable) is posted with its lines' category attributes.",
     next_step(), order1.id, money(order1.total))
-say("    The CRM awarded %d points; her balance is now %d.", placed.points_earned or 0, placed.balance or -1)
+local function earned(r)
+  -- Never a made-up 0: the CRM's after-state balance says what was earned, or the result says why not.
+  if r.points_earned then return string.format("%d points", r.points_earned) end
+  return "points not known yet (" .. tostring(r.points_earned_unknown) .. ")"
+end
+say("    The CRM awarded %s; her balance is now %d.", earned(placed), placed.balance or -1)
 
 -- 6. A redemption quote on her next cart, within the analyst's limits.
 local cart2 = {
@@ -100,7 +106,7 @@ local order2 = {
 local placed2 = must("Order with points", program:order_placed(becky, order2))
 say("%2d. Order %s is paid %s INR in points and %s INR in money, posted against store.two's own till;",
     next_step(), order2.id, money(red.value), money(order2.total))
-say("    it earned %d points (balance %d).", placed2.points_earned or 0, placed2.balance or -1)
+say("    it earned %s (balance %d).", earned(placed2), placed2.balance or -1)
 
 -- 10. She returns the cable from the first order.
 local ret = must("Line return", program:order_returned(becky, order1, { lines = { order1.lines[2] } }))
@@ -109,7 +115,11 @@ say("%2d. She returns the cable from %s; the CRM takes back %d points for it.", 
 
 -- 11. The final summary.
 local final = must("Final summary", program:summary(becky))
-say("%2d. Her points bar now: %d points, tier %s.", next_step(), final.points, tostring(final.tier))
+say("%2d. Her points bar now: %d points (worth %s INR), tier %s.", next_step(), final.points,
+    final.value and money(final.value) or "?", tostring(final.tier))
+if final.point_value_mismatch then
+  say("    Note: %s.", final.point_value_mismatch.message)
+end
 
 -- The CRM's own record agrees with what the store was told.
 local state = must("Sandbox state", sb:state())

@@ -252,7 +252,8 @@ function _M.otp()
   end)
 end
 
---- POST {points, otp, order_id, cart?}: redeems the points on an order.
+--- POST {points, otp, order_id, cart}: redeems the points on an order (a hold until the order is
+-- placed, cancelled by /hooks/checkout-abandoned, or expired after redemption_hold_s).
 function _M.redeem()
   return with_program_and_user(true, function(p, user, body)
     local points = tonumber(body.points)
@@ -272,6 +273,20 @@ function _M.order_placed()
       return send_json(400, { error = { kind = "request", message = "order with id and lines expected" } })
     end
     return reply(p:order_placed(user, order))
+  end)
+end
+
+--- POST {user, order_id, redemption?}: the shop's checkout-abandoned hook (payment failed, the
+-- shopper left): the points redeemed for that order come back (cancel_redemption; queued if the
+-- CRM is down). Without a shared outbox the hold lives in the worker that redeemed: the shop may
+-- pass the redeem reply it kept ({redemption_id, points}) so that any worker can cancel.
+function _M.checkout_abandoned()
+  return with_program_and_user(true, function(p, user, body)
+    if body.order_id == nil then
+      return send_json(400, { error = { kind = "request", message = "order_id expected" } })
+    end
+    local known = type(body.redemption) == "table" and body.redemption or nil
+    return reply(p:cancel_redemption(user, body.order_id, known))
   end)
 end
 

@@ -31,6 +31,11 @@ local OPTIONS = {
 
 local in_nginx = type(ngx) == "table" and type(ngx.get_phase) == "function" -- luacheck: ignore ngx
 
+-- Part of a token cache key: a secret's digest (salted, so it is not the Basic header's md5).
+local function secret_hash(secret)
+  return core.md5_hex("lua-loyalty token key\0" .. secret)
+end
+
 local function default_sleep(seconds)
   if in_nginx then return ngx.sleep(seconds) end -- luacheck: ignore ngx
   return core.sleep(seconds)
@@ -146,7 +151,8 @@ function _M.new(opts)
     self.login_spec = login.spec
     for _, s in ipairs(login.secrets) do self.secrets[#self.secrets + 1] = s end
     self.token_store = opts.token_store or token_store.default()
-    self.token_key = base_url .. "|" .. login.key
+    -- The cache key names the whole credential: another password is another token.
+    self.token_key = base_url .. "|" .. login.key .. "|" .. secret_hash(opts.password or opts.api_key or "")
   elseif opts.username or opts.password then
     if not (opts.username and opts.password) then
       return nil, errors.config("Basic auth needs both username and password",
@@ -167,7 +173,8 @@ function _M.new(opts)
     self.secrets[#self.secrets + 1] = opts.client_secret
     self.token_header = opts.token_header or provider.TOKEN_HEADER
     self.token_store = opts.token_store or token_store.default()
-    self.token_key = base_url .. "|" .. opts.client_key
+    -- Key, a hash of the secret and the base URL: a wrong secret never finds a good client's token.
+    self.token_key = base_url .. "|" .. opts.client_key .. "|" .. secret_hash(opts.client_secret)
   else
     return nil, errors.config("credentials missing: username/password or client_key/client_secret", "username")
   end

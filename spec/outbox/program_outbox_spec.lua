@@ -103,7 +103,8 @@ describe("program with an outbox", function()
   it("keeps one customer's writes in order: a queued order, then its return and reversal", function()
     local p = program({ always = true }, { skip_redemption_otp = true })
     local red = assert(loyalty.program { crm = { base_url = sb.url, username = "store.server",
-      password = "server123" }, skip_redemption_otp = true }:redeem(TOM, { points = 500, order_id = "OB-7" }))
+      password = "server123" }, skip_redemption_otp = true }:redeem(TOM, { points = 500, order_id = "OB-7",
+      cart = { total = 2597 } }))
     local o = order("OB-7", { redemption = { id = red.redemption_id, points = 500, value = red.value } })
     assert(p:order_placed(TOM, o))
     local ret = assert(p:order_returned(TOM, o))

@@ -128,9 +128,29 @@ describe("loyalty.program", function()
       local p = program { identifier = "attribute:pan_card" }
       assert(p:register(user))
       local c = customer_by_mobile("919800000001")
-      assert.equals("ABCDE1234F", c.external_id)
+      assert.is_nil(c.external_id) -- a custom field, not the CRM's external id
+      local pan
+      for _, f in ipairs(c.custom_fields) do if f.name == "pan_card" then pan = f.value end end
+      assert.equals("ABCDE1234F", pan)
       local s = assert(p:summary(user))
       assert.is_true(s.enrolled)
+      -- found again by the attribute alone (the CRM's custom-field search), no second record
+      local again = assert(p:register { pan_card = "ABCDE1234F" })
+      assert.is_true(again.existing)
+      assert.equals(#sb:state().customers, 4)
+    end)
+
+    it("a member known by mobile who signs up with the attribute keeps one record and its points", function()
+      local p = program { identifier = "attribute:pan_card" }
+      local before = #sb:state().customers
+      local r = assert(p:register { pan_card = "PANTOM0001", mobile = "919999000001", firstname = "Tom" })
+      assert.is_true(r.linked)
+      assert.equals(before, #sb:state().customers)
+      local s = assert(p:summary { pan_card = "PANTOM0001" })
+      assert.equals(2000, s.points)
+      local placed = assert(p:order_placed({ pan_card = "PANTOM0001" }, order("ATTR-1")))
+      assert.equals(2000 + placed.points_earned, customer_by_mobile("919999000001").loyalty_points)
+      assert.equals(before, #sb:state().customers)
     end)
   end)
 
@@ -254,7 +274,7 @@ describe("loyalty.program", function()
       local p = assert(loyalty.program(s))
       local q = assert(p:quote_redemption(TOM, cart, 2500))
       assert.is_false(q.allowed)
-      assert.equals("more than the balance of 2000 points", q.reason)
+      assert.matches("limited by the customer's balance", q.reason, 1, true)
       q = assert(p:quote_redemption(TOM, cart, 150))
       assert.is_true(q.allowed)
       assert.equals(0, q.min)
@@ -265,7 +285,8 @@ describe("loyalty.program", function()
       local q = assert(program():quote_redemption(TOM, cart, 150))
       assert.is_false(q.allowed)
       assert.equals(200, q.min)
-      assert.equals(0, requests("/v1.1/points/isredeemable"))
+      -- one isredeemable for the CRM's value of a point (the balance), none for the 150 points
+      assert.equals(1, requests("/v1.1/points/isredeemable"))
     end)
 
     it("quotes an allowed amount with the CRM's value", function()
@@ -273,27 +294,27 @@ describe("loyalty.program", function()
       assert.is_true(q.allowed)
       assert.equals(500, q.points)
       assert.equals(250, q.value) -- the sandbox CRM pays 0.5 per point
-      assert.equals(1, requests("/v1.1/points/isredeemable"))
+      assert.equals(2, requests("/v1.1/points/isredeemable")) -- the rate, then the 500 points
     end)
 
     it("with OTP on: needs the code, refuses a wrong one, redeems with the right one", function()
       local p = program { skip_redemption_otp = false }
-      local _, err = p:redeem(TOM, { points = 500, order_id = "O-10" })
+      local _, err = p:redeem(TOM, { points = 500, order_id = "O-10", cart = cart })
       assert.equals("refused", err.kind)
       assert.equals(0, requests("/v1.1/points/redeem"))
       assert(p:send_otp(TOM, 500))
-      _, err = p:redeem(TOM, { points = 500, order_id = "O-10", otp = "WRONG1" })
+      _, err = p:redeem(TOM, { points = 500, order_id = "O-10", otp = "WRONG1", cart = cart })
       assert.equals(808, err.code)
       local code = assert(sb:otp { mobile = "919999000001" })
-      local r = assert(p:redeem(TOM, { points = 500, order_id = "O-10", otp = code }))
+      local r = assert(p:redeem(TOM, { points = 500, order_id = "O-10", otp = code, cart = cart }))
       assert.equals(1500, r.balance)
       assert.is_string(r.redemption_id)
     end)
 
     it("with OTP skipped: redeems directly, and a retried redeem debits once", function()
       local p = program { skip_redemption_otp = true }
-      local r1 = assert(p:redeem(TOM, { points = 500, order_id = "O-11" }))
-      local r2 = assert(p:redeem(TOM, { points = 500, order_id = "O-11" }))
+      local r1 = assert(p:redeem(TOM, { points = 500, order_id = "O-11", cart = cart }))
+      local r2 = assert(p:redeem(TOM, { points = 500, order_id = "O-11", cart = cart }))
       assert.equals(r1.redemption_id, r2.redemption_id)
       assert.equals(1500, customer_by_mobile("919999000001").loyalty_points)
       local skip = p:send_otp(TOM, 500)
@@ -302,7 +323,7 @@ describe("loyalty.program", function()
 
     it("refuses amounts off the multiple before any redeem call", function()
       local p = program { skip_redemption_otp = true }
-      local _, err = p:redeem(TOM, { points = 230, order_id = "O-12" })
+      local _, err = p:redeem(TOM, { points = 230, order_id = "O-12", cart = cart })
       assert.equals("refused", err.kind)
       assert.equals(50, err.multiple_of)
       assert.equals(0, requests("/v1.1/points/redeem"))
@@ -310,17 +331,21 @@ describe("loyalty.program", function()
   end)
 
   describe("returns", function()
+    local cart = { total = 2597 }
     it("a line return gives back that line's points; a full return reverses the redemption", function()
       local p = program { skip_redemption_otp = true }
-      local red = assert(p:redeem(TOM, { points = 500, order_id = "O-20" }))
+      local red = assert(p:redeem(TOM, { points = 500, order_id = "O-20", cart = cart }))
       local o = order("O-20", { redemption = { id = red.redemption_id, points = 500, value = red.value } })
       local placed = assert(p:order_placed(TOM, o))
       local line = assert(p:order_returned(TOM, o, { lines = { o.lines[2] } }))
       assert.equals("LINE_ITEM", line.kind)
       assert.is_true(line.points_deducted <= placed.points_earned)
       local full = assert(p:order_returned(TOM, o))
-      assert.equals("FULL", full.kind)
-      assert.equals(500, full.points_reversed)
+      assert.equals("FULL", full.requested_kind)
+      assert.equals("LINE_ITEM", full.kind) -- what remains, by lines (the CRM refuses FULL after a partial return)
+      -- the redemption comes back in proportion: the line's share, then the rest
+      assert.equals(math.floor(500 * 599 / 2597), line.points_reversed)
+      assert.equals(500, line.points_reversed + full.points_reversed)
       local st = sb:state()
       assert.is_true(st.redemptions[1].reversed)
     end)

@@ -182,7 +182,7 @@ describe("documented samples", function()
     -- XML only (capillary/v11_batch_200_some_failed.xml.http); the JSON reply served here carries
     -- that documented status over two subscription items, one failed (constructed, see its header).
     -- Lead: enable after merging #15 (ENABLE_200_PARTIAL = true); it fails on this branch alone.
-    local ENABLE_200_PARTIAL = false
+    local ENABLE_200_PARTIAL = true
     local partial_name = "a batch answering code 200 'Some requests have failed due to errors' is partial"
     local function partial_case()
       local r = assert(client():customer_subscriptions {

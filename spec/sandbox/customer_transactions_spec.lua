@@ -33,7 +33,9 @@ describe("sandbox v1.1 customer/transactions", function()
     post_tx { type = "return", return_type = "LINE_ITEM", number = "CT-2", amount = 800,
               line_items = { line_item = { { serial = 2, item_code = "B", amount = 800 } } },
               custom_fields = { field = { { name = "loyalty_return_ref", value = "return:CT-2:abc" } } } }
-    post_tx { type = "return", return_type = "AMOUNT", number = "CT-2", amount = 100 }
+    -- a second return of the bill by lines (after LINE_ITEM the CRM refuses AMOUNT: 635)
+    post_tx { type = "return", return_type = "LINE_ITEM", number = "CT-2", amount = 100,
+              line_items = { line_item = { { serial = 1, item_code = "A", qty = 1, amount = 100 } } } }
   end)
 
   it("lists the customer's bills and returns newest first, with count, start and rows", function()
@@ -51,7 +53,7 @@ describe("sandbox v1.1 customer/transactions", function()
                                               list[1].points.program_id })
     assert.is_string(list[3].points.issued)
     local function row(t) return { t.number, t.type, t.return_type, t.amount } end
-    assert.same({ "CT-2", "RETURN", "AMOUNT", "100" }, row(list[1]))
+    assert.same({ "CT-2", "RETURN", "LINE_ITEM", "100" }, row(list[1]))
     assert.same({ "CT-2", "RETURN", "LINE_ITEM", "800" }, row(list[2]))
     assert.same({ "CT-2", "REGULAR", "" }, { list[3].number, list[3].type, list[3].return_type })
     assert.same({ "CT-1", "REGULAR", "2026-01-02 10:00:00" }, { list[4].number, list[4].type, list[4].billing_time })

@@ -116,7 +116,7 @@ describe("sandbox v1.1 customers and transactions", function()
     return sb:post("/v1.1/transaction/add?format=json", { root = { transaction = t } })
   end
 
-  it("transaction/add earns per programme and tier, with the documented shape and points side effect", function()
+  it("transaction/add earns per programme and tier, with the documented shape (points only in the balance)", function()
     local r = bill("BILL99", 18000, nil, {
       line_items = { line_item = {
         { serial = 1, item_code = "SKU1", amount = 12000, qty = 1, rate = 12000,
@@ -131,8 +131,9 @@ describe("sandbox v1.1 customers and transactions", function()
     assert.is_number(t.id)
     assert.equal("BILL99", t.number)
     assert.equal("REGULAR", t.type)
-    -- 18000 x 0.01 x 1.25 (silver) = 225
-    assert.same({ type = "points", awarded_points = "225", total_points = "2225" }, t.side_effects.effect[1])
+    -- 18000 x 0.01 x 1.25 (silver) = 225, seen only in the after-state balance: the documented
+    -- reply carries no points side effect
+    assert.same({}, t.side_effects.effect)
     assert.equal("2225", t.customer.loyalty_points)
     assert.equal("43000", t.customer.lifetime_purchases)
     assert.is_string(t.customer.user_id)
@@ -162,36 +163,68 @@ describe("sandbox v1.1 customers and transactions", function()
   it("transaction/add registers an unknown customer automatically", function()
     local r = bill("NEW1", 1000, { mobile = "919000000777", firstname = "Walk", lastname = "In" })
     local t = r.json.response.transactions.transaction[1]
-    assert.equal("10", t.side_effects.effect[1].awarded_points)
+    assert.is_nil(t.side_effects.effect[1])
+    assert.equal("10", t.customer.loyalty_points)
     local g = sb:get("/v1.1/customer/get?mobile=919000000777")
     assert.equal("Walk", g.json.response.customers.customer[1].firstname)
     assert.equal(10, g.json.response.customers.customer[1].loyalty_points)
   end)
 
   it("returns reverse points: AMOUNT in proportion, LINE_ITEM by line share, FULL the rest", function()
-    bill("RET1", 10000, { mobile = "917713643123" }, { line_items = { line_item = {
-      { serial = 1, item_code = "A", amount = 6000 }, { serial = 2, item_code = "B", amount = 4000 } } } })
-    -- Rita is bronze: 100 points earned; balance 150
-    local function ret(kind, amount, lines)
+    local function ret(number, kind, amount, lines)
       local r = sb:post("/v1.1/transaction/add", { root = { transaction = { type = "return", return_type = kind,
-        number = "RET1", amount = amount, purchase_time = "2026-01-02",
+        number = number, amount = amount, purchase_time = "2026-01-02",
         line_items = lines and { line_item = lines } or nil, customer = { mobile = "917713643123" } } } })
       return r.json.response.transactions.transaction[1]
     end
-    local t = ret("AMOUNT", 2500)
+    local two_lines = { line_items = { line_item = {
+      { serial = 1, item_code = "A", qty = 2, amount = 6000 },
+      { serial = 2, item_code = "B", qty = 1, amount = 4000 } } } }
+    -- Rita is bronze: 100 points on a 10000 bill; balance 50 + 100
+    bill("RET1", 10000, { mobile = "917713643123" }, two_lines)
+    local t = ret("RET1", "AMOUNT", 2500)
     assert.equal(600, t.item_status.code)
     assert.equal("25", t.points_deducted)
     assert.equal("125", t.points_balance)
-    t = ret("LINE_ITEM", 4000, { { serial = 2, item_code = "B", amount = 4000 } })
-    assert.equal("40", t.points_deducted)
-    t = ret("FULL", 0)
-    assert.equal("35", t.points_deducted)
-    assert.equal("50", t.points_balance)
-    t = ret("FULL", 0)
-    assert.equal("false", t.item_status.success)
+    -- documented return-type conflicts: LINE_ITEM after AMOUNT (632), FULL after a partial return (639)
+    assert.equal(632, ret("RET1", "LINE_ITEM", 4000, { { serial = 2, item_code = "B", qty = 1 } }).item_status.code)
+    assert.equal(639, ret("RET1", "FULL", 0).item_status.code)
+    assert.equal(630, ret("RET1", "AMOUNT", 7501).item_status.code)
+    local function earned(number)
+      for _, x in ipairs(sb:state().transactions) do if x.number == number then return x.points_awarded end end
+    end
+    bill("RET2", 10000, { mobile = "917713643123" }, two_lines) -- Rita is silver by now
+    t = ret("RET2", "LINE_ITEM", 4000, { { serial = 2, item_code = "B", qty = 1, amount = 4000 } })
+    assert.equal(string.format("%d", math.floor(earned("RET2") * 0.4)), t.points_deducted)
+    -- a line cannot be returned twice (629), nor one the bill does not have (688)
+    assert.equal(629, ret("RET2", "LINE_ITEM", 4000, { { serial = 2, item_code = "B", qty = 1 } }).item_status.code)
+    assert.equal(629, ret("RET2", "LINE_ITEM", 9000, { { serial = 1, item_code = "A", qty = 3 } }).item_status.code)
+    assert.equal(688, ret("RET2", "LINE_ITEM", 10, { { serial = 9, item_code = "Z", qty = 1 } }).item_status.code)
+    assert.equal(635, ret("RET2", "AMOUNT", 10).item_status.code)
+    t = ret("RET2", "LINE_ITEM", 3000, { { serial = 1, item_code = "A", qty = 1 } })
+    -- half of line A: 3000 of the 10000 lines
+    assert.equal(string.format("%d", math.floor(earned("RET2") * 0.3)), t.points_deducted)
+    bill("RET3", 10000, { mobile = "917713643123" }, two_lines)
+    t = ret("RET3", "FULL", 0)
+    assert.equal(string.format("%d", earned("RET3")), t.points_deducted)
+    assert.equal(628, ret("RET3", "FULL", 0).item_status.code)
     local nomatch = sb:post("/v1.1/transaction/add", { root = { transaction = { type = "return", return_type = "FULL",
       number = "NOPE", amount = 1, customer = { mobile = "917713643123" } } } })
     assert.equal(624, nomatch.json.response.transactions.transaction[1].item_status.code)
+  end)
+
+  it("a line return's share is of the bill's lines, whatever part of the bill points paid", function()
+    -- 1047 of goods, 100 paid with points: the bill amount (net) is 947, the lines are 1047.
+    bill("NET1", 947, { mobile = "919999000003" }, { line_items = { line_item = {
+      { serial = 1, item_code = "A", qty = 1, amount = 547 },
+      { serial = 2, item_code = "B", qty = 1, amount = 500 } } } })
+    local earned = 0
+    for _, x in ipairs(sb:state().transactions) do if x.number == "NET1" then earned = x.points_awarded end end
+    local r = sb:post("/v1.1/transaction/add", { root = { transaction = { type = "return", return_type = "LINE_ITEM",
+      number = "NET1", amount = 500, customer = { mobile = "919999000003" },
+      line_items = { line_item = { { serial = 2, item_code = "B", qty = 1, amount = 500 } } } } } })
+    local t = r.json.response.transactions.transaction[1]
+    assert.equal(string.format("%d", math.floor(earned * 500 / 1047)), t.points_deducted)
   end)
 
   it("transaction/get reads a bill back, and 602 for an unknown one", function()

@@ -3,10 +3,11 @@
 -- answers concurrent writes for a customer with 521). Failures back off exponentially with
 -- jitter; after max_attempts, or at once for a refusal that no retry can change, an entry
 -- becomes a dead letter with its last error. Replays are idempotent where the CRM allows it:
--- a bill number it already has (604), a return already made (626), a reversal already done
+-- a bill number it already has (604), a return already made (626/628/633/634), a reversal already done
 -- (3802) count as delivered. A return has no key at the CRM: it carries its own reference
 -- (loyalty_return_ref), and a replay first asks the CRM whether that return is already there.
 local outbox = require "loyalty.outbox"
+local errors = require "loyalty.errors"
 local capillary_program = require "loyalty.program.capillary"
 
 local _M = {}
@@ -14,7 +15,7 @@ local _M = {}
 -- Error codes meaning "this write is already at the CRM", per entry kind.
 local ALREADY = {
   transaction_add = { [604] = true },
-  transaction_return = { [626] = true },
+  transaction_return = { [626] = true, [628] = true, [633] = true, [634] = true },
   points_reverse = { [3802] = true },
 }
 _M.ALREADY = ALREADY
@@ -63,6 +64,14 @@ function _M.deliver(target, entry)
     spec, err = ops.customer_subscriptions(p)
   elseif entry.kind == "points_reverse" then
     spec, err = ops.v2_points_reverse(p)
+  elseif entry.kind == "redemption_hold" then
+    -- Expired (or cancelled while the CRM was down): reversed unless the order's bill is there.
+    local r, herr = capillary_program.new(client, {}):cancel_redemption(nil, p)
+    if not r then return nil, herr end
+    local ob = type(target.outbox) == "table" and target.outbox or nil
+    if ob then ob:mark_failed(entry.id, r.placed and "placed" or "expired", entry.next_at) end
+    r.already = r.already or r.placed
+    return r
   else
     return nil, outbox.storage_error("unknown entry kind " .. tostring(entry.kind), { retryable = false })
   end
@@ -78,6 +87,17 @@ function _M.deliver(target, entry)
   spec.attribution = attribution
   local r
   r, err = client:request(spec)
+  if r and r.partial then
+    -- A batch with failed items (an opt-out refused, say) is not delivered: it becomes a dead
+    -- letter naming them, never a silent "done".
+    local names, code = {}, nil
+    for _, f in ipairs(r.failed or {}) do
+      names[#names + 1] = tostring(f.key or "item") .. " (" .. tostring(f.code) .. ": " .. tostring(f.message) .. ")"
+      code = code or f.code
+    end
+    return nil, errors.new { kind = "api", code = code, partial = true, failed = r.failed, request_id = r.request_id,
+                             message = "partly refused: " .. table.concat(names, ", ") }
+  end
   if r then return r end
   local already = ALREADY[entry.kind]
   if already and err and already[err.code] then return { already = true, code = err.code } end

@@ -3,7 +3,8 @@
 --
 --   ob = outbox.open{ backend = "sqlite", path = "/var/lib/store/outbox.db" }
 --   ob = outbox.open{ backend = "redis", host = "127.0.0.1", port = 6379, key = "loyalty:outbox" }
---   ob:put{ kind, customer_key, payload, till, dedupe_key } -> id, existing | nil, err
+--   ob:put{ kind, customer_key, payload, till, dedupe_key, next_at } -> id, existing | nil, err
+--   ob:find(dedupe_key) -> entry | nil (| nil, err)
 --   ob:due(now, limit [, lease_seconds]) -> { entry, ... }  (claimed: at most one per customer)
 --   ob:mark_delivered(id), ob:mark_failed(id, err, next_at), ob:mark_dead(id, err), ob:retry(id)
 --   ob:get(id) -> entry | nil, ob:status() -> { counts, oldest_pending, dead }, ob:close()
@@ -22,6 +23,7 @@ _M.KINDS = {
   customer_add = true,           -- a sign-up (customer/add upserts)
   customer_subscriptions = true, -- opt-in / opt-out (sets a state)
   points_reverse = true,         -- a redemption reversal (3802 = already reversed)
+  redemption_hold = true,        -- a redemption's hold: due at its expiry, reversed unless the bill is there
 }
 
 _M.STATES = { pending = true, delivered = true, dead = true }
@@ -67,13 +69,16 @@ function _M.prepare(entry)
   if entry.till ~= nil then check_text("till", entry.till, MAX_KEY) end
   if entry.dedupe_key ~= nil then check_text("dedupe_key", entry.dedupe_key, MAX_KEY) end
   if type(entry.payload) ~= "table" then error("loyalty.outbox: payload table expected", 3) end
+  if entry.next_at ~= nil and type(entry.next_at) ~= "number" then
+    error("loyalty.outbox: next_at must be a number", 3)
+  end
   local secret = find_secret(entry.payload, 0)
   if secret then error("loyalty.outbox: payload carries a credential-like field '" .. tostring(secret) .. "'", 3) end
   local json, err = core.json_encode(entry.payload)
   if not json then return nil, errors.config("payload cannot be stored: " .. tostring(err and err.message or err)) end
   if #json > MAX_PAYLOAD then return nil, errors.config("payload too large for the outbox", "payload") end
   return { kind = entry.kind, customer_key = entry.customer_key, till = entry.till,
-           dedupe_key = entry.dedupe_key, payload_json = json }
+           dedupe_key = entry.dedupe_key, payload_json = json, next_at = entry.next_at }
 end
 
 function _M.decode_payload(json)

@@ -21,7 +21,7 @@ if ARGV[5] ~= '' then
 end
 local id = redis.call('INCR', p .. ':seq')
 redis.call('HSET', p .. ':e:' .. id, 'id', id, 'kind', ARGV[2], 'customer_key', ARGV[3], 'till', ARGV[4],
-  'dedupe_key', ARGV[5], 'payload', ARGV[6], 'state', 'pending', 'attempts', 0, 'next_at', ARGV[7],
+  'dedupe_key', ARGV[5], 'payload', ARGV[6], 'state', 'pending', 'attempts', 0, 'next_at', ARGV[8],
   'lease_until', 0, 'last_error', '', 'created_at', ARGV[7], 'updated_at', ARGV[7])
 redis.call('ZADD', p .. ':pending', id, id)
 if ARGV[5] ~= '' then redis.call('SET', p .. ':dd:' .. ARGV[5], id) end
@@ -133,7 +133,7 @@ function Outbox:put(entry)
   local e, perr = base.prepare(entry)
   if not e then return nil, perr end
   local r, err = self:call("EVAL", PUT, 0, self.key, e.kind, e.customer_key, e.till or "", e.dedupe_key or "",
-                           e.payload_json, num(self.clock()))
+                           e.payload_json, num(self.clock()), num(e.next_at or self.clock()))
   if not r then return nil, err end
   return tonumber(r[1]), r[2] == 1
 end
@@ -156,6 +156,14 @@ function Outbox:get(id)
   local flat, err = self:call("HGETALL", self.key .. ":e:" .. tostring(id))
   if not flat then return nil, err end
   return entry_of(flat)
+end
+
+--- The entry queued under dedupe_key, or nil.
+function Outbox:find(dedupe_key)
+  local id, err = self:call("GET", self.key .. ":dd:" .. dedupe_key)
+  if id == nil then return nil, err end
+  if id == false or id == "" then return nil end
+  return self:get(id)
 end
 
 function Outbox:due(now, limit, lease_seconds)

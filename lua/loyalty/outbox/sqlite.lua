@@ -91,7 +91,7 @@ function Outbox:put(entry)
   local changes, id = db:run(
     "INSERT INTO loyalty_outbox (kind, customer_key, till, dedupe_key, payload, next_at, created_at, updated_at)" ..
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING",
-    e.kind, e.customer_key, e.till, e.dedupe_key, e.payload_json, now, now, now)
+    e.kind, e.customer_key, e.till, e.dedupe_key, e.payload_json, e.next_at or now, now, now)
   if not changes then return fail(id) end
   if changes == 0 then -- a concurrent put of the same dedupe_key won
     local rows, err = db:query("SELECT id FROM loyalty_outbox WHERE dedupe_key = ?", e.dedupe_key)
@@ -160,6 +160,13 @@ end
 
 function Outbox:get(id)
   local rows, err = self.db:query("SELECT * FROM loyalty_outbox WHERE id = ?", id)
+  if not rows then return fail(err) end
+  return entry_of(rows[1])
+end
+
+--- The entry queued under dedupe_key, or nil.
+function Outbox:find(dedupe_key)
+  local rows, err = self.db:query("SELECT * FROM loyalty_outbox WHERE dedupe_key = ?", dedupe_key)
   if not rows then return fail(err) end
   return entry_of(rows[1])
 end

@@ -1,6 +1,7 @@
 -- The program's Capillary backend: store-level verbs in terms of the client's v1.1/v2 calls.
 -- `ident` is { key = "mobile"|"email"|"external_id", value = "…" }.
 local errors = require "loyalty.errors"
+local money = require "loyalty.program.money"
 
 local _M = {}
 
@@ -17,6 +18,8 @@ local function mark_not_found(err)
   if err and err.kind == "api" and NOT_FOUND[err.code] then err.not_found = true end
   return err
 end
+
+local function blank(v) return v == nil or v == "" or type(v) == "userdata" end
 
 local function fields_of(list)
   local out = {}
@@ -86,6 +89,57 @@ function Backend:register(profile, subscriptions)
   if subscriptions then c.subscriptions = { subscription = subscription_list(subscriptions) } end
   local r, err = self.client:customer_add(c)
   if not r then return nil, err end
+  local view = customer_view(r.customer)
+  if view then view.partial, view.failed, view.request_id = _M.failures(r) end
+  return view
+end
+
+--- A batch reply's failed items as {partial, failed = {{item, code, message}...}}: any failed item
+-- makes it partial and is named (the client marks code 201 and "200 Some requests have failed").
+function _M.failures(r)
+  local failed = {}
+  for _, it in ipairs(r.items or {}) do
+    if it.success == false then
+      failed[#failed + 1] = { item = it.key or (type(it.item) == "table" and (it.item.channel or it.item.number)),
+                              code = tonumber(it.code) or it.code, message = it.message }
+    end
+  end
+  if #failed == 0 and not r.partial then return nil, nil, r.request_id end
+  return true, failed, r.request_id
+end
+
+--- The member carrying custom field `attr` = value (customer/search): ident {key, value} | nil
+-- (nobody) | nil, err. Several matches: the first, with .ambiguous naming them all.
+-- customer/search documents custom field values as searchable and the `ATTR:EQUALS:value`
+-- grammar; [INF] the custom field's own name is the ATTR (the docs list only built-in names).
+function Backend:find_by_attribute(attr, value)
+  local r, err = self.client:customer_search { q = "(" .. attr .. ":EQUALS:" .. value .. ")" }
+  if not r then return nil, err end
+  local out, names = nil, {}
+  for _, c in ipairs(r.customers) do
+    if type(c) == "table" then
+      local ext = c.external_id ~= "None" and c.external_id or nil
+      local ident
+      if not blank(c.mobile) then ident = { key = "mobile", value = tostring(c.mobile) }
+      elseif not blank(c.email) then ident = { key = "email", value = tostring(c.email) }
+      elseif not blank(ext) then ident = { key = "external_id", value = tostring(ext) }
+      elseif not blank(c.user_id) then ident = { key = "id", value = tostring(c.user_id) } end
+      if ident then
+        out = out or ident
+        names[#names + 1] = tostring(c.user_id)
+      end
+    end
+  end
+  if out and #names > 1 then out.ambiguous = table.concat(names, ",") end
+  return out
+end
+
+--- Adds custom field attr = value to the member known by ident (customer/update).
+function Backend:link_attribute(ident, attr, value)
+  local r, err = self.client:customer_update {
+    [ident.key] = ident.value, custom_fields = field_list { [attr] = value },
+  }
+  if not r then return nil, mark_not_found(err) end
   return customer_view(r.customer)
 end
 
@@ -94,7 +148,8 @@ function Backend:subscribe(ident, subscriptions)
   for _, s in ipairs(list) do s[ident.key] = ident.value end
   local r, err = self.client:customer_subscriptions(list)
   if not r then return nil, mark_not_found(err) end
-  return { subscriptions = r.subscriptions }
+  local partial, failed = _M.failures(r)
+  return { subscriptions = r.subscriptions, partial = partial, failed = failed, request_id = r.request_id }
 end
 
 -- points/isredeemable needs the programme id (mandatory in the current docs): the setting, or
@@ -116,10 +171,26 @@ function Backend:check_redeemable(ident, points, issue_otp)
   local r, err = self.client:points_isredeemable {
     [ident.key] = ident.value, points = points, issue_otp = issue_otp or nil, program_id = program_id,
   }
-  if not r then return nil, mark_not_found(err) end
+  if not r then
+    -- A refusal still carries the CRM's ratio: the rate is learnt from it too.
+    local it = err and type(err.items) == "table" and err.items[1]
+    if it then err.crm_rate = money.rate_of_item(it.item, points) end
+    return nil, mark_not_found(err)
+  end
   local red = r.redeemable or {}
   return { redeemable = red.is_redeemable == true, value = tonumber(red.points_redeem_value),
-           ratio = tonumber(red.points_currency_ratio), warnings = r.warnings }
+           ratio = tonumber(red.points_currency_ratio), rate = money.rate_of_item(red, points),
+           warnings = r.warnings, request_id = r.request_id }
+end
+
+--- The CRM's value of one point for this customer: isredeemable's answer for `points`.
+function Backend:point_rate(ident, points)
+  local r, err = self:check_redeemable(ident, math.max(points or 0, 1))
+  if r and r.rate then return r.rate, "points/isredeemable" end
+  if not r and err.kind == "api" and err.crm_rate then return err.crm_rate, "points/isredeemable" end
+  if not r then return nil, err end
+  return nil, errors.new { kind = "decode", message = "points/isredeemable named no value for the points",
+                           request_id = r.request_id }
 end
 
 function Backend:send_otp(ident, points)
@@ -140,7 +211,8 @@ function Backend:redeem(ident, opts)
   if not r then return nil, err end
   local red = r.redemption or {}
   return { redemption_id = red.redemption_id, points = tonumber(red.points_redeemed) or opts.points,
-           value = tonumber(red.redeemed_value), balance = tonumber(red.balance) }
+           value = tonumber(red.redeemed_value), balance = tonumber(red.balance),
+           rate = money.rate_of_item(red), request_id = r.request_id }
 end
 
 local function line_items(lines, attributes_of)
@@ -149,7 +221,7 @@ local function line_items(lines, attributes_of)
     local qty = l.qty or 1
     local amount = l.amount or (l.price or 0) * qty
     local item = {
-      serial = i, item_code = l.sku, description = l.name, qty = qty, rate = l.price,
+      serial = l.serial or i, item_code = l.sku, description = l.name, qty = qty, rate = l.price,
       value = (l.price or amount / qty) * qty, discount_value = l.discount, amount = amount,
     }
     local attrs = attributes_of and attributes_of(l)
@@ -181,7 +253,13 @@ function Backend:post_order(ident, profile, order, opts)
   spec.attribution = till.attribution
   local r
   r, err = client:request(spec)
-  if not r then return nil, mark_not_found(err) end
+  if not r then
+    -- The bill number is the order id: 604 says the CRM already has this order (a retried post).
+    if err.kind == "api" and tonumber(err.code) == 604 then
+      return { duplicate = true, request_id = err.request_id }
+    end
+    return nil, mark_not_found(err)
+  end
   local c = r.customer or {}
   return { points_earned = r.points_earned, duplicate = r.duplicate,
            transaction_id = r.transaction and r.transaction.id,
@@ -257,6 +335,53 @@ function _M.find_return(client, tx)
   return nil, errors.new { kind = "decode", retryable = true,
                            message = "customer/transactions kept paging past " .. RETURN_MAX_PAGES * RETURN_PAGE ..
                                      " entries for bill " .. tostring(tx.number) }
+end
+
+-- transaction/get codes meaning "no such bill": 602 (the sandbox's [INF] choice), 625 "Transaction
+-- number does not exist", 668 "Unable to find the transaction number for this customer".
+local NO_BILL = { [602] = true, [625] = true, [668] = true }
+
+--- Gives back a held redemption (payload from loyalty.program.holds) unless its order's bill is at
+-- the CRM: {placed = true} | {points_reversed, reversal_id} | {already = true} | nil, err.
+function Backend:cancel_redemption(_, p)
+  local t, err = self.client:transaction_get { number = p.bill_number }
+  if t and t.transaction and tostring(t.transaction.type or "REGULAR"):upper() ~= "RETURN" then
+    return { placed = true, request_id = t.request_id }
+  end
+  if not t and not (err.kind == "api" and NO_BILL[tonumber(err.code)]) then return nil, err end
+  local r
+  r, err = self.client:v2_points_reverse(p.reverse)
+  if not r then
+    if err.kind == "api" and tonumber(err.code) == 3802 then return { already = true, points_reversed = 0 } end
+    return nil, err
+  end
+  return { points_reversed = tonumber(r.body.pointsReversed) or p.points, reversal_id = r.body.reversalId }
+end
+
+--- The CRM's record of a bill for the returns ledger: bill (transaction/get: its lines), returns
+-- (customer/transactions rows of type RETURN for its number) | nil, err (err.no_bill when the CRM
+-- has no such bill).
+function Backend:bill_record(ident, number)
+  local t, err = self.client:transaction_get { number = number }
+  if not t then
+    if err.kind == "api" and NO_BILL[tonumber(err.code)] then err.no_bill = true end
+    return nil, err
+  end
+  local returns = {}
+  local args = { [ident.key] = ident.value, number = number, limit = RETURN_PAGE }
+  for page = 0, RETURN_MAX_PAGES - 1 do
+    args.offset = page * RETURN_PAGE
+    local r
+    r, err = self.client:customer_transactions(args)
+    if not r then return nil, err end
+    for _, row in ipairs(r.transactions) do
+      if type(row) == "table" and tostring(row.type):upper() == "RETURN" and tostring(row.number) == number then
+        returns[#returns + 1] = row
+      end
+    end
+    if #r.transactions < RETURN_PAGE then break end
+  end
+  return t.transaction or {}, returns
 end
 
 function Backend:reverse_redemption(ident, redemption_id, points)

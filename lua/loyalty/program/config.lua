@@ -28,6 +28,9 @@ local SCHEMA = {
                  .. "set it where the org has several" },
   outbox = { "table", nil, "durable outbox for writes that must not be lost (see docs/outbox.md)" },
   log = { "function", nil, "log(level, event, fields): structured events (loyalty.log); nginx: ngx.log" },
+  clock = { "function", nil, "wall clock in seconds (holds and caches; tests set it)" },
+  point_value_ttl_s = { "number", 300, "how long the CRM's value of a point is reused before it is asked again" },
+  redemption_hold_s = { "number", 1800, "a redemption whose order is not placed within this is given back" },
 }
 _M.SCHEMA = SCHEMA
 
@@ -109,6 +112,9 @@ function _M.check(t)
     if m and (m < 1 or m ~= math.floor(m)) then
       return config_error("outbox.max_attempts", "must be a whole number >= 1")
     end
+  end
+  for _, k in ipairs { "point_value_ttl_s", "redemption_hold_s" } do
+    if not (out[k] >= 0 and out[k] < 10 ^ 9) then return config_error(k, "must be 0 or more seconds") end
   end
   local id = out.identifier
   if not (id == "mobile" or id == "email" or id == "external_id" or id:match("^attribute:[%w_%-]+$")) then

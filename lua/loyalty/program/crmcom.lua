@@ -150,8 +150,13 @@ function Backend:check_redeemable(ident, amount)
   elseif amount > w.eligible_spend then
     why = string.format("%.2f is more than the %.2f that can be spent", amount, w.eligible_spend)
   end
-  if why then return nil, errors.new { kind = "api", code = "OUTSIDE_SPEND_LIMITS", message = why } end
-  return { redeemable = true, value = amount, min = w.min_spend, max = w.max_spend }
+  if why then return nil, errors.new { kind = "api", code = "OUTSIDE_SPEND_LIMITS", message = why, crm_rate = 1 } end
+  return { redeemable = true, value = amount, min = w.min_spend, max = w.max_spend, rate = 1 }
+end
+
+--- The wallet is money in the CRM's currency: one unit is worth one (no call needed).
+function Backend.point_rate()
+  return 1, "crmcom wallet (money)"
 end
 
 -- Orders ------------------------------------------------------------------------------------------
@@ -220,6 +225,13 @@ function Backend:post_return(ident, order, ret)
   local w = self:wallet(ident)
   return { points_deducted = r.purchase.awarded, points_reversed = r.purchase.spent,
            balance = w and w.wallet_balance, transaction_id = r.purchase.number }
+end
+
+--- A held spend: cancelling the order's purchase refunds its spend requests (CRM.COM's reversal).
+function Backend:cancel_redemption(_, p)
+  local r, err = self.client:purchase_cancel { reference_number = tostring(p.bill_number) }
+  if not r then return nil, mark_not_found(err) end
+  return { points_reversed = r.purchase.spent, transaction_id = r.purchase.number }
 end
 
 function Backend.reverse_redemption()

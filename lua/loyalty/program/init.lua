@@ -3,6 +3,9 @@
 local client_mod = require "loyalty.client"
 local config = require "loyalty.program.config"
 local errors = require "loyalty.errors"
+local money = require "loyalty.program.money"
+local ledger = require "loyalty.program.ledger"
+local holds_mod = require "loyalty.program.holds"
 
 local _M = {}
 
@@ -33,8 +36,11 @@ function _M.new(settings)
   local client
   client, err = client_mod.new(copts)
   if not client then return nil, err end
-  local self = setmetatable({ settings = s, client = client, till_clients = {} }, Program)
+  local self = setmetatable({ settings = s, client = client, till_clients = {}, attr_idents = {}, attr_count = 0 },
+                             Program)
   self.backend = require(BACKENDS[s.provider]).new(client, s)
+  self.clock = s.clock or require("loyalty.outbox").clock
+  self.holds = holds_mod.new(self)
   if s.outbox then
     local ob, oerr = require("loyalty.outbox").open(s.outbox)
     if not ob then
@@ -50,6 +56,37 @@ function _M.new(settings)
     if not rs then return nil, rerr end
   end
   return self
+end
+
+-- A client stand-in that notes the request id of every CRM call made through it (results and
+-- errors alike), so that each program result can name the calls behind it.
+local function tracer(client, ids)
+  return setmetatable({}, { __index = function(_, name)
+    local v = client[name]
+    if type(v) ~= "function" then return v end
+    return function(_, ...)
+      local a, b = v(client, ...)
+      local r = a or b
+      if type(r) == "table" and r.request_id ~= nil then ids[#ids + 1] = r.request_id end
+      return a, b
+    end
+  end })
+end
+_M.tracer = tracer
+
+--- A backend over a tracing client, and the list its calls' request ids go to.
+function Program:traced(client, ids)
+  ids = ids or {}
+  return require(BACKENDS[self.settings.provider]).new(tracer(client or self.client, ids), self.settings), ids
+end
+
+-- err with the request ids of the calls behind it (a table error only).
+local function with_ids(err, ids)
+  if type(err) == "table" then
+    err.request_ids = ids
+    if err.request_id ~= nil and #ids == 0 then ids[1] = err.request_id end
+  end
+  return err
 end
 
 --- Sends a structured event to the program's log sink (the client's, secrets scrubbed).
@@ -71,8 +108,9 @@ end
 
 -- A stand-in for a client that records the operation a backend calls; with capture_only it
 -- never reaches the CRM and answers with a `captured` error instead.
-local function recorder(client, capture_only)
+local function recorder(client, capture_only, ids)
   local rec = {}
+  if ids then client = tracer(client, ids) end
   local ops = client.provider.ops
   local captured = function()
     return nil, errors.new { kind = "refused", message = "queued for the outbox", captured = true }
@@ -103,8 +141,8 @@ local function recorder(client, capture_only)
 end
 
 -- Runs fn(backend, client) against a recording client; returns fn's results and the record.
-function Program:recorded(client, fn, capture_only)
-  local proxy, rec = recorder(client, capture_only or self.settings.outbox.always)
+function Program:recorded(client, fn, capture_only, ids)
+  local proxy, rec = recorder(client, capture_only or self.settings.outbox.always, ids)
   local r, err = fn(require(BACKENDS[self.settings.provider]).new(proxy, self.settings), proxy)
   return r, err, rec
 end
@@ -155,7 +193,13 @@ end
 --- The rule set in force (reloaded when its files change), or nil without rules.
 function Program:ruleset()
   if not self.rules_watcher then return nil end
-  return self.rules_watcher:current()
+  local rs, err = self.rules_watcher:current()
+  if rs and rs.hash ~= self.rules_checked and self.crm_rate then
+    -- A rule set just loaded is checked against the CRM's rate at once (point_value_mismatch).
+    self.rules_checked = rs.hash
+    money.check_rules(self, rs)
+  end
+  return rs, err
 end
 
 -- Mobile numbers go to the CRM as digits with the country code (capillary.md §4.3).
@@ -193,6 +237,43 @@ local function blank(v)
   return v == nil or v == "" or type(v) == "userdata"
 end
 
+-- A custom-attribute value travels inside a search query: its grammar's separators are refused.
+local function bad_attribute_value(v)
+  return bad_value(v, 256) or tostring(v):find("[():&;]") ~= nil
+end
+
+local ATTR_CACHE_MAX = 10000
+
+-- The CRM identifier of the member who carries the custom attribute `attr` = value: the CRM's
+-- custom-field search first; else the user's mobile or email (whom the CRM may know already, so
+-- that no second record is made). Found members are remembered (per program).
+function Program:attribute_ident(user, attr, value)
+  local cache = self.attr_idents
+  local hit = cache[value]
+  if hit then return hit end
+  local mobile = clean_mobile(user.mobile)
+  local fallback = (mobile and { key = "mobile", value = mobile })
+    or (not blank(user.email) and { key = "email", value = tostring(user.email) }) or nil
+  if fallback then fallback.attribute, fallback.attribute_value, fallback.found_by = attr, value, fallback.key end
+  if not self.backend.find_by_attribute then -- CRM.COM: the attribute is the participant number
+    return { key = "external_id", value = value, attribute = attr, attribute_value = value }
+  end
+  local found, err = self.backend:find_by_attribute(attr, value)
+  if found then
+    found.attribute, found.attribute_value, found.found_by = attr, value, "attribute"
+    if found.ambiguous then
+      self:emit("warn", "attribute_ambiguous", { attribute = attr, members = found.ambiguous })
+    end
+    if self.attr_count >= ATTR_CACHE_MAX then self.attr_idents, self.attr_count = {}, 0 end
+    self.attr_idents[value], self.attr_count = found, self.attr_count + 1
+    return found
+  end
+  if fallback then return fallback end
+  if err then return nil, err end
+  return nil, errors.config("no CRM member carries " .. attr .. " = this value, and the user has no mobile or " ..
+                            "email to register with", self.settings.identifier)
+end
+
 --- The CRM identifier of a store user, by the store's chosen unique identifier.
 function Program:identify(user, allow_email)
   if type(user) ~= "table" then error("loyalty.program: user table expected", 3) end
@@ -201,6 +282,13 @@ function Program:identify(user, allow_email)
   local attr = key:match("^attribute:(.+)$")
   if attr then
     value = user[attr] or (type(user.attributes) == "table" and user.attributes[attr])
+    if not blank(value) then
+      if bad_attribute_value(value) then
+        return nil, errors.config("the user's " .. attr .. " must be a single-line value of at most 256 bytes" ..
+                                  " without ( ) : & ;", attr)
+      end
+      return self:attribute_ident(user, attr, tostring(value))
+    end
     key = "external_id"
   elseif key == "mobile" then
     value = clean_mobile(user.mobile)
@@ -224,16 +312,16 @@ end
 
 local PROFILE_FIELDS = { "firstname", "lastname", "email", "mobile", "external_id" }
 
-local function profile_of(self, user, ident)
+local function profile_of(_, user, ident)
   local p = {
     mobile = clean_mobile(user.mobile), email = user.email, external_id = user.external_id,
     firstname = user.firstname, lastname = user.lastname,
     custom_fields = user.custom_fields, extended_fields = user.extended_fields,
   }
-  if ident.key == "external_id" then p.external_id = ident.value end
-  if self.settings.identifier:match("^attribute:") then
+  if ident.key == "external_id" and not ident.attribute then p.external_id = ident.value end
+  if ident.attribute then
     p.custom_fields = p.custom_fields or {}
-    p.custom_fields[self.settings.identifier:sub(11)] = ident.value
+    p.custom_fields[ident.attribute] = ident.attribute_value
   end
   return p
 end
@@ -245,6 +333,23 @@ function Program:register(user)
   if not ident then return nil, err end
   local subs = self.settings.post_subscriptions and user.subscriptions or nil
   local profile = profile_of(self, user, ident)
+  if ident.attribute and self.backend.link_attribute then
+    -- Never a second record: a member found by the attribute is already registered, and one the
+    -- CRM knows by mobile or email gets the attribute added to that record.
+    local b, ids = self:traced()
+    local known, lerr = b:lookup(ident)
+    if not known and not lerr.not_found then return nil, with_ids(lerr, ids) end
+    if known and ident.found_by == "attribute" then
+      return { customer = known, existing = true, request_ids = ids }
+    end
+    if known then
+      local linked
+      linked, lerr = b:link_attribute(ident, ident.attribute, ident.attribute_value)
+      if not linked then return nil, with_ids(lerr, ids) end
+      self.attr_idents[ident.attribute_value] = nil
+      return { customer = linked, linked = true, request_ids = ids }
+    end
+  end
   local c
   if self.outbox and not self.settings.registration_crm_first then
     local rec
@@ -254,7 +359,8 @@ function Program:register(user)
     c, err = self.backend:register(profile, subs)
   end
   if not c then return nil, err end
-  return { customer = c }
+  if c.queued then return c end
+  return { customer = c, partial = c.partial, failed = c.failed, request_ids = { c.request_id } }
 end
 
 --- The store's sign-up flow around `create_account(user[, crm_customer])`. With
@@ -266,21 +372,24 @@ function Program:sign_up(user, create_account)
   if self.settings.registration and self.settings.registration_crm_first then
     local r, err = self:register(user)
     if not r then return nil, err end
-    return { account = create_account(user, r.customer), customer = r.customer, crm_first = true }
+    return { account = create_account(user, r.customer), customer = r.customer, crm_first = true,
+             existing = r.existing, linked = r.linked, partial = r.partial, failed = r.failed,
+             request_ids = r.request_ids }
   end
   local account = create_account(user)
   local r, err = self:register(user)
   return { account = account, customer = r and r.customer, skipped = r and r.skipped, queued = r and r.queued,
-           outbox_id = r and r.outbox_id, crm_error = err }
+           outbox_id = r and r.outbox_id, crm_error = err, partial = r and r.partial, failed = r and r.failed,
+           request_ids = r and r.request_ids or (err and err.request_id and { err.request_id }) or nil }
 end
 
 -- The user's CRM identifier and record: ident, customer | ident or nil, err (err.not_found
 -- when the CRM does not know the user).
-function Program:customer(user)
+function Program:customer(user, b)
   local ident, err = self:identify(user, true)
   if not ident then return nil, nil, err end
   local c
-  c, err = self.backend:lookup(ident)
+  c, err = (b or self.backend):lookup(ident)
   return ident, c, err
 end
 
@@ -290,10 +399,11 @@ function Program:login(user)
   local profile = {}
   for k, v in pairs(user) do profile[k] = v end
   if not self.settings.sync_on_login then return { profile = profile, changed = {}, synced = false } end
-  local _, c, err = self:customer(user)
+  local b, ids = self:traced()
+  local _, c, err = self:customer(user, b)
   if not c then
-    if err.not_found then return { profile = profile, changed = {}, enrolled = false } end
-    return nil, err
+    if err.not_found then return { profile = profile, changed = {}, enrolled = false, request_ids = ids } end
+    return nil, with_ids(err, ids)
   end
   local changed = {}
   local crm_wins = self.settings.profile_sync == "crm_wins"
@@ -307,7 +417,7 @@ function Program:login(user)
       end
     end
   end
-  return { profile = profile, changed = changed, customer = c, enrolled = true }
+  return { profile = profile, changed = changed, customer = c, enrolled = true, request_ids = ids }
 end
 
 --- Email/SMS opt-in and opt-out: subs = {email = true|false, sms = true|false}.
@@ -318,11 +428,24 @@ function Program:subscribe(user, subs)
   end
   local ident, err = self:identify(user, true)
   if not ident then return nil, err end
-  if not self.outbox then return self.backend:subscribe(ident, subs) end
+  local b, ids = self:traced()
   local r, rec
-  r, err, rec = self:recorded(self.client, function(b) return b:subscribe(ident, subs) end)
-  if not r and queueable(err) then return self:enqueue("customer_subscriptions", ident, rec) end
-  if not r then return nil, err end
+  if not self.outbox then
+    r, err = b:subscribe(ident, subs)
+  else
+    r, err, rec = self:recorded(self.client, function(bk) return bk:subscribe(ident, subs) end, nil, ids)
+    if not r and queueable(err) then
+      r, err = self:enqueue("customer_subscriptions", ident, rec)
+    end
+  end
+  if not r then return nil, with_ids(err, ids) end
+  r.request_ids = ids
+  if r.partial then
+    -- A failed opt-out is a compliance matter: never reported as done.
+    local names = {}
+    for _, f in ipairs(r.failed or {}) do names[#names + 1] = tostring(f.item) .. " (" .. tostring(f.code) .. ")" end
+    self:emit("warn", "subscription_partial", { failed = table.concat(names, ", ") })
+  end
   return r
 end
 
@@ -331,62 +454,115 @@ local function rules_customer(c)
   return { tier = type(c.tier) == "string" and c.tier:upper() or nil, points = c.points }
 end
 
--- The rules' verdict, or the CRM balance as the only limit when the store has no rules.
-local function verdict(self, customer, cart, requested)
+-- The rules' own verdict with no points asked: their limits, minimum, step and refusals (nil
+-- without rules). Money is never taken from it: see money.verdict.
+local function rules_base(self, customer, cart)
   local rs, err = self:ruleset()
-  if rs then return rs:redemption(rules_customer(customer), cart, requested) end
+  if rs then return rs:redemption(rules_customer(customer), cart, nil) end
   if err then return nil, err end
-  local points = requested or customer.points
-  local reason = "within balance"
-  if customer.points <= 0 then
-    reason = "no points"
-  elseif points > customer.points then
-    reason = "more than the balance of " .. customer.points .. " points"
-  end
-  return {
-    allowed = customer.points > 0 and points <= customer.points, min = 0, max = customer.points,
-    points = math.min(points, customer.points), reason = reason,
-  }
+  return false
 end
 
---- The points summary for a logged-in user, ready to render.
+-- The CRM's value of one point: cached for point_value_ttl_s, else asked (isredeemable for the
+-- customer's balance). nil, err when the CRM cannot say.
+function Program:point_value(ident, c, b)
+  local rate = money.cached(self, c and c.tier)
+  if rate then
+    money.check_rules(self) -- a new rule set is checked against the rate it already knows
+    return rate
+  end
+  local source
+  rate, source = (b or self.backend):point_rate(ident, c and c.points)
+  if not rate then return nil, source end
+  money.learn(self, rate, source, c and c.tier)
+  return rate
+end
+
+-- A money verdict at the CRM's rate (see money.verdict); nil, err on a rule or CRM failure.
+local function verdict(self, c, rate, cart, requested, balance)
+  if type(cart) == "table" and type(cart.lines) ~= "table" then -- an order total without its lines
+    cart = { total = money.total_of(cart), lines = {}, currency = cart.currency }
+  end
+  local base, err = rules_base(self, { tier = c.tier, points = balance or c.points }, cart)
+  if base == nil then return nil, err end
+  local total = cart ~= nil and money.total_of(cart) or nil
+  local v = money.verdict(base or nil, balance or c.points, rate, total, requested)
+  v.cart_total = total
+  return v
+end
+
+--- The points summary for a logged-in user, ready to render: `value` is what the balance is
+-- worth at the CRM's rate (nil with `value_unknown` when the CRM does not say), `max_value` what
+-- the most redeemable points are worth.
 function Program:summary(user)
-  local _, c, err = self:customer(user)
+  local b, ids = self:traced()
+  local ident, err = self:identify(user, true)
+  if not ident then return nil, err end
+  local c
+  c, err = b:lookup(ident)
   if not c then
-    if err.not_found then return { enrolled = false, points = 0, can_redeem = false } end
-    return nil, err
+    if err.not_found then return { enrolled = false, points = 0, can_redeem = false, request_ids = ids } end
+    return nil, with_ids(err, ids)
+  end
+  local rs = self:ruleset()
+  local out = { enrolled = true, points = c.points, tier = c.tier, lifetime_points = c.lifetime_points,
+                currency = rs and rs.currency or c.currency, request_ids = ids }
+  local rate, rerr = self:point_value(ident, c, b)
+  if not rate then
+    -- Never a local guess: without the CRM's rate the value is unknown, and says why.
+    out.value_unknown = "the CRM did not say what a point is worth: " .. tostring(rerr and rerr.message or rerr)
+    out.can_redeem, out.reason = false, out.value_unknown
+    return out
   end
   local v
-  v, err = verdict(self, c, nil, nil)
-  if not v then return nil, err end
-  local rs = self:ruleset()
-  return {
-    enrolled = true, points = c.points, tier = c.tier, lifetime_points = c.lifetime_points,
-    value = v.value, currency = rs and rs.currency or v.currency,
-    can_redeem = v.allowed, min = v.min, max = v.max, multiple_of = v.multiple_of, reason = v.reason,
-  }
+  v, err = verdict(self, c, rate, nil, nil)
+  if not v then return nil, with_ids(err, ids) end
+  out.point_value, out.value, out.max_value = rate, money.money((tonumber(c.points) or 0) * rate), v.value
+  out.can_redeem, out.min, out.max, out.multiple_of, out.reason = v.allowed, v.min, v.max, v.multiple_of, v.reason
+  out.point_value_mismatch = self.point_value_mismatch
+  return out
 end
 
---- What can be redeemed on this cart and what it is worth; limits are checked by the rules
--- first, then the CRM confirms the amount (so checkout never offers what it would refuse).
+--- What can be redeemed on this cart and what it is worth; limits are checked in money at the
+-- CRM's rate first, then the CRM confirms the amount (so checkout never offers what it would refuse).
 function Program:quote_redemption(user, cart, points)
   if type(cart) ~= "table" then error("loyalty.program: cart table expected", 2) end
-  local ident, c, err = self:customer(user)
-  if not c then return nil, err end
+  local b, ids = self:traced()
+  local ident, err = self:identify(user, true)
+  if not ident then return nil, err end
+  local c
+  c, err = b:lookup(ident)
+  if not c then return nil, with_ids(err, ids) end
+  if not money.total_of(cart) then
+    return refused("a redemption quote needs the cart's total (cart.total or its lines)", { field = "cart" })
+  end
+  local rate
+  rate, err = self:point_value(ident, c, b)
+  if not rate then return nil, with_ids(err, ids) end
   local v
-  v, err = verdict(self, c, cart, points)
-  if not v then return nil, err end
+  v, err = verdict(self, c, rate, cart, points)
+  if not v then return nil, with_ids(err, ids) end
   local quote = { allowed = v.allowed, points = v.points, value = v.value, min = v.min, max = v.max,
-                  multiple_of = v.multiple_of, reason = v.reason, balance = c.points }
+                  multiple_of = v.multiple_of, reason = v.reason, balance = c.points, point_value = rate,
+                  max_share = v.max_share, max_share_value = v.max_share_value, cart_total = v.cart_total,
+                  request_ids = ids }
   if not v.allowed then return quote end
   local crm
-  crm, err = self.backend:check_redeemable(ident, v.points)
+  crm, err = b:check_redeemable(ident, v.points)
   if not crm then
-    if err.kind ~= "api" then return nil, err end
+    if err.kind ~= "api" then return nil, with_ids(err, ids) end
+    if err.crm_rate then money.learn(self, err.crm_rate, "points/isredeemable", c.tier) end
     quote.allowed, quote.reason, quote.code = false, "the CRM refuses: " .. tostring(err.message), err.code
     return quote
   end
+  if crm.rate then money.learn(self, crm.rate, "points/isredeemable", c.tier) end
   quote.value = crm.value or quote.value
+  quote.point_value_mismatch = self.point_value_mismatch
+  if quote.max_share_value and quote.value > quote.max_share_value + 0.005 then
+    -- The CRM pays more per point than the rate just used: never offer past the cap in money.
+    quote.allowed, quote.reason = false, string.format("Not allowed: %s points pay %.2f at the CRM's rate, above" ..
+      " the %.2f the share limit allows.", v.points, quote.value, quote.max_share_value)
+  end
   return quote
 end
 
@@ -394,13 +570,20 @@ end
 function Program:send_otp(user, points)
   if self.settings.skip_redemption_otp then return { skipped = true, reason = "redemption OTP is skipped" } end
   if type(points) ~= "number" then error("loyalty.program: points number expected", 2) end
+  local b, ids = self:traced()
   local ident, err = self:identify(user, true)
   if not ident then return nil, err end
-  return self.backend:send_otp(ident, points)
+  local r
+  r, err = b:send_otp(ident, points)
+  if not r then return nil, with_ids(err, ids) end
+  r.request_ids = ids
+  return r
 end
 
---- Redeems points for an order: {points, otp, order_id, cart}. Idempotent per order: a
--- retried redeem carries the same external reference and never debits twice.
+--- Redeems points for an order: {points, otp, order_id, cart | total}. Idempotent per order: a
+-- retried redeem carries the same external reference and never debits twice. The redemption is
+-- a hold on the order until order_placed (placed), cancel_redemption (cancelled) or
+-- redemption_hold_s pass without the order (expired: the drainer gives the points back).
 function Program:redeem(user, req)
   if type(req) ~= "table" or type(req.points) ~= "number" or req.order_id == nil then
     error("loyalty.program: redeem needs {points = number, order_id = ...}", 2)
@@ -409,29 +592,150 @@ function Program:redeem(user, req)
     return nil, errors.config("order id must be a non-empty single-line value of at most " .. MAX_ID .. " bytes",
                               "order_id")
   end
+  local cart = req.cart or req.total
+  if not money.total_of(cart) then
+    return refused("a redemption needs the cart (or the order total) it pays for", { field = "cart" })
+  end
   local skip = self.settings.skip_redemption_otp
   if not skip and (req.otp == nil or req.otp == "") then
     return refused("an OTP is required to redeem points", { field = "otp" })
   end
-  local ident, c, err = self:customer(user)
-  if not c then return nil, err end
-  -- The analyst's limits are checked here; the balance is the CRM's to judge (803), so that a
-  -- retried redeem for the same order reaches the CRM and gets its original redemption back.
+  local b, ids = self:traced()
+  local ident, err = self:identify(user, true)
+  if not ident then return nil, err end
+  -- A retried redeem for an order whose points were given back would get the CRM's original (and
+  -- reversed) redemption again: the order needs a new redemption under a new order id.
+  local prior = self.holds:find(req.order_id)
+  if prior and (prior.state == "cancelled" or prior.state == "expired") then
+    return refused("the points redeemed for order " .. tostring(req.order_id) .. " were given back (" .. prior.state ..
+                   "); redeem for a new order id", { code = "redemption_released", order_id = req.order_id })
+  end
+  local c
+  c, err = b:lookup(ident)
+  if not c then return nil, with_ids(err, ids) end
+  local rate
+  rate, err = self:point_value(ident, c, b)
+  if not rate then return nil, with_ids(err, ids) end
+  -- The analyst's limits (share caps in money at the CRM's rate) are checked here; the balance is
+  -- the CRM's to judge (803), so that a retried redeem for the same order reaches the CRM and gets
+  -- its original redemption back.
   local v
-  v, err = verdict(self, { tier = c.tier, points = math.max(c.points, req.points) }, req.cart, req.points)
-  if not v then return nil, err end
+  v, err = verdict(self, c, rate, type(cart) == "table" and cart or { total = cart }, req.points,
+                   math.max(tonumber(c.points) or 0, req.points))
+  if not v then return nil, with_ids(err, ids) end
   if not v.allowed or v.points ~= req.points then
-    return refused(v.reason or "outside the redemption limits",
-                   { min = v.min, max = v.max, multiple_of = v.multiple_of })
+    local e = select(2, refused(v.reason or "outside the redemption limits",
+                                { min = v.min, max = v.max, multiple_of = v.multiple_of,
+                                  max_share_value = v.max_share_value, point_value = rate }))
+    return nil, with_ids(e, ids)
   end
   local r
-  r, err = self.backend:redeem(ident, {
+  r, err = b:redeem(ident, {
     points = req.points, otp = not skip and req.otp or nil, skip_otp = skip,
-    reference = "redeem-" .. tostring(req.order_id), bill_number = tostring(req.order_id), cart = req.cart,
+    reference = "redeem-" .. tostring(req.order_id), bill_number = tostring(req.order_id),
+    cart = type(cart) == "table" and cart or { total = cart, lines = {} },
   })
-  if not r then return nil, err end
-  r.value = r.value or v.value
+  if not r then
+    if err.kind == "api" then
+      -- Looser local rules than the CRM's: its refusal, said plainly.
+      err.crm_refused = true
+      err.message = "the CRM refuses the redemption: " .. tostring(err.message)
+    end
+    return nil, with_ids(err, ids)
+  end
+  if r.rate then money.learn(self, r.rate, "points/redeem", c.tier) end
+  r.value = r.value or money.money(r.points * rate)
+  r.order_id, r.request_ids = req.order_id, ids
+  r.point_value_mismatch = self.point_value_mismatch
+  local hold, herr = self.holds:hold(ident, req.order_id, r)
+  if hold then
+    r.hold_expires_at = hold.expires_at
+  else
+    r.hold_error = herr
+    self:emit("error", "redemption_hold_not_recorded", { order_id = tostring(req.order_id),
+              message = tostring(herr and herr.message or herr) })
+  end
   return r
+end
+
+--- Gives back the points redeemed for an order that will not be placed (payment failed, the
+-- shopper left: the storefront's checkout-abandoned hook). Idempotent: a second cancel, or one
+-- after the hold expired, changes nothing. Returns {cancelled = true, points_reversed, balance}
+-- | {already = true, state} | {queued = true, outbox_id} (the CRM cannot be reached: the drainer
+-- reverses it) | nil, err (refused with code "order_placed" when the CRM holds the order's bill:
+-- return it instead; "no_hold" when no redemption is held for the order). `known` (optional): the
+-- redeem result {redemption_id, points}, for a hold made by another process without a shared outbox.
+function Program:cancel_redemption(user, order_id, known)
+  if order_id == nil then error("loyalty.program: cancel_redemption needs an order id", 2) end
+  if known ~= nil and type(known) ~= "table" then
+    error("loyalty.program: cancel_redemption's third argument is the redeem result {redemption_id, points}", 2)
+  end
+  if bad_value(order_id) then
+    return nil, errors.config("order id must be a non-empty single-line value of at most " .. MAX_ID .. " bytes",
+                              "order_id")
+  end
+  local b, ids = self:traced()
+  local ident, err = self:identify(user, true)
+  if not ident then return nil, err end
+  local h
+  h, err = self.holds:find(order_id)
+  if not h and not err and known and known.redemption_id and tonumber(known.points) then
+    -- Held by another process without a shared outbox: the store kept redeem's result.
+    h = { state = "held", payload = holds_mod.payload(ident, order_id, known) }
+  end
+  if not h then
+    if err then return nil, with_ids(err, ids) end
+    return refused("no redemption is held for order " .. tostring(order_id), { order_id = order_id, code = "no_hold" })
+  end
+  if h.state == "placed" then
+    return refused("order " .. tostring(order_id) .. " was placed: return it with order_returned",
+                   { order_id = order_id, code = "order_placed" })
+  end
+  if h.state ~= "held" then return { already = true, state = h.state, order_id = order_id, request_ids = ids } end
+  local r
+  r, err = b:cancel_redemption(ident, h.payload)
+  if not r then
+    if self.outbox and queueable(err) then
+      local q, qerr = self.holds:due_now(order_id)
+      if not q then return nil, with_ids(qerr, ids) end
+      q.crm_error, q.request_ids, q.order_id = err, ids, order_id
+      return q
+    end
+    err.order_id = order_id
+    return nil, with_ids(err, ids)
+  end
+  if r.placed then
+    self.holds:settle(order_id, "placed")
+    local _, e = refused("order " .. tostring(order_id) .. " was placed at the CRM: return it with order_returned",
+                         { order_id = order_id, code = "order_placed" })
+    return nil, with_ids(e, ids)
+  end
+  self.holds:settle(order_id, "cancelled")
+  local c = b:lookup(ident)
+  r.balance = c and c.points or r.balance
+  r.cancelled, r.order_id, r.request_ids = true, order_id, ids
+  return r
+end
+
+--- Without an outbox: gives back every held redemption past its hold time (with one, the
+-- drainer does this). Returns {expired = n, failed = n}.
+function Program:expire_holds(now)
+  now = now or self.clock()
+  local counts = { expired = 0, failed = 0 }
+  if self.outbox then return counts end
+  for order_id, h in pairs(self.holds.mem) do
+    if h.state == "held" and h.expires_at <= now then
+      local r = self.backend:cancel_redemption(h.ident, h.payload)
+      if r then
+        h.state = r.placed and "placed" or "expired"
+        counts.expired = counts.expired + (r.placed and 0 or 1)
+        self:emit("info", "redemption_hold_expired", { order_id = order_id, placed = r.placed == true })
+      else
+        counts.failed = counts.failed + 1
+      end
+    end
+  end
+  return counts
 end
 
 local function cart_of(order)
@@ -461,7 +765,31 @@ function Program:order_placed(user, order)
   local till
   till, err = self:till_for(order)
   if not till then return nil, err end
-  local opts = { custom_fields = {}, till = till }
+  local ids = {}
+  local b = self:traced(nil, ids)
+  -- The redemption held for this order is tagged to its bill (and settled as placed below).
+  local hold = self.holds:find(order.id)
+  local released
+  if hold and hold.state == "held" and order.redemption == nil then
+    local o = {}
+    for k, v in pairs(order) do o[k] = v end
+    o.redemption = { id = hold.payload.redemption_id, points = hold.payload.points, value = hold.payload.value }
+    order = o
+  elseif hold and (hold.state == "expired" or hold.state == "cancelled") then
+    -- The points came back before the order did: they pay nothing now. The order is posted (never
+    -- lost) without the redemption, and the store is told loudly to collect that money.
+    released = hold.state
+    if order.redemption ~= nil then
+      local o = {}
+      for k, v in pairs(order) do o[k] = v end
+      o.redemption = nil
+      order = o
+    end
+    self:emit("warn", "redemption_released_before_order", { order_id = tostring(order.id), state = released,
+              points = hold.payload and hold.payload.points, value = hold.payload and hold.payload.value })
+  end
+  local opts = { custom_fields = {}, till = { client = tracer(till.client or self.client, ids),
+                                             attribution = till.attribution } }
   local estimate
   if rs then
     opts.attributes_of = function(line) return rs:line_attributes(line) end
@@ -469,13 +797,20 @@ function Program:order_placed(user, order)
     local e = rs:earn(rules_customer { tier = user.tier, points = 0 }, cart_of(order))
     estimate = e and e.points
   end
+  -- The balance before, so that points earned can be read off the CRM's own after-state balance
+  -- (the documented transaction/add reply has no points side effect).
+  local before
+  if not (self.outbox and s.outbox.always) then
+    local c, lerr = b:lookup(ident)
+    if c then before = c.points elseif lerr and lerr.not_found then before = 0 end
+  end
   local r
   if self.outbox then
     local rec
-    r, err, rec = self:recorded(till.client or self.client, function(b, proxy)
+    r, err, rec = self:recorded(till.client or self.client, function(bk, proxy)
       opts.till = { client = proxy, attribution = till.attribution }
-      return b:post_order(ident, profile_of(self, user, ident), order, opts)
-    end)
+      return bk:post_order(ident, profile_of(self, user, ident), order, opts)
+    end, nil, ids)
     if not r and queueable(err) then
       local code = s.use_order_store_till and order.store_code or nil
       local crm_err = not err.captured and err or nil
@@ -484,13 +819,43 @@ function Program:order_placed(user, order)
       if r then r.crm_error = crm_err end
     end
   else
-    r, err = self.backend:post_order(ident, profile_of(self, user, ident), order, opts)
+    r, err = b:post_order(ident, profile_of(self, user, ident), order, opts)
   end
   if not r then
     err.order_id = order.id
-    return nil, err
+    return nil, with_ids(err, ids)
   end
-  r.estimate, r.rules_hash = estimate, rs and rs.hash
+  _M.points_earned(r, before)
+  if hold and hold.state == "held" then
+    local ok, herr = self.holds:settle(order.id, "placed")
+    if not ok then r.hold_error = herr end
+  end
+  r.estimate, r.rules_hash, r.request_ids = estimate, rs and rs.hash, ids
+  if released then
+    r.redemption_released = released
+    r.redemption_unpaid_value = hold.payload and hold.payload.value
+  end
+  return r
+end
+
+--- Fills r.points_earned from what the CRM said: a points side effect when the reply has one,
+-- else the change of the customer's balance (before -> the reply's after-state balance); when
+-- neither is known, nil with r.points_earned_unknown saying why (never a made-up 0).
+function _M.points_earned(r, before)
+  if r.points_earned ~= nil then
+    r.points_earned_source = "side_effect"
+  elseif r.queued then
+    r.points_earned_unknown = "the order is queued for the CRM; its points are known once it is posted"
+  elseif r.duplicate then
+    r.points_earned_unknown = "the CRM already had this bill (a replay): its points were earned then"
+  elseif r.balance and before then
+    -- [INF] Other writes for the customer between the two reads would show here too.
+    r.points_earned, r.points_earned_source = r.balance - before, "balance_change"
+  elseif r.balance then
+    r.points_earned_unknown = "the balance before the order could not be read"
+  else
+    r.points_earned_unknown = "the CRM's reply names neither the points earned nor the balance"
+  end
   return r
 end
 
@@ -514,8 +879,28 @@ local function return_ref(order, kind)
   return "return:" .. tostring(order.id) .. ":" .. unique_hex()
 end
 
---- A return: `ret` nil = the whole order; {lines = {...}} = those lines; {amount = n}.
--- Earned points come back as the CRM computes; a full return also reverses the redemption.
+-- Returns of this bill still waiting in the outbox (their transaction/add payloads): the ledger
+-- counts them as made.
+function Program:queued_returns(order_id)
+  if not (self.outbox and self.outbox.list) then return {} end
+  local pending = self.outbox:list("pending") or {}
+  local out = {}
+  for _, e in ipairs(pending) do
+    local p = e.payload
+    if e.kind == "transaction_return" and type(p) == "table" and tostring(p.number) == tostring(order_id) then
+      out[#out + 1] = p
+    end
+  end
+  return out
+end
+
+--- A return: `ret` nil = the whole order; {lines = {{sku | serial, qty, amount?}...}} = those
+-- lines; {amount = n}. The order's returns ledger (the CRM's bill and returns, plus queued ones)
+-- is read first: more than what remains is refused before any write (err.code over_return,
+-- already_returned, no_such_line, mixed_return); a whole-order return after partial ones posts what
+-- remains. Earned points come back as the CRM computes them; the redemption (order.redemption, or
+-- the one held for the order) is given back in proportion to the money returned, all of it once
+-- everything is returned. `balance` is the CRM's after both.
 function Program:order_returned(user, order, ret)
   if type(order) ~= "table" or order.id == nil then error("loyalty.program: order with id expected", 2) end
   local bad = check_order_ids(order)
@@ -524,48 +909,109 @@ function Program:order_returned(user, order, ret)
   if not ident then return nil, err end
   local kind = "FULL"
   if ret and ret.lines then kind = "LINE_ITEM" elseif ret and ret.amount then kind = "AMOUNT" end
-  local amount = ret and ret.amount
-  if kind == "LINE_ITEM" then
-    amount = 0
-    for _, l in ipairs(ret.lines) do amount = amount + (l.amount or (l.price or 0) * (l.qty or 1)) end
-  end
   local till
   till, err = self:till_for(order)
   if not till then return nil, err end
+  local b, ids = self:traced()
+  local number = tostring(order.id)
+  -- The ledger: a failed read is no reason to lose a return when an outbox can keep it (the
+  -- CRM then judges it); without one the return waits for the CRM.
+  local L
+  if b.bill_record then
+    local bill, returns = b:bill_record(ident, number)
+    if bill then
+      L = ledger.build(bill, returns, self:queued_returns(number))
+    elseif not (returns and returns.no_bill) and not (self.outbox and queueable(returns)) then
+      returns.order_id = order.id
+      return nil, with_ids(returns, ids)
+    end
+  end
+  local plan
+  if L then
+    plan, err = ledger.plan(L, kind, ret or {})
+    if not plan then
+      if kind == "FULL" and err.code == "already_returned" then
+        -- A retried whole-order return: nothing left, nothing changes.
+        local c = b:lookup(ident)
+        return { already = true, kind = "FULL", points_deducted = 0, points_reversed = 0,
+                 balance = c and c.points, request_ids = ids, order_id = order.id }
+      end
+      err.order_id = order.id
+      return nil, with_ids(err, ids)
+    end
+  else
+    local amount = ret and ret.amount
+    if kind == "LINE_ITEM" then
+      amount = 0
+      for _, l in ipairs(ret.lines) do amount = amount + (l.amount or (l.price or 0) * (l.qty or 1)) end
+    end
+    plan = { kind = kind, lines = ret and ret.lines, amount = amount, last = kind == "FULL" }
+  end
   local red = order.redemption
-  local reverse = kind == "FULL" and red and red.id
+  if not (type(red) == "table" and red.id) then
+    -- The redemption held for this order and settled by order_placed (never a cancelled or
+    -- expired one: those points are back already).
+    local h = self.holds:find(order.id)
+    red = h and h.state == "placed" and h.payload and { id = h.payload.redemption_id, points = h.payload.points }
+      or nil
+  end
+  local reverse_points = red and red.id and ledger.reversal_points(L, plan, tonumber(red.points)) or 0
   local ref = return_ref(order, kind)
-  if self.outbox then return self:return_via_outbox(ident, order, kind, ret, amount, till, reverse and red, ref) end
+  if self.outbox then
+    local r
+    r, err = self:return_via_outbox(ident, order, plan, till, reverse_points > 0 and red, ref, reverse_points, ids)
+    if not r then return nil, with_ids(err, ids) end
+    return self:return_checked(r, L, kind, plan.kind, ids)
+  end
   local r
-  r, err = self.backend:post_return(ident, order, { kind = kind, lines = ret and ret.lines, amount = amount,
-                                                    till = till, ref = ref })
+  r, err = b:post_return(ident, order, { kind = plan.kind, lines = plan.lines, amount = plan.amount,
+                                         till = { client = tracer(till.client or self.client, ids),
+                                                  attribution = till.attribution }, ref = ref })
   if not r then
     err.order_id = order.id
-    return nil, err
+    return nil, with_ids(err, ids)
   end
-  if reverse and r.points_reversed == nil then -- CRM.COM's cancel already refunded the spend
+  if reverse_points > 0 and r.points_reversed == nil then -- CRM.COM's cancel already refunded the spend
     local rev
-    rev, err = self.backend:reverse_redemption(ident, red.id, red.points)
+    rev, err = b:reverse_redemption(ident, red.id, reverse_points)
     if not rev then
       err.order_id = order.id
-      return nil, err
+      err.return_posted = true
+      return nil, with_ids(err, ids)
     end
     r.points_reversed = rev.points_reversed
+    -- The return's reply gave the balance before the reversal.
+    if r.balance then r.balance = r.balance + (rev.points_reversed or 0) end
   end
-  r.kind = kind
+  return self:return_checked(r, L, kind, plan.kind, ids)
+end
+
+-- The result of a return, with what it posted and a loud warning when the CRM took back more
+-- points than the order still had from what it earned.
+function Program:return_checked(r, L, kind, posted_kind, ids)
+  r.requested_kind, r.kind = kind, posted_kind
+  r.request_ids = ids
+  r.points_reversed = r.points_reversed or 0
+  if L and L.points_awarded and type(r.points_deducted) == "number" then
+    local left = L.points_awarded - L.points_returned
+    if r.points_deducted > left then
+      self:emit("warn", "return_points_exceed_earned", { points_deducted = r.points_deducted, earned_left = left })
+      r.points_exceed_earned = true
+    end
+  end
   return r
 end
 
 -- order_returned with an outbox: a return that cannot be posted now is queued, and so is its
 -- redemption reversal, behind it in the customer's line.
 -- The entry's dedupe key is the return's reference (loyalty_return_ref, also in its payload).
-function Program:return_via_outbox(ident, order, kind, ret, amount, till, red, ref)
+function Program:return_via_outbox(ident, order, plan, till, red, ref, reverse_points, ids)
   local s = self.settings
   local code = s.use_order_store_till and order.store_code or nil
   local r, err, rec = self:recorded(till.client or self.client, function(b, proxy)
-    return b:post_return(ident, order, { kind = kind, lines = ret and ret.lines, amount = amount, ref = ref,
+    return b:post_return(ident, order, { kind = plan.kind, lines = plan.lines, amount = plan.amount, ref = ref,
                                          till = { client = proxy, attribution = till.attribution } })
-  end)
+  end, nil, ids)
   local queued = false
   if not r and queueable(err) then
     local crm_err = not err.captured and err or nil
@@ -576,17 +1022,20 @@ function Program:return_via_outbox(ident, order, kind, ret, amount, till, red, r
     err.order_id = order.id
     return nil, err
   end
-  r.kind = kind
+  r.kind = plan.kind
   if not red then return r end
   -- With the return queued, the reversal is only captured: it must not overtake its return.
   local rev, rrec
-  rev, err, rrec = self:recorded(self.client, function(b) return b:reverse_redemption(ident, red.id, red.points) end,
-                                 queued)
+  rev, err, rrec = self:recorded(self.client,
+                                 function(b) return b:reverse_redemption(ident, red.id, reverse_points) end,
+                                 queued, ids)
   if not rev and queueable(err) then
-    rev, err = self:enqueue("points_reverse", ident, rrec, { dedupe_key = "reverse:" .. tostring(red.id) })
+    local key = plan.last and ("reverse:" .. tostring(red.id)) or ("reverse:" .. ref)
+    rev, err = self:enqueue("points_reverse", ident, rrec, { dedupe_key = key })
     if rev then r.reversal_queued, r.reversal_outbox_id = true, rev.outbox_id end
   elseif rev then
     r.points_reversed = rev.points_reversed
+    if r.balance then r.balance = r.balance + (rev.points_reversed or 0) end
   end
   if not rev then
     err.order_id = order.id

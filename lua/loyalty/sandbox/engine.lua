@@ -69,31 +69,78 @@ function _M.book_regular(store, cfg, c, amount, bill_number)
   return points
 end
 
---- Points to take back for a return of `original` (a stored bill).
--- FULL: everything not yet reversed; AMOUNT: amount's share of the bill; LINE_ITEM: the share of
--- the returned lines (matched by serial or item_code, capped at the original line amounts).
-function _M.return_points(cfg, original, return_type, amount, lines)
-  local remaining = original.points_awarded - (original.points_reversed or 0)
-  if remaining <= 0 or original.amount <= 0 then return 0, 0 end
-  local returned_amount
-  if return_type == "FULL" then
-    return remaining, original.amount - (original.amount_returned or 0)
-  elseif return_type == "AMOUNT" then
-    returned_amount = math.min(amount or 0, original.amount)
-  else
-    returned_amount = 0
-    for _, l in ipairs(lines or {}) do
-      for _, o in ipairs(original.line_items or {}) do
-        if (l.serial and tostring(l.serial) == tostring(o.serial))
-          or (not l.serial and l.item_code and l.item_code == o.item_code) then
-          returned_amount = returned_amount + math.min(tonumber(l.amount) or o.amount, o.amount)
-          break
-        end
-      end
+-- A returned line's bill line: by serial, else by item code.
+local function bill_line(original, l)
+  for i, o in ipairs(original.line_items or {}) do
+    if (l.serial and tostring(l.serial) == tostring(o.serial))
+      or (not l.serial and l.item_code and l.item_code == o.item_code) then
+      return o, i
     end
   end
-  local points = _M.round(cfg, original.points_awarded * returned_amount / original.amount)
-  return math.min(points, remaining), returned_amount
+end
+
+--- Checks a return against what remains of `original`: nil, or {code, message} (documented codes).
+function _M.return_error(original, return_type, amount, lines, inferred)
+  local returned = original.returned_qty or {}
+  local any = (original.amount_returned or 0) > 0 or next(returned) ~= nil
+  if return_type == "FULL" then
+    if original.fully_returned then return inferred.V11_ALREADY_RETURNED end
+    if any then return inferred.V11_FULL_AFTER_PARTIAL end
+    return nil
+  end
+  if original.fully_returned then return inferred.V11_ALREADY_RETURNED end
+  local kinds = original.return_kinds or {}
+  if return_type == "AMOUNT" and kinds.LINE_ITEM then return inferred.V11_AMOUNT_AFTER_LINES end
+  if return_type == "LINE_ITEM" and kinds.AMOUNT then return inferred.V11_LINES_AFTER_AMOUNT end
+  if return_type == "AMOUNT" then
+    local left = original.amount - (original.amount_returned or 0)
+    if (amount or 0) > left + 1e-9 then return inferred.V11_RETURN_AMOUNT end
+    return nil
+  end
+  if #(lines or {}) == 0 then return { code = 679, message = "Line-item(s) to be returned is not specified." } end
+  local asked = {}
+  for _, l in ipairs(lines) do
+    local o, i = bill_line(original, l)
+    if not o then return inferred.V11_NO_MATCHING_LINE end
+    asked[i] = (asked[i] or 0) + (tonumber(l.qty) or tonumber(o.qty) or 1)
+    if asked[i] > (tonumber(o.qty) or 1) - (returned[tostring(i)] or 0) + 1e-9 then return inferred.V11_RETURN_QTY end
+  end
+  return nil
+end
+
+--- Points to take back for a return of `original` (a stored bill).
+-- FULL: everything not yet reversed; AMOUNT: amount's share of the bill amount; LINE_ITEM: the
+-- returned lines' share of the bill's lines (both sides line amounts: the points a bill earns
+-- follow its lines, whatever part of it was paid with points), capped at what is left.
+function _M.return_points(cfg, original, return_type, amount, lines)
+  local remaining = original.points_awarded - (original.points_reversed or 0)
+  if original.amount <= 0 then return 0, 0 end
+  local returned_amount
+  if return_type == "FULL" then
+    return math.max(remaining, 0), original.amount - (original.amount_returned or 0)
+  elseif return_type == "AMOUNT" then
+    returned_amount = math.min(amount or 0, original.amount)
+    local points = _M.round(cfg, original.points_awarded * returned_amount / original.amount)
+    return math.max(math.min(points, remaining), 0), returned_amount
+  end
+  returned_amount = 0
+  local base = 0
+  for _, o in ipairs(original.line_items or {}) do base = base + (tonumber(o.amount) or 0) end
+  original.returned_qty = original.returned_qty or {}
+  for _, l in ipairs(lines or {}) do
+    local o, i = bill_line(original, l)
+    if o then
+      local qty = tonumber(l.qty) or tonumber(o.qty) or 1
+      local per = (tonumber(o.amount) or 0) / (tonumber(o.qty) or 1)
+      local a = tonumber(l.amount)
+      if not a or a <= 0 then a = per * qty end -- a line posted without its amount: its share of the bill line
+      returned_amount = returned_amount + math.min(a, o.amount)
+      original.returned_qty[tostring(i)] = (original.returned_qty[tostring(i)] or 0) + qty
+    end
+  end
+  if base <= 0 then return 0, returned_amount end
+  local points = _M.round(cfg, original.points_awarded * returned_amount / base)
+  return math.max(math.min(points, remaining), 0), returned_amount
 end
 
 --- Books a return against customer c. Returns nothing; mutates c and original.

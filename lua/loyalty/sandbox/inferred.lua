@@ -39,8 +39,28 @@ _M.V11_TRANSACTION_NOT_FOUND = { code = 602, message = "Transaction not found" }
 -- `sort`/`order` are not modelled; an unknown customer is customer/get's item-level not-found.
 _M.V11_CUSTOMER_TRANSACTIONS = { default_limit = 10, code = "1052", message = "Transactions fetched successfully" }
 
--- [INF] A FULL return of a bill already fully returned: one of the 626-640 "return-type conflicts".
-_M.V11_ALREADY_RETURNED = { code = 626, message = "Transaction already returned" }
+-- A FULL return of a bill already fully returned: documented 628 "The entire transaction is already
+-- returned" (S-V11 transaction error codes); a FULL return after a partial one: 639; a line beyond
+-- what remains of it: 629; a line the bill does not have: 688; an amount beyond the bill: 630.
+_M.V11_ALREADY_RETURNED = { code = 628, message = "The entire transaction is already returned." }
+_M.V11_FULL_AFTER_PARTIAL = { code = 639, message = "Unable to return full transaction. A part of the " ..
+  "transaction or complete transaction is already returned." }
+_M.V11_RETURN_QTY = { code = 629, message = "The return quantity of the item is more than available quantity." }
+_M.V11_NO_MATCHING_LINE = { code = 688, message = "No matching line-item found for return." }
+_M.V11_LINES_AFTER_AMOUNT = { code = 632, message = "Cannot return the transaction with return type LINE_ITEM " ..
+  "because the type AMOUNT has already been used for returning the same transaction." }
+_M.V11_AMOUNT_AFTER_LINES = { code = 635, message = "Cannot return the transaction with the return type AMOUNT " ..
+  "because the type LINE_ITEM has been used for returning the same transaction." }
+_M.V11_RETURN_AMOUNT = { code = 630, message = "The return amount is more than the transaction/line-item amount." }
+
+-- [INF] customer/transactions shows a RETURN's returned lines as line_items.line_item[] {serial,
+-- item_code, qty, amount} (the documented sample lists bills with their details; the exact
+-- fields of a return's lines are not shown).
+_M.V11_RETURN_ROWS_HAVE_LINES = true
+
+-- [INF] v2 points/reverse may give back part of a redemption, several times, up to what was
+-- redeemed (pointsToBeReversed is a number); 3802 once nothing is left to reverse.
+_M.PARTIAL_REVERSALS = true
 
 -- [INF] Bill-number uniqueness (CONF_LOYALTY_BILL_NUMBER_UNIQUE_IN_DAYS) is org-wide and forever.
 _M.BILL_NUMBER_SCOPE = "org"
@@ -90,9 +110,6 @@ _M.AUTH_FAILURE_MESSAGE = "Unauthorized: check username/password or authenticati
 -- signed: clients must treat it as opaque, as the docs say.
 _M.TOKEN_ALG = "none"
 
--- [INF] A redemption can be reversed once, whatever pointsToBeReversed says (partial reversals
--- are not modelled); reversing more than was redeemed is 901.
-_M.REVERSAL_ONCE = true
 
 -- [INF] Redemption and reversal ids: 6-character alphanumerics like the doc samples (`7t4y2a`).
 _M.REDEMPTION_ID_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"

@@ -265,6 +265,53 @@ local function customer_subscriptions(req)
   } }
 end
 
+-- customer/search (documented: q=(ATTR:OPERATOR:VALUE) joined by &, results.item[] with the
+-- customer's figures and its custom fields as attributes). EQUALS and EXACT only; ATTR is an
+-- identifier, firstname, lastname, slab or a custom field's name (compared as text).
+local SEARCH_FIELDS = { mobile = "mobile", email = "email", external_id = "external_id", firstname = "firstname",
+  lastname = "lastname", slab = "slab" }
+
+local function search_matches(c, cond)
+  local field = SEARCH_FIELDS[cond.attr]
+  if field then return tostring(c[field] or "") == cond.value end
+  for _, f in ipairs(c.custom_fields or {}) do
+    if f.name == cond.attr and tostring(f.value) == cond.value then return true end
+  end
+  return false
+end
+
+local function customer_search(req)
+  local q = req.args.q
+  if type(q) ~= "string" or q == "" then return common.v11_error(400, 400, "Input is invalid: q is required") end
+  local conds = {}
+  for part in (q .. "&"):gmatch("([^&]*)&") do
+    local attr, op, value = part:gsub("^%s*%(?", ""):gsub("%)?%s*$", ""):match("^([^:]+):([^:]+):(.*)$")
+    op = op and op:upper()
+    if not attr or (op ~= "EQUALS" and op ~= "EXACT") then
+      return common.v11_error(400, 400, "Input is invalid: unsupported search condition " .. part)
+    end
+    conds[#conds + 1] = { attr = attr, value = value }
+  end
+  local items = array {}
+  for _, c in ipairs(store.each_customer()) do
+    local ok = true
+    for _, cond in ipairs(conds) do ok = ok and search_matches(c, cond) end
+    if ok then
+      local attrs = array {}
+      for _, f in ipairs(c.custom_fields or {}) do attrs[#attrs + 1] = { name = f.name, value = f.value } end
+      items[#items + 1] = {
+        user_id = tostring(c.id), org_id = tostring(req.cfg.org.id), firstname = c.firstname, lastname = c.lastname,
+        mobile = c.mobile or "", email = c.email or "", external_id = c.external_id or "None",
+        loyalty_points = tostring(c.loyalty_points), lifetime_points = tostring(c.lifetime_points),
+        lifetime_purchases = tostring(c.lifetime_purchases), current_slab = c.slab,
+        registered_on = c.registered_on, attributes = { attribute = attrs },
+      }
+    end
+  end
+  return 200, { response = { status = { success = "true", code = "200", message = "SUCCESS" },
+    customer = { count = tostring(#items), start = "0", rows = "10", results = { item = items } } } }
+end
+
 -- Transactions ---------------------------------------------------------------------------------
 
 local function line_items(t)
@@ -335,11 +382,12 @@ local function add_regular(req, t, number, amount)
     id = id, number = number, bill_client_id = "", type = "REGULAR",
     delivery_status = t.delivery_status or "DELIVERED", outlier_status = t.outlier_status or "NORMAL",
     customer = common.customer_txn_v11(cfg, cur),
-    side_effects = { effect = array { { type = "points", awarded_points = tostring(points),
-      total_points = tostring(cur.loyalty_points) } } },
+    -- The documented reply (S-V11 transaction/add) has coupon side effects and no points effect:
+    -- points show only in the customer's after-state balance.
+    side_effects = { effect = array {} },
     source = t.source or "INSTORE",
     item_status = item_status(true, 600, "Transaction added successfully"),
-  }
+  }, points
 end
 _M.add_regular = add_regular
 
@@ -357,11 +405,13 @@ local function add_return(req, t, number, amount)
   local lines = line_items(t)
   local result = locked(c, function()
     original = store.get_json("txn:" .. original_id)
-    if original.points_reversed >= original.points_awarded and original.amount_returned >= original.amount then
-      return nil
-    end
+    local refusal = engine.return_error(original, return_type, amount, lines, inferred)
+    if refusal then return { refused = refusal } end
     local cur = store.customer(c.id)
     local points, returned_amount = engine.return_points(cfg, original, return_type, amount, lines)
+    if return_type == "FULL" then original.fully_returned = true end
+    original.return_kinds = original.return_kinds or {}
+    original.return_kinds[return_type] = true
     local id = inferred.TRANSACTION_ID_BASE + store.next_seq("txn")
     engine.book_return(store, cur, original, points, returned_amount, number)
     cur.transactions[#cur.transactions + 1] = id
@@ -375,10 +425,7 @@ local function add_return(req, t, number, amount)
     })
     return { cur, points, id }
   end)
-  if not result then
-    local e = inferred.V11_ALREADY_RETURNED
-    return txn_failure(t, e.code, e.message)
-  end
+  if result.refused then return txn_failure(t, result.refused.code, result.refused.message) end
   local cur, points, id = result[1], result[2], result[3]
   return {
     id = id, number = number, bill_client_id = "", type = "RETURN", return_type = return_type,
@@ -468,6 +515,14 @@ local function transaction_get(req)
     transactions = { transaction = array { out } } } }
 end
 
+local function return_rows(t)
+  local out = array {}
+  for _, l in ipairs(t.line_items or {}) do
+    out[#out + 1] = { serial = l.serial, item_code = l.item_code, qty = l.qty, amount = l.amount }
+  end
+  return out
+end
+
 -- A customer's bills and returns, newest first; `number` narrows to one bill.
 local function customer_transactions(req)
   local args = req.args
@@ -505,7 +560,9 @@ local function customer_transactions(req)
       gross_amount = tostring(t.gross_amount or t.amount or 0), discount = tostring(t.discount or 0),
       store = t.attribution and t.attribution.store or "", points = pts,
       custom_fields = common.fields(t.custom_fields), extended_fields = common.fields(t.extended_fields),
-      coupons = array {}, basket_size = #(t.line_items or {}), line_items = { line_item = array {} },
+      coupons = array {}, basket_size = #(t.line_items or {}),
+      line_items = { line_item = t.type == "RETURN" and inferred.V11_RETURN_ROWS_HAVE_LINES and return_rows(t)
+        or array {} },
     }
   end
   return 200, { response = { status = common.v11_status(true, 200, "Success"), customer = {
@@ -774,6 +831,7 @@ _M.routes = {
   ["/v1.1/customer/add"] = { "POST", customer_add },
   ["/v1.1/customer/update"] = { "POST", customer_update },
   ["/v1.1/customer/get"] = { "GET", customer_get },
+  ["/v1.1/customer/search"] = { "GET", customer_search },
   ["/v1.1/customer/subscriptions"] = { "POST", customer_subscriptions },
   ["/v1.1/transaction/add"] = { "POST", transaction_add },
   ["/v1.1/transaction/get"] = { "GET", transaction_get },

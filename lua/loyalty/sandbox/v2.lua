@@ -208,9 +208,9 @@ local function transactions_post(req)
     customer = { id = tostring(c.id) }, line_items = { line_item = lines },
     return_type = body.returnType, purchase_time = body.purchaseTime, source = req.args.source,
   }
-  local item
+  local item, awarded
   if ttype == "REGULAR" then
-    item = v11.add_regular(req, t, number, amount)
+    item, awarded = v11.add_regular(req, t, number, amount)
   elseif ttype == "RETURN" then
     t.type = "return"
     local _, resp = v11.routes["/v1.1/transaction/add"][2]({ cfg = req.cfg, attribution = req.attribution,
@@ -225,7 +225,6 @@ local function transactions_post(req)
   local cur = store.customer(c.id)
   local effects = array {}
   if ttype == "REGULAR" then
-    local awarded = tonumber(item.side_effects.effect[1].awarded_points)
     effects[1] = { entityType = "USER", rawAwardedPoints = awarded, awardedPoints = awarded, type = "points" }
   else
     local deducted = tonumber(item.points_deducted)
@@ -249,17 +248,24 @@ local function points_reverse(req)
   local ident = type(body.identifier) == "table" and body.identifier or {}
   local c = common.find_v2(ident.type, ident.value)
   if not c or c.id ~= red.customer_id then return common.v2_error(H.invalid, 904, "Invalid customer details") end
-  if red.reversed then return common.v2_error(H.invalid, 3802, "Redemption already reversed") end
-  if points > red.points then return common.v2_error(H.invalid, 901, "Invalid points: more than redeemed") end
+  local left = red.points - (red.points_reversed or (red.reversed and red.points or 0))
+  if left <= 0 then return common.v2_error(H.invalid, 3802, "Redemption already reversed") end
+  if points > left + 1e-9 then return common.v2_error(H.invalid, 901, "Invalid points: more than redeemed") end
   local result = v11.locked(c, function()
     red = store.get_json("red:" .. rid)
-    if red.reversed then return nil end
+    local now_left = red.points - (red.points_reversed or 0)
+    if now_left <= 0 or points > now_left + 1e-9 then return nil end
     local cur = store.customer(c.id)
     local reversal_id = common.random_id(inferred.REDEMPTION_ID_ALPHABET, 6)
     engine.book_reversal(store, cur, points, rid)
     store.put_customer(cur)
-    red.reversed, red.reversal = true, { id = reversal_id, points = points, at = store.now_string(),
-      attribution = req.attribution }
+    red.points_reversed = (red.points_reversed or 0) + points
+    -- [INF] partial reversals (inferred.PARTIAL_REVERSALS): reversed once nothing is left
+    red.reversed = red.points_reversed >= red.points
+    red.reversals = red.reversals or {}
+    red.reversals[#red.reversals + 1] = { id = reversal_id, points = points, at = store.now_string(),
+                                          attribution = req.attribution }
+    red.reversal = red.reversals[1]
     store.set_json("red:" .. rid, red)
     return reversal_id
   end)

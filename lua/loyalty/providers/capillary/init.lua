@@ -138,6 +138,18 @@ local function v11_body(b)
 end
 _M.v11_body = v11_body
 
+-- What names a batch item: its bill number, identifier or channel (for failed items' reports).
+local ITEM_KEYS = { "number", "channel", "mobile", "email", "external_id", "code", "id", "user_id" }
+local function item_key(item)
+  if type(item) ~= "table" then return nil end
+  local parts = {}
+  for _, k in ipairs(ITEM_KEYS) do
+    local v = item[k]
+    if (type(v) == "string" and v ~= "") or type(v) == "number" then parts[#parts + 1] = k .. "=" .. tostring(v) end
+  end
+  return #parts > 0 and table.concat(parts, " ") or nil
+end
+
 local function interpret_v11(reply)
   local body = v11_body(reply.body)
   local status = type(body) == "table" and type(body.status) == "table" and body.status
@@ -163,7 +175,11 @@ local function interpret_v11(reply)
     if not it.success then failed[#failed + 1] = it end
     for _, w in ipairs(it.warnings) do warnings[#warnings + 1] = w end
   end
-  local partial = status.code == 201
+  -- Partial: API code 201, or the documented "200 Some requests have failed due to errors", or
+  -- any failed item beside successful ones (whatever the status says).
+  local partial = status.code == 201 or (#failed > 0 and #failed < #items)
+    or (type(status.message) == "string" and status.message:lower():find("some requests have failed", 1, true) ~= nil)
+  for _, f in ipairs(failed) do f.key = item_key(f.item) end
   if status.success == false or status.code == 500 or (#failed > 0 and #failed == #items and not partial) then
     local f = failed[1]
     local code = f and f.code or status.code
@@ -313,6 +329,24 @@ end
 function ops.customer_add(customer)
   return { method = "POST", path = "/v1.1/customer/add", query = { format = "json" }, version = "v1.1",
            json = v11_list("customer", customer), pick = pick.customers }
+end
+
+-- customer/search (§4.1): q = "(NAME:EQUALS:value)" (custom fields are searchable);
+-- r.customers = results.item[] (an empty list when nothing matches: v1.1 names no not-found).
+function pick.customer_search(r)
+  local c = type(r.body.customer) == "table" and r.body.customer or {}
+  local items = type(c.results) == "table" and c.results.item or {}
+  if type(items) ~= "table" then items = {} end
+  if items[1] == nil and next(items) ~= nil then items = { items } end
+  r.customers = items
+end
+
+function ops.customer_search(args)
+  if type(args) ~= "table" then error("loyalty: arguments table expected", 2) end
+  local q, bad = check_value("q", args.q)
+  if not q then return nil, errors.config("invalid search query", bad) end
+  return { method = "GET", path = "/v1.1/customer/search", query = { format = "json", q = q }, version = "v1.1",
+           pick = pick.customer_search }
 end
 
 function ops.customer_update(customer)
