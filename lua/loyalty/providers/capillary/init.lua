@@ -61,11 +61,17 @@ end
 
 function _M.token_from(result)
   local data = type(result.body) == "table" and result.body.data
-  if type(data) ~= "table" or type(data.accessToken) ~= "string" then
+  if type(data) ~= "table" or type(data.accessToken) ~= "string" or data.accessToken == "" then
     return nil, errors.new { kind = "auth", status = result.status, request_id = result.request_id,
                              message = "Failed to generate OAuth token" }
   end
-  return data.accessToken, tonumber(data.ttlSeconds) or 300
+  local ttl = data.ttlSeconds
+  if ttl == nil or type(ttl) == "userdata" then return data.accessToken, 300 end
+  ttl = tonumber(ttl)
+  if not ttl or ttl ~= ttl or ttl < 0 or ttl == math.huge then
+    return nil, errors.bad_field(result, "data.ttlSeconds", "a number of seconds >= 0", data.ttlSeconds)
+  end
+  return data.accessToken, ttl
 end
 
 ------------------------------------------------------------------------------------------
