@@ -1,6 +1,7 @@
 -- The program's Capillary backend: store-level verbs in terms of the client's v1.1/v2 calls.
 -- `ident` is { key = "mobile"|"email"|"external_id", value = "…" }.
 local errors = require "loyalty.errors"
+local shape = require "loyalty.shape"
 
 local _M = {}
 
@@ -35,17 +36,38 @@ local function field_list(map)
   return { field = list }
 end
 
--- A CRM customer as the program sees it.
-local function customer_view(c)
+local CUSTOMER_TEXT = { mobile = "mobile", email = "email", external_id = "external_id", firstname = "firstname",
+                        lastname = "lastname", tier = "current_slab" }
+local CUSTOMER_NUMBERS = { points = "loyalty_points", lifetime_points = "lifetime_points",
+                           lifetime_purchases = "lifetime_purchases" }
+
+-- A CRM customer as the program sees it, or nil, err (a decode error naming the field) when a
+-- field it reads has the wrong type. `r` is the result it came from (for the request id).
+local function customer_view(c, r)
   if not c then return nil end
-  return {
-    id = c.user_id, mobile = c.mobile, email = c.email, external_id = c.external_id,
-    firstname = c.firstname, lastname = c.lastname,
-    points = tonumber(c.loyalty_points) or 0, lifetime_points = tonumber(c.lifetime_points) or 0,
-    lifetime_purchases = tonumber(c.lifetime_purchases) or 0, tier = c.current_slab,
-    custom_fields = fields_of(c.custom_fields), extended_fields = fields_of(c.extended_fields),
-    subscriptions = c.subscriptions and c.subscriptions.subscription or nil,
-  }
+  local v = {}
+  local err
+  v.id, err = shape.scalar(r, c.user_id, "customer.user_id")
+  if err then return nil, err end
+  for key, field in pairs(CUSTOMER_TEXT) do
+    v[key], err = shape.text(r, c[field], "customer." .. field)
+    if err then return nil, err end
+  end
+  for key, field in pairs(CUSTOMER_NUMBERS) do
+    local n
+    n, err = shape.number(r, c[field], "customer." .. field)
+    if err then return nil, err end
+    v[key] = n or 0
+  end
+  local subs
+  subs, err = shape.object(r, c.subscriptions, "customer.subscriptions")
+  if err then return nil, err end
+  if subs then
+    v.subscriptions, err = shape.objects(r, subs.subscription, "customer.subscriptions.subscription")
+    if err then return nil, err end
+  end
+  v.custom_fields, v.extended_fields = fields_of(c.custom_fields), fields_of(c.extended_fields)
+  return v
 end
 _M.customer_view = customer_view
 
@@ -53,7 +75,8 @@ function Backend:lookup(ident)
   local args = { [ident.key] = ident.value, points_summary = true, subscriptions = true, user_id = true }
   local r, err = self.client:customer_get(args)
   if not r then return nil, mark_not_found(err) end
-  return customer_view(r.customer)
+  if not r.customer then return nil, shape.bad(r, "customers.customer", "a customer", nil) end
+  return customer_view(r.customer, r)
 end
 
 local function subscription_list(subs)
@@ -77,7 +100,8 @@ function Backend:register(profile, subscriptions)
   if subscriptions then c.subscriptions = { subscription = subscription_list(subscriptions) } end
   local r, err = self.client:customer_add(c)
   if not r then return nil, err end
-  return customer_view(r.customer)
+  if not r.customer then return nil, shape.bad(r, "customers.customer", "a customer", nil) end
+  return customer_view(r.customer, r)
 end
 
 function Backend:subscribe(ident, subscriptions)
@@ -95,8 +119,14 @@ function Backend:check_redeemable(ident, points, issue_otp)
   }
   if not r then return nil, mark_not_found(err) end
   local red = r.redeemable or {}
-  return { redeemable = red.is_redeemable == true, value = tonumber(red.points_redeem_value),
-           ratio = tonumber(red.points_currency_ratio), warnings = r.warnings }
+  local ok, value, ratio
+  ok, err = shape.boolean(r, red.is_redeemable, "points.redeemable.is_redeemable")
+  if err then return nil, err end
+  value, err = shape.number(r, red.points_redeem_value, "points.redeemable.points_redeem_value")
+  if err then return nil, err end
+  ratio, err = shape.number(r, red.points_currency_ratio, "points.redeemable.points_currency_ratio")
+  if err then return nil, err end
+  return { redeemable = ok == true, value = value, ratio = ratio, warnings = r.warnings }
 end
 
 function Backend:send_otp(ident, points)
@@ -116,8 +146,15 @@ function Backend:redeem(ident, opts)
   local r, err = self.client:points_redeem(body, query)
   if not r then return nil, err end
   local red = r.redemption or {}
-  return { redemption_id = red.redemption_id, points = tonumber(red.points_redeemed) or opts.points,
-           value = tonumber(red.redeemed_value), balance = tonumber(red.balance) }
+  local out = {}
+  out.redemption_id, err = shape.scalar(r, red.redemption_id, "responses.points.redemption_id")
+  if err then return nil, err end
+  for key, field in pairs { points = "points_redeemed", value = "redeemed_value", balance = "balance" } do
+    out[key], err = shape.number(r, red[field], "responses.points." .. field)
+    if err then return nil, err end
+  end
+  out.points = out.points or opts.points
+  return out
 end
 
 local function line_items(lines, attributes_of)
@@ -160,9 +197,13 @@ function Backend:post_order(ident, profile, order, opts)
   r, err = client:request(spec)
   if not r then return nil, mark_not_found(err) end
   local c = r.customer or {}
-  return { points_earned = r.points_earned, duplicate = r.duplicate,
-           transaction_id = r.transaction and r.transaction.id,
-           balance = tonumber(c.loyalty_points), request_id = r.request_id }
+  local balance, tx_id
+  balance, err = shape.number(r, c.loyalty_points, "transactions.transaction[1].customer.loyalty_points")
+  if err then return nil, err end
+  tx_id, err = shape.scalar(r, r.transaction and r.transaction.id, "transactions.transaction[1].id")
+  if err then return nil, err end
+  return { points_earned = r.points_earned, duplicate = r.duplicate, transaction_id = tx_id,
+           balance = balance, request_id = r.request_id }
 end
 
 -- Capillary has no idempotency key for returns (§7): each return carries this custom field, the
@@ -193,7 +234,12 @@ function Backend:post_return(ident, order, ret)
   r, err = client:request(spec)
   if not r then return nil, mark_not_found(err) end
   local tr = r.transaction or {}
-  return { points_deducted = tonumber(tr.points_deducted) or 0, balance = tonumber(tr.points_balance) }
+  local deducted, balance
+  deducted, err = shape.number(r, tr.points_deducted, "transactions.transaction[1].points_deducted")
+  if err then return nil, err end
+  balance, err = shape.number(r, tr.points_balance, "transactions.transaction[1].points_balance")
+  if err then return nil, err end
+  return { points_deducted = deducted or 0, balance = balance }
 end
 
 local RETURN_PAGE, RETURN_MAX_PAGES = 100, 20
@@ -229,7 +275,12 @@ function Backend:reverse_redemption(ident, redemption_id, points)
     redemptionId = redemption_id, pointsToBeReversed = points, identifier = { type = id_type, value = ident.value },
   }
   if not r then return nil, err end
-  return { points_reversed = tonumber(r.body.pointsReversed) or points, reversal_id = r.body.reversalId }
+  local reversed, id
+  reversed, err = shape.number(r, r.body.pointsReversed, "pointsReversed")
+  if err then return nil, err end
+  id, err = shape.scalar(r, r.body.reversalId, "reversalId")
+  if err then return nil, err end
+  return { points_reversed = reversed or points, reversal_id = id }
 end
 
 return _M

@@ -25,6 +25,8 @@ local SCHEMA = {
   program_id = { "number", nil, "loyalty programme id, where the org has several" },
   outbox = { "table", nil, "durable outbox for writes that must not be lost (see docs/outbox.md)" },
   log = { "function", nil, "log(level, event, fields): structured events (loyalty.log); nginx: ngx.log" },
+  shopper_timeout_ms = { "number", 3000,
+                         "deadline of shopper-facing reads (summary, quote, login sync), retries included" },
 }
 _M.SCHEMA = SCHEMA
 
@@ -105,6 +107,10 @@ function _M.check(t)
     if m and (m < 1 or m ~= math.floor(m)) then
       return config_error("outbox.max_attempts", "must be a whole number >= 1")
     end
+  end
+  local st = out.shopper_timeout_ms
+  if st ~= st or st < 1 or st > 86400000 then
+    return config_error("shopper_timeout_ms", "must be from 1 to 86400000 milliseconds")
   end
   local id = out.identifier
   if not (id == "mobile" or id == "email" or id == "external_id" or id:match("^attribute:[%w_%-]+$")) then

@@ -35,6 +35,8 @@ function _M.new(settings)
   if not client then return nil, err end
   local self = setmetatable({ settings = s, client = client, till_clients = {} }, Program)
   self.backend = require(BACKENDS[s.provider]).new(client, s)
+  -- Shopper-facing reads answer within their own, shorter deadline (a header widget must not wait).
+  self.reads = require(BACKENDS[s.provider]).new(client:with_timeout(s.shopper_timeout_ms), s)
   if s.outbox then
     local ob, oerr = require("loyalty.outbox").open(s.outbox)
     if not ob then
@@ -276,11 +278,11 @@ end
 
 -- The user's CRM identifier and record: ident, customer | ident or nil, err (err.not_found
 -- when the CRM does not know the user).
-function Program:customer(user)
+function Program:customer(user, backend)
   local ident, err = self:identify(user, true)
   if not ident then return nil, nil, err end
   local c
-  c, err = self.backend:lookup(ident)
+  c, err = (backend or self.backend):lookup(ident)
   return ident, c, err
 end
 
@@ -290,7 +292,7 @@ function Program:login(user)
   local profile = {}
   for k, v in pairs(user) do profile[k] = v end
   if not self.settings.sync_on_login then return { profile = profile, changed = {}, synced = false } end
-  local _, c, err = self:customer(user)
+  local _, c, err = self:customer(user, self.reads)
   if not c then
     if err.not_found then return { profile = profile, changed = {}, enrolled = false } end
     return nil, err
@@ -351,7 +353,7 @@ end
 
 --- The points summary for a logged-in user, ready to render.
 function Program:summary(user)
-  local _, c, err = self:customer(user)
+  local _, c, err = self:customer(user, self.reads)
   if not c then
     if err.not_found then return { enrolled = false, points = 0, can_redeem = false } end
     return nil, err
@@ -371,7 +373,7 @@ end
 -- first, then the CRM confirms the amount (so checkout never offers what it would refuse).
 function Program:quote_redemption(user, cart, points)
   if type(cart) ~= "table" then error("loyalty.program: cart table expected", 2) end
-  local ident, c, err = self:customer(user)
+  local ident, c, err = self:customer(user, self.reads)
   if not c then return nil, err end
   local v
   v, err = verdict(self, c, cart, points)
@@ -380,7 +382,7 @@ function Program:quote_redemption(user, cart, points)
                   multiple_of = v.multiple_of, reason = v.reason, balance = c.points }
   if not v.allowed then return quote end
   local crm
-  crm, err = self.backend:check_redeemable(ident, v.points)
+  crm, err = self.reads:check_redeemable(ident, v.points)
   if not crm then
     if err.kind ~= "api" then return nil, err end
     quote.allowed, quote.reason, quote.code = false, "the CRM refuses: " .. tostring(err.message), err.code
