@@ -124,9 +124,24 @@ function Program:enqueue(kind, ident, rec, extra)
     return nil, errors.new { kind = "config", message = "nothing recorded to queue for " .. kind }
   end
   extra = extra or {}
-  local id, err = self.outbox:put { kind = kind, customer_key = ident.key .. ":" .. ident.value,
-                                    payload = rec.args[1], till = extra.till, dedupe_key = extra.dedupe_key }
-  if not id then return nil, err end
+  -- The credentials in use (the default till's and every store till's): none may be stored.
+  local secrets = {}
+  for _, c in pairs(self.till_clients) do
+    for _, v in ipairs(c.secrets) do secrets[#secrets + 1] = v end
+  end
+  for _, v in ipairs(self.client.secrets) do secrets[#secrets + 1] = v end
+  -- Whatever goes wrong storing it is a storage error: the caller still has the order.
+  local ok, id, err = pcall(self.outbox.put, self.outbox, {
+    kind = kind, customer_key = ident.key .. ":" .. ident.value, payload = rec.args[1], till = extra.till,
+    dedupe_key = extra.dedupe_key, secrets = secrets,
+  })
+  if not ok then
+    id, err = nil, require("loyalty.outbox").storage_error("the outbox could not store the entry: " .. tostring(id))
+  end
+  if not id then
+    self:emit("error", "outbox_put_failed", { kind = kind, reason = err and err.message })
+    return nil, err
+  end
   return { queued = true, outbox_id = id }
 end
 
