@@ -69,7 +69,9 @@ function _M.prepare(entry)
     return nil, _M.storage_error("payload cannot be stored: " .. tostring(err and err.message or err),
                                  { retryable = false })
   end
-  if #json > MAX_PAYLOAD then return nil, _M.storage_error("payload too large for the outbox", { retryable = false }) end
+  if #json > MAX_PAYLOAD then
+    return nil, _M.storage_error("payload too large for the outbox", { retryable = false })
+  end
   if holds_secret(json, entry.secrets) then
     return nil, _M.storage_error("payload holds one of the client's credentials: not stored", { retryable = false })
   end
