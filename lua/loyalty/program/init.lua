@@ -38,10 +38,17 @@ function _M.new(settings)
   -- Shopper-facing reads answer within their own, shorter deadline (a header widget must not wait).
   self.reads = require(BACKENDS[s.provider]).new(client:with_timeout(s.shopper_timeout_ms), s)
   if s.outbox then
-    local ob, oerr = require("loyalty.outbox").open(s.outbox)
-    if not ob then
+    local ok, ob, oerr = pcall(require("loyalty.outbox").open, s.outbox)
+    if not ok then ob, oerr = nil, require("loyalty.outbox").storage_error(tostring(ob)) end
+    if not ob and oerr.kind ~= "storage" then
       client:close()
       return nil, oerr
+    end
+    if not ob then
+      -- A corrupt, missing or locked store must not keep the store from serving reads: writes
+      -- that need the outbox fail with a storage error (saying why) until it can be opened.
+      ob = require("loyalty.outbox.guard").new(s.outbox, oerr, function(...) self:emit(...) end)
+      self:emit("error", "outbox_unavailable", { reason = ob.reason })
     end
     self.outbox = ob
   end
