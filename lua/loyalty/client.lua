@@ -6,6 +6,7 @@ local token_store = require "loyalty.token_store"
 local log = require "loyalty.log"
 
 local type = type -- an upvalue: the per-call checks skip a global lookup on Lua 5.4
+local floor = math.floor
 
 local _M = {}
 
@@ -363,7 +364,7 @@ end
 -- One round trip: spec -> request -> transport -> reply -> result | nil, err. `timeout_ms` is what
 -- is left of the call's deadline (whole ms >= 1): the transport gives this attempt no longer.
 local function send(self, spec, auth_value, timeout_ms)
-  timeout_ms = timeout_ms or math.floor(self.timeout * 1000)
+  timeout_ms = timeout_ms or floor(self.timeout * 1000)
   local connect_ms = self.connect_timeout_ms
   if connect_ms > timeout_ms then connect_ms = timeout_ms end
   local session = self.session
@@ -431,18 +432,19 @@ function Client:token(force, deadline)
   return token
 end
 
--- The call's deadline: now + spec.timeout_ms, or the client's (or view's) timeout.
+-- The call's deadline: now + spec.timeout_ms, or the client's (or view's) timeout; and the
+-- spec's timeout_ms (nil: the client's) for the error that reports it.
 local function deadline_of(self, spec)
   local ms = spec.timeout_ms
-  if ms ~= nil and (type(ms) ~= "number" or ms ~= ms or ms < 1) then
-    error("loyalty: spec.timeout_ms must be a number >= 1", 4)
-  end
-  return self.now() + (ms and ms / 1000 or self.timeout), ms or math.floor(self.timeout * 1000 + 0.5)
+  if ms == nil then return self.now() + self.timeout, nil end
+  if type(ms) ~= "number" or ms ~= ms or ms < 1 then error("loyalty: spec.timeout_ms must be a number >= 1", 4) end
+  return self.now() + ms / 1000, ms
 end
 
 -- The deadline stopped the call: the error of the last attempt (or a timeout when none could be
 -- sent), saying so. Its kind and retryable stay the last attempt's: callers queue it as before.
-local function deadline_error(err, attempts, budget_ms)
+local function deadline_error(err, attempts, budget_ms, self)
+  if self then budget_ms = budget_ms or floor(self.timeout * 1000 + 0.5) end
   if not err then
     err = errors.new { kind = "timeout", retryable = true,
                        message = "no time left to send the request (a token refresh or earlier step used it)" }
@@ -455,7 +457,6 @@ end
 
 local function with_retries(self, spec, auth_value, deadline, budget_ms)
   if not deadline then deadline, budget_ms = deadline_of(self, spec) end
-  budget_ms = budget_ms or math.floor(self.timeout * 1000 + 0.5)
   local max = (spec.method == "GET" or spec.idempotent or spec.path == "/v3/oauth/token/generate")
               and self.max_attempts or 1
   local now = self.now
@@ -463,9 +464,9 @@ local function with_retries(self, spec, auth_value, deadline, budget_ms)
   while true do
     local started = now()
     local left = deadline - started
-    if left * 1000 < 1 then return nil, deadline_error(last, attempts, budget_ms) end
+    if left * 1000 < 1 then return nil, deadline_error(last, attempts, budget_ms, self) end
     attempts = attempts + 1
-    local result, err = send(self, spec, auth_value, math.floor(left * 1000))
+    local result, err = send(self, spec, auth_value, floor(left * 1000))
     if result then
       result.attempts = attempts
       return result
@@ -477,7 +478,7 @@ local function with_retries(self, spec, auth_value, deadline, budget_ms)
     end
     local finished = now()
     if err.kind == "timeout" and finished >= deadline - 0.001 then
-      return nil, deadline_error(err, attempts, budget_ms) -- the attempt had only what was left
+      return nil, deadline_error(err, attempts, budget_ms, self) -- the attempt had only what was left
     end
     if not err.retryable or attempts >= max then
       err.attempts = attempts
@@ -487,7 +488,7 @@ local function with_retries(self, spec, auth_value, deadline, budget_ms)
     local took = finished - started
     if took < MIN_ATTEMPT_S then took = MIN_ATTEMPT_S end
     -- A retry that cannot finish inside the deadline is not started (nor slept for).
-    if finished + d + took > deadline then return nil, deadline_error(err, attempts, budget_ms) end
+    if finished + d + took > deadline then return nil, deadline_error(err, attempts, budget_ms, self) end
     self:emit("info", "retry", { attempt = attempts, kind = err.kind, status = err.status, wait_ms = d * 1000 })
     self.sleep(d)
     last = err
@@ -508,7 +509,7 @@ local function failed(err) return { err = err } end
 -- rejection renews the token once. Returns an array: [i] = result | { err = err }.
 function Client:run_round(specs, idx, token, max_in_flight, timeout_ms)
   local reqs, out, sent = {}, {}, {}
-  timeout_ms = timeout_ms or math.floor(self.timeout * 1000)
+  timeout_ms = timeout_ms or floor(self.timeout * 1000)
   local connect_ms = math.min(self.connect_timeout_ms, timeout_ms)
   for n, i in ipairs(idx) do
     local spec, auth_value = specs[i], nil
@@ -555,7 +556,7 @@ function Client:request_many(specs, max_in_flight)
   -- Each request has the client's timeout; the batch one per wave of max_in_flight requests, and
   -- a retry round starts only when it can finish inside that.
   local waves = math.max(1, math.ceil(#specs / max_in_flight))
-  local budget_ms = math.floor(self.timeout * 1000 + 0.5)
+  local budget_ms = floor(self.timeout * 1000 + 0.5)
   local deadline = self.now() + self.timeout * waves
   local token, terr
   if self.client_key or self.login_spec then

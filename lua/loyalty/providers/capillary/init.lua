@@ -320,8 +320,13 @@ function pick.coupon(r)
   r.coupon = list and list[1]
 end
 function pick.customer_id(r)
-  local id, err = shape.scalar(r, r.entity, "entity")
-  if err then return err end
+  local id = r.entity
+  local t = type(id)
+  if t ~= "number" and t ~= "string" then
+    local err
+    id, err = shape.scalar(r, id, "entity")
+    if err then return err end
+  end
   r.customer_id = id
 end
 function pick.body_as_customer(r) r.customer = r.body end
