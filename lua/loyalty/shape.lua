@@ -24,6 +24,18 @@ function _M.object(r, v, field)
   return v
 end
 
+--- One object given as an object or as a one-element array of it (v1.1 replies come out of
+-- XML either way, capillary.md §3.2), or nil.
+function _M.one(r, v, field)
+  if absent(v) then return nil end
+  if type(v) == "table" and v[1] ~= nil then
+    v, field = v[1], field .. "[1]"
+    if absent(v) then return nil end
+  end
+  if type(v) ~= "table" or v[1] ~= nil then return nil, bad(r, field, "an object", v) end
+  return v
+end
+
 --- A JSON array (a table; an empty object counts as an empty array) or nil.
 function _M.array(r, v, field)
   if absent(v) then return nil end

@@ -183,6 +183,20 @@ describe("reply shapes named in the issue", function()
     end
   end)
 
+  it("a singular child given as an object or as a one-element array reads the same (capillary.md §3.2)", function()
+    for _, customer in ipairs { '{"mobile": "1", "transactions": {"transaction": {"number": "B1"}}}',
+                                '[{"mobile": "1", "transactions": {"transaction": [{"number": "B1"}]}}]' } do
+      local c = client(v11('"customer": ' .. customer))
+      local r = assert(c:customer_transactions { mobile = "1" })
+      assert.equals("1", r.customer.mobile)
+      assert.equals("B1", r.transactions[1].number)
+    end
+    local c = client(v11 '"customer": [5]')
+    local r, err = c:customer_transactions { mobile = "1" }
+    assert.is_nil(r)
+    assert.equals("customer[1]", err.field)
+  end)
+
   it("JSON 1e400 is an error, never inf; a non-text v2 message still prints", function()
     local c = client(v11 '"customers": {"customer": {"loyalty_points": 1e400}}')
     local r, err = c:customer_get { mobile = "1" }

@@ -264,11 +264,11 @@ local function list_of(r, container, name, child)
   return shape.objects(r, box[child], name .. "." .. child)
 end
 
--- container.child where child is one object, type-checked.
+-- container.child where child is one object (or a one-element array of it), type-checked.
 local function object_in(r, container, name, child)
   local box, err = shape.object(r, container, name)
   if err or not box then return nil, err end
-  return shape.object(r, box[child], name .. "." .. child)
+  return shape.one(r, box[child], name .. "." .. child)
 end
 
 -- The typed fields each operation adds to its result; module-level, so no closure per call. A pick
@@ -300,7 +300,7 @@ function pick.validation(r)
   if err then return err end
   -- Documented as an object {user_id, mobile, points, item_status}.
   local code
-  code, err = shape.object(r, box and box.code, "validation_code.code")
+  code, err = shape.one(r, box and box.code, "validation_code.code")
   if err then return err end
   r.validation = code
 end
@@ -338,7 +338,7 @@ function pick.otp_code(r)
   r.code = code
 end
 function pick.customer_transactions(r)
-  local c, err = shape.object(r, r.body.customer, "customer")
+  local c, err = shape.one(r, r.body.customer, "customer")
   if err then return err end
   r.customer = c
   local list
@@ -385,7 +385,7 @@ local function pick_transaction(r)
   r.transaction = tx
   if tx then
     local field = "transactions.transaction[1]"
-    r.customer, err = shape.object(r, tx.customer, field .. ".customer")
+    r.customer, err = shape.one(r, tx.customer, field .. ".customer")
     if err then return err end
     local box
     box, err = shape.object(r, tx.side_effects, field .. ".side_effects")
