@@ -401,7 +401,8 @@ function Client:token(force, deadline)
       return tok
     end
   end
-  local release, lerr = store:lock(key)
+  -- Waiting for another refresh counts against the deadline too (stores may take the wait bound).
+  local release, lerr = store:lock(key, deadline and math.max(deadline - self.now(), 0) or nil)
   if not release then return nil, errors.new { kind = "auth", message = "token lock: " .. tostring(lerr) } end
   local tok, exp = store:get(key)
   if tok and exp > now and not (force and tok == force) then
