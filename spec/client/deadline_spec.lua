@@ -151,6 +151,8 @@ describe("call deadline", function()
       local out = c:request_many({ { method = "GET", path = "/v2/a" } }, 1)
       assert.is_true(core.now() - t0 < 2.5)
       assert.equals("timeout", out[1].err.kind)
+      assert.equals(1, out[1].err.attempts) -- no retry round could finish inside the batch's deadline
+      assert.is_true(out[1].err.deadline_reached)
       c:close()
     end)
 
