@@ -403,7 +403,10 @@ function Client:token(force, deadline)
   end
   -- Waiting for another refresh counts against the deadline too (stores may take the wait bound).
   local release, lerr = store:lock(key, deadline and math.max(deadline - self.now(), 0) or nil)
-  if not release then return nil, errors.new { kind = "auth", message = "token lock: " .. tostring(lerr) } end
+  if not release then
+    -- Another refresh holds the lock past what this call may wait: try again later (queueable).
+    return nil, errors.new { kind = "timeout", retryable = true, message = "token lock: " .. tostring(lerr) }
+  end
   local tok, exp = store:get(key)
   if tok and exp > now and not (force and tok == force) then
     release()
