@@ -278,6 +278,34 @@ describe("reply shapes", function()
     assert.is_true(total > 2000)
   end)
 
+  it("every CRM.COM typed operation: a result or nil, err for every field of every type", function()
+    local MARIA = { number = "RP0000000019" }
+    local LINES = { { code = "COFFEE-L", quantity = 1, total = 4.76 } }
+    local function opts(t)
+      return { provider = "crmcom", base_url = sb.url .. "/crmapi/rest/v2", username = "pos.user", password = "pos123",
+               organisation = "SANDBOXORG", unit = "UNIT-LIMASSOL", token_store = token_store.private(),
+               transport = t, sleep = function() end, max_attempts = 1 }
+    end
+    local setup = assert(loyalty.client(opts(require("loyalty.transport.curl").new {})))
+    local p = assert(setup:purchase_create { participant = MARIA, lines = LINES, reference = "RS-CC1" }).purchase
+    for _, op in ipairs {
+      function(c) return c:participant_show(MARIA) end,
+      function(c) return c:purchase_preview { participant = MARIA, lines = LINES } end,
+      function(c) return c:purchase_create { participant = MARIA, lines = LINES, reference = "RS-CC2" } end,
+      function(c) return c:purchase_show { number = p.number } end,
+      function(c) return c:purchases_list { participant = MARIA, number_of_results = 2 } end,
+      function(c) return c:spend_request_create { participant = MARIA, purchase = { number = p.number }, amount = 1,
+                                                  reference = "RS-SP1" } end,
+      function(c) return c:products_synchronise({ { code = "A" }, { code = "B" } }, { batch_size = 1 }) end,
+      function(c) return c:purchase_cancel { number = p.number } end,
+    } do
+      local rec = recorder(require("loyalty.transport.curl").new {})
+      op(assert(loyalty.client(opts(rec))))
+      assert(#rec.order > 0)
+      run_cases(rec, function(t) return assert(loyalty.client(opts(t))) end, op, true, 300)
+    end
+  end)
+
   it("the OAuth token reply: every shape gives a result or nil, err", function()
     local rec = recorder(require("loyalty.transport.curl").new {})
     local function opts(t)
