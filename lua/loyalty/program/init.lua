@@ -39,7 +39,7 @@ function _M.new(settings)
   self.reads = require(BACKENDS[s.provider]).new(client:with_timeout(s.shopper_timeout_ms), s)
   if s.outbox then
     local ok, ob, oerr = pcall(require("loyalty.outbox").open, s.outbox)
-    if not ok then ob, oerr = nil, require("loyalty.outbox").storage_error(tostring(ob)) end
+    if not ok then ob, oerr = nil, errors.config("outbox settings refused: " .. tostring(ob), "outbox") end
     if not ob and oerr.kind ~= "storage" then
       client:close()
       return nil, oerr
