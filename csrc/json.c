@@ -1,4 +1,5 @@
 /* JSON through a private lua-cjson instance, with exact big integers and an empty-array sentinel. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,9 +33,54 @@ static int beyond_exact(const char *d, size_t n)
   return memcmp(d, "9007199254740992", 16) > 0;
 }
 
+/* True when the number literal s[0..n) (a fraction or an exponent) is beyond the range of a
+ * double: cjson would make it inf. Decided from the decimal exponent of its first significant
+ * digit, and by strtod on a short copy at the boundary. */
+static int literal_overflows(const char *s, size_t n)
+{
+  size_t i = 0, int_digits = 0, lead_zeros = 0;
+  long long exp10 = 0, e = 0;
+  int sig = 0, eneg = 0;
+  char copy[64];
+  size_t c = 0;
+  if (i < n && s[i] == '-') i++;
+  while (i < n && s[i] == '0') i++;
+  for (; i < n && is_digit(s[i]); i++, int_digits++) {
+    sig = 1;
+    if (c < 40) copy[c++] = s[i];
+  }
+  if (i < n && s[i] == '.') {
+    for (i++; i < n && is_digit(s[i]); i++) {
+      if (!sig && s[i] == '0') {
+        lead_zeros++;
+        continue;
+      }
+      sig = 1;
+      if (c < 40) copy[c++] = s[i];
+    }
+  }
+  if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+    i++;
+    if (i < n && (s[i] == '+' || s[i] == '-')) eneg = s[i++] == '-';
+    for (; i < n && is_digit(s[i]); i++)
+      if (e < 100000) e = e * 10 + (s[i] - '0');
+  }
+  if (!sig) return 0;
+  exp10 = (int_digits > 0 ? (long long)int_digits - 1 : -(long long)lead_zeros - 1) + (eneg ? -e : e);
+  if (exp10 < 308) return 0;
+  if (exp10 > 308) return 1;
+  /* d.ddd…e308: strtod says whether it rounds to a finite double. */
+  if (c < 1) return 0;
+  memmove(copy + 2, copy + 1, c - 1);
+  copy[1] = '.';
+  snprintf(copy + c + 1, sizeof copy - c - 1, "e308");
+  return isinf(strtod(copy, NULL));
+}
+
 /* Walks the JSON text outside strings; each integer literal beyond 2^53 is counted and,
- * when `out` is given, copied into it wrapped in quotes. Returns the count. */
-static size_t quote_big_integers(const char *s, size_t len, luaL_Buffer *out)
+ * when `out` is given, copied into it wrapped in quotes. Returns the count. A number literal
+ * beyond the range of a double sets *overflow (when given). */
+static size_t quote_big_integers(const char *s, size_t len, luaL_Buffer *out, int *overflow)
 {
   size_t i = 0, copied = 0, found = 0;
   while (i < len) {
@@ -52,6 +98,7 @@ static size_t quote_big_integers(const char *s, size_t len, luaL_Buffer *out)
         while (i < len && (is_digit(s[i]) || s[i] == '.' || s[i] == 'e' || s[i] == 'E' ||
                            s[i] == '+' || s[i] == '-'))
           i++;
+        if (overflow && !*overflow) *overflow = literal_overflows(s + start, i - start);
       } else if (i > digits && beyond_exact(s + digits, i - digits)) {
         found++;
         if (out) {
@@ -99,14 +146,25 @@ static void integralize(lua_State *L, int t, int depth)
 
 int core_json_decode_buffer(lua_State *L, const char *s, size_t len, size_t raw_cap)
 {
-  push_registered(L, &decode_key);
-  if (quote_big_integers(s, len, NULL) > 0) {
+  int overflow = 0;
+  if (quote_big_integers(s, len, NULL, &overflow) > 0 && !overflow) {
     luaL_Buffer b;
+    push_registered(L, &decode_key);
     luaL_buffinit(L, &b);
-    quote_big_integers(s, len, &b);
+    quote_big_integers(s, len, &b, NULL);
     luaL_pushresult(&b);
   } else {
+    push_registered(L, &decode_key);
     lua_pushlstring(L, s, len);
+  }
+  if (overflow) {
+    /* JSON has no infinity: a number beyond a double's range is an error, not inf. */
+    lua_pop(L, 2);
+    lua_pushnil(L);
+    core_push_error(L, "decode", "number out of range (beyond a double) in JSON");
+    lua_pushlstring(L, s, len < raw_cap ? len : raw_cap);
+    lua_setfield(L, -2, "raw");
+    return 2;
   }
   if (lua_pcall(L, 1, 1, 0) != 0) {
     const char *msg = lua_tostring(L, -1);

@@ -361,9 +361,10 @@ static int l_open(lua_State *L)
   sqlite3_busy_timeout(h->db, (int)busy);
   if (!pragma(h->db, "PRAGMA journal_mode=WAL", "wal") || !pragma(h->db, "PRAGMA synchronous=FULL", NULL)) {
     char msg[256];
+    int code = sqlite3_errcode(h->db) & 0xff; /* the primary code: NOTADB, CORRUPT, BUSY… */
     snprintf(msg, sizeof msg, "cannot set WAL mode on %s: %s", path, sqlite3_errmsg(h->db));
     handle_close(h);
-    return storage_fail(L, msg, SQLITE_ERROR);
+    return storage_fail(L, msg, code != SQLITE_OK ? code : SQLITE_ERROR);
   }
   return 1;
 }

@@ -63,9 +63,10 @@ static void reply_headers(const transfer *t, core_text *request_id, core_text *r
   *retry_after = transfer_noted(t, NOTED_RETRY_AFTER);
 }
 
-/* session:exchange(method, base_url, path, query, json, body, header_lines [, raw_cap]): build_request,
- * perform and decode_reply in one call, without the intermediate tables. Returns the reply of
- * decode_reply (no headers field) or nil, err, stage where stage is "build", "transport" or "reply". */
+/* session:exchange(method, base_url, path, query, json, body, header_lines [, raw_cap [, timeout_ms
+ * [, connect_timeout_ms]]]): build_request, perform and decode_reply in one call, without the
+ * intermediate tables; the timeouts (nil: the session's) bound this exchange only. Returns the
+ * reply of decode_reply (no headers field) or nil, err, stage ("build", "transport" or "reply"). */
 static int l_exchange(lua_State *L)
 {
   session *s = check_open(L);
@@ -77,7 +78,7 @@ static int l_exchange(lua_State *L)
   int query = 0;
   char url[1024];
 
-  lua_settop(L, 9);
+  lua_settop(L, 11);
   luaL_checktype(L, 2, LUA_TSTRING);
   luaL_checktype(L, 3, LUA_TSTRING);
   r.method = lua_tostring(L, 2);
@@ -101,6 +102,8 @@ static int l_exchange(lua_State *L)
     lua_pop(L, 1);
   }
   raw_cap = (size_t)compat_optcount(L, 9, LOYALTY_DEFAULT_RAW_CAP);
+  r.timeout_ms = transfer_opt_ms(L, 10, "timeout_ms");
+  r.connect_timeout_ms = transfer_opt_ms(L, 11, "connect_timeout_ms");
 
   r.url = core_build_url(L, base, path, query, url, sizeof url, &r.url_len);
   if (!r.url) goto build_failed;

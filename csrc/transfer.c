@@ -158,6 +158,8 @@ static int configure(transfer *t, const core_opts *o)
   SET(CURLOPT_PROTOCOLS_STR, "http,https");
   SET(CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
   SET(CURLOPT_TIMEOUT_MS, o->timeout_ms);
+  t->timeout_ms = t->set_timeout_ms = o->timeout_ms;
+  t->connect_timeout_ms = t->set_connect_ms = o->connect_timeout_ms;
   if (o->accept_encoding) SET(CURLOPT_ACCEPT_ENCODING, o->accept_encoding);
   if (o->ca_file) SET(CURLOPT_CAINFO, o->ca_file);
   if (o->ca_path) SET(CURLOPT_CAPATH, o->ca_path);
@@ -196,10 +198,25 @@ void transfer_cleanup(transfer *t)
 
 /* ---- requests -------------------------------------------------------------------------- */
 
+long transfer_opt_ms(lua_State *L, int idx, const char *name)
+{
+  lua_Number n;
+  if (lua_isnoneornil(L, idx)) return 0;
+  if (lua_type(L, idx) != LUA_TNUMBER) luaL_error(L, "request %s must be a number", name);
+  n = lua_tonumber(L, idx);
+  if (!(n >= 1 && n <= 86400000.0)) luaL_error(L, "request %s must be between 1 and 86400000", name);
+  return (long)n;
+}
+
 void request_check(lua_State *L, int idx)
 {
   size_t i, n;
   idx = compat_absindex(L, idx);
+  lua_getfield(L, idx, "timeout_ms");
+  transfer_opt_ms(L, -1, "timeout_ms");
+  lua_getfield(L, idx, "connect_timeout_ms");
+  transfer_opt_ms(L, -1, "connect_timeout_ms");
+  lua_pop(L, 2);
   if (lua_type(L, idx) != LUA_TTABLE) luaL_error(L, "request must be a table");
   lua_getfield(L, idx, "method");
   if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "request method must be a string");
@@ -294,6 +311,10 @@ int transfer_prepare(transfer *t, lua_State *L, int idx)
   r.body = lua_tolstring(L, -1, &r.body_len);
   lua_getfield(L, idx, "headers");
   r.headers = lua_isnil(L, -1) ? 0 : lua_gettop(L);
+  lua_getfield(L, idx, "timeout_ms");
+  r.timeout_ms = transfer_opt_ms(L, -1, "timeout_ms");
+  lua_getfield(L, idx, "connect_timeout_ms");
+  r.connect_timeout_ms = transfer_opt_ms(L, -1, "connect_timeout_ms");
   ok = transfer_prepare_req(t, L, &r);
   lua_settop(L, top); /* the req table keeps the strings alive */
   return ok;
@@ -306,8 +327,20 @@ int transfer_prepare_req(transfer *t, lua_State *L, const transfer_req *r)
   int get = strcmp(method, "GET") == 0, head = strcmp(method, "HEAD") == 0;
   int bodiless = !r->body && (strcmp(method, "DELETE") == 0 || strcmp(method, "OPTIONS") == 0);
   int ok;
+  long timeout = r->timeout_ms > 0 ? r->timeout_ms : t->timeout_ms;
+  long connect = r->connect_timeout_ms > 0 ? r->connect_timeout_ms : t->connect_timeout_ms;
 
   t->errbuf[0] = 0;
+  /* This exchange's limits; the handle keeps them, so set only on change. */
+  if (connect > timeout) connect = timeout;
+  if (timeout != t->set_timeout_ms) {
+    if (curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout) != CURLE_OK) goto refused;
+    t->set_timeout_ms = timeout;
+  }
+  if (connect != t->set_connect_ms) {
+    if (curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect) != CURLE_OK) goto refused;
+    t->set_connect_ms = connect;
+  }
   t->too_large = 0;
   buf_reset(&t->body, KEEP_BYTES);
   buf_reset(&t->head, KEEP_BYTES);
@@ -339,6 +372,9 @@ int transfer_prepare_req(transfer *t, lua_State *L, const transfer_req *r)
   }
   if (!ok) snprintf(t->errbuf, sizeof t->errbuf, "libcurl refused the request options");
   return ok;
+refused:
+  snprintf(t->errbuf, sizeof t->errbuf, "libcurl refused the request timeouts");
+  return 0;
 }
 
 /* ---- results --------------------------------------------------------------------------- */

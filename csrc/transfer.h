@@ -35,6 +35,8 @@ typedef struct {
   buf body, head;
   noted_header noted[NOTED_MAX]; /* found as each header line arrives: no second pass */
   int too_large;
+  long timeout_ms, connect_timeout_ms; /* the session's defaults */
+  long set_timeout_ms, set_connect_ms; /* what the handle holds now */
   char errbuf[CURL_ERROR_SIZE];
 } transfer;
 
@@ -58,12 +60,17 @@ int transfer_init(transfer *t, const core_opts *o);
 void transfer_cleanup(transfer *t);
 /* Checks a req table's field types (raises on programmer errors). */
 void request_check(lua_State *L, int idx);
-/* A request as C values; headers is the stack index of a "Name: value" array, or 0. */
+/* A request as C values; headers is the stack index of a "Name: value" array, or 0.
+ * timeout_ms / connect_timeout_ms: this exchange's limits (0: the session's). */
 typedef struct {
   const char *method, *url, *body;
   size_t url_len, body_len;
   int headers;
+  long timeout_ms, connect_timeout_ms;
 } transfer_req;
+
+/* A per-request limit in ms from the value at idx: 0 when nil; raises unless 1..86400000. */
+long transfer_opt_ms(lua_State *L, int idx, const char *name);
 
 /* Loads a checked req table into the handle; the req's strings must stay alive until done.
  * Returns 0 (with t->errbuf set) when libcurl refuses it. */

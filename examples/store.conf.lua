@@ -11,8 +11,9 @@ return {
     username = env("LOYALTY_USERNAME", "store.server"),   -- the default till
     password = env("LOYALTY_PASSWORD", "server123"),
     -- client_key = env("LOYALTY_CLIENT_KEY"), client_secret = env("LOYALTY_CLIENT_SECRET"),
-    timeout_ms = 5000,
+    timeout_ms = 5000,                -- the deadline of a whole call (orders, returns), retries included
   },
+  shopper_timeout_ms = 2000,        -- the deadline of summary, quote and login sync: shoppers are waiting
 
   -- Post each order against the till of the store that took it (Basic auth: that till's login).
   use_order_store_till = true,

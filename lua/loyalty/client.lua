@@ -6,6 +6,7 @@ local token_store = require "loyalty.token_store"
 local log = require "loyalty.log"
 
 local type = type -- an upvalue: the per-call checks skip a global lookup on Lua 5.4
+local floor = math.floor
 
 local _M = {}
 
@@ -27,7 +28,16 @@ local OPTIONS = {
   organisation = "string", unit = "string", api_key = "string", -- CRM.COM logins
   release = "string", sync_definition = "table", -- CRM.COM: the release the account speaks
   log = "function", -- log(level, event, fields): loyalty.log
+  now = "function", -- monotonic seconds for deadlines (default core.now)
 }
+
+local DEFAULT_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS = 10000, 3000
+-- A retry is only started when at least this long (or as long as the last attempt took) is
+-- left before the deadline, after its backoff.
+local MIN_ATTEMPT_S = 0.01
+-- Replies are decoded with their whole text kept for err.raw: errors.scrub removes the secrets,
+-- then cuts it to errors.RAW_CAP (a cut first could leave part of a secret behind).
+local RAW_UNCUT = 64 * 1024 * 1024
 
 local in_nginx = type(ngx) == "table" and type(ngx.get_phase) == "function" -- luacheck: ignore ngx
 
@@ -125,7 +135,10 @@ function _M.new(opts)
   base_url = base_url:gsub("/+$", "")
 
   local self = {
-    provider = provider, base_url = base_url, secrets = {},
+    provider = provider, base_url = base_url, secrets = {}, static_secrets = {}, token_secrets = {},
+    timeout = (opts.timeout_ms or DEFAULT_TIMEOUT_MS) / 1000,
+    connect_timeout_ms = opts.connect_timeout_ms or DEFAULT_CONNECT_TIMEOUT_MS,
+    now = opts.now or core.now,
     max_attempts = opts.max_attempts or 3,
     backoff_base = (opts.backoff_base_ms or 200) / 1000,
     backoff_max = (opts.backoff_max_ms or 5000) / 1000,
@@ -149,7 +162,7 @@ function _M.new(opts)
     local login, lerr = provider.login(opts)
     if not login then return nil, lerr end
     self.login_spec = login.spec
-    for _, s in ipairs(login.secrets) do self.secrets[#self.secrets + 1] = s end
+    for _, s in ipairs(login.secrets) do self.static_secrets[#self.static_secrets + 1] = s end
     self.token_store = opts.token_store or token_store.default()
     -- The cache key names the whole credential: another password is another token.
     self.token_key = base_url .. "|" .. login.key .. "|" .. secret_hash(opts.password or opts.api_key or "")
@@ -160,7 +173,7 @@ function _M.new(opts)
     end
     self.auth_header = core.basic_auth(opts.username, opts.password)
     self.auth_value = { "Authorization", self.auth_header }
-    local secrets = self.secrets
+    local secrets = self.static_secrets
     secrets[#secrets + 1] = opts.password
     secrets[#secrets + 1] = self.auth_header:sub(7)
     secrets[#secrets + 1] = core.md5_hex(opts.password)
@@ -170,7 +183,7 @@ function _M.new(opts)
                                 opts.client_key and "client_secret" or "client_key")
     end
     self.client_key, self.client_secret = opts.client_key, opts.client_secret
-    self.secrets[#self.secrets + 1] = opts.client_secret
+    self.static_secrets[#self.static_secrets + 1] = opts.client_secret
     self.token_header = opts.token_header or provider.TOKEN_HEADER
     self.token_store = opts.token_store or token_store.default()
     -- Key, a hash of the secret and the base URL: a wrong secret never finds a good client's token.
@@ -179,6 +192,12 @@ function _M.new(opts)
     return nil, errors.config("credentials missing: username/password or client_key/client_secret", "username")
   end
 
+  for _, k in ipairs { "timeout_ms", "connect_timeout_ms" } do
+    local v = opts[k]
+    if v ~= nil and (v ~= v or v < 1 or v > 86400000) then
+      return nil, errors.config(k .. " must be from 1 to 86400000 milliseconds", k)
+    end
+  end
   if provider.attribution_headers then
     self.attribution = provider.attribution_headers(opts.attribution)
   end
@@ -190,10 +209,47 @@ function _M.new(opts)
   end
   if not opts.transport and not in_nginx then
     -- request_many runs batches concurrently over libcurl's multi interface with these options.
-    self.multi_opts = { timeout_ms = opts.timeout_ms or 10000, connect_timeout_ms = opts.connect_timeout_ms or 3000,
-                        ca_file = opts.ca_file, ca_path = opts.ca_path, insecure = opts.insecure, proxy = opts.proxy }
+    self.multi_opts = { timeout_ms = opts.timeout_ms or DEFAULT_TIMEOUT_MS,
+                        connect_timeout_ms = self.connect_timeout_ms, ca_file = opts.ca_file, ca_path = opts.ca_path,
+                        insecure = opts.insecure, proxy = opts.proxy }
   end
-  return setmetatable(self, class_for(provider))
+  local client = setmetatable(self, class_for(provider))
+  client:refresh_secrets()
+  return client
+end
+
+-- The scrub list: the configured secrets and the current (and previous) token, longest first so
+-- that a secret holding another is replaced whole. Bounded: a new token replaces the oldest.
+function Client:refresh_secrets()
+  local list = {}
+  for _, s in ipairs(self.static_secrets) do list[#list + 1] = s end
+  for _, s in pairs(self.token_secrets) do list[#list + 1] = s end
+  local min, kept = errors.MIN_SECRET, {}
+  for _, s in ipairs(list) do
+    if type(s) == "string" and #s >= min then kept[#kept + 1] = s end
+  end
+  table.sort(kept, function(a, b) return #a > #b end)
+  -- In place: views (client:with_timeout) and log hooks share this table.
+  local secrets = self.secrets
+  for i = #secrets, 1, -1 do secrets[i] = nil end
+  for i, s in ipairs(kept) do secrets[i] = s end
+end
+
+-- A token now in use: scrubbed from then on, with the one before it (calls may still carry it).
+function Client:note_token(token)
+  local t = self.token_secrets
+  if t.current == token then return end
+  t.previous, t.current = t.current, token
+  self:refresh_secrets()
+end
+
+--- A view of the client whose calls have their own deadline (whole milliseconds, >= 1): the
+-- program gives shopper-facing reads a shorter one. Shares the client's connection and tokens.
+function Client:with_timeout(timeout_ms)
+  if type(timeout_ms) ~= "number" or timeout_ms ~= timeout_ms or timeout_ms < 1 then
+    error("loyalty.client: with_timeout needs a number of milliseconds >= 1", 2)
+  end
+  return setmetatable({ timeout = timeout_ms / 1000, close = function() end }, { __index = self })
 end
 
 --- Sends a structured event to the client's log sink (secrets scrubbed).
@@ -292,6 +348,18 @@ local function decode_error(derr)
                       request_id = derr.request_id, retryable = true }
 end
 
+-- The provider's reading of a reply; a pick returns an error when a field has the wrong type.
+local function read_reply(provider, reply, spec)
+  local result, aerr = provider.interpret(reply, spec)
+  if not result then return nil, aerr end
+  local pick = spec.pick
+  if pick then
+    local perr = pick(result)
+    if perr then return nil, perr end
+  end
+  return result
+end
+
 -- A decoded reply -> result | nil, err; a body that was not JSON (derr) is judged by its status alone
 -- when the status says failure anyway (a proxy's 502 page, say).
 local function judge(self, reply, derr, spec)
@@ -299,22 +367,29 @@ local function judge(self, reply, derr, spec)
     if derr.status < 300 then return nil, decode_error(derr) end
     reply = { status = derr.status, request_id = derr.request_id, retry_after = derr.retry_after }
   end
-  local result, aerr = self.provider.interpret(reply, spec)
-  if not result then return nil, aerr end
-  if spec.pick then spec.pick(result) end
-  return result
+  local ok, result, err = pcall(read_reply, self.provider, reply, spec)
+  if ok then return result, err end
+  -- A reply shape no read site checked: still an answer, never a raise (err.unchecked marks it,
+  -- so specs can find the read site that should have named the field).
+  return nil, errors.new { kind = "decode", status = reply.status, request_id = reply.request_id,
+                           retryable = true, unchecked = true,
+                           message = "reply could not be read: " .. tostring(result) }
 end
 Client.judge = judge
 
 -- A transport's reply -> result | nil, err.
 function Client:interpret(res, spec)
-  local reply, derr = core.decode_reply(res.status, res.headers, res.body)
+  local reply, derr = core.decode_reply(res.status, res.headers, res.body, RAW_UNCUT)
   if reply then reply.headers = nil end -- a result may be the reply itself: the same fields on every path
   return judge(self, reply, derr, spec)
 end
 
--- One round trip: spec -> request -> transport -> reply -> result | nil, err.
-local function send(self, spec, auth_value)
+-- One round trip: spec -> request -> transport -> reply -> result | nil, err. `timeout_ms` is what
+-- is left of the call's deadline (whole ms >= 1): the transport gives this attempt no longer.
+local function send(self, spec, auth_value, timeout_ms)
+  timeout_ms = timeout_ms or floor(self.timeout * 1000)
+  local connect_ms = self.connect_timeout_ms
+  if connect_ms > timeout_ms then connect_ms = timeout_ms end
   local session = self.session
   if session and not spec.attribution and not spec.headers then
     -- The built-in libcurl transport: build, perform and decode in one C call (the same C code as
@@ -322,7 +397,7 @@ local function send(self, spec, auth_value)
     local lines, lerr = header_lines(self, auth_value, spec.json ~= nil)
     if not lines then return nil, build_error(lerr) end
     local reply, err, stage = session:exchange(spec.method, self.base_url, spec.path, spec.query, spec.json,
-                                               spec.body, lines)
+                                               spec.body, lines, RAW_UNCUT, timeout_ms, connect_ms)
     if reply then return judge(self, reply, nil, spec) end
     if stage == "reply" then return judge(self, nil, err, spec) end
     if stage == "build" then return nil, build_error(err) end
@@ -330,29 +405,40 @@ local function send(self, spec, auth_value)
   end
   local req, err = self:build(spec, auth_value)
   if not req then return nil, err end
+  req.timeout_ms, req.connect_timeout_ms = timeout_ms, connect_ms
   local res, terr = self.transport:send(req)
   if not res then return nil, transport_error(terr) end
   return self:interpret(res, spec)
 end
 Client.send = send
 
--- Returns a fresh or cached OAuth token; one refresh at a time per token key.
-function Client:token(force)
+-- Returns a fresh or cached OAuth token; one refresh at a time per token key. A refresh is part
+-- of the call that needed it: it runs inside that call's deadline.
+function Client:token(force, deadline)
   local store, key = self.token_store, self.token_key
   local now = self.clock()
   if not force then
     local tok, exp = store:get(key)
-    if tok and exp > now then return tok end
+    if tok and exp > now then
+      if tok ~= self.token_secrets.current then self:note_token(tok) end -- another worker's refresh
+      return tok
+    end
   end
-  local release, lerr = store:lock(key)
-  if not release then return nil, errors.new { kind = "auth", message = "token lock: " .. tostring(lerr) } end
+  -- Waiting for another refresh counts against the deadline too (stores may take the wait bound).
+  local release, lerr = store:lock(key, deadline and math.max(deadline - self.now(), 0) or nil)
+  if not release then
+    -- Another refresh holds the lock past what this call may wait: try again later (queueable).
+    return nil, errors.new { kind = "timeout", retryable = true, message = "token lock: " .. tostring(lerr) }
+  end
   local tok, exp = store:get(key)
   if tok and exp > now and not (force and tok == force) then
     release()
+    if tok ~= self.token_secrets.current then self:note_token(tok) end
     return tok
   end
   local result, err = self:with_retries(self.login_spec or
-                                        self.provider.token_request(self.client_key, self.client_secret), nil)
+                                        self.provider.token_request(self.client_key, self.client_secret), nil,
+                                        deadline)
   if not result then
     release()
     return nil, err
@@ -362,20 +448,52 @@ function Client:token(force)
     release()
     return nil, errors.scrub(ttl, self.secrets)
   end
-  self.secrets[#self.secrets + 1] = token
+  if type(ttl) ~= "number" or ttl ~= ttl or ttl < 0 or ttl == math.huge then
+    release()
+    return nil, errors.bad_field(result, "ttl", "a finite number of seconds >= 0", ttl)
+  end
+  self:note_token(token)
   local skew = math.min(self.token_skew, ttl / 10)
   store:set(key, token, now + ttl - skew, ttl)
   release()
   return token
 end
 
-local function with_retries(self, spec, auth_value)
+-- The call's deadline: now + spec.timeout_ms, or the client's (or view's) timeout; and the
+-- spec's timeout_ms (nil: the client's) for the error that reports it.
+local function deadline_of(self, spec)
+  local ms = spec.timeout_ms
+  if ms == nil then return self.now() + self.timeout, nil end
+  if type(ms) ~= "number" or ms ~= ms or ms < 1 then error("loyalty: spec.timeout_ms must be a number >= 1", 4) end
+  return self.now() + ms / 1000, ms
+end
+
+-- The deadline stopped the call: the error of the last attempt (or a timeout when none could be
+-- sent), saying so. Its kind and retryable stay the last attempt's: callers queue it as before.
+local function deadline_error(err, attempts, budget_ms, self)
+  if self then budget_ms = budget_ms or floor(self.timeout * 1000 + 0.5) end
+  if not err then
+    err = errors.new { kind = "timeout", retryable = true,
+                       message = "no time left to send the request (a token refresh or earlier step used it)" }
+  end
+  err.deadline_reached, err.deadline_ms, err.attempts = true, budget_ms, attempts
+  local seen = type(err.message) == "string" and err.message or tostring(err.kind)
+  err.message = "call deadline of " .. tostring(budget_ms) .. " ms reached; the last attempt saw: " .. seen
+  return err
+end
+
+local function with_retries(self, spec, auth_value, deadline, budget_ms)
+  if not deadline then deadline, budget_ms = deadline_of(self, spec) end
   local max = (spec.method == "GET" or spec.idempotent or spec.path == "/v3/oauth/token/generate")
               and self.max_attempts or 1
-  local attempts = 0
+  local now = self.now
+  local attempts, last = 0, nil
   while true do
+    local started = now()
+    local left = deadline - started
+    if left * 1000 < 1 then return nil, deadline_error(last, attempts, budget_ms, self) end
     attempts = attempts + 1
-    local result, err = send(self, spec, auth_value)
+    local result, err = send(self, spec, auth_value, floor(left * 1000))
     if result then
       result.attempts = attempts
       return result
@@ -385,11 +503,22 @@ local function with_retries(self, spec, auth_value)
       return { status = err.status, request_id = err.request_id, duplicate = true, attempts = attempts,
                body = {}, warnings = {}, items = {} }
     end
+    local finished = now()
+    if err.kind == "timeout" and finished >= deadline - 0.001 then
+      return nil, deadline_error(err, attempts, budget_ms, self) -- the attempt had only what was left
+    end
     if not err.retryable or attempts >= max then
       err.attempts = attempts
       return nil, err
     end
-    self.sleep(self:backoff(attempts, err.retry_after))
+    local d = self:backoff(attempts, err.retry_after)
+    local took = finished - started
+    if took < MIN_ATTEMPT_S then took = MIN_ATTEMPT_S end
+    -- A retry that cannot finish inside the deadline is not started (nor slept for).
+    if finished + d + took > deadline then return nil, deadline_error(err, attempts, budget_ms, self) end
+    self:emit("info", "retry", { attempt = attempts, kind = err.kind, status = err.status, wait_ms = d * 1000 })
+    self.sleep(d)
+    last = err
   end
 end
 Client.with_retries = with_retries
@@ -405,14 +534,17 @@ local function failed(err) return { err = err } end
 -- Runs specs concurrently (libcurl multi, at most max_in_flight at once) with the client's
 -- auth; each failure retryable by the usual rules is retried in the next round, and an auth
 -- rejection renews the token once. Returns an array: [i] = result | { err = err }.
-function Client:run_round(specs, idx, token, max_in_flight)
+function Client:run_round(specs, idx, token, max_in_flight, timeout_ms)
   local reqs, out, sent = {}, {}, {}
+  timeout_ms = timeout_ms or floor(self.timeout * 1000)
+  local connect_ms = math.min(self.connect_timeout_ms, timeout_ms)
   for n, i in ipairs(idx) do
     local spec, auth_value = specs[i], nil
     if token then spec, auth_value = self:with_token(spec, token) end
     if not token and self.auth_header then auth_value = self.auth_value end
     local req, err = self:build(spec, auth_value)
     if req then
+      req.timeout_ms, req.connect_timeout_ms = timeout_ms, connect_ms
       reqs[#reqs + 1] = req
       out[n], sent[n] = #reqs, spec
     else
@@ -448,9 +580,14 @@ function Client:request_many(specs, max_in_flight)
     end
     return out
   end
+  -- Each request has the client's timeout; the batch one per wave of max_in_flight requests, and
+  -- a retry round starts only when it can finish inside that.
+  local waves = math.max(1, math.ceil(#specs / max_in_flight))
+  local budget_ms = floor(self.timeout * 1000 + 0.5)
+  local deadline = self.now() + self.timeout * waves
   local token, terr
   if self.client_key or self.login_spec then
-    token, terr = self:token()
+    token, terr = self:token(nil, self.now() + self.timeout)
     if not token then
       local out = {}
       for i = 1, #specs do out[i] = failed(errors.scrub(terr, self.secrets)) end
@@ -460,12 +597,15 @@ function Client:request_many(specs, max_in_flight)
   local results, pending, attempts, renewed = {}, {}, {}, false
   for i = 1, #specs do pending[i], attempts[i] = i, 0 end
   while #pending > 0 do
-    local round = self:run_round(specs, pending, token, max_in_flight)
-    local again, rejected = {}, false
+    local started = self.now()
+    local round = self:run_round(specs, pending, token, max_in_flight, budget_ms)
+    local took = self.now() - started
+    local again, rejected, last = {}, false, {}
     for n, i in ipairs(pending) do
       local r = round[n]
       attempts[i] = attempts[i] + 1
       local err = r.err
+      last[i] = err
       local max = (specs[i].method == "GET" or specs[i].idempotent) and self.max_attempts or 1
       if err and token and not renewed and err.kind == "auth" and (err.status == 401 or err.token_rejected) then
         again[#again + 1], rejected = i, true
@@ -478,13 +618,21 @@ function Client:request_many(specs, max_in_flight)
     end
     if rejected then
       renewed = true
-      token, terr = self:token(token)
+      token, terr = self:token(token, self.now() + self.timeout)
       if not token then
         for _, i in ipairs(again) do results[i] = failed(errors.scrub(terr, self.secrets)) end
         again = {}
       end
     elseif #again > 0 then
-      self.sleep(self:backoff(math.max(attempts[again[1]], 1)))
+      local d = self:backoff(math.max(attempts[again[1]], 1))
+      if self.now() + d + math.max(took, MIN_ATTEMPT_S) > deadline then
+        for _, i in ipairs(again) do
+          results[i] = failed(errors.scrub(deadline_error(last[i], attempts[i], budget_ms * waves), self.secrets))
+        end
+        again = {}
+      else
+        self.sleep(d)
+      end
     end
     pending = again
   end
@@ -500,19 +648,25 @@ function Client:request(spec)
   return call(self, spec)
 end
 
+-- One deadline for the whole call: token refreshes, every attempt, every backoff.
 function call(self, spec)
+  local deadline, budget_ms = deadline_of(self, spec)
   local result, err
   if self.auth_header then
-    result, err = with_retries(self, spec, self.auth_value)
+    result, err = with_retries(self, spec, self.auth_value, deadline, budget_ms)
   elseif self.client_key or self.login_spec then
     local token
-    token, err = self:token()
+    token, err = self:token(nil, deadline)
     if token then
-      result, err = with_retries(self, self:with_token(spec, token))
+      local s, auth_value = self:with_token(spec, token)
+      result, err = with_retries(self, s, auth_value, deadline, budget_ms)
       if not result and err.kind == "auth" and (err.status == 401 or err.token_rejected) then
         -- The token may have been revoked or expired early: regenerate once and replay.
-        token, err = self:token(token)
-        if token then result, err = with_retries(self, self:with_token(spec, token)) end
+        token, err = self:token(token, deadline)
+        if token then
+          s, auth_value = self:with_token(spec, token)
+          result, err = with_retries(self, s, auth_value, deadline, budget_ms)
+        end
       end
     end
   end

@@ -2,7 +2,7 @@
 -- through loyalty.ngx.token_store (a lua_shared_dict). Interface:
 --   store:get(key) -> token, expires_at | nil
 --   store:set(key, token, expires_at, ttl)
---   store:lock(key) -> release() | nil, err   (one refresh at a time)
+--   store:lock(key [, wait_s]) -> release() | nil, err   (one refresh at a time; wait at most wait_s)
 local _M = {}
 
 local Memory = {}

@@ -40,6 +40,17 @@ describe("loyalty call", function()
     assert.not_matches("wrong%-secret%-9", out)
   end)
 
+  it("an empty LOYALTY_PASSWORD counts as unset: OAuth works, Basic says what is missing (no hang)", function()
+    local out, rc = call(sb, "customer_get mobile=919999000001",
+                         "LOYALTY_USERNAME= LOYALTY_PASSWORD= LOYALTY_CLIENT_KEY=" .. support.OAUTH_KEY ..
+                         " LOYALTY_CLIENT_SECRET=" .. support.OAUTH_SECRET .. " timeout 60 ")
+    assert.equals(0, rc, out)
+    assert.matches('"firstname":"Tom"', out, 1, true)
+    out, rc = call(sb, "customer_get mobile=919999000001", "LOYALTY_PASSWORD= timeout 60 ")
+    assert.equals(1, rc)
+    assert.matches("config error", out, 1, true)
+  end)
+
   it("refuses unknown operations with usage", function()
     local out, rc = call(sb, "no_such_op")
     assert.equals(2, rc)

@@ -223,7 +223,7 @@ describe("loyalty.client", function()
         { status = 429, headers = { ["retry-after"] = "3" }, body = "" },
         { status = 429, headers = { ["retry-after"] = "3600" }, body = "" },
         { body = CUSTOMER_GET },
-      }, { retry_after_max_ms = 10000 })
+      }, { retry_after_max_ms = 10000, timeout_ms = 60000 }) -- both waits fit the call's deadline
       assert(c:customer_get { mobile = "1" })
       assert.equals(3, sleeps[1])
       assert.equals(10, sleeps[2])

@@ -88,6 +88,26 @@ describe("loyalty.core json", function()
     assert.equal(big:sub(1, 10), err.raw)
   end)
 
+  it("refuses numbers beyond a double's range (never inf)", function()
+    for _, text in ipairs { "1e400", "[1e400]", '{"a": -1e400}', "1.8e308", "[0.1e310]",
+                            "[" .. ("9"):rep(400) .. ".0]", '{"x": [1, 2, {"y": 17976931348623159e292}]}' } do
+      local v, err = core.json_decode(text)
+      assert.is_nil(v, text)
+      assert.equal("decode", err.kind)
+      assert.matches("out of range", err.message)
+      assert.equal(text:sub(1, 2048), err.raw)
+    end
+    for text, want in pairs { ["1.7976931348623157e308"] = 1.7976931348623157e308, ["1e-400"] = 0,
+                              ["0.00001e313"] = 1e308, ['"1e400"'] = "1e400", ["-0.0e999"] = 0 } do
+      local v = core.json_decode(text)
+      assert.equal(want, v, text)
+    end
+    local reply, err = core.decode_reply(200, {}, '{"points": 1e999}')
+    assert.is_nil(reply)
+    assert.equal("decode", err.kind)
+    assert.equal(200, err.status)
+  end)
+
   it("reports truncated and empty input", function()
     for _, text in ipairs { '[1, 2', '{"a":"b', '', '   ', 'nul', '{"a":1}x', 'NaN' } do
       local v, err = core.json_decode(text)

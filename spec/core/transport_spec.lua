@@ -193,6 +193,44 @@ describe("loyalty.core transport", function()
     s:close()
   end)
 
+  it("per-request timeouts bound one exchange; the next goes back to the session's", function()
+    local s = core.session { timeout_ms = 5000 }
+    local req = get(http.url .. "/slow")
+    req.timeout_ms, req.connect_timeout_ms = 200, 100
+    local t0 = core.now()
+    local res, err = s:perform(req)
+    assert.is_nil(res)
+    assert.equal("timeout", err.kind)
+    assert.is_true(core.now() - t0 < 2.5)
+    -- exchange: the limits as trailing arguments
+    t0 = core.now()
+    local reply, eerr, stage = s:exchange("GET", http.url, "/slow", nil, nil, nil, {}, nil, 200, 100)
+    assert.is_nil(reply)
+    assert.equal("transport", stage)
+    assert.equal("timeout", eerr.kind)
+    assert.is_true(core.now() - t0 < 2.5)
+    -- without limits the session's apply again (5 s > the 3 s the server takes)
+    res = assert(s:perform(get(http.url .. "/slow")))
+    assert.equal(200, res.status)
+    -- perform_multi: each request's own limit
+    local out = core.perform_multi({ timeout_ms = 5000 }, { req, get(http.url .. "/json") }, 2)
+    assert.equal("timeout", out[1].err.kind)
+    assert.equal(200, out[2].status)
+    s:close()
+  end)
+
+  it("refuses bad per-request timeouts as programmer errors", function()
+    local s = core.session {}
+    for _, v in ipairs { 0, -1, "100", 1e12, 0 / 0 } do
+      local req = get(http.url .. "/json")
+      req.timeout_ms = v
+      assert.has_error(function() s:perform(req) end)
+      assert.has_error(function() core.perform_multi({}, { req }, 1) end)
+      assert.has_error(function() s:exchange("GET", http.url, "/json", nil, nil, nil, {}, nil, v) end)
+    end
+    s:close()
+  end)
+
   it("reports connection refused as a network error", function()
     local s = core.session { connect_timeout_ms = 2000 }
     local res, err = s:perform(get("http://127.0.0.1:1/"))

@@ -71,8 +71,13 @@ describe("fault matrix", function()
       for k, v in pairs(c.fault) do f[k] = v end
       assert(sb:faults(f))
     end
+    local t0 = socket.gettime()
     local ok, r, err = pcall(p.order_placed, p, TOM, order(bill))
     assert(ok, "order_placed raised: " .. tostring(r))
+    if c.max_s then
+      local took = socket.gettime() - t0
+      assert(took < c.max_s, c.name .. ": order_placed took " .. took .. " s")
+    end
     -- A drain during the fault backs off without raising.
     local t = assert(drainer.run(p, p.outbox, { sleep = function() end }))
     assert.is_number(t.claimed)
@@ -110,6 +115,21 @@ describe("fault matrix", function()
     { name = "200 whose body reports a temporary failure (887)",
       fault = { action = "body_failure", code = 887, count = 5 }, kind = "api" },
     { name = "faults that clear within the client's retries", fault = { status = 503, count = 1 }, direct = true },
+    -- One deadline per call (timeout_ms = 2000 here): never attempts x timeout, never a long sleep.
+    { name = "429 with Retry-After: 999999999", fault = { status = 429, retry_after = 999999999, count = 5 },
+      kind = "rate_limited", max_s = 2.5 },
+    { name = "a CRM that hangs past the deadline", crm = { timeout_ms = 500, max_attempts = 3 },
+      fault = { action = "delay", ms = 1500, count = 3 }, kind = "timeout", max_s = 1.4 },
+    -- Reply shapes: a 200 the client cannot read is an unknown outcome, queued and replayed once.
+    { name = "a 200 with wrong JSON types", kind = "decode",
+      fault = { action = "body", count = 5, body = '{"response": {"status": {"success": true, "code": 200},' ..
+                '"transactions": {"transaction": [5]}}}' } },
+    { name = "a 200 whose numbers are beyond a double (1e400)", kind = "decode",
+      fault = { action = "body", count = 5, body = '{"response": {"status": {"success": true, "code": 200},' ..
+                '"transactions": {"transaction": {"customer": {"loyalty_points": 1e400}}}}}' } },
+    { name = "a 200 whose side effects are not a list", kind = "decode",
+      fault = { action = "body", count = 5, body = '{"response": {"status": {"success": true, "code": 200},' ..
+                '"transactions": {"transaction": {"side_effects": 5, "item_status": {"warnings": "boom"}}}}}' } },
   }
 
   for i, c in ipairs(CASES) do
@@ -123,6 +143,7 @@ describe("fault matrix", function()
         if r.queued then
           assert.is_true(errors.is_error(r.crm_error))
           if c.kind then assert.equals(c.kind, r.crm_error.kind) end
+          if c.max_s then assert.is_true(r.crm_error.deadline_reached) end
           assert.is_true(r.crm_error.kind ~= "config")
         else
           -- The CRM took it after all (a retry found the bill: 604 on the retry).
@@ -162,6 +183,38 @@ describe("fault matrix", function()
     assert.is_number(r.points_earned)
     p:close()
     assert.equals(1, sb:bills("FM-T"))
+  end)
+
+  it("shopper-facing reads answer within shopper_timeout_ms while the CRM hangs", function()
+    local s = settings(dir .. "/shopper.db")
+    s.shopper_timeout_ms = 300
+    local p = assert(loyalty.program(s))
+    assert(sb:faults { match = "/v1.1/customer/get", action = "delay", ms = 1500, count = 6 })
+    for _, read in ipairs {
+      function() return p:summary(TOM) end,
+      function() return p:quote_redemption(TOM, { lines = order("x").lines, total = 1500 }, 100) end,
+    } do
+      local t0 = socket.gettime()
+      local r, err = read()
+      local took = socket.gettime() - t0
+      assert.is_nil(r)
+      assert.equals("timeout", err.kind)
+      assert.is_true(err.deadline_reached)
+      assert.is_true(took < 1.2, "took " .. took .. " s")
+    end
+    p:close()
+    socket.sleep(1.6) -- let the delayed lookups finish before the next reset
+  end)
+
+  it("empty and 1-byte secrets: a typed answer, no hang, messages intact", function()
+    for _, pw in ipairs { "", "x" } do
+      local p = assert(loyalty.program(settings(dir .. "/empty" .. #pw .. ".db", { password = pw })))
+      local r, err = p:order_placed(TOM, order("FM-E" .. #pw))
+      assert.is_nil(r)
+      assert.equals("auth", err.kind)
+      assert.is_nil(tostring(err):find("[REDACTED]", 1, true))
+      p:close()
+    end
   end)
 
   it("secrets never appear in errors from any fault", function()

@@ -60,8 +60,13 @@ function _M.main(args)
   end
   local v2 = opts.v2
   opts.v2 = nil
-  opts.username, opts.password = os.getenv("LOYALTY_USERNAME"), os.getenv("LOYALTY_PASSWORD")
-  opts.client_key, opts.client_secret = os.getenv("LOYALTY_CLIENT_KEY"), os.getenv("LOYALTY_CLIENT_SECRET")
+  -- A variable set but empty (LOYALTY_PASSWORD=) counts as unset.
+  local function env(name)
+    local v = os.getenv(name)
+    if v ~= "" then return v end
+  end
+  opts.username, opts.password = env("LOYALTY_USERNAME"), env("LOYALTY_PASSWORD")
+  opts.client_key, opts.client_secret = env("LOYALTY_CLIENT_KEY"), env("LOYALTY_CLIENT_SECRET")
   local client, err = loyalty.client(opts)
   if not client then
     io.stderr:write(tostring(err), "\n")

@@ -46,9 +46,12 @@ function Store:delete(key)
   self.dict:delete(key)
 end
 
---- lock(key) -> release() | nil, err. Spins on dict:add with growing ngx.sleep steps until the
--- holder releases (or its lock expires after lock_ttl), giving up after lock_timeout.
-function Store:lock(key)
+--- lock(key [, wait_s]) -> release() | nil, err. Spins on dict:add with growing ngx.sleep steps
+-- until the holder releases (or its lock expires after lock_ttl), giving up after lock_timeout
+-- or wait_s (what is left of the caller's deadline), whichever is shorter.
+function Store:lock(key, wait_s)
+  local limit = self.lock_timeout
+  if type(wait_s) == "number" and wait_s < limit then limit = math.max(wait_s, 0) end
   local dict, lock_key = self.dict, LOCK_PREFIX .. key
   lock_serial = lock_serial + 1
   local owner = ngx.worker.pid() .. ":" .. lock_serial
@@ -57,7 +60,7 @@ function Store:lock(key)
     local ok, err = dict:add(lock_key, owner, self.lock_ttl)
     if ok then break end
     if err ~= "exists" then return nil, "shared dict '" .. self.name .. "': " .. tostring(err) end
-    if waited >= self.lock_timeout then
+    if waited >= limit then
       return nil, "timed out after " .. waited .. "s waiting for another worker's token refresh"
     end
     ngx.sleep(step)

@@ -3,7 +3,7 @@
 --
 --   ob = outbox.open{ backend = "sqlite", path = "/var/lib/store/outbox.db" }
 --   ob = outbox.open{ backend = "redis", host = "127.0.0.1", port = 6379, key = "loyalty:outbox" }
---   ob:put{ kind, customer_key, payload, till, dedupe_key, next_at } -> id, existing | nil, err
+--   ob:put{ kind, customer_key, payload, till, dedupe_key, next_at, secrets } -> id, existing | nil, err
 --   ob:find(dedupe_key) -> entry | nil (| nil, err)
 --   ob:due(now, limit [, lease_seconds]) -> { entry, ... }  (claimed: at most one per customer)
 --   ob:mark_delivered(id), ob:mark_failed(id, err, next_at), ob:mark_dead(id, err), ob:retry(id)
@@ -43,25 +43,21 @@ local function check_text(name, v, max)
   end
 end
 
--- Values that look like credentials are refused in payloads: the outbox is a plain file or a
--- shared Redis, and credentials are resolved again by the drainer from its own settings.
-local SECRET_KEYS = { password = true, client_secret = true, secret = true, token = true, authorization = true,
-                      accesstoken = true, access_token = true }
-
-local function find_secret(t, depth)
-  if depth > 32 then return "too deep" end
-  for k, v in pairs(t) do
-    if type(k) == "string" and SECRET_KEYS[k:lower()] then return k end
-    if type(v) == "string" and v:match("^[Bb]asic %S+$") then return k end
-    if type(v) == "table" then
-      local found = find_secret(v, depth + 1)
-      if found then return found end
-    end
+-- The outbox is a plain file or a shared Redis, and the drainer resolves credentials again from
+-- its own settings: a payload must hold none. The check looks at the caller's credentials
+-- (entry.secrets: the client's password, its Basic value, client secret, tokens), never at what a
+-- payload looks like: a product called "Basic Tee" or a note saying "token: x" is order data.
+local function holds_secret(json, secrets)
+  if type(secrets) ~= "table" then return false end
+  for _, secret in ipairs(secrets) do
+    if type(secret) == "string" and #secret >= errors.MIN_SECRET and json:find(secret, 1, true) then return true end
   end
+  return false
 end
 
 --- Validates an entry for put and returns its stored form {kind, customer_key, till,
--- dedupe_key, payload_json}. Raises on programmer errors (unknown kind, bad types).
+-- dedupe_key, payload_json}, or nil, err (kind storage: the entry cannot be stored; the caller
+-- still has it). Raises on programmer errors (unknown kind, bad key types).
 function _M.prepare(entry)
   if type(entry) ~= "table" then error("loyalty.outbox: entry table expected", 3) end
   if not _M.KINDS[entry.kind] then error("loyalty.outbox: unknown entry kind '" .. tostring(entry.kind) .. "'", 3) end
@@ -72,11 +68,18 @@ function _M.prepare(entry)
   if entry.next_at ~= nil and type(entry.next_at) ~= "number" then
     error("loyalty.outbox: next_at must be a number", 3)
   end
-  local secret = find_secret(entry.payload, 0)
-  if secret then error("loyalty.outbox: payload carries a credential-like field '" .. tostring(secret) .. "'", 3) end
+  if entry.secrets ~= nil and type(entry.secrets) ~= "table" then error("loyalty.outbox: secrets list expected", 3) end
   local json, err = core.json_encode(entry.payload)
-  if not json then return nil, errors.config("payload cannot be stored: " .. tostring(err and err.message or err)) end
-  if #json > MAX_PAYLOAD then return nil, errors.config("payload too large for the outbox", "payload") end
+  if not json then
+    return nil, _M.storage_error("payload cannot be stored: " .. tostring(err and err.message or err),
+                                 { retryable = false })
+  end
+  if #json > MAX_PAYLOAD then
+    return nil, _M.storage_error("payload too large for the outbox", { retryable = false })
+  end
+  if holds_secret(json, entry.secrets) then
+    return nil, _M.storage_error("payload holds one of the client's credentials: not stored", { retryable = false })
+  end
   return { kind = entry.kind, customer_key = entry.customer_key, till = entry.till,
            dedupe_key = entry.dedupe_key, payload_json = json, next_at = entry.next_at }
 end

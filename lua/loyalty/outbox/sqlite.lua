@@ -33,12 +33,16 @@ local function fail(err)
   return nil, base.storage_error(err and err.message or "storage failure", { code = err and err.code })
 end
 
---- open{path, busy_timeout_ms, clock} -> outbox | nil, err
+-- How long a write waits for a lock another process holds: a checkout pays at most this before
+-- it gets its storage error (and keeps its order).
+_M.BUSY_TIMEOUT_MS = 500
+
+--- open{path, busy_timeout_ms (500), clock} -> outbox | nil, err
 function _M.open(opts)
   if type(opts.path) ~= "string" or opts.path == "" then
     return nil, errors.config("the SQLite outbox needs a path", "outbox.path")
   end
-  local db, err = core.sqlite_open(opts.path, { busy_timeout_ms = opts.busy_timeout_ms or 10000 })
+  local db, err = core.sqlite_open(opts.path, { busy_timeout_ms = opts.busy_timeout_ms or _M.BUSY_TIMEOUT_MS })
   if not db then return fail(err) end
   local ok
   ok, err = db:exec(SCHEMA)

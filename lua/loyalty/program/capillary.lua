@@ -2,6 +2,7 @@
 -- `ident` is { key = "mobile"|"email"|"external_id", value = "…" }.
 local errors = require "loyalty.errors"
 local money = require "loyalty.program.money"
+local shape = require "loyalty.shape"
 
 local _M = {}
 
@@ -38,17 +39,38 @@ local function field_list(map)
   return { field = list }
 end
 
--- A CRM customer as the program sees it.
-local function customer_view(c)
+local CUSTOMER_TEXT = { mobile = "mobile", email = "email", external_id = "external_id", firstname = "firstname",
+                        lastname = "lastname", tier = "current_slab" }
+local CUSTOMER_NUMBERS = { points = "loyalty_points", lifetime_points = "lifetime_points",
+                           lifetime_purchases = "lifetime_purchases" }
+
+-- A CRM customer as the program sees it, or nil, err (a decode error naming the field) when a
+-- field it reads has the wrong type. `r` is the result it came from (for the request id).
+local function customer_view(c, r)
   if not c then return nil end
-  return {
-    id = c.user_id, mobile = c.mobile, email = c.email, external_id = c.external_id,
-    firstname = c.firstname, lastname = c.lastname,
-    points = tonumber(c.loyalty_points) or 0, lifetime_points = tonumber(c.lifetime_points) or 0,
-    lifetime_purchases = tonumber(c.lifetime_purchases) or 0, tier = c.current_slab,
-    custom_fields = fields_of(c.custom_fields), extended_fields = fields_of(c.extended_fields),
-    subscriptions = c.subscriptions and c.subscriptions.subscription or nil,
-  }
+  local v = {}
+  local err
+  v.id, err = shape.scalar(r, c.user_id, "customer.user_id")
+  if err then return nil, err end
+  for key, field in pairs(CUSTOMER_TEXT) do
+    v[key], err = shape.text(r, c[field], "customer." .. field)
+    if err then return nil, err end
+  end
+  for key, field in pairs(CUSTOMER_NUMBERS) do
+    local n
+    n, err = shape.number(r, c[field], "customer." .. field)
+    if err then return nil, err end
+    v[key] = n or 0
+  end
+  local subs
+  subs, err = shape.object(r, c.subscriptions, "customer.subscriptions")
+  if err then return nil, err end
+  if subs then
+    v.subscriptions, err = shape.objects(r, subs.subscription, "customer.subscriptions.subscription")
+    if err then return nil, err end
+  end
+  v.custom_fields, v.extended_fields = fields_of(c.custom_fields), fields_of(c.extended_fields)
+  return v
 end
 _M.customer_view = customer_view
 
@@ -62,10 +84,11 @@ function Backend:lookup(ident)
   local args = { [ident.key] = ident.value, points_summary = true, subscriptions = true, user_id = true }
   local r, err = self.client:customer_get(args)
   if not r then return nil, mark_not_found(err) end
+  if not r.customer then return nil, shape.bad(r, "customers.customer", "a customer", nil) end
   if not (self.settings.program_id or self.learned_program_id) then
     self.learned_program_id = summary_program(r.customer)
   end
-  return customer_view(r.customer)
+  return customer_view(r.customer, r)
 end
 
 local function subscription_list(subs)
@@ -89,19 +112,20 @@ function Backend:register(profile, subscriptions)
   if subscriptions then c.subscriptions = { subscription = subscription_list(subscriptions) } end
   local r, err = self.client:customer_add(c)
   if not r then return nil, err end
-  local view = customer_view(r.customer)
+  if not r.customer then return nil, shape.bad(r, "customers.customer", "a customer", nil) end
+  local view, verr = customer_view(r.customer, r)
   if view then view.partial, view.failed, view.request_id = _M.failures(r) end
-  return view
+  return view, verr
 end
 
 --- A batch reply's failed items as {partial, failed = {{item, code, message}...}}: any failed item
 -- makes it partial and is named (the client marks code 201 and "200 Some requests have failed").
 function _M.failures(r)
   local failed = {}
-  for _, it in ipairs(r.items or {}) do
-    if it.success == false then
+  for _, it in ipairs(type(r.items) == "table" and r.items or {}) do
+    if type(it) == "table" and it.success == false then
       failed[#failed + 1] = { item = it.key or (type(it.item) == "table" and (it.item.channel or it.item.number)),
-                              code = tonumber(it.code) or it.code, message = it.message }
+                              code = tonumber(it.code) or it.code, message = shape.message(it.message) }
     end
   end
   if #failed == 0 and not r.partial then return nil, nil, r.request_id end
@@ -116,7 +140,7 @@ function Backend:find_by_attribute(attr, value)
   local r, err = self.client:customer_search { q = "(" .. attr .. ":EQUALS:" .. value .. ")" }
   if not r then return nil, err end
   local out, names = nil, {}
-  for _, c in ipairs(r.customers) do
+  for _, c in ipairs(type(r.customers) == "table" and r.customers or {}) do
     if type(c) == "table" then
       local ext = c.external_id ~= "None" and c.external_id or nil
       local ident
@@ -140,7 +164,7 @@ function Backend:link_attribute(ident, attr, value)
     [ident.key] = ident.value, custom_fields = field_list { [attr] = value },
   }
   if not r then return nil, mark_not_found(err) end
-  return customer_view(r.customer)
+  return customer_view(r.customer, r)
 end
 
 function Backend:subscribe(ident, subscriptions)
@@ -178,8 +202,14 @@ function Backend:check_redeemable(ident, points, issue_otp)
     return nil, mark_not_found(err)
   end
   local red = r.redeemable or {}
-  return { redeemable = red.is_redeemable == true, value = tonumber(red.points_redeem_value),
-           ratio = tonumber(red.points_currency_ratio), rate = money.rate_of_item(red, points),
+  local ok, value, ratio
+  ok, err = shape.boolean(r, red.is_redeemable, "points.redeemable.is_redeemable")
+  if err then return nil, err end
+  value, err = shape.number(r, red.points_redeem_value, "points.redeemable.points_redeem_value")
+  if err then return nil, err end
+  ratio, err = shape.number(r, red.points_currency_ratio, "points.redeemable.points_currency_ratio")
+  if err then return nil, err end
+  return { redeemable = ok == true, value = value, ratio = ratio, rate = money.rate_of_item(red, points),
            warnings = r.warnings, request_id = r.request_id }
 end
 
@@ -210,9 +240,15 @@ function Backend:redeem(ident, opts)
   local r, err = self.client:points_redeem(body, query)
   if not r then return nil, err end
   local red = r.redemption or {}
-  return { redemption_id = red.redemption_id, points = tonumber(red.points_redeemed) or opts.points,
-           value = tonumber(red.redeemed_value), balance = tonumber(red.balance),
-           rate = money.rate_of_item(red), request_id = r.request_id }
+  local out = { rate = money.rate_of_item(red), request_id = r.request_id }
+  out.redemption_id, err = shape.scalar(r, red.redemption_id, "responses.points.redemption_id")
+  if err then return nil, err end
+  for key, field in pairs { points = "points_redeemed", value = "redeemed_value", balance = "balance" } do
+    out[key], err = shape.number(r, red[field], "responses.points." .. field)
+    if err then return nil, err end
+  end
+  out.points = out.points or opts.points
+  return out
 end
 
 local function line_items(lines, attributes_of)
@@ -261,9 +297,13 @@ function Backend:post_order(ident, profile, order, opts)
     return nil, mark_not_found(err)
   end
   local c = r.customer or {}
-  return { points_earned = r.points_earned, duplicate = r.duplicate,
-           transaction_id = r.transaction and r.transaction.id,
-           balance = tonumber(c.loyalty_points), request_id = r.request_id }
+  local balance, tx_id
+  balance, err = shape.number(r, c.loyalty_points, "transactions.transaction[1].customer.loyalty_points")
+  if err then return nil, err end
+  tx_id, err = shape.scalar(r, r.transaction and r.transaction.id, "transactions.transaction[1].id")
+  if err then return nil, err end
+  return { points_earned = r.points_earned, duplicate = r.duplicate, transaction_id = tx_id,
+           balance = balance, request_id = r.request_id }
 end
 
 -- Capillary has no idempotency key for returns (§7): each return carries this custom field, the
@@ -295,7 +335,12 @@ function Backend:post_return(ident, order, ret)
   r, err = client:request(spec)
   if not r then return nil, mark_not_found(err) end
   local tr = r.transaction or {}
-  return { points_deducted = tonumber(tr.points_deducted) or 0, balance = tonumber(tr.points_balance) }
+  local deducted, balance
+  deducted, err = shape.number(r, tr.points_deducted, "transactions.transaction[1].points_deducted")
+  if err then return nil, err end
+  balance, err = shape.number(r, tr.points_balance, "transactions.transaction[1].points_balance")
+  if err then return nil, err end
+  return { points_deducted = deducted or 0, balance = balance }
 end
 
 local RETURN_PAGE, RETURN_MAX_PAGES = 100, 20
@@ -390,7 +435,12 @@ function Backend:reverse_redemption(ident, redemption_id, points)
     redemptionId = redemption_id, pointsToBeReversed = points, identifier = { type = id_type, value = ident.value },
   }
   if not r then return nil, err end
-  return { points_reversed = tonumber(r.body.pointsReversed) or points, reversal_id = r.body.reversalId }
+  local reversed, id
+  reversed, err = shape.number(r, r.body.pointsReversed, "pointsReversed")
+  if err then return nil, err end
+  id, err = shape.scalar(r, r.body.reversalId, "reversalId")
+  if err then return nil, err end
+  return { points_reversed = reversed or points, reversal_id = id }
 end
 
 return _M

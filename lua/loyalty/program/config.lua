@@ -31,6 +31,8 @@ local SCHEMA = {
   clock = { "function", nil, "wall clock in seconds (holds and caches; tests set it)" },
   point_value_ttl_s = { "number", 300, "how long the CRM's value of a point is reused before it is asked again" },
   redemption_hold_s = { "number", 1800, "a redemption whose order is not placed within this is given back" },
+  shopper_timeout_ms = { "number", 3000,
+                         "deadline of shopper-facing reads (summary, quote, login sync), retries included" },
 }
 _M.SCHEMA = SCHEMA
 
@@ -115,6 +117,10 @@ function _M.check(t)
   end
   for _, k in ipairs { "point_value_ttl_s", "redemption_hold_s" } do
     if not (out[k] >= 0 and out[k] < 10 ^ 9) then return config_error(k, "must be 0 or more seconds") end
+  end
+  local st = out.shopper_timeout_ms
+  if st ~= st or st < 1 or st > 86400000 then
+    return config_error("shopper_timeout_ms", "must be from 1 to 86400000 milliseconds")
   end
   local id = out.identifier
   if not (id == "mobile" or id == "email" or id == "external_id" or id:match("^attribute:[%w_%-]+$")) then

@@ -5,6 +5,7 @@
 -- `ident` is { key = "mobile"|"email"|"external_id", value = "…" }.
 local errors = require "loyalty.errors"
 local crmcom = require "loyalty.providers.crmcom"
+local shape = require "loyalty.shape"
 
 local _M = {}
 
@@ -94,13 +95,12 @@ function Backend:wallet(ident)
 end
 
 function Backend:lookup(ident)
-  local p, err
+  local p, r, err
   local profile = self.client.profile
   -- From R17 external_id names the accounts receivable, which rewards_participants/show cannot take:
   -- [INF] the preview alone names the participant (rewards_participant_id/name, crmcom.md §4.2).
   local by_account = ident.key == "external_id" and profile and profile.release >= 17
   if not by_account then
-    local r
     r, err = self.client:participant_show(participant_args(ident))
     if not r then return nil, mark_not_found(err) end
     p = r.participant
@@ -114,10 +114,19 @@ function Backend:lookup(ident)
           accounts_receivable = { account_owner = { first_name = first ~= "" and first or nil,
                                                     last_name = last ~= "" and last or nil } } }
   end
-  local ar = type(p.accounts_receivable) == "table" and p.accounts_receivable or {}
-  local owner = type(ar.account_owner) == "table" and ar.account_owner or {}
+  local ar, owner, id, number, first, last
+  ar, err = shape.object(r, p.accounts_receivable, "data.accounts_receivable")
+  if err then return nil, err end
+  owner, err = shape.object(r, (ar or {}).account_owner, "data.accounts_receivable.account_owner")
+  if err then return nil, err end
+  owner = owner or {}
+  id, err = shape.scalar(r, p.id, "data.id")
+  if not err then number, err = shape.scalar(r, p.number, "data.number") end
+  if not err then first, err = shape.text(r, owner.first_name, "data.accounts_receivable.account_owner.first_name") end
+  if not err then last, err = shape.text(r, owner.last_name, "data.accounts_receivable.account_owner.last_name") end
+  if err then return nil, err end
   return {
-    id = p.id, number = p.number, external_id = p.number, firstname = owner.first_name, lastname = owner.last_name,
+    id = id, number = number, external_id = number, firstname = first, lastname = last,
     points = w.wallet_balance, value = w.wallet_balance, tier = nil,
     min_spend = w.min_spend, max_spend = w.max_spend, allow_spending = w.allow_spending,
     reduction_method = w.reduction_method, custom_fields = {}, extended_fields = {},

@@ -41,11 +41,20 @@ function _M.new(settings)
   self.backend = require(BACKENDS[s.provider]).new(client, s)
   self.clock = s.clock or require("loyalty.outbox").clock
   self.holds = holds_mod.new(self)
+  -- Shopper-facing reads answer within their own, shorter deadline (a header widget must not wait).
+  self.read_client = client:with_timeout(s.shopper_timeout_ms)
   if s.outbox then
-    local ob, oerr = require("loyalty.outbox").open(s.outbox)
-    if not ob then
+    local ok, ob, oerr = pcall(require("loyalty.outbox").open, s.outbox)
+    if not ok then ob, oerr = nil, errors.config("outbox settings refused: " .. tostring(ob), "outbox") end
+    if not ob and oerr.kind ~= "storage" then
       client:close()
       return nil, oerr
+    end
+    if not ob then
+      -- A corrupt, missing or locked store must not keep the store from serving reads: writes
+      -- that need the outbox fail with a storage error (saying why) until it can be opened.
+      ob = require("loyalty.outbox.guard").new(s.outbox, oerr, function(...) self:emit(...) end)
+      self:emit("error", "outbox_unavailable", { reason = ob.reason })
     end
     self.outbox = ob
   end
@@ -160,9 +169,24 @@ function Program:enqueue(kind, ident, rec, extra)
     return nil, errors.new { kind = "config", message = "nothing recorded to queue for " .. kind }
   end
   extra = extra or {}
-  local id, err = self.outbox:put { kind = kind, customer_key = ident.key .. ":" .. ident.value,
-                                    payload = rec.args[1], till = extra.till, dedupe_key = extra.dedupe_key }
-  if not id then return nil, err end
+  -- The credentials in use (the default till's and every store till's): none may be stored.
+  local secrets = {}
+  for _, c in pairs(self.till_clients) do
+    for _, v in ipairs(c.secrets) do secrets[#secrets + 1] = v end
+  end
+  for _, v in ipairs(self.client.secrets) do secrets[#secrets + 1] = v end
+  -- Whatever goes wrong storing it is a storage error: the caller still has the order.
+  local ok, id, err = pcall(self.outbox.put, self.outbox, {
+    kind = kind, customer_key = ident.key .. ":" .. ident.value, payload = rec.args[1], till = extra.till,
+    dedupe_key = extra.dedupe_key, secrets = secrets,
+  })
+  if not ok then
+    id, err = nil, require("loyalty.outbox").storage_error("the outbox could not store the entry: " .. tostring(id))
+  end
+  if not id then
+    self:emit("error", "outbox_put_failed", { kind = kind, reason = err and err.message })
+    return nil, err
+  end
   return { queued = true, outbox_id = id }
 end
 
@@ -385,11 +409,11 @@ end
 
 -- The user's CRM identifier and record: ident, customer | ident or nil, err (err.not_found
 -- when the CRM does not know the user).
-function Program:customer(user, b)
+function Program:customer(user, backend)
   local ident, err = self:identify(user, true)
   if not ident then return nil, nil, err end
   local c
-  c, err = (b or self.backend):lookup(ident)
+  c, err = (backend or self.backend):lookup(ident)
   return ident, c, err
 end
 
@@ -399,7 +423,7 @@ function Program:login(user)
   local profile = {}
   for k, v in pairs(user) do profile[k] = v end
   if not self.settings.sync_on_login then return { profile = profile, changed = {}, synced = false } end
-  local b, ids = self:traced()
+  local b, ids = self:traced(self.read_client)
   local _, c, err = self:customer(user, b)
   if not c then
     if err.not_found then return { profile = profile, changed = {}, enrolled = false, request_ids = ids } end
@@ -495,7 +519,7 @@ end
 -- worth at the CRM's rate (nil with `value_unknown` when the CRM does not say), `max_value` what
 -- the most redeemable points are worth.
 function Program:summary(user)
-  local b, ids = self:traced()
+  local b, ids = self:traced(self.read_client)
   local ident, err = self:identify(user, true)
   if not ident then return nil, err end
   local c
@@ -527,7 +551,7 @@ end
 -- CRM's rate first, then the CRM confirms the amount (so checkout never offers what it would refuse).
 function Program:quote_redemption(user, cart, points)
   if type(cart) ~= "table" then error("loyalty.program: cart table expected", 2) end
-  local b, ids = self:traced()
+  local b, ids = self:traced(self.read_client)
   local ident, err = self:identify(user, true)
   if not ident then return nil, err end
   local c

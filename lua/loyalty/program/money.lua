@@ -80,7 +80,7 @@ function _M.check_rules(program, rs)
 end
 
 local function num(x)
-  if x == floor(x) then return string.format("%d", x) end
+  if x == floor(x) and math.abs(x) < 2 ^ 53 then return string.format("%d", x) end
   return tostring(x)
 end
 

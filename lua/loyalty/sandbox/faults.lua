@@ -6,7 +6,7 @@ local store = require("loyalty.sandbox.store")
 local _M = {}
 
 local ACTIONS = { status = true, delay = true, malformed = true, truncated = true, drop = true, empty = true,
-  body_failure = true }
+  body_failure = true, body = true }
 
 --- Validates and stores one spec. Returns the stored spec or nil, message.
 function _M.add(spec)
@@ -17,13 +17,14 @@ function _M.add(spec)
     return nil, "status fault needs a numeric status"
   end
   if action == "delay" and (type(spec.ms) ~= "number" or spec.ms < 0) then return nil, "delay needs ms" end
+  if action == "body" and type(spec.body) ~= "string" then return nil, "body fault needs the body text" end
   local count = spec.count or 1
   if type(count) ~= "number" or count < 1 then return nil, "count must be >= 1" end
   local n = store.next_seq("fault")
   local stored = {
     id = n, match = spec.match or "/", method = spec.method and tostring(spec.method):upper(),
     count = count, action = action, status = spec.status, ms = spec.ms, retry_after = spec.retry_after,
-    code = spec.code, message = spec.message,
+    code = spec.code, message = spec.message, body = spec.body,
   }
   store.set_json("fault:" .. n, stored)
   store.set("fault:" .. n .. ":left", count)

@@ -153,6 +153,11 @@ local function apply_fault(f, gen)
     ngx.print(full:sub(1, math.floor(#full / 2)))
     ngx.flush(true)
     return ngx.exit(444)
+  elseif action == "body" then -- any text as the reply body (hostile shapes, numbers beyond a double)
+    ngx.status = f.status or 200
+    ngx.header["Content-Type"] = "application/json"
+    ngx.print(f.body)
+    return ngx.exit(ngx.status)
   elseif action == "body_failure" then
     local code = f.code or 500
     local message = f.message or "All requests have failed due to errors"

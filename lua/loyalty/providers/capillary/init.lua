@@ -3,6 +3,7 @@
 local errors = require "loyalty.errors"
 local normalize = require "loyalty.providers.capillary.normalize"
 local inferred = require "loyalty.providers.capillary.inferred"
+local shape = require "loyalty.shape"
 
 local type = type -- an upvalue: the per-call checks skip a global lookup on Lua 5.4
 
@@ -66,11 +67,17 @@ end
 
 function _M.token_from(result)
   local data = type(result.body) == "table" and result.body.data
-  if type(data) ~= "table" or type(data.accessToken) ~= "string" then
+  if type(data) ~= "table" or type(data.accessToken) ~= "string" or data.accessToken == "" then
     return nil, errors.new { kind = "auth", status = result.status, request_id = result.request_id,
                              message = "Failed to generate OAuth token" }
   end
-  return data.accessToken, tonumber(data.ttlSeconds) or 300
+  local ttl = data.ttlSeconds
+  if ttl == nil or type(ttl) == "userdata" then return data.accessToken, 300 end
+  ttl = tonumber(ttl)
+  if not ttl or ttl ~= ttl or ttl < 0 or ttl == math.huge then
+    return nil, errors.bad_field(result, "data.ttlSeconds", "a number of seconds >= 0", data.ttlSeconds)
+  end
+  return data.accessToken, ttl
 end
 
 ------------------------------------------------------------------------------------------
@@ -158,17 +165,19 @@ local function interpret_v11(reply)
     if status then
       normalize.normalize(body)
       code, message = status.code, status.message
-      local failed = normalize.items(body)[1]
+      local failed = (normalize.items(body) or {})[1]
       if failed and failed.success == false then code, message = failed.code, failed.message end
     end
-    return nil, http_error(reply, code, message)
+    local c = type(code) == "number" and code == code and code or nil
+    return nil, http_error(reply, c, shape.message(message))
   end
   if not status then
     return nil, errors.new { kind = "decode", status = reply.status, request_id = reply.request_id,
                              message = "reply has no v1.1 envelope (status, with or without the response root)" }
   end
   normalize.normalize(body)
-  local items = normalize.items(body)
+  local items, bad_field, bad_value = normalize.items(body)
+  if not items then return nil, shape.bad(reply, bad_field, "an object or array", bad_value) end
   local failed, warnings = {}, {}
   for i = 1, #items do
     local it = items[i]
@@ -183,7 +192,8 @@ local function interpret_v11(reply)
   if status.success == false or status.code == 500 or (#failed > 0 and #failed == #items and not partial) then
     local f = failed[1]
     local code = f and f.code or status.code
-    local message = f and f.message or status.message
+    if type(code) ~= "number" and type(code) ~= "string" then code = nil end
+    local message = shape.message(f and f.message or status.message)
     return nil, errors.new {
       kind = "api", status = reply.status, code = code, message = message,
       request_id = reply.request_id, retryable = retryable(code, message), items = items,
@@ -195,13 +205,20 @@ local function interpret_v11(reply)
   }
 end
 
-local function sum_points(side_effects)
+-- The points of a list of side effects (nil: no points effect), or nil, err naming the field.
+-- `r` gives the reply's request id to an error, `field` the list's place in the reply.
+local function sum_points(side_effects, r, field)
   local total
-  if type(side_effects) == "table" then
-    for _, e in ipairs(side_effects) do
-      if type(e) == "table" and e.type == "points" then
-        total = (total or 0) + (tonumber(e.awardedPoints or e.awarded_points) or 0)
-      end
+  field = field or "sideEffects"
+  if shape.absent(side_effects) then return nil end
+  if type(side_effects) ~= "table" then return nil, shape.bad(r, field, "an array", side_effects) end
+  for i, e in ipairs(side_effects) do
+    if type(e) == "table" and e.type == "points" then
+      local raw = e.awardedPoints
+      if raw == nil then raw = e.awarded_points end
+      local n, err = shape.number(r, raw, field .. "[" .. i .. "].awardedPoints")
+      if err then return nil, err end
+      total = (total or 0) + (n or 0)
     end
   end
   return total
@@ -212,14 +229,16 @@ local function interpret_v2(reply)
   local body, status = reply.body, reply.status
   local is_table = type(body) == "table"
   local e = is_table and body.errors ~= nil and first_error(body.errors)
+  local ecode = e and tonumber(e.code)
+  if ecode and ecode ~= ecode then ecode = nil end
   if status >= 300 then
-    return nil, http_error(reply, e and tonumber(e.code), e and e.message)
+    return nil, http_error(reply, ecode, e and shape.message(e.message))
   end
   if e then
-    local code = tonumber(e.code)
+    local code = ecode
     return nil, errors.new {
-      kind = "api", status = status, code = code, message = e.message, request_id = reply.request_id,
-      retryable = retryable(code, e.message), errors = body.errors,
+      kind = "api", status = status, code = code, message = shape.message(e.message), request_id = reply.request_id,
+      retryable = retryable(code, shape.message(e.message)), errors = body.errors,
     }
   end
   if not is_table then
@@ -229,9 +248,17 @@ local function interpret_v2(reply)
   -- The reply is this call's own and already holds status, request_id and body: it becomes the
   -- result, sparing a second table on every call.
   local warnings, effects = body.warnings, body.sideEffects
-  reply.warnings = type(warnings) == "table" and warnings or {}
+  if type(warnings) ~= "table" then
+    if not shape.absent(warnings) then return nil, shape.bad(reply, "warnings", "an array", warnings) end
+    warnings = {}
+  end
+  reply.warnings = warnings
   reply.created_id, reply.entity = body.createdId, body.entity
-  reply.points_earned = effects ~= nil and sum_points(effects) or nil
+  if effects ~= nil then
+    local points, perr = sum_points(effects, reply)
+    if perr then return nil, perr end
+    reply.points_earned = points
+  end
   reply.partial = status == 201
   return reply
 end
@@ -282,36 +309,107 @@ local function v11_list(wrapper, value)
   return { root = { [wrapper] = value } }
 end
 
-local function first(list) return type(list) == "table" and list[1] or nil end
-
--- The typed fields each operation adds to its result; module-level, so no closure per call.
-local pick = {}
-function pick.customer(r) r.customer = first(r.body.customers and r.body.customers.customer) end
-function pick.customers(r)
-  r.customers = r.body.customers and r.body.customers.customer or {}
-  r.customer = first(r.customers)
+-- container.child of a v1.1 body, type-checked: the list of objects (nil: absent) or nil, err.
+local function list_of(r, container, name, child)
+  local box, err = shape.object(r, container, name)
+  if err then return nil, err end
+  if not box then return nil end
+  return shape.objects(r, box[child], name .. "." .. child)
 end
-function pick.subscriptions(r) r.subscriptions = r.body.subscriptions and r.body.subscriptions.subscription or {} end
-function pick.redeemable_points(r) r.redeemable = r.body.points and r.body.points.redeemable end
-function pick.validation(r) r.validation = r.body.validation_code and r.body.validation_code.code end
-function pick.redemption(r) r.redemption = r.body.responses and r.body.responses.points end
-function pick.redeemable_coupon(r) r.redeemable = r.body.coupons and r.body.coupons.redeemable end
-function pick.coupon(r) r.coupon = first(r.body.coupons and r.body.coupons.coupon) end
-function pick.customer_id(r) r.customer_id = r.entity end
+
+-- container.child where child is one object (or a one-element array of it), type-checked.
+local function object_in(r, container, name, child)
+  local box, err = shape.object(r, container, name)
+  if err or not box then return nil, err end
+  return shape.one(r, box[child], name .. "." .. child)
+end
+
+-- The typed fields each operation adds to its result; module-level, so no closure per call. A pick
+-- returns an error (a decode error naming the field) when the reply has a field of the wrong type.
+local pick = {}
+function pick.customer(r)
+  local list, err = list_of(r, r.body.customers, "customers", "customer")
+  if err then return err end
+  r.customer = list and list[1]
+end
+function pick.customers(r)
+  local list, err = list_of(r, r.body.customers, "customers", "customer")
+  if err then return err end
+  r.customers = list or {}
+  r.customer = r.customers[1]
+end
+function pick.subscriptions(r)
+  local list, err = list_of(r, r.body.subscriptions, "subscriptions", "subscription")
+  if err then return err end
+  r.subscriptions = list or {}
+end
+function pick.redeemable_points(r)
+  local red, err = object_in(r, r.body.points, "points", "redeemable")
+  if err then return err end
+  r.redeemable = red
+end
+function pick.validation(r)
+  local box, err = shape.object(r, r.body.validation_code, "validation_code")
+  if err then return err end
+  -- Documented as an object {user_id, mobile, points, item_status}.
+  local code
+  code, err = shape.one(r, box and box.code, "validation_code.code")
+  if err then return err end
+  r.validation = code
+end
+function pick.redemption(r)
+  local red, err = object_in(r, r.body.responses, "responses", "points")
+  if err then return err end
+  r.redemption = red
+end
+function pick.redeemable_coupon(r)
+  local red, err = object_in(r, r.body.coupons, "coupons", "redeemable")
+  if err then return err end
+  r.redeemable = red
+end
+function pick.coupon(r)
+  local list, err = list_of(r, r.body.coupons, "coupons", "coupon")
+  if err then return err end
+  r.coupon = list and list[1]
+end
+function pick.customer_id(r)
+  local id = r.entity
+  local t = type(id)
+  if t ~= "number" and t ~= "string" then
+    local err
+    id, err = shape.scalar(r, id, "entity")
+    if err then return err end
+  end
+  r.customer_id = id
+end
 function pick.body_as_customer(r) r.customer = r.body end
 function pick.reversal(r) r.reversal = r.body end
 function pick.otp_valid(r) r.valid = r.entity == true end
-function pick.otp_code(r) r.code = r.body.code end
+function pick.otp_code(r)
+  local code, err = shape.scalar(r, r.body.code, "code")
+  if err then return err end
+  r.code = code
+end
 -- [DOC S-V11 "Get Customer Transactions"] `count` (all matching transactions, a number), `start`
 -- (the id of the first one shown) and `rows` (how many are shown) page the history.
 function pick.customer_transactions(r)
-  local c = r.body.customer
+  local c, err = shape.one(r, r.body.customer, "customer")
+  if err then return err end
   r.customer = c
-  r.transactions = type(c) == "table" and type(c.transactions) == "table" and c.transactions.transaction or {}
-  if type(c) == "table" then
-    r.count, r.rows = tonumber(c.count), tonumber(c.rows)
-    r.start = c.start ~= nil and c.start ~= "" and tostring(c.start) or nil
+  local list
+  if c then
+    list, err = list_of(r, c.transactions, "customer.transactions", "transaction")
+    if err then return err end
+    r.count, err = shape.number(r, c.count, "customer.count")
+    if err then return err end
+    r.rows, err = shape.number(r, c.rows, "customer.rows")
+    if err then return err end
+    local start
+    start, err = shape.text(r, c.start, "customer.start")
+    if err then return err end
+    r.start = start ~= "" and start or nil
   end
+  r.transactions = list or {}
 end
 
 local ops = {}
@@ -362,13 +460,21 @@ end
 -- Bill numbers are unique at the CRM (604 on a replay), which makes transaction/add safe to
 -- retry: a 604 on a retry means an earlier attempt landed.
 local function pick_transaction(r)
-  local tx = first(r.body.transactions and r.body.transactions.transaction)
+  local list, err = list_of(r, r.body.transactions, "transactions", "transaction")
+  if err then return err end
+  local tx = list and list[1]
   r.transaction = tx
   if tx then
-    r.customer = tx.customer
-    local effects = tx.side_effects and tx.side_effects.effect
-    r.points_earned = sum_points(effects)
-    r.points_deducted = tx.points_deducted
+    local field = "transactions.transaction[1]"
+    r.customer, err = shape.one(r, tx.customer, field .. ".customer")
+    if err then return err end
+    local box
+    box, err = shape.object(r, tx.side_effects, field .. ".side_effects")
+    if err then return err end
+    r.points_earned, err = sum_points(box and box.effect, r, field .. ".side_effects.effect")
+    if err then return err end
+    r.points_deducted, err = shape.number(r, tx.points_deducted, field .. ".points_deducted")
+    if err then return err end
   end
 end
 

@@ -101,18 +101,33 @@ end
 _M.normalize = normalize
 
 --- Collects every table carrying an item_status, depth first, as
--- { success, code, message, warnings, item } records.
+-- { success, code, message, warnings, item } records; or nil, field, value when an
+-- item_status or its warnings have the wrong type.
 function _M.items(body)
   local out = {}
+  local bad_field, bad_value
   local function walk(t, depth)
-    if depth > 6 then return end
+    if depth > 6 or bad_field then return end
     local st = t.item_status
+    if st ~= nil and type(st) ~= "table" and type(st) ~= "userdata" then
+      bad_field, bad_value = "item_status", st
+      return
+    end
     if type(st) == "table" then
       local ok = st.success
       if ok == nil then ok = st.status end
+      local warnings = st.warnings
+      if warnings == nil or type(warnings) == "userdata" then
+        warnings = {}
+      elseif type(warnings) ~= "table" then
+        bad_field, bad_value = "item_status.warnings", warnings
+        return
+      end
+      local code = st.code
+      if type(code) ~= "number" and type(code) ~= "string" then code = nil end
       out[#out + 1] = {
-        success = ok ~= false, code = st.code, message = st.message,
-        warnings = st.warnings or {}, item = t,
+        success = ok ~= false, code = code, message = type(st.message) == "string" and st.message or nil,
+        warnings = warnings, item = t,
       }
       return
     end
@@ -127,6 +142,7 @@ function _M.items(body)
     end
   end
   walk(body, 0)
+  if bad_field then return nil, bad_field, bad_value end
   return out
 end
 

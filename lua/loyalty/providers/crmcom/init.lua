@@ -4,6 +4,7 @@
 local core = require "loyalty.core"
 local errors = require "loyalty.errors"
 local inferred = require "loyalty.providers.crmcom.inferred"
+local shape = require "loyalty.shape"
 
 local _M = { name = "crmcom", inferred = inferred }
 
@@ -141,6 +142,10 @@ function _M.interpret(reply, spec)
                              message = "reply has no CRM.COM {status, data} envelope", retryable = true }
   end
   local code = status.code
+  if type(code) ~= "string" and type(code) ~= "number" then
+    if reply.status >= 300 then return nil, http_error(reply) end
+    return nil, shape.bad(reply, "status.code", "a string", code)
+  end
   if code ~= "OK" then
     code = type(code) == "string" and code or tostring(code)
     -- The HTTP status decides where it means something (401 token or login refused, 403 no
@@ -166,7 +171,10 @@ function _M.interpret(reply, spec)
     }
   end
   local data = body.data
-  if type(data) ~= "table" then data = {} end
+  if type(data) ~= "table" then
+    if not shape.absent(data) then return nil, shape.bad(reply, "data", "an object or array", data) end
+    data = {}
+  end
   return { status = reply.status, request_id = reply.request_id, body = body, data = data, warnings = {} }
 end
 
@@ -190,6 +198,26 @@ end
 
 local function num(v) return tonumber(v) or 0 end
 
+-- Numeric fields of a reply's `d` into v[key] (type-checked; absent: 0 unless listed in `maybe`).
+local function read_numbers(r, d, map, v, maybe)
+  for key, field in pairs(map) do
+    local n, err = shape.number(r, d[field], "data." .. field)
+    if err then return nil, err end
+    if n == nil and not (maybe and maybe[key]) then n = 0 end
+    v[key] = n
+  end
+  return v
+end
+
+-- Text and id fields of `d` into v[key], type-checked.
+local function read_fields(r, d, map, v, read)
+  for key, field in pairs(map) do
+    local x, err = read(r, d[field], "data." .. field)
+    if err then return nil, err end
+    v[key] = x
+  end
+  return v
+end
 local SCALE = 10 ^ inferred.MONEY_DECIMALS
 local function money(x)
   local n = tonumber(x) or 0
@@ -341,17 +369,29 @@ end
 ------------------------------------------------------------------------------------------
 -- Typed views
 
---- The figures of a preview reply (purchase_customer_event_preview_complete, §4.2).
-local function preview_view(d)
-  local v = {
-    award = num(d.total_award_amount), instant_spend = num(d.total_instant_spend_amount),
-    automatic_spend = num(d.total_automatic_spend_amount), eligible_spend = num(d.total_additional_spend_amount),
-    min_spend = num(d.minimum_spend_amount_per_transaction),
-    max_spend = tonumber(d.maximum_spend_amount_per_transaction),
-    wallet_balance = num(d.wallet_balance), reduction_method = d.reduction_method or "FRONT_END_REDUCTION",
-    allow_spending = d.allow_spending ~= false,
-    participant_id = d.rewards_participant_id, participant_name = d.rewards_participant_name,
-  }
+local PREVIEW_NUMBERS = {
+  award = "total_award_amount", instant_spend = "total_instant_spend_amount",
+  automatic_spend = "total_automatic_spend_amount", eligible_spend = "total_additional_spend_amount",
+  min_spend = "minimum_spend_amount_per_transaction", max_spend = "maximum_spend_amount_per_transaction",
+  wallet_balance = "wallet_balance",
+}
+local MAYBE_MAX = { max_spend = true }
+
+--- The figures of a preview reply (purchase_customer_event_preview_complete, §4.2), or nil, err
+-- when a field has the wrong type (`r`: the result, for the error's request id).
+local function preview_view(d, r)
+  local v, err = read_numbers(r, d, PREVIEW_NUMBERS, {}, MAYBE_MAX)
+  if not v then return nil, err end
+  local allow
+  allow, err = shape.boolean(r, d.allow_spending, "data.allow_spending")
+  if err then return nil, err end
+  v.allow_spending = allow ~= false
+  v, err = read_fields(r, d, { reduction_method = "reduction_method", participant_name = "rewards_participant_name" },
+                       v, shape.text)
+  if not v then return nil, err end
+  v.reduction_method = v.reduction_method or "FRONT_END_REDUCTION"
+  v.participant_id, err = shape.scalar(r, d.rewards_participant_id, "data.rewards_participant_id")
+  if err then return nil, err end
   local offer = v.eligible_spend
   if v.max_spend then offer = math.min(offer, v.max_spend) end
   offer = money(offer)
@@ -360,15 +400,19 @@ local function preview_view(d)
 end
 _M.preview_view = preview_view
 
---- The figures of a purchase customer event (§4.3).
-local function purchase_view(d)
-  return {
-    id = d.id, number = d.number, state = d.life_cycle_state, reference = d.reference_number,
-    external_reference = d.external_system_reference_number,
-    total = num(d.total_amount), net = num(d.net_amount), vat = num(d.vat_amount),
-    awarded = num(d.total_awarded_amount), spent = num(d.total_spend_amount),
-    requested_spend = tonumber(d.requested_spend_amount),
-  }
+local PURCHASE_NUMBERS = { total = "total_amount", net = "net_amount", vat = "vat_amount",
+                           awarded = "total_awarded_amount", spent = "total_spend_amount",
+                           requested_spend = "requested_spend_amount" }
+local MAYBE_REQUESTED = { requested_spend = true }
+
+--- The figures of a purchase customer event (§4.3), or nil, err (a field of the wrong type).
+local function purchase_view(d, r)
+  local v, err = read_numbers(r, d, PURCHASE_NUMBERS, {}, MAYBE_REQUESTED)
+  if not v then return nil, err end
+  v, err = read_fields(r, d, { id = "id", number = "number" }, v, shape.scalar)
+  if not v then return nil, err end
+  return read_fields(r, d, { state = "life_cycle_state", reference = "reference_number",
+                             external_reference = "external_system_reference_number" }, v, shape.text)
 end
 _M.purchase_view = purchase_view
 
@@ -385,13 +429,23 @@ function _M.amount_to_collect(purchase, spends, reduction_method)
            credited_later = back_end and spent or 0 }
 end
 
+local function pick_purchase(r)
+  local v, err = purchase_view(r.data, r)
+  if not v then return err end
+  r.purchase = v
+end
+
 ------------------------------------------------------------------------------------------
 -- Operations: each returns a request spec; `pick` fills typed fields of the result.
 
 local ops = {}
 _M.ops = ops
 
-local function pick_participant(r) r.participant = r.data end
+local function pick_participant(r)
+  local p, perr = shape.object(r, r.data, "data")
+  if perr then return perr end
+  r.participant = p or {}
+end
 
 --- rewards_participants/show: POST with a JSON body from R5 (the token in the body, never in a
 -- URL) [DOC CRM-WIKI x/yHkH, pageId=491668]; GET with the flattened identifier
@@ -417,7 +471,11 @@ function ops.purchase_preview(profile, purchase)
   local body, err = purchase_body(purchase, profile)
   if not body then return nil, err end
   return { method = "POST", path = "/customer_events/purchases/preview", json = body, idempotent = true,
-           pick = function(r) r.preview = preview_view(r.data) end }
+           pick = function(r)
+             local v, perr = preview_view(r.data, r)
+             if not v then return perr end
+             r.preview = v
+           end }
 end
 
 --- customer_events/purchases/create: r.purchase {id, number, total, awarded, spent, …}. With a
@@ -427,7 +485,7 @@ function ops.purchase_create(profile, purchase)
   if not body then return nil, err end
   return { method = "POST", path = "/customer_events/purchases/create", json = body,
            idempotent = body.external_system_reference_number ~= nil,
-           pick = function(r) r.purchase = purchase_view(r.data) end }
+           pick = pick_purchase }
 end
 
 --- customer_events/purchases/show (GET): r.purchase
@@ -438,7 +496,7 @@ function ops.purchase_show(_, args)
   return { method = "GET", path = "/customer_events/purchases/show",
            query = { purchase_customer_event_identifier = field .. "=" .. value,
                      fields_set = fields_set(args.fields_set) },
-           pick = function(r) r.purchase = purchase_view(r.data) end }
+           pick = pick_purchase }
 end
 
 --- customer_events/purchases/cancel: r.purchase (state CANCELLED)
@@ -447,7 +505,7 @@ function ops.purchase_cancel(_, args)
   if not ident then return nil, err end
   return { method = "POST", path = "/customer_events/purchases/cancel", idempotent = true,
            json = { purchase_customer_event_identifier = ident },
-           pick = function(r) r.purchase = purchase_view(r.data) end }
+           pick = pick_purchase }
 end
 
 --- customer_events/purchases/list with pagination: args {participant…, number_of_results, offset,
@@ -464,9 +522,20 @@ function ops.purchases_list(profile, args)
   end
   return { method = "POST", path = "/customer_events/purchases/list", json = body, idempotent = true,
            pick = function(r)
-             local list = type(r.data) == "table" and (r.data[1] ~= nil and r.data or r.data.purchases_set) or {}
+             local list, perr
+             if r.data[1] ~= nil then
+               list, perr = shape.objects(r, r.data, "data")
+             else
+               list, perr = shape.objects(r, r.data.purchases_set, "data.purchases_set")
+             end
+             if perr then return perr end
+             list = list or {}
              r.raw_purchases, r.purchases = list, {}
-             for i, p in ipairs(list) do r.purchases[i] = purchase_view(p) end
+             for i, p in ipairs(list) do
+               local v, verr = purchase_view(p, r)
+               if not v then return verr end
+               r.purchases[i] = v
+             end
            end }
 end
 
@@ -494,10 +563,24 @@ function ops.spend_request_create(profile, args)
            idempotent = args.reference ~= nil,
            pick = function(r)
              local d = r.data
-             local tx = type(d.spend_reward_transaction) == "table" and d.spend_reward_transaction or {}
-             r.spend = { id = d.id, number = d.number, state = d.life_cycle_state, requested = args.amount,
-                         actual = num(tx.amount ~= nil and tx.amount or d.spend_amount),
-                         reduction_method = d.reduction_method }
+             local tx, perr = shape.object(r, d.spend_reward_transaction, "data.spend_reward_transaction")
+             if perr then return perr end
+             tx = tx or {}
+             local actual
+             if tx.amount ~= nil then
+               actual, perr = shape.number(r, tx.amount, "data.spend_reward_transaction.amount")
+             else
+               actual, perr = shape.number(r, d.spend_amount, "data.spend_amount")
+             end
+             if perr then return perr end
+             local v
+             v, perr = read_fields(r, d, { id = "id", number = "number" }, {}, shape.scalar)
+             if not v then return perr end
+             v, perr = read_fields(r, d, { state = "life_cycle_state", reduction_method = "reduction_method" }, v,
+                                   shape.text)
+             if not v then return perr end
+             v.requested, v.actual = args.amount, actual or 0
+             r.spend = v
            end }
 end
 
@@ -552,12 +635,21 @@ function batch_ops.products_synchronise(profile, products, opts)
         out.failed_batches[#out.failed_batches + 1] = { batch = b, first = range.first, last = range.last,
                                                         count = range.last - range.first + 1, err = r.err }
       else
-        for _, p in ipairs(type(r.data.processed_products_set) == "table" and r.data.processed_products_set or {}) do
+        local processed, perr = shape.objects(r, r.data.processed_products_set, "data.processed_products_set")
+        local unprocessed
+        if not perr then
+          unprocessed, perr = shape.objects(r, r.data.unprocessed_products_set, "data.unprocessed_products_set")
+        end
+        if perr then -- the batch's outcome cannot be read: reported with the failed batches
+          out.failed_batches[#out.failed_batches + 1] = { batch = b, first = range.first, last = range.last,
+                                                          count = range.last - range.first + 1, err = perr }
+          processed, unprocessed = {}, {}
+        end
+        for _, p in ipairs(processed or {}) do
           out.processed[#out.processed + 1] = { request_code = p.request_code, id = p.id, code = p.code,
                                                 message = p.message, batch = b }
         end
-        local unprocessed = r.data.unprocessed_products_set
-        for _, p in ipairs(type(unprocessed) == "table" and unprocessed or {}) do
+        for _, p in ipairs(unprocessed or {}) do
           out.unprocessed[#out.unprocessed + 1] = { request_code = p.request_code, error_code = p.error_code,
                                                     error_description = p.error_description, batch = b }
         end
