@@ -242,7 +242,7 @@ end
 --- Starts nginx. opts: http (string, the http{} body; "${port}", "${next_port}" (port + 1, for a
 -- second listener) and "${prefix}" are substituted), main (main-context directives), port (nil: a free one), workers,
 -- foreground (check the configuration, then exec in the foreground and return when nginx exits:
--- true, or nil, message when it could not start), lua_package_path/cpath (prepended to the in-tree
+-- true, or nil, message [, "exited" when it ran and then failed]), lua_package_path/cpath (prepended to the in-tree
 -- paths), log_level, keep_prefix.
 -- Returns a Server {port, url, prefix, stop()} or nil, message (one sentence naming the fix when known).
 function _M.start(opts)
@@ -277,7 +277,7 @@ function _M.start(opts)
       local ok = run("exec " .. pdeath .. cmd)
       if not opts.keep_prefix then run("rm -rf " .. shell_quote(prefix)) end
       if ok then return true end
-      return nil, "nginx exited with an error (its log is above)"
+      return nil, "nginx exited with an error (its log is above)", "exited"
     end
     local ok = run(cmd .. " 2>" .. shell_quote(prefix .. "/start.err"))
     if ok then
