@@ -45,6 +45,16 @@ local function set_path(t, key, value)
   t[key] = value
 end
 
+-- Where `loyalty call` takes each client setting from, for a config error naming one.
+local HOW = {
+  organisation = "pass --organisation ORG (or set LOYALTY_ORGANISATION)",
+  username = "set LOYALTY_USERNAME and LOYALTY_PASSWORD",
+  password = "set LOYALTY_PASSWORD",
+  base_url = "pass --base-url URL (or set LOYALTY_BASE_URL)",
+  cluster = "pass --environment and --cluster, or --base-url",
+  environment = "pass --environment and --cluster, or --base-url",
+}
+
 local METHODS = { GET = true, POST = true, PUT = true, DELETE = true, PATCH = true }
 
 local function env(name)
@@ -91,7 +101,8 @@ function _M.run(a, out, err)
   end
   local client, cerr = loyalty.client(client_options(a))
   if not client then
-    err:write(tostring(cerr), "\n")
+    local how = HOW[cerr.key]
+    err:write(tostring(cerr), how and ("; " .. how) or "", "\n")
     return 1
   end
   local result, rerr
