@@ -122,6 +122,9 @@ local function render(opts, prefix, port)
   local http = (opts.http or ""):gsub("%${port}", tostring(port)):gsub("%${next_port}", tostring(port + 1))
                                 :gsub("%${prefix}", prefix)
   local main = (opts.main or ""):gsub("%${prefix}", prefix)
+  local error_log = opts.error_log or (prefix .. "/error.log")
+  -- In the foreground, fd 2 is the start-up file and fd 3 the caller's stderr (see start).
+  if opts.foreground and (error_log == "/dev/stderr" or error_log == "stderr") then error_log = "/proc/self/fd/3" end
   return table.concat({
     load_module_lines(),
     user_line(),
@@ -129,7 +132,7 @@ local function render(opts, prefix, port)
     "master_process on;",
     "worker_processes " .. (opts.workers or 1) .. ";",
     "pid " .. prefix .. "/nginx.pid;",
-    "error_log " .. (opts.error_log or (prefix .. "/error.log")) .. " " .. (opts.log_level or "warn") .. ";",
+    "error_log " .. error_log .. " " .. (opts.log_level or "warn") .. ";",
     main,
     "events { worker_connections " .. (opts.worker_connections or 1024) .. "; }",
     "http {",
@@ -224,9 +227,12 @@ end
 
 -- The first lines nginx printed, trimmed, for the message.
 local function first_lines(text)
-  local lines = {}
+  local lines, seen = {}, {}
   for line in (text or ""):gmatch("[^\n]+") do
-    lines[#lines + 1] = line
+    if not seen[line] then
+      seen[line] = true
+      lines[#lines + 1] = line
+    end
     if #lines == 3 then break end
   end
   return table.concat(lines, "; ")
@@ -264,19 +270,23 @@ function _M.start(opts)
     write_file(prefix .. "/nginx.conf", render(opts, prefix, port))
     local cmd = CLEAN_ENV .. nginx .. " -q -p " .. shell_quote(prefix) .. " -c " .. shell_quote(prefix .. "/nginx.conf")
     if opts.foreground then
-      -- Its log goes to the terminal, so check the configuration (and init_by_lua) first, where
-      -- what goes wrong can still be read and explained.
-      local tested = run(cmd .. " -t >" .. shell_quote(prefix .. "/start.err") .. " 2>&1")
-      if not tested then
-        local text = read_file(prefix .. "/start.err")
-        if not opts.keep_prefix then run("rm -rf " .. shell_quote(prefix)) end
+      -- nginx's own start-up messages (bad configuration, init_by_lua errors, a busy port) go to
+      -- a file this process reads and explains when nginx fails; its log (error_log "/dev/stderr")
+      -- goes to our stderr through fd 3. nginx replaces the shell and, where setpriv exists,
+      -- stops when this process dies.
+      local pdeath = run("command -v setpriv >/dev/null 2>&1") and "setpriv --pdeathsig TERM " or ""
+      local errf = prefix .. "/start.err"
+      local ok = run("exec 3>&2; exec " .. pdeath .. cmd .. " 2>" .. shell_quote(errf))
+      local text = read_file(errf) or ""
+      if not opts.keep_prefix then run("rm -rf " .. shell_quote(prefix)) end
+      if ok then
+        if text ~= "" then io.stderr:write(text) end
+        return true
+      end
+      if text:find("%[emerg%]") or text:find("%[error%]") or text:find("%[alert%]") then
         return nil, failure(text, port)
       end
-      -- nginx replaces the shell and, where setpriv exists, stops when this process dies.
-      local pdeath = run("command -v setpriv >/dev/null 2>&1") and "setpriv --pdeathsig TERM " or ""
-      local ok = run("exec " .. pdeath .. cmd)
-      if not opts.keep_prefix then run("rm -rf " .. shell_quote(prefix)) end
-      if ok then return true end
+      io.stderr:write(text)
       return nil, "nginx exited with an error (its log is above)", "exited"
     end
     local ok = run(cmd .. " 2>" .. shell_quote(prefix .. "/start.err"))
