@@ -133,6 +133,15 @@ function _M.main(argv, out, err)
   return mod.run(args, out, err) or 0
 end
 
+--- parse(argv) -> args | nil, message: what main would run, without running it (for docs checks).
+function _M.parse(argv)
+  local state = {}
+  local ok, args = build(state):pparse(argv)
+  if state.help or state.version or state.examples then return { command = "(flag)" } end
+  if not ok then return nil, tostring(args) end
+  return args
+end
+
 --- For a command module's own main(argv, out, err): `loyalty <name> argv...`.
 function _M.main_for(name, argv, out, err)
   local full = { name }
