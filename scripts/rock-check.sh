@@ -26,7 +26,12 @@ free_port() {
   lua5.4 -e 'local s = assert(require("socket").bind("127.0.0.1", 0)); local _, p = s:getsockname(); print(p)'
 }
 
-cd "$here"
+# Built from a copy in a private (0700) directory, as from a clone in root's home, and from the
+# sources alone (no build/ left by `make`).
+mkdir -p "$t/src"
+(cd "$here" && cp -R Makefile csrc lua bin examples lua-loyalty-0.1.0-1.rockspec sandbox-rock "$t/src/")
+chmod 700 "$t"
+cd "$t/src"
 for rs in lua-loyalty-0.1.0-1.rockspec sandbox-rock/lua-loyalty-sandbox-0.1.0-1.rockspec; do
   luarocks lint "$rs" >"$t/lint" 2>&1 || fail "luarocks lint $rs: $(cat "$t/lint")"
 done
