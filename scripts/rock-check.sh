@@ -77,8 +77,11 @@ done
 
 # The installed rock packs, and the binary rock installs alone: no sandbox, and `loyalty sandbox`
 # says which rock to add.
-(cd "$t" && luarocks --lua-version 5.4 --tree "$t/54" pack lua-loyalty >"$t/pack.log" 2>&1) ||
-  fail "luarocks pack: $(cat "$t/pack.log")"
+for r in lua-loyalty lua-loyalty-sandbox; do
+  (cd "$t" && luarocks --lua-version 5.4 --tree "$t/54" pack "$r" >"$t/pack.log" 2>&1) ||
+    fail "luarocks pack $r: $(cat "$t/pack.log")"
+done
+[ -f "$t"/lua-loyalty-sandbox-0.1.0-1.*.rock ] || fail "luarocks pack lua-loyalty-sandbox made no rock"
 rock=$(ls "$t"/lua-loyalty-0.1.0-1.*.rock)
 luarocks --lua-version 5.4 install --deps-mode=none --tree "$t/only" "$rock" >"$t/only.log" 2>&1 ||
   fail "installing the packed rock: $(cat "$t/only.log")"

@@ -70,6 +70,36 @@ describe("the loyalty command line", function()
     end)
   end
 
+  it("started by PUC Lua 5.1 (a 5.1 tree's wrapper), it runs under LuaJIT; the module refuses PUC 5.1", function()
+    if not runner.run("command -v lua5.1 >/dev/null 2>&1") then return pending("no lua5.1 here") end
+    local p = assert(io.popen("lua5.1 bin/loyalty --version 2>&1"))
+    local out = p:read("*a")
+    p:close()
+    assert.truthy(out:find("^lua%-loyalty 0%.1%.0 %(LuaJIT"), out)
+    p = assert(io.popen("lua5.1 -e 'package.path = \"lua/?.lua;lua/?/init.lua;\" .. package.path' "
+                        .. "-e 'require \"loyalty\"' 2>&1"))
+    out = p:read("*a")
+    p:close()
+    assert.truthy(out:find("lua-loyalty runs on LuaJIT or Lua 5.2-5.4, not PUC Lua 5.1: run it with luajit", 1, true),
+                  out)
+  end)
+
+  it("under LuaJIT with a LUA_PATH that hides LuaJIT's own modules (jit.vmdef), rules still load", function()
+    local p = assert(io.popen("LUA_PATH='lua/?.lua;lua/?/init.lua' luajit bin/loyalty rules test examples/rules 2>&1"))
+    local out = p:read("*a")
+    p:close()
+    assert.truthy(out:find("passed, 0 failed", 1, true), out)
+  end)
+
+  it("a key=value of the wrong type for an operation is a one-line usage error", function()
+    local code, out, err = run("call --base-url http://127.0.0.1:9 customer_get mobile.x=1",
+                               "LOYALTY_USERNAME=u LOYALTY_PASSWORD=p")
+    assert.equal("", out)
+    assert.falsy(err:find("traceback", 1, true), err)
+    assert.equal(1, select(2, err:gsub("\n", "\n")), err)
+    assert.truthy(code == 1 or code == 2, err)
+  end)
+
   it("--opt=value and --opt value mean the same", function()
     local cart = " examples/rules examples/rules/sample-cart.json "
     local c1, a = run("rules explain" .. cart .. "--tier=SILVER --points=100 --redeem=300")

@@ -124,7 +124,15 @@ function _M.run(a, out, err)
                 table.concat(known, ", "), ")\n")
       return 2
     end
-    result, rerr = op(client, argt)
+    -- key=value pairs are strings: an operation that raises on them (a wrong type for one of
+    -- its arguments) is a usage mistake, said in one line.
+    local ok, r1, r2 = pcall(op, client, argt)
+    if not ok then
+      client:close()
+      err:write("loyalty call: ", name, ": ", (tostring(r1):gsub("^[^:]*:%d+: ", "")), "\n")
+      return 2
+    end
+    result, rerr = r1, r2
   end
   client:close()
   if not result then
