@@ -112,12 +112,17 @@ describe("README.md", function()
     local f = assert(io.open(file, "w"))
     f:write(s, "\n")
     f:close()
+    -- The README's sandbox is on 8089: its text is rewritten to this one's port above, and the
+    -- example settings files' default (LOYALTY_BASE_URL, else 8089) is pointed at it here.
     local out, rc = capture("cd " .. runner.shell_quote(root) .. " && env TMPDIR=" .. runner.shell_quote(tmp)
-                            .. " sh " .. runner.shell_quote(file))
+                            .. " LOYALTY_BASE_URL=" .. sb.url .. " sh " .. runner.shell_quote(file))
     assert.equal(0, rc, out)
     assert.truthy(out:find("Tom\t2000\t%x+"), out)                        -- the quick start's Lua
     assert.truthy(out:find('"firstname":"Tom"', 1, true), out)           -- loyalty call
-    assert.truthy(out:find("outbox (sqlite): 0 pending", 1, true), out)  -- loyalty outbox status
+    assert.truthy(out:find("queued as outbox entry %d+"), out)             -- the outbox walk-through
+    assert.truthy(out:find("outbox (sqlite): 1 pending, 0 delivered", 1, true), out)
+    assert.truthy(out:find("1 entry: 1 delivered, 0 to retry, 0 dead", 1, true), out)
+    assert.truthy(out:find("outbox (sqlite): 0 pending, 1 delivered (kept 3 days), 0 dead", 1, true), out)
     assert.truthy(out:find("6 passed, 0 failed", 1, true), out)          -- loyalty rules test
   end)
 

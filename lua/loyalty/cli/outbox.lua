@@ -107,8 +107,8 @@ local function progress(out, tty, every, clock)
   local function line()
     local done = n.delivered + n.failed + n.dead
     local dt = clock() - t0
-    return string.format("%d entries: %d delivered, %d to retry, %d dead (%.1f/s)", done, n.delivered, n.failed,
-                         n.dead, dt > 0 and done / dt or 0)
+    return string.format("%d %s: %d delivered, %d to retry, %d dead (%.1f/s)", done, done == 1 and "entry" or "entries",
+                         n.delivered, n.failed, n.dead, dt > 0 and done / dt or 0)
   end
   function self.entry(what)
     if n[what] then n[what] = n[what] + 1 end
@@ -128,9 +128,9 @@ local function progress(out, tty, every, clock)
   end
   function self.finish()
     local done = n.delivered + n.failed + n.dead
-    if tty then
+    if tty and done > 0 then
       out:write("\r", line(), "\027[K\n")
-    elseif done > 0 and done ~= shown then
+    elseif not tty and done > 0 and done ~= shown then
       out:write(line(), "\n")
     end
     if out.flush then out:flush() end
