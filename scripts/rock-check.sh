@@ -69,6 +69,12 @@ for tree in 54 51; do
   expect "$tree call" '"firstname":"Tom"' env LOYALTY_USERNAME=store.server LOYALTY_PASSWORD=server123 \
     "$T/bin/loyalty" call --base-url "http://127.0.0.1:$port" customer_get mobile=919999000001
   expect "$tree busy port" "port $port is already in use" "$T/bin/loyalty" sandbox --port "$port"
+  # From a Lua program with the paths `luarocks path` gives (a LUA_CPATH of this VM's C modules):
+  # nginx's LuaJIT must not see them.
+  if [ "$tree" = 51 ]; then lua=luajit; else lua=lua5.4; fi
+  expect "$tree sandbox from Lua" "^answered" env LUA_PATH="$T/share/lua/$ver/?.lua;$T/share/lua/$ver/?/init.lua;;" \
+    LUA_CPATH="$T/lib/lua/$ver/?.so;/usr/lib/x86_64-linux-gnu/lua/$ver/?.so;;" $lua -e \
+    'local sb = assert(require("loyalty.sandbox").start{}); local st = sb:state(); sb:stop(); print(st and "answered")'
   # Lua modules are listed by name, never as X.init.
   luarocks --lua-version "$ver" --tree "$T" show lua-loyalty >"$t/show" 2>&1
   grep -q "loyalty.core" "$t/show" || fail "$tree: luarocks show lists no loyalty.core: $(cat "$t/show")"
