@@ -211,6 +211,11 @@ function _M.diagnose(text, port)
      or text:find("unknown directive \"content_by_lua", 1, true) then
     return "this nginx has no Lua module: install libnginx-mod-http-lua (apt-get install libnginx-mod-http-lua)"
   end
+  if text:find("undefined symbol: lua", 1, true) then
+    local so = text:match("([^%s']+%.so): undefined symbol") or "a C module"
+    return "nginx's LuaJIT loaded " .. so .. ", built for another Lua: keep other Lua versions' C paths"
+      .. " out of lua_package_cpath"
+  end
   if text:find("module 'cjson", 1, true) or text:find("cjson.so", 1, true) then
     return "nginx's LuaJIT cannot load lua-cjson: install Debian's lua-cjson (apt-get install lua-cjson)"
   end

@@ -48,7 +48,8 @@ describe("starting nginx, when it cannot start", function()
     local cases = {
       { 'unknown directive "init_by_lua_block"', "install libnginx-mod-http-lua" },
       { "module 'cjson' not found", "apt-get install lua-cjson" },
-      { "cjson.so: undefined symbol: lua_newuserdatauv", "apt-get install lua-cjson" },
+      { "/usr/lib/x86_64-linux-gnu/lua/5.4/cjson.so: undefined symbol: lua_newuserdatauv",
+        "loaded /usr/lib/x86_64-linux-gnu/lua/5.4/cjson.so, built for another Lua" },
       { "module 'loyalty.core' not found", "install the lua-loyalty-sandbox rock" },
       { "bind() to 127.0.0.1:80 failed (98: Address already in use)", "port 80 is already in use" },
     }
