@@ -53,6 +53,30 @@ describe("a checkout in a private (0700) directory", function()
     end)
   end
 
+  it("as an ordinary user too, from that user's own 0700 directory", function()
+    if capture("id -u"):match("%d+") ~= "0" or not runner.run("command -v setpriv >/dev/null 2>&1") then
+      return pending("needs root (to become nobody) and setpriv")
+    end
+    local mine = dir .. "/nobody"
+    assert(runner.run("cp -R " .. q(dir .. "/clone") .. " " .. q(mine) .. " && chown -R nobody " .. q(mine)
+                      .. " && chmod 700 " .. q(mine) .. " && chmod 711 " .. q(dir)))
+    local vm = type(jit) == "table" and "luajit" or "lua5.4"
+    local ver = vm == "luajit" and "5.1" or "5.4"
+    local script = table.concat({
+      "package.path = " .. string.format("%q", mine .. "/lua/?.lua;" .. mine .. "/lua/?/init.lua;")
+        .. " .. package.path",
+      "package.cpath = " .. string.format("%q", mine .. "/build/" .. ver .. "/?.so;") .. " .. package.cpath",
+      "local sb = assert(require('loyalty.sandbox').start{})",
+      "local st = sb:state()",
+      "sb:stop()",
+      "print(st and 'answered', io.popen('id -un'):read('*l'))",
+    }, "\n")
+    local out = capture("cd / && setpriv --reuid=nobody --regid=nogroup --clear-groups env -i PATH=\"$PATH\" "
+                        .. vm .. " -e " .. q(script) .. " 2>&1")
+    assert(runner.run("chmod 700 " .. q(dir)))
+    assert.equal("answered\tnobody", out:match("^(.-)%s*$"))
+  end)
+
   it("runs the demo from it", function()
     local out = capture("cd / && lua5.4 " .. q(dir .. "/clone/examples/checkout.lua") .. " 2>&1")
     assert.truthy(out:find("Every step succeeded.", 1, true), out)
