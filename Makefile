@@ -41,7 +41,7 @@ $(COREJIT): $(CSRC) $(CHDR)
 test: deps all lint spec spec-valgrind spec-asan spec-rock
 
 lint:
-	luacheck -q lua bin spec examples bench
+	luacheck -q lua bin/loyalty bin/loyalty-sandbox spec examples bench
 
 spec: spec-5.4 spec-jit
 
