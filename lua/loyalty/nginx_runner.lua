@@ -109,12 +109,18 @@ end
 
 -- A master started by root would run its workers as `nobody`, who cannot read a checkout under a
 -- 0700 home: the workers run as the invoking user instead (the directive only matters for root).
+local user_directive
 local function user_line()
+  if user_directive then return user_directive end
   local id = capture("id -u 2>/dev/null")
-  if not id or tonumber(id) ~= 0 then return "" end
-  local name = (capture("id -un 2>/dev/null") or ""):match("^%s*(%S+)") or "root"
-  local group = (capture("id -gn 2>/dev/null") or ""):match("^%s*(%S+)") or name
-  return "user " .. name .. " " .. group .. ";"
+  if not id or tonumber(id) ~= 0 then
+    user_directive = ""
+  else
+    local name = (capture("id -un 2>/dev/null") or ""):match("^%s*(%S+)") or "root"
+    local group = (capture("id -gn 2>/dev/null") or ""):match("^%s*(%S+)") or name
+    user_directive = "user " .. name .. " " .. group .. ";"
+  end
+  return user_directive
 end
 
 local function render(opts, prefix, port)
