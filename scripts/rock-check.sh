@@ -35,10 +35,10 @@ cd "$t/src"
 for rs in lua-loyalty-0.1.0-1.rockspec sandbox-rock/lua-loyalty-sandbox-0.1.0-1.rockspec; do
   luarocks lint "$rs" >"$t/lint" 2>&1 || fail "luarocks lint $rs: $(cat "$t/lint")"
 done
-build() { # tree lua-version [VAR=value]
-  for rs in lua-loyalty-0.1.0-1.rockspec sandbox-rock/lua-loyalty-sandbox-0.1.0-1.rockspec; do
-    luarocks --lua-version "$2" make --deps-mode=none --tree "$1" "$rs" ${3:+"$3"} >"$t/build.log" 2>&1 ||
-      fail "luarocks --lua-version $2 make $rs: $(tail -20 "$t/build.log")"
+build() { # tree lua-version [VAR=value]; the product rock as the issue's users typed it (no rockspec named)
+  for rs in "" sandbox-rock/lua-loyalty-sandbox-0.1.0-1.rockspec; do
+    luarocks --lua-version "$2" make --deps-mode=none --tree "$1" ${rs:+"$rs"} ${3:+"$3"} >"$t/build.log" 2>&1 ||
+      fail "luarocks --lua-version $2 make ${rs:-(default rockspec)}: $(tail -20 "$t/build.log")"
   done
 }
 build "$t/54" 5.4
