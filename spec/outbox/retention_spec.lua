@@ -7,6 +7,7 @@ local cli = require "loyalty.cli.outbox"
 local loyalty = require "loyalty"
 local support = require "support.sandbox"
 local proc = require "outbox.helpers.proc"
+local runner = require "loyalty.nginx_runner"
 
 local function tx(number, mobile)
   return { type = "regular", number = number, amount = 100, customer = { mobile = mobile },
@@ -144,6 +145,21 @@ return {
       out = buffer()
       assert.equal(0, cli.main({ "status", "--config", conf }, out, err))
       assert.matches("0 pending, 5 delivered %(kept 3 days%), 0 dead", out:text())
+    end)
+
+    it("on a real terminal (a pty), the command draws its line in place", function()
+      if not runner.run("command -v script >/dev/null 2>&1") then return pending("no script(1) here") end
+      local p = assert(loyalty.program(conf))
+      assert(p:order_placed({ mobile = "919999000001" },
+        { id = "PTY-1", total = 100, lines = { { sku = "A", qty = 1, price = 100, amount = 100 } } }))
+      p:close()
+      local vm = type(jit) == "table" and "luajit" or "lua5.4"
+      local cmd = vm .. " bin/loyalty outbox drain --once --config " .. conf
+      local pipe = assert(io.popen("script -qec " .. runner.shell_quote(cmd) .. " /dev/null"))
+      local text = pipe:read("*a")
+      pipe:close()
+      assert.truthy(text:find("\r1 entry: 1 delivered, 0 to retry, 0 dead (", 1, true), text)
+      assert.truthy(text:find("\27[K", 1, true), text)
     end)
   end)
 end)
