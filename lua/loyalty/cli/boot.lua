@@ -5,8 +5,13 @@ local _M = {}
 
 local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
-local function succeeded(a, _, code)
-  if type(a) == "number" then return a == 0, math.floor(a / 256) end
+-- os.execute: a raw wait status on 5.1/LuaJIT (a signal in the low byte: the shell's 128 + N).
+local function succeeded(a, how, code)
+  if type(a) == "number" then
+    if a % 256 ~= 0 then return false, 128 + a % 128 end
+    return a == 0, math.floor(a / 256)
+  end
+  if how == "signal" then return false, 128 + code end
   return a == true, code
 end
 
