@@ -52,6 +52,7 @@ for tree in 54 51; do
   expect "$tree rules check" "^ok: .*is rule set" "$T/bin/loyalty" rules check "$X/rules"
   expect "$tree rules test" "passed, 0 failed" "$T/bin/loyalty" rules test "$X/rules"
   expect "$tree rules explain" "Verdict" "$T/bin/loyalty" rules explain "$X/rules" "$X/rules/sample-cart.json"
+  expect "$tree rules test examples/rules from /" "passed, 0 failed" "$T/bin/loyalty" rules test examples/rules
   expect "$tree usage error" "unknown option '--bogus'" "$T/bin/loyalty" rules check "$X/rules" --bogus
   expect "$tree outbox status" "0 pending, 0 delivered (kept 3 days), 0 dead" \
     env LOYALTY_OUTBOX="$t/outbox-$tree.db" "$T/bin/loyalty" outbox status --config "$X/outbox.conf.lua"

@@ -36,6 +36,16 @@ function _M.number(what, whole)
   end
 end
 
+--- A path the user typed: "examples/..." that is not here (an installed user, anywhere but a
+-- checkout) means the examples installed with `rock`; a note on err says so.
+function _M.resolve(path, err, rock)
+  if type(path) ~= "string" or not path:match("^examples/") or require("lfs").attributes(path) then return path end
+  local installed = paths.find(rock or "lua-loyalty", path)
+  if not installed then return path end
+  if err then err:write("(", path, " is not here: using ", rock or "lua-loyalty", "'s own, ", installed, ")\n") end
+  return installed
+end
+
 --- A subcommand of `parent` with our help flag (for the command modules' configure()).
 function _M.command(parent, state, name, description, epilog)
   local cmd = parent:command(name, description)

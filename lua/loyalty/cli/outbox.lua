@@ -198,6 +198,7 @@ local SUB = { drain = drain, status = status, retry = retry }
 
 --- run(parsed args, out, err) -> exit code
 function _M.run(a, out, err)
+  a.config = cli.resolve(a.config, err)
   local code, msg = SUB[a.outbox_command](a, out)
   if not code then
     err:write(msg .. "\n")

@@ -140,6 +140,7 @@ local COMMANDS = { check = check, test = test, explain = explain }
 --- run(parsed args, out, err) -> exit code
 function _M.run(a, o, e)
   out, err = o, e
+  a.dir, a.cart, a.categories = cli.resolve(a.dir, err), cli.resolve(a.cart, err), cli.resolve(a.categories, err)
   return COMMANDS[a.rules_command](a)
 end
 

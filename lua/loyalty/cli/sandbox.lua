@@ -40,7 +40,7 @@ end
 
 function _M.run(a, out, err)
   local sandbox = require("loyalty.sandbox")
-  local seed_path = a.seed
+  local seed_path = cli.resolve(a.seed, err, "lua-loyalty-sandbox")
   if not seed_path then
     local p, perr = sandbox.default_seed_path()
     if not p then err:write("loyalty sandbox: ", perr, "\n") return 1 end
