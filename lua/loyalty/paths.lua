@@ -1,9 +1,10 @@
 -- Where lua-loyalty's own files are: a checkout (`<root>/lua/loyalty/`) or a LuaRocks tree
 -- (`<tree>/share/lua/<ver>/loyalty/`). Examples, rules and seeds are installed in each rock's own
 -- directory (`<tree>/lib/luarocks/rocks-<ver>/<rock>/<version>/`), outside package.path.
-local lfs = require "lfs"
-
 local _M = {}
+
+-- LuaFileSystem only when a path is asked for: `require "loyalty"` reads VERSION from here.
+local function lfs() return require "lfs" end
 
 _M.VERSION = "0.1.0"
 
@@ -11,13 +12,13 @@ local function here()
   local src = debug.getinfo(1, "S").source
   local file = src:match("^@(.*)$")
   if not file then return nil end
-  if file:sub(1, 1) ~= "/" then file = lfs.currentdir() .. "/" .. file end
+  if file:sub(1, 1) ~= "/" then file = lfs().currentdir() .. "/" .. file end
   -- "a/./b" and "a//b" from relative package paths
   file = file:gsub("/%./", "/"):gsub("//+", "/")
   return file
 end
 
-local function is_dir(p) return lfs.attributes(p, "mode") == "directory" end
+local function is_dir(p) return lfs().attributes(p, "mode") == "directory" end
 
 --- The checkout's root directory when running from a checkout, else nil.
 function _M.checkout_root()
@@ -41,7 +42,7 @@ function _M.rock_dir(name)
   local base = tree .. "/lib/luarocks/rocks-" .. ver .. "/" .. name
   if not is_dir(base) then return nil end
   local found
-  for v in lfs.dir(base) do
+  for v in lfs().dir(base) do
     if v ~= "." and v ~= ".." and is_dir(base .. "/" .. v) then
       if v:sub(1, #_M.VERSION + 1) == _M.VERSION .. "-" then return base .. "/" .. v end
       found = found or (base .. "/" .. v)
@@ -63,7 +64,7 @@ function _M.find(name, rel)
       .. " (luarocks install " .. name .. ")"
   end
   local p = dir .. "/" .. rel
-  if not lfs.attributes(p) then
+  if not lfs().attributes(p) then
     return nil, p .. " is missing: reinstall the " .. name .. " rock (luarocks install " .. name .. ")"
   end
   return p
