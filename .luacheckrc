@@ -14,3 +14,4 @@ files["bench/**"] = { globals = { "ngx" } }
 files["examples/rules/**"] = { allow_defined_top = true, ignore = { "131" } }
 files["examples/store.conf.lua"] = { read_globals = { "env" } }
 files["examples/crmcom.conf.lua"] = { read_globals = { "env" } }
+files["examples/outbox.conf.lua"] = { read_globals = { "env" } }

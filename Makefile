@@ -23,7 +23,7 @@ COREJIT := build/5.1/loyalty/core.so
 LPATH := lua/?.lua;lua/?/init.lua;spec/?.lua
 SPECS := spec
 
-.PHONY: all deps test lint spec spec-5.4 spec-jit spec-valgrind spec-asan demo bench sandbox install clean lib install-rock spec-rock
+.PHONY: all deps test lint spec spec-5.4 spec-jit spec-valgrind spec-asan demo bench sandbox install clean lib install-rock sandbox-lib install-sandbox-rock rock-curl-check spec-rock
 
 all: $(CORE54) $(COREJIT)
 
@@ -41,7 +41,7 @@ $(COREJIT): $(CSRC) $(CHDR)
 test: deps all lint spec spec-valgrind spec-asan spec-rock
 
 lint:
-	luacheck -q lua bin spec examples bench
+	luacheck -q lua bin/loyalty bin/loyalty-sandbox spec examples bench
 
 spec: spec-5.4 spec-jit
 
@@ -88,35 +88,73 @@ bench: deps all
 sandbox: deps all
 	$(LUA54) bin/loyalty sandbox
 
-# The rockspec installs a working module for both VMs, offline, into a throwaway tree.
+# Both rocks for both VMs, offline, into throwaway trees, used from / with an empty environment.
 spec-rock:
-	@t=$$(mktemp -d) && trap 'rm -rf "$$t"' EXIT && \
-	luarocks --lua-version 5.4 make --deps-mode=none --tree "$$t/54" >/dev/null 2>&1 && \
-	LUA_PATH="$$t/54/share/lua/5.4/?.lua;$$t/54/share/lua/5.4/?/init.lua;;" LUA_CPATH="$$t/54/lib/lua/5.4/?.so;;" \
-	  $(LUA54) -e 'assert(require("loyalty.core").basic_auth("a","b")); assert(require("loyalty").client)' && \
-	luarocks --lua-version 5.1 make --deps-mode=none --tree "$$t/51" LUA_INCDIR=$(LUAJIT_INCDIR) >/dev/null 2>&1 && \
-	LUA_PATH="$$t/51/share/lua/5.1/?.lua;$$t/51/share/lua/5.1/?/init.lua;;" LUA_CPATH="$$t/51/lib/lua/5.1/?.so;;" \
-	  $(LUAJIT) -e 'assert(require("loyalty.core").basic_auth("a","b")); assert(require("loyalty").client)' && \
-	echo "luarocks make: Lua 5.4 and LuaJIT installs load"
+	@sh scripts/rock-check.sh
 
 clean:
 	rm -rf build
 
 # --- LuaRocks (build.type = "make") ------------------------------------------------------
+# Two rocks: lua-loyalty (the module, `loyalty`, rule tools, outbox) and lua-loyalty-sandbox (the
+# sandbox CRM, its seed, nginx_runner, `loyalty-sandbox`, and a loyalty.core built for nginx's
+# LuaJIT). LuaRocks passes LUA_INCDIR, CFLAGS, LIBFLAG, the CURL/OPENSSL/SQLITE3 dirs and INST_*.
+# Users' builds warn but do not stop on warnings; `make all`/`make test` keep -Werror.
+ROCK_WARN := -std=c99 -Wall -Wextra -D_POSIX_C_SOURCE=200809L
 LUA_INCDIR ?= $(LUA54_INCDIR)
+CURL_INCDIR ?= /usr/include
+OPENSSL_INCDIR ?= /usr/include
+SQLITE3_INCDIR ?= /usr/include
+LUAJIT_INCDIR_ROCK ?= $(LUAJIT_INCDIR)
 INST_LIBDIR ?= /usr/local/lib/lua/5.4
 INST_LUADIR ?= /usr/local/share/lua/5.4
 INST_BINDIR ?= /usr/local/bin
+INST_PREFIX ?= /usr/local/share/lua-loyalty
 
-lib: $(CSRC) $(CHDR)
+# Debian keeps curl/curl.h under the multiarch include dir (/usr/include/x86_64-linux-gnu).
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
+CURL_H := $(firstword $(wildcard $(CURL_INCDIR)/curl/curl.h $(CURL_INCDIR)/$(MULTIARCH)/curl/curl.h))
+ROCK_INC = -I$(patsubst %/curl/curl.h,%,$(CURL_H)) -I$(OPENSSL_INCDIR) -I$(SQLITE3_INCDIR)
+ROCK_LIBS := -lcurl -lcrypto -lsqlite3 -lm
+
+# Modules of each rock; X/init.lua installs as X.lua (module X, not X.init).
+SANDBOX_MODULES := loyalty/sandbox loyalty/nginx_runner.lua loyalty/cli/sandbox.lua
+PRODUCT_FIND := loyalty ! -path 'loyalty/sandbox/*' ! -path loyalty/nginx_runner.lua ! -path loyalty/cli/sandbox.lua
+define install_modules
+	cd lua && for f in $$(find $(1) -name '*.lua' | sort); do \
+	  case "$$f" in */init.lua) d="$${f%/init.lua}.lua";; *) d="$$f";; esac; \
+	  mkdir -p "$(INST_LUADIR)/$$(dirname "$$d")" && cp "$$f" "$(INST_LUADIR)/$$d" || exit 1; \
+	done
+endef
+
+rock-curl-check:
+	@test -n "$(CURL_H)" || { echo "curl/curl.h is not under CURL_INCDIR=$(CURL_INCDIR) (nor its $(MULTIARCH) subdirectory): install libcurl4-openssl-dev or pass CURL_INCDIR=DIR"; exit 1; }
+
+lib: rock-curl-check $(CSRC) $(CHDR)
 	@mkdir -p build/rock/loyalty
-	$(CC) $(CFLAGS) $(WARN) -I$(LUA_INCDIR) $(CSRC) -o build/rock/loyalty/core.so $(LIBFLAG) $(LIBS)
+	$(CC) $(CFLAGS) $(ROCK_WARN) -I$(LUA_INCDIR) $(ROCK_INC) $(CSRC) -o build/rock/loyalty/core.so $(LIBFLAG) $(ROCK_LIBS)
 
 install-rock:
-	mkdir -p $(INST_LIBDIR)/loyalty $(INST_LUADIR) $(INST_BINDIR)
+	mkdir -p $(INST_LIBDIR)/loyalty $(INST_LUADIR) $(INST_BINDIR) $(INST_PREFIX)/examples
 	cp build/rock/loyalty/core.so $(INST_LIBDIR)/loyalty/core.so
-	cp -R lua/loyalty $(INST_LUADIR)/
+	$(call install_modules,$(PRODUCT_FIND))
 	cp bin/loyalty $(INST_BINDIR)/loyalty
+	cp -R examples/rules $(INST_PREFIX)/examples/
+	cp examples/store.conf.lua examples/crmcom.conf.lua examples/outbox.conf.lua $(INST_PREFIX)/examples/
+
+# The sandbox's nginx runs LuaJIT whatever the tree's Lua: its own loyalty.core, in the rock's directory.
+sandbox-lib: rock-curl-check $(CSRC) $(CHDR)
+	@test -f "$(LUAJIT_INCDIR_ROCK)/luajit.h" || { echo "luajit.h is not in $(LUAJIT_INCDIR_ROCK): install libluajit2-5.1-dev or pass LUAJIT_INCDIR=DIR"; exit 1; }
+	@mkdir -p build/rock-sandbox/luajit/loyalty
+	$(CC) $(CFLAGS) $(ROCK_WARN) -I$(LUAJIT_INCDIR_ROCK) $(ROCK_INC) $(CSRC) -o build/rock-sandbox/luajit/loyalty/core.so $(LIBFLAG) $(ROCK_LIBS)
+
+install-sandbox-rock:
+	mkdir -p $(INST_LUADIR) $(INST_BINDIR) $(INST_PREFIX)/examples $(INST_PREFIX)/luajit/loyalty
+	$(call install_modules,$(SANDBOX_MODULES))
+	cp bin/loyalty-sandbox $(INST_BINDIR)/loyalty-sandbox
+	cp examples/sandbox-seed.json $(INST_PREFIX)/examples/
+	cp build/rock-sandbox/luajit/loyalty/core.so $(INST_PREFIX)/luajit/loyalty/core.so
 
 install: deps
-	luarocks --lua-version 5.4 make
+	luarocks --lua-version 5.4 make --deps-mode=none lua-loyalty-0.1.0-1.rockspec
+	luarocks --lua-version 5.4 make --deps-mode=none sandbox-rock/lua-loyalty-sandbox-0.1.0-1.rockspec

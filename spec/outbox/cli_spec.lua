@@ -43,7 +43,7 @@ return {
     for _, sub in ipairs { "drain", "status", "retry" } do
       local code, out = run { sub, "--help" }
       assert.equals(0, code)
-      assert.matches("usage: loyalty outbox " .. sub, out)
+      assert.matches("Usage: loyalty outbox " .. sub, out)
     end
     local code, out = run { "--help" }
     assert.equals(0, code)
@@ -51,7 +51,7 @@ return {
     code = run {}
     assert.equals(2, code)
     local _, _, err = run { "explode" }
-    assert.matches("unknown subcommand", err)
+    assert.matches("unknown command 'explode'", err, 1, true)
     code, _, err = run { "drain", "--bogus" }
     assert.equals(2, code)
     assert.matches("unknown option", err)
@@ -80,7 +80,7 @@ return {
 
     local code, out = run { "status", "--config", conf }
     assert.equals(0, code)
-    assert.matches("2 pending, 0 delivered, 0 dead", out)
+    assert.matches("2 pending, 0 delivered %(kept 3 days%), 0 dead", out)
     assert.matches("oldest pending: #1 transaction_add mobile:919999000001 CLI%-1", out)
 
     -- The CRM refuses the first for good (an API error): it goes dead; the second is delivered.
@@ -90,7 +90,7 @@ return {
     assert.matches("dead: #1", out)
     code, out = run { "status", "--config", conf }
     assert.equals(3, code)
-    assert.matches("0 pending, 1 delivered, 1 dead", out)
+    assert.matches("0 pending, 1 delivered %(kept 3 days%), 1 dead", out)
     assert.matches("611", out)
     assert.is_nil(out:find("server123", 1, true))
 
@@ -101,7 +101,7 @@ return {
     assert.equals(0, code)
     code, out = run { "status", "--config", conf }
     assert.equals(0, code)
-    assert.matches("0 pending, 2 delivered, 0 dead", out)
+    assert.matches("0 pending, 2 delivered %(kept 3 days%), 0 dead", out)
     local numbers = {}
     for _, t in ipairs(sb:state().transactions) do numbers[#numbers + 1] = t.number end
     table.sort(numbers)
@@ -112,7 +112,10 @@ return {
     assert.equals(1, code)
     assert.matches("no dead or pending entry #99", err)
     code, _, err = run { "retry", "--config", conf }
-    assert.equals(1, code)
-    assert.matches("ID expected", err)
+    assert.equals(2, code)
+    assert.matches("missing argument 'id'", err, 1, true)
+    code, _, err = run { "retry", "one", "--config", conf }
+    assert.equals(2, code)
+    assert.matches("ID needs a whole number, got 'one'", err, 1, true)
   end)
 end)

@@ -72,7 +72,7 @@ describe("loyalty rules CLI", function()
     for _, c in ipairs({ "check", "test", "explain" }) do
       local code, text = run("rules " .. c .. " --help")
       assert.equal(0, code, text)
-      assert.truthy(text:find("usage: loyalty rules " .. c, 1, true), text)
+      assert.truthy(text:find("Usage: loyalty rules " .. c, 1, true), text)
     end
     assert.equal(2, (run("rules")))
     assert.equal(2, (run("rules frobnicate")))

@@ -1,82 +1,89 @@
--- `loyalty sandbox [--port N] [--latency MS] [--seed FILE] [--workers N]`: runs the sandbox in the
--- foreground until SIGTERM/SIGINT (nginx handles the signals and exits cleanly).
-local sandbox = require("loyalty.sandbox")
+-- `loyalty sandbox` (or `loyalty-sandbox`): runs the sandbox in the foreground until SIGTERM/SIGINT
+-- (nginx handles the signals and exits cleanly).
+local cli = require("loyalty.cli")
 
 local _M = {}
 
-local USAGE = [[
-usage: loyalty sandbox [--port N] [--latency MS] [--seed FILE] [--workers N]
-
-Runs the local Capillary-compatible sandbox on 127.0.0.1 in the foreground; Ctrl-C stops it.
-  --port N       listen port (default 8089)
-  --latency MS   added latency per Capillary request, in milliseconds (default 0)
-  --seed FILE    seed JSON (default examples/sandbox-seed.json; see docs/sandbox.md)
-  --workers N    nginx worker processes (default 1)
-]]
-
-local NUMERIC = { ["--port"] = "port", ["--latency"] = "latency_ms", ["--workers"] = "workers" }
-
-local function parse(args)
-  local opts = { port = sandbox.DEFAULT_PORT }
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    if a == "--help" or a == "-h" then return nil, nil, true end
-    local name, value = a:match("^(%-%-[%w-]+)=(.*)$")
-    if not name then name, value = a, args[i + 1]; i = i + 1 end
-    if NUMERIC[name] then
-      local n = tonumber(value)
-      if not n or n < 0 or n ~= math.floor(n) then return nil, name .. " needs a whole number" end
-      opts[NUMERIC[name]] = n
-    elseif name == "--seed" then
-      if not value then return nil, "--seed needs a file" end
-      opts.seed = value
-    else
-      return nil, "unknown option " .. tostring(a)
-    end
-    i = i + 1
-  end
-  return opts
+function _M.configure(cmd)
+  local sandbox = require("loyalty.sandbox")
+  cmd:description([[
+Runs the local sandbox CRM (Capillary v1.1, v2 and OAuth; CRM.COM) on 127.0.0.1 in the foreground,
+hosted by a private nginx; Ctrl-C stops it. It prints the seed's till logins and OAuth clients.]])
+  cmd:option("--port", "Listen port."):convert(cli.number("--port", true))
+    :default(tostring(sandbox.DEFAULT_PORT)):argname("<n>")
+  cmd:option("--latency", "Added latency per Capillary request, in milliseconds.")
+    :convert(cli.number("--latency", true))
+    :default("0"):argname("<ms>")
+  cmd:option("--seed", "Seed JSON (default: the installed examples/sandbox-seed.json; see docs/sandbox.md).")
+    :argname("<file>")
+  cmd:option("--workers", "nginx worker processes."):convert(cli.number("--workers", true)):default("1")
+    :argname("<n>")
+  cmd:option("--crmcom-release", "CRM.COM release the sandbox speaks (R4, R16, R17...; default: the seed's).")
+    :argname("<release>")
 end
 
 local function seed_credentials(path)
-  local text = require("loyalty.nginx_runner").read_file(path or sandbox.default_seed_path())
-  local seed = text and require("cjson.safe").decode(text)
+  local f = io.open(path, "rb")
+  if not f then return {} end
+  local seed = require("cjson.safe").decode(f:read("*a"))
+  f:close()
   return type(seed) == "table" and seed or {}
 end
 
-function _M.main(args)
-  local opts, err, help = parse(args or {})
-  if help then io.stdout:write(USAGE) return 0 end
-  if not opts then
-    io.stderr:write("loyalty sandbox: " .. err .. "\n" .. USAGE)
-    return 2
+-- A port someone else listens on: say so before nginx does it in a log line.
+local function port_busy(port)
+  local ok, socket = pcall(require, "socket")
+  if not ok then return false end
+  local s = socket.tcp()
+  local bound = s:bind("127.0.0.1", port)
+  s:close()
+  return not bound
+end
+
+function _M.run(a, out, err)
+  local sandbox = require("loyalty.sandbox")
+  local seed_path = cli.resolve(a.seed, err, "lua-loyalty-sandbox")
+  if not seed_path then
+    local p, perr = sandbox.default_seed_path()
+    if not p then err:write("loyalty sandbox: ", perr, "\n") return 1 end
+    seed_path = p
   end
-  local seed = seed_credentials(opts.seed)
-  local url = "http://127.0.0.1:" .. opts.port
-  io.stdout:write("Capillary sandbox on " .. url .. " (Ctrl-C to stop)\n")
-  for _, t in ipairs(seed.tills or {}) do
-    io.stdout:write(string.format("  Basic till   %s / %s\n", tostring(t.code), tostring(t.password)))
-  end
-  for _, c in ipairs(seed.oauth_clients or {}) do
-    io.stdout:write(string.format("  OAuth client %s / %s (ttl %ds)\n", tostring(c.key), tostring(c.secret),
-      math.floor(tonumber(c.ttl_seconds) or 0)))
-  end
-  io.stdout:write("  admin        " .. url .. "/sandbox/state, /sandbox/reset, /sandbox/faults\n")
-  io.stdout:flush()
-  opts.foreground = true
-  opts.error_log = "/dev/stderr"
-  local started = os.time()
-  local ok = sandbox.start(opts)
-  -- Ctrl-C / SIGTERM reach nginx through the process group and it exits by signal, which the
-  -- runner reports as failure: an exit after the first seconds is a stop, an immediate one is an
-  -- error at start-up (nginx printed why on stderr, e.g. the port is in use).
-  if not ok and os.time() - started < 5 then
-    io.stderr:write("loyalty sandbox: nginx could not start (see above)\n")
+  local f = io.open(seed_path, "rb")
+  if not f then
+    err:write("loyalty sandbox: cannot read the seed ", seed_path, ": pass --seed FILE",
+              a.seed and "" or " or reinstall lua-loyalty-sandbox", "\n")
     return 1
   end
-  io.stdout:write("sandbox stopped\n")
+  f:close()
+  if port_busy(a.port) then
+    err:write("loyalty sandbox: port ", a.port, " is already in use (another sandbox?): stop it or pass --port N\n")
+    return 1
+  end
+  local seed = seed_credentials(seed_path)
+  local url = "http://127.0.0.1:" .. a.port
+  out:write("Sandbox CRM on " .. url .. " (Ctrl-C to stop)\n")
+  for _, t in ipairs(seed.tills or {}) do
+    out:write(string.format("  Basic till   %s / %s\n", tostring(t.code), tostring(t.password)))
+  end
+  for _, c in ipairs(seed.oauth_clients or {}) do
+    out:write(string.format("  OAuth client %s / %s (ttl %ds)\n", tostring(c.key), tostring(c.secret),
+      math.floor(tonumber(c.ttl_seconds) or 0)))
+  end
+  out:write("  admin        " .. url .. "/sandbox/state, /sandbox/reset, /sandbox/faults\n")
+  if out.flush then out:flush() end
+  local started = os.time()
+  local ok, serr, how = sandbox.start { port = a.port, latency_ms = a.latency, seed = seed_path, workers = a.workers,
+                                   crmcom_release = a.crmcom_release, foreground = true, error_log = "/dev/stderr" }
+  -- Ctrl-C / SIGTERM reach nginx through the process group; an exit by signal after it ran
+  -- for a while is a stop, not an error.
+  if not ok and not (how == "exited" and os.time() - started >= 5) then
+    err:write("loyalty sandbox: ", tostring(serr), "\n")
+    return 1
+  end
+  out:write("sandbox stopped\n")
   return 0
 end
+
+function _M.main(argv, out, err) return cli.main_for("sandbox", argv, out, err) end
 
 return _M

@@ -178,8 +178,8 @@ function Drainer:pass()
   return counts
 end
 
---- Drains until nothing is due now (or max_passes). Returns totals {passes, claimed,
--- delivered, failed, dead} or nil, err.
+--- Drains until nothing is due now (or max_passes), then purges delivered entries past their
+-- retention. Returns totals {passes, claimed, delivered, failed, dead, purged} or nil, err.
 function Drainer:drain(max_passes)
   local total = { passes = 0, claimed = 0, delivered = 0, failed = 0, dead = 0 }
   while not max_passes or total.passes < max_passes do
@@ -188,6 +188,12 @@ function Drainer:drain(max_passes)
     total.passes = total.passes + 1
     for k, v in pairs(c) do total[k] = total[k] + v end
     if c.claimed == 0 then break end
+  end
+  -- Delivered entries past the backend's retention go (a backend without one keeps its own rule).
+  if type(self.ob.purge_delivered) == "function" then
+    local n, perr = self.ob:purge_delivered()
+    if not n then return nil, perr, total end
+    total.purged = n
   end
   return total
 end

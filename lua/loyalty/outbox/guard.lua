@@ -73,6 +73,14 @@ for _, name in ipairs { "put", "find", "due", "mark_delivered", "mark_failed", "
   end
 end
 
+-- Only the SQLite store purges delivered entries; through the guard, a store without it has none.
+function Guard:purge_delivered()
+  local ob, err = self:store()
+  if not ob then return nil, err end
+  if type(ob.purge_delivered) ~= "function" then return 0 end
+  return ob:purge_delivered()
+end
+
 function Guard:close()
   if self.inner then self.inner:close() end
 end

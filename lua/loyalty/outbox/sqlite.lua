@@ -37,7 +37,10 @@ end
 -- it gets its storage error (and keeps its order).
 _M.BUSY_TIMEOUT_MS = 500
 
---- open{path, busy_timeout_ms (500), clock} -> outbox | nil, err
+-- Delivered entries are kept this long (for `loyalty outbox status` and audits), then purged.
+_M.KEEP_DELIVERED_S = 3 * 86400
+
+--- open{path, busy_timeout_ms (500), clock, keep_delivered_s} -> outbox | nil, err
 function _M.open(opts)
   if type(opts.path) ~= "string" or opts.path == "" then
     return nil, errors.config("the SQLite outbox needs a path", "outbox.path")
@@ -50,7 +53,13 @@ function _M.open(opts)
     db:close()
     return fail(err)
   end
-  return setmetatable({ db = db, path = opts.path, clock = opts.clock or base.clock, backend = "sqlite" }, Outbox)
+  local keep = opts.keep_delivered_s
+  if keep ~= nil and (type(keep) ~= "number" or keep < 0) then
+    db:close()
+    return nil, errors.config("outbox.keep_delivered_s must be a number of seconds >= 0", "outbox.keep_delivered_s")
+  end
+  return setmetatable({ db = db, path = opts.path, clock = opts.clock or base.clock, backend = "sqlite",
+                        keep_delivered_s = keep or _M.KEEP_DELIVERED_S }, Outbox)
 end
 
 local function entry_of(row)
@@ -162,6 +171,14 @@ function Outbox:retry(id)
                 " updated_at = ? WHERE id = ? AND state IN ('dead', 'pending')", now, now, id)
 end
 
+--- Removes delivered entries older than keep_delivered_s; returns how many, or nil, err.
+function Outbox:purge_delivered()
+  local changes, err = self.db:run("DELETE FROM loyalty_outbox WHERE state = 'delivered' AND updated_at < ?",
+                                   self.clock() - self.keep_delivered_s)
+  if not changes then return fail(err) end
+  return changes
+end
+
 function Outbox:get(id)
   local rows, err = self.db:query("SELECT * FROM loyalty_outbox WHERE id = ?", id)
   if not rows then return fail(err) end
@@ -188,7 +205,8 @@ function Outbox:list(state, limit)
   return rows
 end
 
---- { counts = {pending, delivered, dead}, oldest_pending = entry|nil, dead = {entry...} (50 newest) }
+--- { counts = {pending, delivered, dead}, oldest_pending = entry|nil, dead = {entry...} (50 newest),
+--    keep_delivered_s }
 function Outbox:status()
   local rows, err = self.db:query("SELECT state, count(*) AS n FROM loyalty_outbox GROUP BY state")
   if not rows then return fail(err) end
@@ -201,7 +219,8 @@ function Outbox:status()
   dead, err = self.db:query("SELECT * FROM loyalty_outbox WHERE state = 'dead' ORDER BY id DESC LIMIT 50")
   if not dead then return fail(err) end
   for i, row in ipairs(dead) do dead[i] = entry_of(row) end
-  return { backend = "sqlite", counts = counts, oldest_pending = entry_of(oldest[1]), dead = dead }
+  return { backend = "sqlite", counts = counts, oldest_pending = entry_of(oldest[1]), dead = dead,
+           keep_delivered_s = self.keep_delivered_s }
 end
 
 function Outbox:close()

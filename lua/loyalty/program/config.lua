@@ -53,6 +53,7 @@ local OUTBOX_KEYS = {
   backend = "string", path = "string", host = "string", port = "number", key = "string", password = "string",
   timeout_ms = "number", busy_timeout_ms = "number", always = "boolean", max_attempts = "number",
   backoff_base_s = "number", backoff_max_s = "number", lease_s = "number",
+  keep_delivered_s = "number", -- SQLite: delivered entries are purged after this long (3 days)
 }
 
 local function config_error(key, message)

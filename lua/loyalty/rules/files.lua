@@ -10,10 +10,9 @@ function _M.read(path)
   return data
 end
 
-local ok_lfs, lfs = pcall(require, "lfs")
+local lfs = require "lfs" -- LuaFileSystem: a declared dependency (Debian: lua-filesystem)
 
 -- Sorted names of regular files in dir ending in one of `suffixes`; {} when dir does not exist.
--- Uses LuaFileSystem when installed, else `ls` (names with newlines are not supported there).
 function _M.list(dir, suffixes)
   local names = {}
   local function keep(name)
@@ -21,17 +20,9 @@ function _M.list(dir, suffixes)
       if name:sub(-#s) == s and name:sub(1, 1) ~= "." then names[#names + 1] = name return end
     end
   end
-  if ok_lfs then
-    if lfs.attributes(dir, "mode") ~= "directory" then return names end
-    for name in lfs.dir(dir) do
-      if lfs.attributes(dir .. "/" .. name, "mode") == "file" then keep(name) end
-    end
-  else
-    local p = io.popen("ls -1 '" .. dir:gsub("'", "'\\''") .. "' 2>/dev/null")
-    if p then
-      for name in p:lines() do keep(name) end
-      p:close()
-    end
+  if lfs.attributes(dir, "mode") ~= "directory" then return names end
+  for name in lfs.dir(dir) do
+    if lfs.attributes(dir .. "/" .. name, "mode") == "file" then keep(name) end
   end
   table.sort(names)
   return names

@@ -7,9 +7,9 @@ local _M = {}
 
 _M.DEFAULT_PORT = 8089
 
+-- The seed shipped with the checkout or the lua-loyalty-sandbox rock: path, or nil, message.
 local function default_seed_path()
-  local root = runner.tree_root()
-  return root and (root .. "/examples/sandbox-seed.json") or "examples/sandbox-seed.json"
+  return require("loyalty.paths").find("lua-loyalty-sandbox", "examples/sandbox-seed.json")
 end
 _M.default_seed_path = default_seed_path
 
@@ -22,9 +22,14 @@ local function seed_text(seed)
     if not s then return nil, "seed table cannot be encoded: " .. tostring(err) end
     return s
   end
-  local path = seed or default_seed_path()
+  local path = seed
+  if not path then
+    local perr
+    path, perr = default_seed_path()
+    if not path then return nil, perr end
+  end
   local text = runner.read_file(path)
-  if not text then return nil, "cannot read seed file " .. path end
+  if not text then return nil, "cannot read the seed file " .. path .. ": pass seed = a file or table" end
   local decoded = cjson().decode(text)
   if type(decoded) ~= "table" then return nil, "seed file " .. path .. " is not a JSON object" end
   return text
@@ -155,7 +160,7 @@ function _M.start(opts)
     return nil, "crmcom_release must name a release such as R16 or R17.0.0"
   end
   local seed_file = write_seed(text)
-  local server, serr = runner.start {
+  local server, serr, how = runner.start {
     http = _M.http_config(seed_file, opts.latency_ms, opts.tls, opts.crmcom_release), port = opts.port,
     workers = opts.workers or 1,
     foreground = opts.foreground, worker_connections = opts.worker_connections or 4096,
@@ -163,7 +168,7 @@ function _M.start(opts)
   }
   if opts.foreground then
     os.remove(seed_file)
-    return server, serr
+    return server, serr, how
   end
   if not server then
     os.remove(seed_file)
