@@ -7,21 +7,25 @@ local files = require("loyalty.rules.files")
 
 local USAGE = {
   main = [[
-usage: loyalty rules <check|test|explain> DIR [...]
+usage: loyalty rules <check|test|explain|replay|drift|curve> DIR [...]
 
-  check DIR [--categories FILE]   load and validate the rule files in DIR
+  check DIR [--categories FILE]   load and validate the rule files in DIR, resolve every name they use
   test DIR                        run the fixture carts in DIR/fixtures and compare with what they expect
   explain DIR CART.json           show the arithmetic for one cart and the redemption verdict
 
 `loyalty rules <command> --help` describes each command.
 ]],
   check = [[
-usage: loyalty rules check DIR [--categories FILE]
+usage: loyalty rules check DIR [--categories FILE] [--tiers FILE] [--skus FILE]
 
 Loads program.lua, earn.lua, redemption.lua and categories.lua from DIR and reports every problem with its
 file and line: misspelled settings ("did you mean ..."), wrong values, Lua mistakes, rules that never finish.
---categories FILE   the store's category names (one per line, or a JSON array); categories the rules
-                    mention that are not in this list are reported.
+Every name the rules and fixtures use is resolved: tiers (against program.lua's tier_names), categories
+(against categories.lua), SKUs, fields of customer/cart/line inside bonus() and refuse(), and names there.
+--categories FILE   the store's category names (one per line, or a JSON array) instead of categories.lua;
+                    every category the rules mention that is not in this list is reported.
+--tiers FILE        the program's tier names, instead of program.lua's tier_names.
+--skus FILE         the store's SKUs; SKUs the rules mention that are not in it are reported.
 Exit code 0 when there is nothing to report, 1 otherwise.
 ]],
   test = [[
@@ -73,13 +77,7 @@ local function parse(args, known)
   return pos, opts
 end
 
-local function decode_json(text, what)
-  local ok, cjson = pcall(require, "cjson.safe")
-  if not ok then return nil, "reading " .. what .. " needs lua-cjson" end
-  local v, e = cjson.decode(text)
-  if v == nil then return nil, what .. " is not valid JSON: " .. tostring(e) end
-  return v
-end
+local decode_json = require("loyalty.cli.rules_input").decode_json
 
 local function read_categories(path)
   local text, e = files.read(path)
@@ -103,14 +101,16 @@ local function print_problems(report)
 end
 
 local function check(args)
-  local pos, opts = parse(args, { categories = true })
+  local pos, opts = parse(args, { categories = true, tiers = true, skus = true })
   if not pos then err("loyalty rules check: " .. opts .. "\n" .. USAGE.check) return 2 end
   if #pos ~= 1 then err(USAGE.check) return 2 end
   local load_opts = {}
-  if opts.categories then
-    local list, e = read_categories(opts.categories)
-    if not list then err("loyalty rules check: " .. e .. "\n") return 2 end
-    load_opts.categories = list
+  for _, k in ipairs({ "categories", "tiers", "skus" }) do  -- name lists, one per line or a JSON array
+    if opts[k] then
+      local list, e = read_categories(opts[k])
+      if not list then err("loyalty rules check: " .. e .. "\n") return 2 end
+      load_opts[k] = list
+    end
   end
   local report, rs = rules.check(pos[1], load_opts)
   print_problems(report)
@@ -150,28 +150,15 @@ local function test(args)
 end
 
 local function explain(args)
-  local pos, opts = parse(args, { tier = true, points = true, redeem = true })
+  local pos, opts = parse(args, { tier = true, points = true, redeem = true, crm = true })
   if not pos then err("loyalty rules explain: " .. opts .. "\n" .. USAGE.explain) return 2 end
   if #pos ~= 2 then err(USAGE.explain) return 2 end
-  local text, e = files.read(pos[2])
-  if not text then err("loyalty rules explain: cannot read " .. pos[2] .. ": " .. tostring(e) .. "\n") return 2 end
-  local doc, je = decode_json(text, pos[2])
-  if type(doc) ~= "table" then
-    err("loyalty rules explain: " .. tostring(je or (pos[2] .. " is not an object")) .. "\n")
-    return 2
-  end
-  local cart, customer, requested = doc, {}, nil
-  if doc.cart then cart, customer, requested = doc.cart, doc.customer or {}, doc.requested_points end
-  if opts.tier then customer.tier = opts.tier end
   for _, k in ipairs({ "points", "redeem" }) do
     if opts[k] and not tonumber(opts[k]) then err("loyalty rules explain: --" .. k .. " needs a number\n") return 2 end
   end
-  if opts.points then customer.points = tonumber(opts.points) end
-  if opts.redeem then requested = tonumber(opts.redeem) end
-  local rs, lerr = rules.load(pos[1])
-  if not rs then out("error: " .. lerr.message .. "\n") return 1 end
-  out(rs:explain(customer, cart, requested))
-  return 0
+  -- issue 20: .lua fixtures, strict keys, store tiers, non-zero exit on invalid input (loyalty.cli.rules_explain)
+  return require("loyalty.cli.rules_explain").run({ dir = pos[1], cart = pos[2], tier = opts.tier,
+    points = tonumber(opts.points), redeem = tonumber(opts.redeem), crm = opts.crm })
 end
 
 local COMMANDS = { check = check, test = test, explain = explain }

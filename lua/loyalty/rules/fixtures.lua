@@ -39,7 +39,9 @@ local function read_json(path, name)
   local ok_cjson, cjson = pcall(require, "cjson.safe")
   if not ok_cjson then return nil, "reading " .. name .. " needs lua-cjson, which is not installed" end
   local data, err = cjson.decode(src)
-  if data == nil then return nil, name .. " is not valid JSON: " .. tostring(err) end
+  if data == nil then
+    return nil, name .. " is not valid JSON: " .. require("loyalty.rules.strict").json_error(src, err)
+  end
   -- JSON null comes back as a sentinel; treat it as absent
   local function strip(t)
     for k, v in pairs(t) do
@@ -60,6 +62,9 @@ function _M.read(path, name, limits)
   end
   if type(data.cart) ~= "table" then return nil, name .. " has no cart" end
   if type(data.expect) ~= "table" then return nil, name .. " has no expect = { ... } table" end
+  -- unknown keys anywhere are errors: a misspelt expectation would otherwise pass unchecked (loyalty.rules.strict)
+  local problems = require("loyalty.rules.strict").check(data, name, files.read(path))
+  if #problems > 0 then return nil, table.concat(problems, "\n") end
   return data
 end
 
@@ -135,7 +140,9 @@ function _M.run_all(ruleset)
   for _, file in ipairs(_M.list(ruleset.dir)) do
     local fx, err = _M.read(ruleset.dir .. "/fixtures/" .. file, file, ruleset.limits)
     local r
-    if not fx then r = { name = file, file = file, ok = false, diff = { "could not read the fixture: " .. err } }
+    if not fx then
+      r = { name = file, file = file, ok = false, diff = {} }
+      for msg in tostring(err):gmatch("[^\n]+") do r.diff[#r.diff + 1] = "could not read the fixture: " .. msg end
     else r = _M.run_one(ruleset, fx, file) end
     out.results[#out.results + 1] = r
     if r.ok then out.passed = out.passed + 1 else out.failed = out.failed + 1 end
