@@ -137,14 +137,17 @@ local function test(args)
     return 1
   end
   local res = rs:run_fixtures()
-  for _, r in ipairs(res.results) do
+  local cov = require("loyalty.rules.coverage").report(rs, res)  -- issue 20: what each fixture exercised
+  for i, r in ipairs(res.results) do
     out((r.ok and "PASS " or "FAIL ") .. r.name .. (r.name ~= r.file and ("  (" .. r.file .. ")") or "") .. "\n")
     for _, d in ipairs(r.diff) do out("     " .. d .. "\n") end
+    if #cov.per_fixture[i] > 0 then out("     exercised: " .. table.concat(cov.per_fixture[i], ", ") .. "\n") end
   end
   if #res.results == 0 then
     out("no fixtures found in " .. pos[1] .. "/fixtures; add at least one (see --help)\n")
     return 1
   end
+  for _, l in ipairs(require("loyalty.rules.coverage").summary_lines(cov)) do out(l .. "\n") end
   out(string.format("%d passed, %d failed (rule set %s)\n", res.passed, res.failed, rs.hash))
   return res.failed == 0 and 0 or 1
 end

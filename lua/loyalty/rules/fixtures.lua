@@ -82,6 +82,7 @@ function _M.run_one(ruleset, fx, file)
   local expect = fx.expect
   if expect.points ~= nil then
     local res, err = ruleset:earn(customer, fx.cart)
+    result.earn = res  -- what was checked, for coverage (loyalty.rules.coverage)
     if not res then
       diff[#diff + 1] = "points: expected " .. show(expect.points) .. ", but earning failed: " .. tostring(err)
     elseif res.points ~= expect.points then
@@ -90,6 +91,7 @@ function _M.run_one(ruleset, fx, file)
   end
   if expect.redemption ~= nil then
     local res, err = ruleset:redemption(customer, fx.cart, fx.requested_points)
+    result.redemption = res
     local before = #diff
     if not res then diff[#diff + 1] = "redemption: the check failed: " .. tostring(err)
     else
@@ -114,6 +116,8 @@ function _M.run_one(ruleset, fx, file)
     table.sort(skus)
     for _, sku in ipairs(skus) do
       local line = by_sku[sku]
+      result.attribute_lines = result.attribute_lines or {}
+      result.attribute_lines[#result.attribute_lines + 1] = line
       if not line then diff[#diff + 1] = "attributes: the cart has no line with SKU " .. sku
       else
         local got = {}

@@ -253,7 +253,7 @@ function _M.check(dir, opts)
   local rs = setmetatable({
     dir = dir, files = present, hash = hash.hex(parts), currency = settings["program.lua"].currency,
     limits = limits, compiled = compile_settings(settings, guarded_files),
-    warnings = report.warnings, output = output, settings = settings,
+    warnings = report.warnings, output = output, settings = settings, sources = loaded,
   }, Ruleset)
   return report, rs
 end

@@ -351,6 +351,19 @@ local function nested_where(outlines, file, setting, key, sub)
 end
 _M.nested_where = nested_where
 
+-- line_of(file, setting [, key [, sub]]): where a setting, one of its keys (or list items) or a key inside a
+-- key's table is written in the rule sources { [file] = src }; nil when unknown.
+function _M.locator(sources)
+  local souts = {}
+  for file, src in pairs(sources) do souts[file] = (outline(lexer.tokens(src))) end
+  return function(file, setting, key, sub)
+    if sub ~= nil then return nested_where(souts, file, setting, key, sub) end
+    local s = souts[file] and souts[file][setting]
+    if key ~= nil and s and s.tree and not s.tree.keys[key] then return where(souts, file, setting, nil, key) end
+    return where(souts, file, setting, key)
+  end
+end
+
 local function sorted_keys(t)
   local out = {}
   for k in pairs(t or {}) do if type(k) == "string" then out[#out + 1] = k end end
