@@ -57,7 +57,7 @@ describe("rules test coverage", function()
   it("does not count earn rules for a fixture that does not check points, or where the cap decided", function()
     local dir = H.dir({ ["program.lua"] = H.PROGRAM,
       ["earn.lua"] = "points_earned = 1\nfor_every = 100\ncap_per_order = 5\ncategory_multipliers = { a = 2 }\n",
-      ["fixtures/no_points.lua"] = "return { cart = { lines = { { sku = 'S', price = 100, categories = { 'a' } } } }," ..
+      ["fixtures/bare.lua"] = "return { cart = { lines = { { sku = 'S', price = 100, categories = { 'a' } } } }," ..
         " expect = { attributes = {} } }",
       ["fixtures/capped.lua"] = "return { cart = { lines = { { sku = 'S', price = 1000, categories = { 'a' } } } }," ..
         " expect = { points = 5 } }",
