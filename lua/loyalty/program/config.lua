@@ -25,6 +25,7 @@ local SCHEMA = {
   program_id = { "number", nil, "loyalty programme id, where the org has several" },
   outbox = { "table", nil, "durable outbox for writes that must not be lost (see docs/outbox.md)" },
   log = { "function", nil, "log(level, event, fields): structured events (loyalty.log); nginx: ngx.log" },
+  order_log = { "table", nil, "JSON-lines log of posted orders for rules replay/drift (loyalty.program.order_log)" },
 }
 _M.SCHEMA = SCHEMA
 
@@ -105,6 +106,10 @@ function _M.check(t)
     if m and (m < 1 or m ~= math.floor(m)) then
       return config_error("outbox.max_attempts", "must be a whole number >= 1")
     end
+  end
+  if out.order_log then -- issue 20: keys checked by loyalty.program.order_log
+    local lerr = require("loyalty.program.order_log").check_settings(out.order_log)
+    if lerr then return nil, lerr end
   end
   local id = out.identifier
   if not (id == "mobile" or id == "email" or id == "external_id" or id:match("^attribute:[%w_%-]+$")) then

@@ -43,6 +43,9 @@ function _M.new(settings)
     end
     self.outbox = ob
   end
+  if s.order_log then -- issue 20: every posted order appended for rules replay and drift
+    self.order_log = require("loyalty.program.order_log").open(s.order_log, function(...) self:emit(...) end)
+  end
   if s.rules then
     local rules = require "loyalty.rules"
     self.rules_watcher = rules.watch(s.rules, { check_interval_ms = s.rules_check_interval_ms })
@@ -462,12 +465,12 @@ function Program:order_placed(user, order)
   till, err = self:till_for(order)
   if not till then return nil, err end
   local opts = { custom_fields = {}, till = till }
-  local estimate
+  local estimate, earned
   if rs then
     opts.attributes_of = function(line) return rs:line_attributes(line) end
     opts.custom_fields.rules_hash = rs.hash
-    local e = rs:earn(rules_customer { tier = user.tier, points = 0 }, cart_of(order))
-    estimate = e and e.points
+    earned = rs:earn(rules_customer { tier = user.tier, points = 0 }, cart_of(order))
+    estimate = earned and earned.points
   end
   local r
   if self.outbox then
@@ -491,6 +494,10 @@ function Program:order_placed(user, order)
     return nil, err
   end
   r.estimate, r.rules_hash = estimate, rs and rs.hash
+  if self.order_log then
+    self.order_log:order_posted { order = order, ident = ident, tier = user.tier, rules = rs, estimate = earned,
+                                  result = r, provider = s.provider }
+  end
   return r
 end
 
