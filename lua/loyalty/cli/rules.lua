@@ -11,6 +11,7 @@ usage: loyalty rules <check|test|explain|replay|drift|curve> DIR [...]
 
   check DIR [--categories FILE]   load and validate the rule files in DIR, resolve every name they use
   test DIR                        run the fixture carts in DIR/fixtures and compare with what they expect
+  replay DIR --orders LOG         what a rule change does to the logged orders and the points liability
   explain DIR CART.json           show the arithmetic for one cart and the redemption verdict
 
 `loyalty rules <command> --help` describes each command.
@@ -38,6 +39,16 @@ with what was expected and what the rules gave. A fixture looks like:
            expect = { points = 120, redemption = { allowed = true, max = 800 },
                       attributes = { ["SKU-1"] = { gst_slab = "18" } } } }
 Exit code 0 when all pass, 1 when any fails or the rules do not load.
+]],
+  replay = [[
+usage: loyalty rules replay DIR --orders LOG [--against OLD_DIR] [--top N]
+
+Evaluates every order in the order log (the store setting order_log) under the rules in DIR and under
+OLD_DIR (without --against: the estimates logged when the orders were placed), and prints the orders
+changed, points issued old -> new (total, per tier, per category), the liability in money at the CRM's
+point value, the most points payable on those orders, orders that now fail or trip a limit, and the N
+(default 10) orders that changed most with their arithmetic per line. Never calls the CRM.
+Truncated or foreign log lines are reported with their line number and skipped.
 ]],
   explain = [[
 usage: loyalty rules explain DIR CART.json [--tier TIER] [--points N] [--redeem N]
@@ -164,7 +175,17 @@ local function explain(args)
     points = tonumber(opts.points), redeem = tonumber(opts.redeem), crm = opts.crm })
 end
 
-local COMMANDS = { check = check, test = test, explain = explain }
+-- issue 20: replay, drift and curve live in their own modules; these only turn arguments into options.
+local function replay(args)
+  local pos, opts = parse(args, { orders = true, against = true, top = true })
+  if not pos then err("loyalty rules replay: " .. opts .. "\n" .. USAGE.replay) return 2 end
+  if #pos ~= 1 or not opts.orders then err(USAGE.replay) return 2 end
+  if opts.top and not tonumber(opts.top) then err("loyalty rules replay: --top needs a number\n") return 2 end
+  return require("loyalty.cli.rules_replay").run({ dir = pos[1], orders = opts.orders, against = opts.against,
+    top = tonumber(opts.top) })
+end
+
+local COMMANDS = { check = check, test = test, explain = explain, replay = replay }
 
 function _M.main(args)
   local name = args[1]
