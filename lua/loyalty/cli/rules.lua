@@ -12,6 +12,7 @@ usage: loyalty rules <check|test|explain|replay|drift|curve> DIR [...]
   check DIR [--categories FILE]   load and validate the rule files in DIR, resolve every name they use
   test DIR                        run the fixture carts in DIR/fixtures and compare with what they expect
   replay DIR --orders LOG         what a rule change does to the logged orders and the points liability
+  drift --orders LOG [DIR]        where the rules' estimate differs from what the CRM awarded
   explain DIR CART.json           show the arithmetic for one cart and the redemption verdict
 
 `loyalty rules <command> --help` describes each command.
@@ -49,6 +50,15 @@ changed, points issued old -> new (total, per tier, per category), the liability
 point value, the most points payable on those orders, orders that now fail or trip a limit, and the N
 (default 10) orders that changed most with their arithmetic per line. Never calls the CRM.
 Truncated or foreign log lines are reported with their line number and skipped.
+]],
+  drift = [[
+usage: loyalty rules drift --orders LOG [DIR] [--tolerance N]
+
+Compares, for every order in the order log, the rules' estimate with the points the CRM awarded, and
+groups the orders where they differ by tier, category, SKU, cart size and rule set, so you see which
+rule is off. With DIR the orders are re-estimated with those rules (check a fix before publishing).
+--tolerance N   differences of at most N points do not count (default 0).
+Exit code 0 when estimate and award agree everywhere, 1 when any order drifts, 2 when the log cannot be read.
 ]],
   explain = [[
 usage: loyalty rules explain DIR CART.json [--tier TIER] [--points N] [--redeem N]
@@ -185,7 +195,17 @@ local function replay(args)
     top = tonumber(opts.top) })
 end
 
-local COMMANDS = { check = check, test = test, explain = explain, replay = replay }
+local function drift(args)
+  local pos, opts = parse(args, { orders = true, tolerance = true })
+  if not pos then err("loyalty rules drift: " .. opts .. "\n" .. USAGE.drift) return 2 end
+  if #pos > 1 or not opts.orders then err(USAGE.drift) return 2 end
+  if opts.tolerance and not tonumber(opts.tolerance) then err("loyalty rules drift: --tolerance needs a number\n")
+    return 2 end
+  return require("loyalty.cli.rules_drift").run({ orders = opts.orders, dir = pos[1],
+    tolerance = tonumber(opts.tolerance) })
+end
+
+local COMMANDS = { check = check, test = test, explain = explain, replay = replay, drift = drift }
 
 function _M.main(args)
   local name = args[1]
