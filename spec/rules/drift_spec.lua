@@ -57,8 +57,8 @@ describe("rules drift", function()
     local e = s.by.category.electronics
     assert.equal(e.orders, e.drifting)  -- every electronics order drifts
     -- fashion drifts only when the order also holds electronics (some fashion orders hold nothing else)
-    local g = s.by.category.fashion
-    assert.is_true(g.drifting < g.orders)
+    local fashion = s.by.category.fashion
+    assert.is_true(fashion.drifting < fashion.orders)
     local orders, drifting, est, awarded = 0, 0, 0, 0
     for _, g in pairs(s.by.tier) do
       orders, drifting, est, awarded = orders + g.orders, drifting + g.drifting, est + g.estimate, awarded + g.awarded
