@@ -61,12 +61,15 @@ rule is off. With DIR the orders are re-estimated with those rules (check a fix 
 Exit code 0 when estimate and award agree everywhere, 1 when any order drifts, 2 when the log cannot be read.
 ]],
   explain = [[
-usage: loyalty rules explain DIR CART.json [--tier TIER] [--points N] [--redeem N]
+usage: loyalty rules explain DIR CART [--tier TIER] [--points N] [--redeem N] [--crm SETTINGS --customer ID]
 
 Prints, line by line, the base amount, the rule that applied, its multiplier, rounding, the cap and the
-total, then the redemption limits and verdict in words. CART.json is either a fixture-like object
-{ "customer": {...}, "cart": {...}, "requested_points": N } or a bare cart; --tier, --points and --redeem
-set or override the customer's tier and balance and the points asked for.
+total, then the redemption limits and verdict in words. CART (.json or .lua) is a fixture or a bare cart,
+read strictly (unknown keys are errors); --tier, --points and --redeem set or override the customer's tier
+(compared in capitals, as the store does) and balance and the points asked for.
+--crm SETTINGS --customer ID   also ask the CRM for its own answer on this cart and show it beside the
+               rules' arithmetic (CRM.COM purchase preview: a dry run, nothing is booked).
+Exit code 0 when explained, 1 when the rules or the cart are invalid (or the CRM cannot answer).
 ]],
 }
 
@@ -174,7 +177,7 @@ local function test(args)
 end
 
 local function explain(args)
-  local pos, opts = parse(args, { tier = true, points = true, redeem = true, crm = true })
+  local pos, opts = parse(args, { tier = true, points = true, redeem = true, crm = true, customer = true })
   if not pos then err("loyalty rules explain: " .. opts .. "\n" .. USAGE.explain) return 2 end
   if #pos ~= 2 then err(USAGE.explain) return 2 end
   for _, k in ipairs({ "points", "redeem" }) do
@@ -182,7 +185,7 @@ local function explain(args)
   end
   -- issue 20: .lua fixtures, strict keys, store tiers, non-zero exit on invalid input (loyalty.cli.rules_explain)
   return require("loyalty.cli.rules_explain").run({ dir = pos[1], cart = pos[2], tier = opts.tier,
-    points = tonumber(opts.points), redeem = tonumber(opts.redeem), crm = opts.crm })
+    points = tonumber(opts.points), redeem = tonumber(opts.redeem), crm = opts.crm, customer = opts.customer })
 end
 
 -- issue 20: replay, drift and curve live in their own modules; these only turn arguments into options.
