@@ -48,11 +48,11 @@ end
 edit(proposed_dir .. "/earn.lua", '["electronics"] = 2', '["electronics"] = 3')
 edit(proposed_dir .. "/earn.lua", "cap_per_order = 2500", "cap_per_order = 2000")
 
--- A deterministic month of orders (a linear congruential generator: the same log on both VMs).
+-- A deterministic month of orders (Park-Miller: every product stays below 2^53, so both VMs make the same log).
 local seed = 12345
 local function rand(n)
-  seed = (seed * 1103515245 + 12345) % 2147483648
-  return math.floor(seed / 65536) % n + 1  -- the high bits: the low ones of an LCG repeat quickly
+  seed = (seed * 16807) % 2147483647
+  return math.floor(seed / 2147483647 * n) + 1
 end
 local current = assert(rules.load(current_dir))
 local log = order_log.open({ path = log_path })

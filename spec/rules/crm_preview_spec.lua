@@ -19,7 +19,8 @@ describe("rules explain --crm", function()
     sb = support.start()
     dir = H.dir()
     H.write(dir .. "/crmcom.conf.lua", ('return { provider = "crmcom", crm = { base_url = %q, ' ..
-      'username = "pos.user", password = "pos123", organisation = "SANDBOXORG", unit = "UNIT-LIMASSOL" }, identifier = "mobile" }')
+      'username = "pos.user", password = "pos123", organisation = "SANDBOXORG", unit = "UNIT-LIMASSOL" }, ' ..
+      'identifier = "mobile" }')
       :format(sb.url .. "/crmapi/rest/v2"))
     H.write(dir .. "/capillary.conf.lua", ('return { crm = { base_url = %q, username = "store.server", ' ..
       'password = "server123" } }'):format(sb.url))
