@@ -13,6 +13,7 @@ usage: loyalty rules <check|test|explain|replay|drift|curve> DIR [...]
   test DIR                        run the fixture carts in DIR/fixtures and compare with what they expect
   replay DIR --orders LOG         what a rule change does to the logged orders and the points liability
   drift --orders LOG [DIR]        where the rules' estimate differs from what the CRM awarded
+  curve DIR [--svg FILE]          earn and most points payable by cart size per tier, as a table and a chart
   explain DIR CART.json           show the arithmetic for one cart and the redemption verdict
 
 `loyalty rules <command> --help` describes each command.
@@ -59,6 +60,14 @@ groups the orders where they differ by tier, category, SKU, cart size and rule s
 rule is off. With DIR the orders are re-estimated with those rules (check a fix before publishing).
 --tolerance N   differences of at most N points do not count (default 0).
 Exit code 0 when estimate and award agree everywhere, 1 when any order drifts, 2 when the log cannot be read.
+]],
+  curve = [[
+usage: loyalty rules curve DIR [--svg FILE] [--sizes A,B,...] [--category C | --sku S]
+
+Prints, for each tier, the points a cart earns and the most points that can pay for it, by cart size,
+and writes the same as an SVG chart (default rules-curve.svg): earn as solid lines, the most payable as
+dashed lines. Each cart is one line (of category C or SKU S; default: no category, the base rate) and
+the balance is unlimited, so only the rules limit.
 ]],
   explain = [[
 usage: loyalty rules explain DIR CART [--tier TIER] [--points N] [--redeem N] [--crm SETTINGS --customer ID]
@@ -208,7 +217,28 @@ local function drift(args)
     tolerance = tonumber(opts.tolerance) })
 end
 
-local COMMANDS = { check = check, test = test, explain = explain, replay = replay, drift = drift }
+local function curve(args)
+  local pos, opts = parse(args, { svg = true, sizes = true, category = true, sku = true })
+  if not pos then err("loyalty rules curve: " .. opts .. "\n" .. USAGE.curve) return 2 end
+  if #pos ~= 1 then err(USAGE.curve) return 2 end
+  local sizes
+  if opts.sizes then
+    sizes = {}
+    for v in opts.sizes:gmatch("[^,%s]+") do
+      local n = tonumber(v)
+      if not n or n <= 0 then
+        err("loyalty rules curve: --sizes needs amounts above 0, like 500,1000,5000\n")
+        return 2
+      end
+      sizes[#sizes + 1] = n
+    end
+    table.sort(sizes)
+  end
+  return require("loyalty.cli.rules_curve").run({ dir = pos[1], svg = opts.svg, sizes = sizes,
+    category = opts.category, sku = opts.sku })
+end
+
+local COMMANDS = { check = check, test = test, explain = explain, replay = replay, drift = drift, curve = curve }
 
 function _M.main(args)
   local name = args[1]
