@@ -180,6 +180,19 @@ describe("rules check resolves names", function()
     assert.truthy(e.message:find("0.5 for 50%", 1, true), e.message)
   end)
 
+  it("never raises on hostile text: deep tables, unbalanced brackets, unfinished strings", function()
+    local deep = "local t = " .. string.rep("{", 3000) .. string.rep("}", 3000) .. "\n"
+    local brackets = "function bonus(line)\n  if " .. string.rep("line[", 2000) .. "1" ..
+      " == 'x' then return 1 end\nend\n"
+    for _, body in ipairs({ deep, brackets, "x = 'unfinished\n", string.rep("a.b == 'GOLD' ", 5000) }) do
+      local dir = H.dir({ ["program.lua"] = H.PROGRAM,
+        ["earn.lua"] = "points_earned = 1\nfor_every = 100\n" .. body })
+      local ok, report = pcall(rules.check, dir)
+      assert.is_true(ok, tostring(report))
+      assert.is_table(report.errors)
+    end
+  end)
+
   it("reports a stray file and skips it; the rule set still loads", function()
     local dir = H.copy_examples()
     H.write(dir .. "/earn (copy).lua", "this is not lua at all")

@@ -242,8 +242,15 @@ function _M.check(dir, opts)
   -- every tier, category, SKU, field and name the rules use, resolved against what exists (loyalty.rules.names)
   local loaded = {}
   for _, f in ipairs(present) do loaded[f] = sources[f] end
-  for _, p in ipairs(namecheck.check({ sources = loaded, settings = settings, categories = opts.categories,
-    tiers = opts.tiers, skus = opts.skus, fixture_names = namecheck.fixture_mentions(dir, limits) })) do
+  -- a fault in the checker must never stop a rule set from loading: it becomes a warning
+  local ok_names, name_problems = pcall(function()
+    return namecheck.check({ sources = loaded, settings = settings, categories = opts.categories,
+      tiers = opts.tiers, skus = opts.skus, fixture_names = namecheck.fixture_mentions(dir, limits) })
+  end)
+  if not ok_names then
+    name_problems = { { problem = "the names in the rules could not be checked: " .. tostring(name_problems) } }
+  end
+  for _, p in ipairs(name_problems) do
     local w = rules_error(p.problem, p.file, p.line)
     if p.hint then w.message = w.message .. " " .. p.hint end
     report.warnings[#report.warnings + 1] = w

@@ -93,8 +93,15 @@ local function skip_value(t, i)
   return i
 end
 
-local function constructor(t, i)
+local MAX_DEPTH = 40  -- deeper tables are skipped, not walked: no input may exhaust the C stack
+
+local function constructor(t, i, depth)
+  depth = depth or 1
   local tree = { keys = {}, items = {}, line = t[i].line }
+  if depth > MAX_DEPTH then
+    local stop = skip_value(t, i + 1)
+    return tree, stop
+  end
   i = i + 1
   while t[i] and not (t[i].kind == "op" and t[i].value == "}") do
     local tok = t[i]
@@ -111,7 +118,7 @@ local function constructor(t, i)
     if not vtok then break end
     local entry = { line = key_line or vtok.line }
     if vtok.kind == "op" and vtok.value == "{" then
-      entry.tree, i = constructor(t, i)
+      entry.tree, i = constructor(t, i, depth + 1)
       i = i + 1
     else
       local stop = skip_value(t, i)
@@ -196,7 +203,7 @@ end
 -- Index of the `[` matching the `]` at tokens[j].
 local function open_bracket(t, j)
   local depth = 0
-  for k = j, 1, -1 do
+  for k = j, math.max(1, j - 200), -1 do  -- bounded: comparisons are short
     if t[k].kind == "op" and t[k].value == "]" then depth = depth + 1
     elseif t[k].kind == "op" and t[k].value == "[" then
       depth = depth - 1
@@ -222,11 +229,11 @@ local function field_after(t, j)
   while t[i] do
     if t[i].value == "." and t[i + 1] and t[i + 1].kind == "name" then last = t[i + 1].value; i = i + 2
     elseif t[i].value == "[" then
-      local depth = 0
+      local depth, limit = 0, i + 200
       repeat
         if t[i].value == "[" then depth = depth + 1 elseif t[i].value == "]" then depth = depth - 1 end
         i = i + 1
-      until not t[i] or depth == 0
+      until not t[i] or depth == 0 or i > limit
     else break end
   end
   return last
@@ -281,7 +288,7 @@ local function check_functions(file, t, functions, declared, set_names, report, 
             repeat
               if t[k].value == "[" then depth = depth + 1 elseif t[k].value == "]" then depth = depth - 1 end
               k = k + 1
-            until not t[k] or depth == 0
+            until not t[k] or depth == 0 or k > i + 200
             if t[k] and t[k].value == "." and t[k + 1] and t[k + 1].kind == "name" then
               local lf = t[k + 1].value
               local lrole = LINE_OF[role]
