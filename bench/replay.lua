@@ -108,7 +108,7 @@ for _, k in ipairs({ "against", "logged" }) do
     summary.orders / best, k == "against" and "  [--against: both rule sets evaluated]" or ""))
 end
 -- the target is per 100,000 orders; a smaller N is scaled
-local worst = stats(results.against) * 100000 / math.max(summary.orders, 1)
-print(string.format("  target: 100,000 orders in under 30 s on one core (--against, best, scaled): %.2f s, %s", worst,
-  worst < 30 and "met" or "MISSED"))
+local scaled = stats(results.against) * 100000 / math.max(summary.orders, 1)
+print(string.format("  target: 100,000 orders in under 30 s on one core (--against, best, scaled): %.2f s, %s", scaled,
+  scaled < 30 and "met" or "MISSED"))
 os.execute("rm -rf " .. sh(tmp))

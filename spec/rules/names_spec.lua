@@ -180,6 +180,18 @@ describe("rules check resolves names", function()
     assert.truthy(e.message:find("0.5 for 50%", 1, true), e.message)
   end)
 
+  it("points at the entry that is wrong inside a table, not the statement's last line", function()
+    local dir = H.copy_examples()
+    edit(dir .. "/earn.lua", '["groceries"]   = 0.5,', '["groceries"]   = "half",')
+    edit(dir .. "/redemption.lua", "max_share = 0.8 }", "max_shares = 0.8 }")
+    edit(dir .. "/earn.lua", 'exclude_skus       = { "BAG-PAPER" }', 'exclude_skus = {\n  "BAG-PAPER",\n  42,\n}')
+    local lines = {}
+    for _, e in ipairs(rules.check(dir).errors) do lines[e.file .. ":" .. e.message:match("^'([%w_]+)'")] = e.line end
+    assert.equal(line_of(dir .. "/earn.lua", '"half"'), lines["earn.lua:category_multipliers"])
+    assert.equal(line_of(dir .. "/earn.lua", "  42,"), lines["earn.lua:exclude_skus"])
+    assert.equal(line_of(dir .. "/redemption.lua", "max_shares"), lines["redemption.lua:tiers"])
+  end)
+
   it("never raises on hostile text: deep tables, unbalanced brackets, unfinished strings", function()
     local deep = "local t = " .. string.rep("{", 3000) .. string.rep("}", 3000) .. "\n"
     local brackets = "function bonus(line)\n  if " .. string.rep("line[", 2000) .. "1" ..

@@ -134,7 +134,9 @@ local function run_file(file, src, limits, problems, printer)
       end
       local p = vocab.check_value(name, value)
       if p then
-        problems[#problems + 1] = rules_error("'" .. name .. "' " .. p, file, line)
+        -- the entry that is wrong, not the statement's last line
+        local ok_line, at = pcall(namecheck.value_line, src, name, value, vocab.check_value)
+        problems[#problems + 1] = rules_error("'" .. name .. "' " .. p, file, ok_line and at or line)
         return true
       end
       lines[name] = line

@@ -122,7 +122,11 @@ local function constructor(t, i, depth)
       i = i + 1
     else
       local stop = skip_value(t, i)
-      if stop == i + 1 and vtok.kind == "string" then entry.value = vtok.value end
+      if stop == i + 1 then
+        if vtok.kind == "string" then entry.value = vtok.value
+        elseif vtok.kind == "number" then entry.value = tonumber(vtok.value)
+        elseif vtok.value == "true" or vtok.value == "false" then entry.value = vtok.value == "true" end
+      end
       i = stop
     end
     if key ~= nil then tree.keys[key] = entry
@@ -366,8 +370,33 @@ function _M.locator(sources)
   return function(file, setting, key, sub)
     if sub ~= nil then return nested_where(souts, file, setting, key, sub) end
     local s = souts[file] and souts[file][setting]
-    if key ~= nil and s and s.tree and not s.tree.keys[key] then return where(souts, file, setting, nil, key) end
+    if key ~= nil and s and s.tree and (type(key) ~= "string" or not s.tree.keys[key]) then
+      return where(souts, file, setting, nil, key)
+    end
     return where(souts, file, setting, key)
+  end
+end
+
+-- The line of the entry that makes a table setting wrong: each key (or list item, or a tier's own key) is
+-- checked alone with check(name, value); the first that fails alone is where the mistake is written.
+function _M.value_line(src, name, value, check)
+  if type(value) ~= "table" or type(src) ~= "string" then return nil end
+  local line_of = _M.locator({ f = src })
+  local keys = {}
+  for k in pairs(value) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  for _, k in ipairs(keys) do
+    local v = value[k]
+    local single = type(k) == "number" and { v } or { [k] = v }
+    if check(name, single) then
+      if type(k) == "number" then return line_of("f", name, v) end
+      if type(v) == "table" then
+        for sub, x in pairs(v) do
+          if check(name, { [k] = { [sub] = x } }) then return line_of("f", name, k, sub) end
+        end
+      end
+      return line_of("f", name, k)
+    end
   end
 end
 
