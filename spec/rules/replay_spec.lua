@@ -158,6 +158,11 @@ describe("rules replay", function()
     assert.equal(1, code)
     code = run("rules replay examples/rules")
     assert.equal(2, code)
+    local junk = H.dir() .. "/junk.jsonl"
+    H.write(junk, "not json\n{\"a\":1}\n")
+    code, text = run("rules replay examples/rules --orders " .. junk)
+    assert.equal(1, code, text)
+    assert.truthy(text:find("line 1: not", 1, true) and text:find("line 2: not an order record", 1, true), text)
   end)
 
   it("shows progress when asked", function()

@@ -1,6 +1,7 @@
 -- `loyalty rules replay DIR --orders LOG [--against OLD_DIR] [--top N]`, from parsed options.
 -- opts: dir, orders, against, top (number), progress (true/false; default: when stderr is a terminal),
--- out, err (writers). Returns the exit code: 0 replayed, 1 a rule set does not load, 2 the log cannot be read.
+-- out, err (writers). Returns the exit code: 0 replayed, 1 a rule set does not load or the log holds no order,
+-- 2 the log cannot be read.
 local _M = {}
 
 local rules = require("loyalty.rules")
@@ -8,10 +9,12 @@ local replay = require("loyalty.rules.replay")
 
 local function writer(f) return function(s) f:write(s) end end
 
+-- lua-posix where installed (Debian ships it for 5.1 only), else the shell's `test -t 2` (stderr is inherited).
 local function stderr_is_terminal()
   local ok, unistd = pcall(require, "posix.unistd")
-  if not ok or type(unistd.isatty) ~= "function" then return false end
-  return unistd.isatty(2) == 1
+  if ok and type(unistd.isatty) == "function" then return unistd.isatty(2) == 1 end
+  local a = os.execute("test -t 2")
+  return a == true or a == 0
 end
 _M.stderr_is_terminal = stderr_is_terminal
 
@@ -54,6 +57,10 @@ function _M.run(opts)
   local s, rerr = replay.run(args)
   if not s then err("loyalty rules replay: " .. rerr .. "\n") return 2 end
   out(replay.text(s, args))
+  if s.orders == 0 then
+    out("no order could be read from " .. opts.orders .. "; nothing was replayed\n")
+    return 1
+  end
   return 0
 end
 
