@@ -126,6 +126,21 @@ describe("rules check resolves names", function()
     assert.equal(line_of(dir .. "/earn.lua", "PLATNUM"), w.line)
   end)
 
+  it("checks categories compared inside a loop over a line's categories", function()
+    local dir = H.copy_examples()
+    H.write(dir .. "/earn.lua", H.read(dir .. "/earn.lua") .. table.concat({ "",
+      "local own = bonus",
+      "function bonus(line, customer, cart)",
+      "  for _, c in ipairs(line.categories) do",
+      '    if c == "fashoin" then return 3, "fashion week" end',
+      "  end",
+      "  return own(line, customer, cart)",
+      "end", "" }, "\n"))
+    local w = find_warning(warnings(dir), "unknown category 'fashoin' (in a comparison)")
+    assert.equal(line_of(dir .. "/earn.lua", "fashoin"), w.line)
+    assert.truthy(w.message:find("did you mean 'fashion'", 1, true))
+  end)
+
   it("uses categories.lua for category names by default, and the store's list when given", function()
     local dir = H.copy_examples()
     edit(dir .. "/earn.lua", '["electronics"] = 2', '["electroncis"] = 2')

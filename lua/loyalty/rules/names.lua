@@ -250,7 +250,7 @@ local LITERAL_KIND = { tier = "tier", sku = "sku", categories = "category", cate
 local function check_functions(file, t, functions, declared, set_names, report, literal)
   local checked = {}
   for _, f in ipairs(functions) do
-    local roles = {}
+    local roles, category_vars = {}, {}
     local spec = f.top and FUNCTION_ROLES[f.name]
     if spec then for n, p in ipairs(f.params) do roles[p] = spec[n] end end
     -- `for _, l in ipairs(cart.lines)` makes l a cart line
@@ -265,6 +265,11 @@ local function check_functions(file, t, functions, declared, set_names, report, 
         if t[j] and roles[t[j].value] and LINE_OF[roles[t[j].value]] and t[j + 1] and t[j + 1].value == "."
           and t[j + 2] and t[j + 2].value == "lines" then
           roles[t[i + 3].value] = LINE_OF[roles[t[j].value]]
+        end
+        -- `for _, c in ipairs(line.categories)` makes c a category name
+        if t[j] and roles[t[j].value] and FIELD_SET[roles[t[j].value]].categories and t[j + 1]
+          and t[j + 1].value == "." and t[j + 2] and t[j + 2].value == "categories" then
+          category_vars[t[i + 3].value] = true
         end
       end
     end
@@ -331,9 +336,15 @@ local function check_functions(file, t, functions, declared, set_names, report, 
       end
       if tok.kind == "string" then
         local field
-        if prev and prev.kind == "op" and (prev.value == "==" or prev.value == "~=") then field = field_before(t, i - 2)
+        if prev and prev.kind == "op" and (prev.value == "==" or prev.value == "~=") then
+          field = field_before(t, i - 2)
+          if not field and t[i - 2] and t[i - 2].kind == "name" and category_vars[t[i - 2].value]
+            and not (t[i - 3] and t[i - 3].value == ".") then field = "category" end
         elseif nxt and nxt.kind == "op" and (nxt.value == "==" or nxt.value == "~=") then
           field = field_after(t, i + 2)
+          if not field and t[i + 2] and t[i + 2].kind == "name" and category_vars[t[i + 2].value] then
+            field = "category"
+          end
         end
         if field and LITERAL_KIND[field] then literal(LITERAL_KIND[field], tok.value, file, tok.line) end
       end
