@@ -43,6 +43,13 @@ function _M.entries(rs)
         "earn.lua", "tier_multipliers", k)
     end
     if e.bonus then add("bonus", "bonus() giving a multiplier", "earn.lua", "bonus") end
+    for _, k in ipairs({ "shipping", "tax" }) do  -- only when the rule set says so
+      local v = e["exclude_" .. k]
+      if v ~= nil then
+        add("exclude_" .. k, "exclude_" .. k .. " = " .. tostring(v) .. " (an order with " .. k .. ")", "earn.lua",
+          "exclude_" .. k)
+      end
+    end
   end
   local r = s["redemption.lua"]
   if r then
@@ -95,6 +102,7 @@ function _M.fired(rs, result)
   if e and s["earn.lua"] and not e.below_minimum and not e.capped then
     local earned_any = false
     for _, t in ipairs(e.lines or {}) do
+      if t.pseudo then ids["exclude_" .. t.sku:sub(2, -2)] = true end
       if t.excluded then
         local cat = t.excluded:match("^category (.+) is excluded from earning$")
         local sku = t.excluded:match("^SKU (.+) is excluded from earning$")
