@@ -40,6 +40,8 @@ with what was expected and what the rules gave. A fixture looks like:
            requested_points = 500,  -- optional
            expect = { points = 120, redemption = { allowed = true, max = 800 },
                       attributes = { ["SKU-1"] = { gst_slab = "18" } } } }
+Fixtures are read strictly: a key the tools do not read (`point = 1290`) fails the fixture, with a suggestion.
+Each fixture's line lists the rule entries it exercised; the end lists the entries no fixture tests.
 Exit code 0 when all pass, 1 when any fails or the rules do not load.
 ]],
   replay = [[

@@ -127,7 +127,7 @@ function Log:record(a)
     awarded = num(r.points_earned),
     redeemed_points = red_points, redeemed_value = red_value, point_value = rate,
     queued = r.queued == true or nil, duplicate = r.duplicate == true or nil,
-    transaction_id = text(r.transaction_id), request_ids = request_ids(r),
+    transaction_id = text(r.transaction_id), request_ids = #request_ids(r) > 0 and request_ids(r) or nil,
   }
 end
 
