@@ -136,4 +136,22 @@ describe("rules drift on the program's own log", function()
     end
     assert.same({ est, awarded, drifting }, { s.estimate, s.awarded, s.drifting })
   end)
+
+  it("compares a CRM.COM award, an amount of money, with the estimate's value at the rules' point_value", function()
+    local path = H.dir() .. "/crmcom.jsonl"
+    local p = assert(require("loyalty").program({ provider = "crmcom",
+      crm = { base_url = sb.url .. "/crmapi/rest/v2", username = "pos.user", password = "pos123",
+              organisation = "SANDBOXORG", unit = "UNIT-LIMASSOL" },
+      rules = "examples/rules", order_log = { path = path } }))
+    local r = assert(p:order_placed({ mobile = "35799000021" }, { id = "CC-1", total = 1198, lines = {
+      { sku = "HDMI-2M", qty = 2, price = 599, amount = 1198, categories = { "electronics" } } } }))
+    p:close()
+    local rec = cjson.decode(H.read(path))
+    assert.equal("crmcom", rec.provider)
+    assert.equal(r.estimate * 0.25, rec.estimate_value)
+    local s = assert(drift.run({ orders = path }))
+    assert.equal(1, s.in_money)
+    assert.equal(rec.estimate_value, s.estimate)
+    assert.equal(r.points_earned, s.awarded)
+  end)
 end)

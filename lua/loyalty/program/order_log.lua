@@ -117,13 +117,17 @@ function Log:record(a)
   -- the CRM's own rate: what it said a point is worth, else what it charged per redeemed point
   local rate = num(r.point_value)
   if not rate and red_points and red_value and red_points > 0 then rate = red_value / red_points end
+  local est = a.estimate and num(a.estimate.points)
+  local pv = a.rules and a.rules.compiled and a.rules.compiled.redemption and a.rules.compiled.redemption.point_value
   return {
     v = _M.VERSION, at = iso_now(), order_id = text(order.id), store_code = text(order.store_code),
     provider = text(a.provider), customer = self:customer_id(a.ident),
     tier = type(a.tier) == "string" and a.tier:upper() or nil,
     rules_hash = a.rules and a.rules.hash or nil,
     cart = cart_record(order, a.rules and a.rules.currency),
-    estimate = a.estimate and num(a.estimate.points) or nil,
+    estimate = est,
+    -- CRM.COM awards an amount of money, not points: the estimate in money at the rules' point_value
+    estimate_value = est and pv and math.floor(est * pv * 100 + 0.5) / 100 or nil,
     awarded = num(r.points_earned),
     redeemed_points = red_points, redeemed_value = red_value, point_value = rate,
     queued = r.queued == true or nil, duplicate = r.duplicate == true or nil,

@@ -44,6 +44,7 @@ function _M.run(args)
   local tol = args.tolerance or 0
   local rs = args.rules
   local s = { orders = 0, compared = 0, drifting = 0, not_awarded = 0, no_estimate = 0, failed = 0, skipped = {},
+    in_money = 0,
     estimate = 0, awarded = 0, by = { tier = {}, category = {}, sku = {}, size = {}, rules_hash = {} }, worst = {} }
   local worst = s.worst
   local function on_record(rec, line_no)
@@ -53,13 +54,18 @@ function _M.run(args)
     local tier = clean(rec.tier)
     tier = type(tier) == "string" and names.tier(tier) or nil
     local est
+    -- CRM.COM awards an amount of money: compare it with the estimate's value at the rules' point_value
+    local in_money = clean(rec.provider) == "crmcom"
     if rs then
       local e = rs:earn({ tier = tier }, rec.cart)
       if not e then s.failed = s.failed + 1 return end
       est = e.points
+      local pv = rs.compiled.redemption and rs.compiled.redemption.point_value
+      if in_money and pv then est = math.floor(est * pv * 100 + 0.5) / 100 end
     else
-      est = tonumber(clean(rec.estimate))
+      est = tonumber(clean(in_money and rec.estimate_value or rec.estimate)) or tonumber(clean(rec.estimate))
     end
+    if in_money then s.in_money = s.in_money + 1 end
     if est == nil then s.no_estimate = s.no_estimate + 1 return end
     s.compared = s.compared + 1
     s.estimate, s.awarded = s.estimate + est, s.awarded + awarded
@@ -138,6 +144,10 @@ function _M.text(s, args)
   if s.not_awarded > 0 then w("%d order(s) have no CRM award yet (queued) and are left out", s.not_awarded) end
   if s.no_estimate > 0 then w("%d order(s) have no estimate (no rules when placed) and are left out", s.no_estimate) end
   if s.failed > 0 then w("%d order(s) could not be estimated with these rules and are left out", s.failed) end
+  if s.in_money > 0 then
+    w("%d CRM.COM order(s): the award is an amount, compared with the estimate at the rules' point_value",
+      s.in_money)
+  end
   w("Orders compared: %d; estimate differs from the award on %d (%s)", s.compared, s.drifting,
     s.compared > 0 and format("%.1f%%", s.drifting / s.compared * 100) or "-")
   w("Points: estimated %s, CRM awarded %s (%s)", num(s.estimate), num(s.awarded),
