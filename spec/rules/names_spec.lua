@@ -269,6 +269,24 @@ describe("strict fixtures", function()
     assert.truthy(diff:find("'allowed' in expect.redemption should be true or false", 1, true), diff)
   end)
 
+  it("fails a fixture that checks nothing", function()
+    local dir = H.copy_examples()
+    H.write(dir .. "/fixtures/empty.lua", "return { cart = { lines = {} },\n  expect = {} }\n")
+    H.write(dir .. "/fixtures/empty_red.lua", "return { cart = { lines = {} }, requested_points = 5,\n" ..
+      "  expect = { points = 0, redemption = {} } }\n")
+    H.write(dir .. "/fixtures/unused.lua", "return { cart = { lines = {} },\n  requested_points = 5,\n" ..
+      "  expect = { points = 0 } }\n")
+    local res = assert(rules.load(dir)):run_fixtures()
+    local diffs = {}
+    for _, r in ipairs(res.results) do diffs[r.file] = table.concat(r.diff, "\n") end
+    assert.truthy(diffs["empty.lua"]:find("expect checks nothing", 1, true), diffs["empty.lua"])
+    assert.truthy(diffs["empty.lua"]:find("line 2", 1, true), diffs["empty.lua"])
+    assert.truthy(diffs["empty_red.lua"]:find("expect.redemption checks nothing", 1, true), diffs["empty_red.lua"])
+    assert.truthy(diffs["unused.lua"]:find("requested_points is only used by a redemption expectation, and there is " ..
+      "none in unused.lua line 2", 1, true), diffs["unused.lua"])
+    assert.equal(3, res.failed)
+  end)
+
   it("gives JSON mistakes as line and column", function()
     local dir = H.copy_examples()
     local path = dir .. "/fixtures/gift_card_refused.json"

@@ -125,10 +125,24 @@ end
 function _M.check(data, file, src, shape)
   local is_json = file:match("%.json$") ~= nil
   local out, cache = {}, {}
-  walk(shape or FIXTURE, data, "", function(key, message)
+  local function problem(key, message)
     local at = locate(src, is_json, key, cache)
     out[#out + 1] = message .. " in " .. file .. (at and (" " .. at) or "")
-  end)
+  end
+  walk(shape or FIXTURE, data, "", problem)
+  -- a fixture that checks nothing would always PASS
+  if (shape or FIXTURE) == FIXTURE and type(data) == "table" and type(data.expect) == "table" then
+    local e = data.expect
+    if next(e) == nil then
+      problem("expect", "expect checks nothing; give points, redemption or attributes")
+    elseif type(e.redemption) == "table" and next(e.redemption) == nil then
+      problem("redemption", "expect.redemption checks nothing; give allowed, min, max, multiple_of, points, value " ..
+        "or reason")
+    end
+    if data.requested_points ~= nil and e.redemption == nil then
+      problem("requested_points", "requested_points is only used by a redemption expectation, and there is none")
+    end
+  end
   return out
 end
 
