@@ -276,6 +276,8 @@ describe("strict fixtures", function()
       "  expect = { points = 0, redemption = {} } }\n")
     H.write(dir .. "/fixtures/unused.lua", "return { cart = { lines = {} },\n  requested_points = 5,\n" ..
       "  expect = { points = 0 } }\n")
+    H.write(dir .. "/fixtures/blank_reason.lua", "return { cart = { lines = {} },\n" ..
+      "  expect = { redemption = { reason = ' ' } } }\n")
     local res = assert(rules.load(dir)):run_fixtures()
     local diffs = {}
     for _, r in ipairs(res.results) do diffs[r.file] = table.concat(r.diff, "\n") end
@@ -284,7 +286,8 @@ describe("strict fixtures", function()
     assert.truthy(diffs["empty_red.lua"]:find("expect.redemption checks nothing", 1, true), diffs["empty_red.lua"])
     assert.truthy(diffs["unused.lua"]:find("requested_points is only used by a redemption expectation, and there is " ..
       "none in unused.lua line 2", 1, true), diffs["unused.lua"])
-    assert.equal(3, res.failed)
+    assert.truthy(diffs["blank_reason.lua"]:find("reason is empty", 1, true), diffs["blank_reason.lua"])
+    assert.equal(4, res.failed)
   end)
 
   it("gives JSON mistakes as line and column", function()

@@ -139,6 +139,10 @@ function _M.check(data, file, src, shape)
       problem("redemption", "expect.redemption checks nothing; give allowed, min, max, multiple_of, points, value " ..
         "or reason")
     end
+    if type(e.redemption) == "table" and type(e.redemption.reason) == "string" and
+      not e.redemption.reason:find("%S") then
+      problem("reason", "expect.redemption.reason is empty, so every reason would match")
+    end
     if data.requested_points ~= nil and e.redemption == nil then
       problem("requested_points", "requested_points is only used by a redemption expectation, and there is none")
     end
