@@ -118,6 +118,31 @@ describe("rules replay", function()
     assert.truthy(s.skipped[1].why:find("truncated", 1, true))
   end)
 
+  it("never raises on hostile records: wrong types, foreign shapes, deep nesting", function()
+    local lines = {
+      '{"v":1,"cart":{"lines":["x", 3, {"sku":{"a":1},"price":"abc"}]},"tier":5,"point_value":"x"}',
+      '{"v":1,"cart":{"lines":{"a":1}},"estimate":"many","order_id":{"x":1}}',
+      '{"v":1,"cart":{"lines":[{"price":100,"categories":[1,{"a":2},true]}],"currency":"USD"}}',
+      '{"v":1,"cart":{"lines":[{"price":1e308,"qty":1e308}]},"tier":"gold","awarded":[1]}',
+      string.rep("[", 5000) .. string.rep("]", 5000),
+      '{"v":1,"cart":{"lines":[{"price":100}],"total":-5,"shipping":"free"},"rules_hash":null,"tier":null}',
+    }
+    local path = H.dir() .. "/hostile.jsonl"
+    H.write(path, table.concat(lines, "\n") .. "\n")
+    local new = assert(rules.load(proposed()))
+    for _, old in ipairs({ current, false }) do
+      local args = { new = new, old = old or nil, orders = path }
+      local ok, s = pcall(replay.run, args)
+      assert.is_true(ok, tostring(s))
+      assert.equal(#lines, s.orders + #s.skipped)
+      local ok_text, text = pcall(replay.text, s, args)
+      assert.is_true(ok_text, tostring(text))
+      local ok_drift, d = pcall(require("loyalty.rules.drift").run, { orders = path, rules = old or nil })
+      assert.is_true(ok_drift, tostring(d))
+      assert.is_true(pcall(require("loyalty.rules.drift").text, d, { orders = path, rules = old or nil }))
+    end
+  end)
+
   it("lists orders that now fail or trip a limit", function()
     local dir = proposed()
     H.write(dir .. "/earn.lua", H.read(dir .. "/earn.lua") ..
