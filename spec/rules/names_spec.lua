@@ -269,6 +269,16 @@ describe("strict fixtures", function()
     assert.truthy(diff:find("'allowed' in expect.redemption should be true or false", 1, true), diff)
   end)
 
+  it("is reported by check as well, with the fixture's place", function()
+    local dir = H.copy_examples()
+    edit(dir .. "/fixtures/gold_mixed_cart.lua", "    points = 1290,", "    point = 1290,")
+    local w = find_warning(warnings(dir), "unknown key 'point' in expect (did you mean 'points'?) in " ..
+      "fixtures/gold_mixed_cart.lua line " .. line_of(dir .. "/fixtures/gold_mixed_cart.lua", "point = 1290"))
+    assert.equal("fixtures/gold_mixed_cart.lua", w.file)
+    local code, text = run("rules check " .. dir)
+    assert.equal(1, code, text)
+  end)
+
   it("fails a fixture that checks nothing", function()
     local dir = H.copy_examples()
     H.write(dir .. "/fixtures/empty.lua", "return { cart = { lines = {} },\n  expect = {} }\n")

@@ -246,14 +246,18 @@ function _M.check(dir, opts)
   for _, f in ipairs(present) do loaded[f] = sources[f] end
   -- a fault in the checker must never stop a rule set from loading: it becomes a warning
   local ok_names, name_problems = pcall(function()
-    return namecheck.check({ sources = loaded, settings = settings, categories = opts.categories,
-      tiers = opts.tiers, skus = opts.skus, fixture_names = namecheck.fixture_mentions(dir, limits) })
+    local mentions, unreadable = namecheck.fixture_mentions(dir, limits)
+    local list = namecheck.check({ sources = loaded, settings = settings, categories = opts.categories,
+      tiers = opts.tiers, skus = opts.skus, fixture_names = mentions })
+    for _, u in ipairs(unreadable) do list[#list + 1] = u end
+    return list
   end)
   if not ok_names then
     name_problems = { { problem = "the names in the rules could not be checked: " .. tostring(name_problems) } }
   end
   for _, p in ipairs(name_problems) do
-    local w = rules_error(p.problem, p.file, p.line)
+    local w = p.located and rules_error(p.problem) or rules_error(p.problem, p.file, p.line)
+    w.file = p.file
     if p.hint then w.message = w.message .. " " .. p.hint end
     report.warnings[#report.warnings + 1] = w
   end

@@ -614,15 +614,25 @@ function _M.check(args)
   return out
 end
 
--- Tiers, categories and SKUs the fixtures use, with where each is written: { {kind, name, file, line} }.
+-- Tiers, categories and SKUs the fixtures use, with where each is written: { {kind, name, file, line} }; and
+-- the fixtures that cannot be read (strict keys, JSON mistakes): { {problem, file} }.
 function _M.fixture_mentions(dir, limits)
   local fixtures = require("loyalty.rules.fixtures")
   local files = require("loyalty.rules.files")
-  local out = {}
+  local out, unreadable = {}, {}
   for _, file in ipairs(fixtures.list(dir)) do
     local path = dir .. "/fixtures/" .. file
-    local ok, fx = pcall(fixtures.read, path, file, limits)
+    local ok, fx, ferr = pcall(fixtures.read, path, file, limits)
     local src = files.read(path) or ""
+    if ok and fx == nil then
+      -- the message already names the place: only the folder is added
+      for msg in tostring(ferr):gmatch("[^\n]+") do
+        local plain = file:gsub("%p", "%%%0")
+        msg = msg:gsub(" in " .. plain, " in fixtures/" .. file):gsub("^" .. plain, "fixtures/" .. file)
+        unreadable[#unreadable + 1] = { problem = msg,
+          file = "fixtures/" .. file, located = true }
+      end
+    end
     if ok and type(fx) == "table" then
       local is_json = file:match("%.json$") ~= nil
       local toks = not is_json and lexer.tokens(src) or nil
@@ -653,7 +663,7 @@ function _M.fixture_mentions(dir, limits)
       end
     end
   end
-  return out
+  return out, unreadable
 end
 
 -- A syntax error is reported by Lua at the token after the mistake, which can be lines later (`max_share = 50%`
