@@ -279,6 +279,18 @@ describe("strict fixtures", function()
     assert.equal(1, code, text)
   end)
 
+  it("points at the line of a syntax mistake in a fixture", function()
+    local dir = H.copy_examples()
+    H.write(dir .. "/fixtures/share.lua", "return {\n  cart = { lines = {} },\n  share = 50%\n\n  -- note\n" ..
+      "  , expect = { points = 0 },\n}\n")
+    local res = assert(rules.load(dir)):run_fixtures()
+    local diff
+    for _, r in ipairs(res.results) do
+      if r.file == "share.lua" then diff = table.concat(r.diff, "\n") end
+    end
+    assert.truthy(diff and diff:find("in share.lua line 3", 1, true), diff)
+  end)
+
   it("fails a fixture that checks nothing", function()
     local dir = H.copy_examples()
     H.write(dir .. "/fixtures/empty.lua", "return { cart = { lines = {} },\n  expect = {} }\n")

@@ -23,6 +23,7 @@ local function read_lua(path, name, limits)
   local fn, err = sandbox.compile(src, name, env)
   if not fn then
     local d = sandbox.describe_error(err, name)
+    d.line, d.message = require("loyalty.rules.names").blame_line(src, d.line, d.message)  -- the mistake's line
     return nil, d.message .. (d.line and (" in " .. name .. " line " .. d.line) or (" in " .. name))
   end
   local ok, data = sandbox.run(limits, true, fn)
