@@ -80,7 +80,7 @@ demo: deps all
 	$(LUA54) $(DEMO_$(PROVIDER))
 
 # Speed targets live here, never in tests. Each script prints its figures and the target.
-BENCHES := $(wildcard bench/client.lua bench/rules.lua bench/product_sync.lua)
+BENCHES := $(wildcard bench/client.lua bench/rules.lua bench/product_sync.lua bench/replay.lua)
 bench: deps all
 	@for b in $(BENCHES); do $(LUA54) $$b || exit 1; $(LUAJIT) $$b || exit 1; done
 	@if [ -f bench/nginx.lua ]; then $(LUA54) bench/nginx.lua; fi

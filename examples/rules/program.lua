@@ -3,3 +3,6 @@
 currency  = "INR"
 rounding  = "floor"   -- floor, round or ceil
 round_per = "line"    -- "line": each line's points are rounded; "order": the order's total is rounded once
+
+-- The tiers of the loyalty program, as the CRM names them; `rules check` reports any other tier name.
+tier_names = { "SILVER", "GOLD", "PLATINUM" }

@@ -181,15 +181,16 @@ describe("rules engine", function()
       assert.equal(err.message, tostring(err))
     end)
 
-    it("reports a setting in the wrong file, a wrong value, a missing requirement and a misnamed file", function()
+    it("reports a setting in the wrong file, a wrong value, a missing requirement; skips a misnamed file", function()
       local report, rs = rules.check(H.dir({ ["program.lua"] = H.PROGRAM,
         ["earn.lua"] = 'points_earned = 1\nmax_points = 3\nminimum_order = "500"\n', ["redemtion.lua"] = "x = 1\n" }))
       assert.is_nil(rs)
       local messages = {}
       for _, e in ipairs(report.errors) do messages[#messages + 1] = e.message end
+      assert.same({ "'redemtion.lua' is not a rule file name, so it was skipped (did you mean 'redemption.lua'?); " ..
+        "rule files are program.lua, earn.lua, redemption.lua and categories.lua in redemtion.lua" },
+        { report.warnings[1].message })
       assert.same({
-        "'redemtion.lua' is not a rule file name (did you mean 'redemption.lua'?); rule files are program.lua, " ..
-          "earn.lua, redemption.lua and categories.lua in redemtion.lua",
         "the setting 'max_points' belongs in redemption.lua but was found in earn.lua line 2",
         "'minimum_order' should be a number, 0 or more, not the text \"500\" in earn.lua line 3",
         "earn.lua does not set 'for_every', which it needs (a number above 0) in earn.lua",
@@ -202,8 +203,8 @@ describe("rules engine", function()
         { categories = { "electronics", "gift-cards" } })
       assert.truthy(rs)
       assert.equal(1, #report.warnings)
-      assert.equal("unknown category 'electroncis' (in category_multipliers) in earn.lua line 4 (did you mean " ..
-        "'electronics'?)", report.warnings[1].message)
+      assert.equal("unknown category 'electroncis' (in category_multipliers): it is not in the store's category " ..
+        "list in earn.lua line 4 (did you mean 'electronics'?)", report.warnings[1].message)
     end)
 
     it("gives the same hash for the same files anywhere, a different one after an edit", function()

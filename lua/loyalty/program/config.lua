@@ -33,6 +33,7 @@ local SCHEMA = {
   redemption_hold_s = { "number", 1800, "a redemption whose order is not placed within this is given back" },
   shopper_timeout_ms = { "number", 3000,
                          "deadline of shopper-facing reads (summary, quote, login sync), retries included" },
+  order_log = { "table", nil, "JSON-lines log of posted orders for rules replay/drift (loyalty.program.order_log)" },
 }
 _M.SCHEMA = SCHEMA
 
@@ -122,6 +123,10 @@ function _M.check(t)
   local st = out.shopper_timeout_ms
   if st ~= st or st < 1 or st > 86400000 then
     return config_error("shopper_timeout_ms", "must be from 1 to 86400000 milliseconds")
+  end
+  if out.order_log then -- keys checked by loyalty.program.order_log
+    local lerr = require("loyalty.program.order_log").check_settings(out.order_log)
+    if lerr then return nil, lerr end
   end
   local id = out.identifier
   if not (id == "mobile" or id == "email" or id == "external_id" or id:match("^attribute:[%w_%-]+$")) then

@@ -58,6 +58,9 @@ function _M.new(settings)
     end
     self.outbox = ob
   end
+  if s.order_log then -- issue 20: every posted order appended for rules replay and drift
+    self.order_log = require("loyalty.program.order_log").open(s.order_log, function(...) self:emit(...) end)
+  end
   if s.rules then
     local rules = require "loyalty.rules"
     self.rules_watcher = rules.watch(s.rules, { check_interval_ms = s.rules_check_interval_ms })
@@ -814,12 +817,12 @@ function Program:order_placed(user, order)
   end
   local opts = { custom_fields = {}, till = { client = tracer(till.client or self.client, ids),
                                              attribution = till.attribution } }
-  local estimate
+  local estimate, earned
   if rs then
     opts.attributes_of = function(line) return rs:line_attributes(line) end
     opts.custom_fields.rules_hash = rs.hash
-    local e = rs:earn(rules_customer { tier = user.tier, points = 0 }, cart_of(order))
-    estimate = e and e.points
+    earned = rs:earn(rules_customer { tier = user.tier, points = 0 }, cart_of(order))
+    estimate = earned and earned.points
   end
   -- The balance before, so that points earned can be read off the CRM's own after-state balance
   -- (the documented transaction/add reply has no points side effect).
@@ -858,6 +861,11 @@ function Program:order_placed(user, order)
   if released then
     r.redemption_released = released
     r.redemption_unpaid_value = hold.payload and hold.payload.value
+  end
+  r.point_value = r.point_value or money.cached(self, user.tier) -- the CRM's rate known at the time, if any
+  if self.order_log then -- every posted order, for rules replay and drift
+    self.order_log:order_posted { order = order, ident = ident, tier = user.tier, rules = rs, estimate = earned,
+                                  result = r, provider = s.provider }
   end
   return r
 end

@@ -23,6 +23,7 @@ local function read_lua(path, name, limits)
   local fn, err = sandbox.compile(src, name, env)
   if not fn then
     local d = sandbox.describe_error(err, name)
+    d.line, d.message = require("loyalty.rules.names").blame_line(src, d.line, d.message)  -- the mistake's line
     return nil, d.message .. (d.line and (" in " .. name .. " line " .. d.line) or (" in " .. name))
   end
   local ok, data = sandbox.run(limits, true, fn)
@@ -39,7 +40,9 @@ local function read_json(path, name)
   local ok_cjson, cjson = pcall(require, "cjson.safe")
   if not ok_cjson then return nil, "reading " .. name .. " needs lua-cjson, which is not installed" end
   local data, err = cjson.decode(src)
-  if data == nil then return nil, name .. " is not valid JSON: " .. tostring(err) end
+  if data == nil then
+    return nil, name .. " is not valid JSON: " .. require("loyalty.rules.strict").json_error(src, err)
+  end
   -- JSON null comes back as a sentinel; treat it as absent
   local function strip(t)
     for k, v in pairs(t) do
@@ -60,6 +63,9 @@ function _M.read(path, name, limits)
   end
   if type(data.cart) ~= "table" then return nil, name .. " has no cart" end
   if type(data.expect) ~= "table" then return nil, name .. " has no expect = { ... } table" end
+  -- unknown keys anywhere are errors: a misspelt expectation would otherwise pass unchecked (loyalty.rules.strict)
+  local problems = require("loyalty.rules.strict").check(data, name, files.read(path))
+  if #problems > 0 then return nil, table.concat(problems, "\n") end
   return data
 end
 
@@ -77,6 +83,7 @@ function _M.run_one(ruleset, fx, file)
   local expect = fx.expect
   if expect.points ~= nil then
     local res, err = ruleset:earn(customer, fx.cart)
+    result.earn = res  -- what was checked, for coverage (loyalty.rules.coverage)
     if not res then
       diff[#diff + 1] = "points: expected " .. show(expect.points) .. ", but earning failed: " .. tostring(err)
     elseif res.points ~= expect.points then
@@ -85,6 +92,7 @@ function _M.run_one(ruleset, fx, file)
   end
   if expect.redemption ~= nil then
     local res, err = ruleset:redemption(customer, fx.cart, fx.requested_points)
+    result.redemption = res
     local before = #diff
     if not res then diff[#diff + 1] = "redemption: the check failed: " .. tostring(err)
     else
@@ -109,6 +117,8 @@ function _M.run_one(ruleset, fx, file)
     table.sort(skus)
     for _, sku in ipairs(skus) do
       local line = by_sku[sku]
+      result.attribute_lines = result.attribute_lines or {}
+      result.attribute_lines[#result.attribute_lines + 1] = line
       if not line then diff[#diff + 1] = "attributes: the cart has no line with SKU " .. sku
       else
         local got = {}
@@ -135,7 +145,9 @@ function _M.run_all(ruleset)
   for _, file in ipairs(_M.list(ruleset.dir)) do
     local fx, err = _M.read(ruleset.dir .. "/fixtures/" .. file, file, ruleset.limits)
     local r
-    if not fx then r = { name = file, file = file, ok = false, diff = { "could not read the fixture: " .. err } }
+    if not fx then
+      r = { name = file, file = file, ok = false, diff = {} }
+      for msg in tostring(err):gmatch("[^\n]+") do r.diff[#r.diff + 1] = "could not read the fixture: " .. msg end
     else r = _M.run_one(ruleset, fx, file) end
     out.results[#out.results + 1] = r
     if r.ok then out.passed = out.passed + 1 else out.failed = out.failed + 1 end

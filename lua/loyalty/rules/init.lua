@@ -36,6 +36,7 @@ local hash = require("loyalty.rules.hash")
 local files = require("loyalty.rules.files")
 local explain = require("loyalty.rules.explain")
 local fixtures = require("loyalty.rules.fixtures")
+local namecheck = require("loyalty.rules.names")
 
 local ERR_MT = { __tostring = function(e) return e.message end }
 
@@ -64,7 +65,7 @@ local function build_limits(opts)
 end
 
 local KNOWN_OPTS = { instruction_limit = true, time_limit_ms = true, memory_limit_kb = true, hook_interval = true,
-  categories = true, check_interval_ms = true, clock = true, run_fixtures = true }
+  categories = true, check_interval_ms = true, clock = true, run_fixtures = true, tiers = true, skus = true }
 
 local function check_opts(opts)
   if opts == nil then return {} end
@@ -79,9 +80,9 @@ local RULE_SOURCES = {}
 for _, f in ipairs(vocab.FILES) do RULE_SOURCES["=" .. f] = true end
 local function is_rule_source(src) return RULE_SOURCES[src] == true end
 
--- Reads the rule files of dir: { [file] = source }, names present, problems.
+-- Reads the rule files of dir: { [file] = source }, names present, problems, skipped (stray files).
 local function read_dir(dir)
-  local sources, present, problems = {}, {}, {}
+  local sources, present, problems, skipped = {}, {}, {}, {}
   for _, f in ipairs(vocab.FILES) do
     local src = files.read(dir .. "/" .. f)
     if src then sources[f] = src; present[#present + 1] = f end
@@ -90,7 +91,8 @@ local function read_dir(dir)
   for _, f in ipairs(files.list(dir, { ".lua" })) do
     if not known[f] then
       local hint = vocab.suggest(f, vocab.FILES)
-      problems[#problems + 1] = rules_error("'" .. f .. "' is not a rule file name" ..
+      -- a stray copy (`earn (copy).lua`) is reported and skipped: it must not block the rule set
+      skipped[#skipped + 1] = rules_error("'" .. f .. "' is not a rule file name, so it was skipped" ..
         (hint and (" (did you mean '" .. hint .. "'?)") or "") ..
         "; rule files are program.lua, earn.lua, redemption.lua and categories.lua", f)
     end
@@ -99,7 +101,7 @@ local function read_dir(dir)
     problems[#problems + 1] = rules_error("the rule set has no program.lua (it declares currency and rounding)",
       dir .. "/program.lua")
   end
-  return sources, present, problems
+  return sources, present, problems, skipped
 end
 
 -- Runs one file's source in a fresh environment; returns settings, setting lines, env control.
@@ -132,7 +134,9 @@ local function run_file(file, src, limits, problems, printer)
       end
       local p = vocab.check_value(name, value)
       if p then
-        problems[#problems + 1] = rules_error("'" .. name .. "' " .. p, file, line)
+        -- the entry that is wrong, not the statement's last line
+        local ok_line, at = pcall(namecheck.value_line, src, name, value, vocab.check_value)
+        problems[#problems + 1] = rules_error("'" .. name .. "' " .. p, file, ok_line and at or line)
         return true
       end
       lines[name] = line
@@ -142,6 +146,7 @@ local function run_file(file, src, limits, problems, printer)
   local fn, err, guarded = sandbox.compile(src, file, env, true)
   if not fn then
     local d = sandbox.describe_error(err, file)
+    d.line, d.message = namecheck.blame_line(src, d.line, d.message)
     problems[#problems + 1] = rules_error(d.message, d.file or file, d.line)
     return nil
   end
@@ -173,6 +178,13 @@ local function attribute_list(map)
   return out
 end
 
+-- Tier tables keyed as the store compares tiers (a `Gold` key is reported by check and still means GOLD).
+local function tier_keys(t)
+  local out = {}
+  for k, v in pairs(t or {}) do out[namecheck.tier(k)] = v end
+  return out
+end
+
 local function compile_settings(s, guarded)
   local p = s["program.lua"]
   local c = { currency = p.currency, rounding = p.rounding, round_per = p.round_per,
@@ -186,14 +198,14 @@ local function compile_settings(s, guarded)
       exclude_shipping = e.exclude_shipping ~= false, exclude_tax = e.exclude_tax ~= false,
       excluded_categories = vocab.set_of(e.exclude_categories), excluded_skus = vocab.set_of(e.exclude_skus),
       category_multipliers = e.category_multipliers or {}, sku_multipliers = e.sku_multipliers or {},
-      tier_multipliers = e.tier_multipliers or {}, bonus = e.bonus, bonus_guarded = guarded["earn.lua"],
+      tier_multipliers = tier_keys(e.tier_multipliers), bonus = e.bonus, bonus_guarded = guarded["earn.lua"],
     })
   end
   local r = s["redemption.lua"]
   if r then
     c.redemption = engine.prepare_redemption({
       point_value = r.point_value, min_points = r.min_points, max_points = r.max_points,
-      multiple_of = r.multiple_of, max_share = r.max_share, tiers = r.tiers or {}, refuse = r.refuse,
+      multiple_of = r.multiple_of, max_share = r.max_share, tiers = tier_keys(r.tiers), refuse = r.refuse,
       refuse_guarded = guarded["redemption.lua"],
       refuse_categories = vocab.set_of(r.refuse_categories), refuse_skus = vocab.set_of(r.refuse_skus) })
   end
@@ -213,8 +225,9 @@ function _M.check(dir, opts)
   local limits = build_limits(opts)
   limits.is_rule_source = is_rule_source
   local report = { errors = {}, warnings = {} }
-  local sources, present, problems = read_dir(dir)
+  local sources, present, problems, skipped = read_dir(dir)
   for _, p in ipairs(problems) do report.errors[#report.errors + 1] = p end
+  for _, p in ipairs(skipped) do report.warnings[#report.warnings + 1] = p end
   local output = {}
   local function printer(...)
     if #output >= 100 then return end
@@ -222,30 +235,38 @@ function _M.check(dir, opts)
     for i = 1, select("#", ...) do parts[i] = tostring((select(i, ...))) end
     output[#output + 1] = table.concat(parts, "\t")
   end
-  local settings, setting_lines, guarded_files = {}, {}, {}
+  local settings, guarded_files = {}, {}
   for _, f in ipairs(present) do
-    local s, lines, guarded = run_file(f, sources[f], limits, report.errors, printer)
-    settings[f], setting_lines[f], guarded_files[f] = s, lines, guarded
-  end
-  if opts.categories then
-    local known = vocab.set_of(opts.categories)
-    for _, m in ipairs(vocab.mentioned_categories(settings)) do
-      if not known[m.name] then
-        local hint = vocab.suggest(m.name, opts.categories)
-        local w = rules_error("unknown category '" .. m.name .. "' (in " .. m.setting .. ")", m.file,
-          setting_lines[m.file] and setting_lines[m.file][m.setting])
-        if hint then w.message = w.message .. " (did you mean '" .. hint .. "'?)" end
-        report.warnings[#report.warnings + 1] = w
-      end
-    end
+    local s, _, guarded = run_file(f, sources[f], limits, report.errors, printer)
+    settings[f], guarded_files[f] = s, guarded
   end
   if #report.errors > 0 then return report, nil end
+  -- every tier, category, SKU, field and name the rules use, resolved against what exists (loyalty.rules.names)
+  local loaded = {}
+  for _, f in ipairs(present) do loaded[f] = sources[f] end
+  -- a fault in the checker must never stop a rule set from loading: it becomes a warning
+  local ok_names, name_problems = pcall(function()
+    local mentions, unreadable = namecheck.fixture_mentions(dir, limits)
+    local list = namecheck.check({ sources = loaded, settings = settings, categories = opts.categories,
+      tiers = opts.tiers, skus = opts.skus, fixture_names = mentions })
+    for _, u in ipairs(unreadable) do list[#list + 1] = u end
+    return list
+  end)
+  if not ok_names then
+    name_problems = { { problem = "the names in the rules could not be checked: " .. tostring(name_problems) } }
+  end
+  for _, p in ipairs(name_problems) do
+    local w = p.located and rules_error(p.problem) or rules_error(p.problem, p.file, p.line)
+    w.file = p.file
+    if p.hint then w.message = w.message .. " " .. p.hint end
+    report.warnings[#report.warnings + 1] = w
+  end
   local parts = {}
   for _, f in ipairs(present) do parts[#parts + 1] = f; parts[#parts + 1] = sources[f] end
   local rs = setmetatable({
     dir = dir, files = present, hash = hash.hex(parts), currency = settings["program.lua"].currency,
     limits = limits, compiled = compile_settings(settings, guarded_files),
-    warnings = report.warnings, output = output, settings = settings,
+    warnings = report.warnings, output = output, settings = settings, sources = loaded,
   }, Ruleset)
   return report, rs
 end
@@ -268,9 +289,16 @@ local function evaluate(self, body, a, b, c)
   return nil, rules_error(d.message, d.file, d.line)
 end
 
+-- Tiers are compared as the store compares them: in capitals (loyalty.rules.names.tier).
+local function store_customer(customer)
+  local cu = engine.normalize_customer(customer)
+  cu.tier = namecheck.tier(cu.tier)
+  return cu
+end
+
 local function earn_body(self, customer, cart)
   local c = self.compiled
-  return engine.earn(c, engine.normalize_customer(customer), engine.normalize_cart(cart, c.currency))
+  return engine.earn(c, store_customer(customer), engine.normalize_cart(cart, c.currency))
 end
 
 local function redemption_body(self, customer, cart, requested)
@@ -282,7 +310,7 @@ local function redemption_body(self, customer, cart, requested)
   -- without a cart (a balance summary) the share-of-order limit cannot apply
   local ca = cart == nil and { currency = c.currency, lines = {}, shipping = 0, tax = 0 }
     or engine.redemption_cart(cart, c.currency, r.refuse ~= nil, r.refuse_categories, r.refuse_skus)
-  return engine.redemption(c, engine.normalize_customer(customer), ca, requested)
+  return engine.redemption(c, store_customer(customer), ca, requested)
 end
 
 function Ruleset:earn(customer, cart)

@@ -15,6 +15,7 @@ _M.SETTINGS = {
     currency = "a currency code such as \"INR\"",
     rounding = "\"floor\", \"round\" or \"ceil\"",
     round_per = "\"line\" or \"order\"",
+    tier_names = "a list of the program's tier names, as the CRM names them (checked in capitals)",
   },
   ["earn.lua"] = {
     points_earned = NUMBER_GT0,
@@ -217,6 +218,7 @@ local CHECKS = {
   attributes = check_attribute_map,
   sku_attributes = check_attribute_map,
   precedence = check_list,
+  tier_names = check_list,
 }
 
 function _M.check_value(name, value)
