@@ -125,31 +125,25 @@ static int l_memcap_start(lua_State *L)
   return 1;
 }
 
-static void push_refusal(lua_State *L, int why)
-{
-  if (why == MEMCAP_BLOCK) lua_pushliteral(L, "block");
-  else if (why == MEMCAP_TOTAL) lua_pushliteral(L, "total");
-  else lua_pushboolean(L, 0);
-}
-
-/* core.memcap_stop() -> bytes grown, refusal: false, "total" (the limit) or "block" (one block too
- * large), and where the refused request came from (chunk name, line; Lua 5.4 only). Ends the cap. */
+/* core.memcap_stop() -> bytes grown, refusal (0 none, 1 the limit, 2 one block too large), and where
+ * the refused request came from (chunk name, line; Lua 5.4 only). Ends the cap. */
 static int l_memcap_stop(lua_State *L)
 {
   cap.active = 0;
   cap.L = NULL;
   lua_pushnumber(L, (lua_Number)cap.used);
-  push_refusal(L, cap.denied);
+  lua_pushinteger(L, cap.denied);
   if (!cap.denied || !cap.where[0]) return 2;
   lua_pushstring(L, cap.where);
   lua_pushinteger(L, cap.where_line);
   return 4;
 }
 
-/* core.memcap_refused() -> false, "total" or "block" for the first request refused since the start. */
+/* core.memcap_refused() -> 0, or 1 / 2 as above for the first request refused since the start.
+ * Allocates nothing: it is called from count hooks, where LuaJIT must not meet a memory error. */
 static int l_memcap_refused(lua_State *L)
 {
-  push_refusal(L, cap.active ? cap.denied : 0);
+  lua_pushinteger(L, cap.active ? cap.denied : 0);
   return 1;
 }
 

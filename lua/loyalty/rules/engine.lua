@@ -34,7 +34,8 @@ _M.money = money
 -- Numbers in words: 3400 rather than 3400.0 (JSON input gives floats on 5.4).
 local function num(x)
   if x == floor(x) and x > -1e15 and x < 1e15 then return string.format("%d", x) end
-  return (string.format("%.6f", x):gsub("0+$", ""):gsub("%.$", ""))
+  -- string.gsub, not a method: the string metatable is the rules' one while an evaluation runs
+  return (string.gsub(string.gsub(string.format("%.6f", x), "0+$", ""), "%.$", ""))
 end
 _M.num = num
 

@@ -37,8 +37,8 @@ _M.MAX_BLOCK = MAX_BLOCK
 local PRINT_LIMIT = 4096          -- bytes of print output kept per evaluation (or per rule set load)
 _M.PRINT_LIMIT = PRINT_LIMIT
 -- Pattern matching is bounded by a worst-case estimate of the matcher's steps (see match_cost); one
--- step costs at most about 2 ns here, so the budget keeps any one call to a few milliseconds.
-local PATTERN_BUDGET = 1000000
+-- step cost at most about 2 ns in the worst cases measured here, so one call stays within ~10 ms.
+local PATTERN_BUDGET = 5000000
 _M.PATTERN_BUDGET = PATTERN_BUDGET
 local CLOCK_AFTER = 20000         -- calls estimated above this many steps check the clock when they return
 
@@ -52,11 +52,12 @@ local state = {
   output = nil, output_left = 0,
 }
 local run_frame -- the function that owns the pcall; never raise inside it
+local at_rule_line -- its message handler; never raise inside it either (it would be called again)
 local hook
 
-local function locate()
+local function locate(from)
   -- the innermost rule-file frame names the place analysts need to look at
-  for level = 3, 60 do
+  for level = from or 3, 60 do
     local info = debug_getinfo(level, "Sl")
     if not info then break end
     local src = info.source
@@ -77,39 +78,44 @@ local function raise_tripped(s)
   error(s.tripped, 0)
 end
 
+-- Messages are made when an evaluation starts: a count hook must not allocate before the cap is lifted
+-- (LuaJIT crashes on a memory error raised inside a hook).
+local BLOCK_MESSAGE = "the rules used more than " .. floor(MAX_BLOCK / 1024) .. " KB of memory for one text or table"
 local function memory_message(s, refusal)
-  if refusal == "block" then
-    return "the rules used more than " .. floor(MAX_BLOCK / 1024) .. " KB of memory for one text or table"
-  end
-  return "the rules used more than " .. s.mem_limit .. " KB of memory"
+  if refusal == 2 then return BLOCK_MESSAGE end
+  return s.memory_text
 end
-local function time_message(s)
-  return "the rules ran longer than " .. s.time_limit_ms .. " ms (is there a loop that never ends?)"
+local function time_message(s) return s.time_text end
+
+-- Records a tripped limit. From then on every rule instruction raises, so rule code can do no more work;
+-- the allocation cap is lifted so that unwinding (and the hook, which allocates once tripped) never meets it.
+local function set_tripped(s, why)
+  if s.capped then
+    s.capped = false
+    memcap_stop()
+  end
+  s.where_file, s.where_line = locate()
+  s.tripped = { limit = true, message = why }
 end
 
 local function trip(s, why)
-  if not s.tripped then
-    s.where_file, s.where_line = locate()
-    s.tripped = { limit = true, message = why }
-  end
+  if not s.tripped then set_tripped(s, why) end
   raise_tripped(s)
 end
 
--- Checks every limit; called by the count hook, by call guards and by library wrappers.
+-- Checks every limit; called by the count hook, by call guards and by library wrappers. Allocates
+-- nothing unless a limit trips (what the hook allocates would count against the rule's memory).
+local function over_limit(s)
+  local refusal = s.capped and memcap_refused()
+  if refusal and refusal ~= 0 then return memory_message(s, refusal) end
+  if s.steps > s.step_limit then return s.steps_text end
+  if os_clock() > s.deadline then return time_message(s) end
+  if collectgarbage("count") - s.mem_base > s.mem_limit then return memory_message(s) end
+end
+
 local function check_limits(s)
   if s.tripped then raise_tripped(s) end
-  local why
-  local refusal = s.capped and memcap_refused()
-  if refusal then
-    why = memory_message(s, refusal)
-  elseif s.steps > s.step_limit then
-    why = "the rules took more than " .. s.step_limit .. " steps (is there a loop or a function calling itself" ..
-      " that never ends?)"
-  elseif os_clock() > s.deadline then
-    why = time_message(s)
-  elseif collectgarbage("count") - s.mem_base > s.mem_limit then
-    why = memory_message(s)
-  end
+  local why = over_limit(s)
   if why then trip(s, why) end
   s.next_check = s.steps + s.interval
 end
@@ -185,52 +191,55 @@ local function class_end(p, i, len)
   return j + 1
 end
 
--- Worst-case matcher steps for pattern p over a subject of n bytes: each repetition item (* + -) may be
--- retried at every position of the rest of the match, `?` doubles the choices, %b and back references
--- scan up to n bytes; an unanchored search (or gmatch/gsub) starts at each of n + 1 positions.
--- Returns the estimate and the number of repetition items.
+-- Worst-case matcher steps for pattern p over a subject of n bytes, folded from the pattern's end: a
+-- greedy repetition (* +) counts up to n bytes and may retry the rest at each of n + 1 positions, a lazy
+-- one (-) tries the rest up to n + 1 times, `?` tries it twice, %b and back references scan up to n bytes;
+-- an unanchored search (and gmatch, gsub) starts at each of n + 1 positions. A sound upper bound.
+local kinds = {}   -- scratch: 0 one step, 1 greedy, 2 lazy, 3 optional, 4 a scan of up to n bytes
 local function match_cost(p, n, anchor_allowed)
-  local len, i = #p, 1
+  local len, i, k = #p, 1, 0
   local anchored = false
   if anchor_allowed and string_byte(p, 1) == 94 then anchored, i = true, 2 end
-  local reps, opts, linear, items, last_rep = 0, 0, 0, 0, false
   while i <= len do
     local c = string_byte(p, i)
-    if c == 40 or c == 41 then            -- ( ) captures
-      i = i + 1
-    elseif c == 36 and i == len then      -- $ at the end
-      i = i + 1
-    else
-      local j, quantifiable = i + 1, true
-      if c == 37 then                     -- %
-        local d = string_byte(p, i + 1)
-        if d == 98 then j, quantifiable, linear = i + 4, false, linear + 1          -- %bxy
-        elseif d == 102 then j, quantifiable = class_end(p, i + 2, len), false      -- %f[set]
-        elseif d and d >= 48 and d <= 57 then j, quantifiable, linear = i + 2, false, linear + 1
-        else j = i + 2 end
-      elseif c == 91 then j = class_end(p, i, len) end
-      items, last_rep = items + 1, false
-      if quantifiable then
-        local q = string_byte(p, j)
-        if q == 42 or q == 43 or q == 45 then reps, last_rep, j = reps + 1, q, j + 1
-        elseif q == 63 then opts, j = opts + 1, j + 1 end
-      end
-      i = j
+    local j, kind, quantifiable = i + 1, 0, true
+    if c == 40 or c == 41 or (c == 36 and i == len) then   -- ( ) captures, $ at the end
+      quantifiable = false
+    elseif c == 37 then                                   -- %
+      local d = string_byte(p, i + 1)
+      if d == 98 then j, quantifiable, kind = i + 4, false, 4                          -- %bxy
+      elseif d == 102 then j, quantifiable = class_end(p, i + 2, len), false           -- %f[set]
+      elseif d and d >= 48 and d <= 57 then j, quantifiable, kind = i + 2, false, 4    -- back reference
+      else j = i + 2 end
+    elseif c == 91 then j = class_end(p, i, len) end
+    if quantifiable then
+      local q = string_byte(p, j)
+      if q == 42 or q == 43 then kind, j = 1, j + 1
+      elseif q == 45 then kind, j = 2, j + 1
+      elseif q == 63 then kind, j = 3, j + 1 end
     end
+    k = k + 1
+    kinds[k] = kind
+    i = j
   end
-  local branching = (n + 1) ^ reps * 2 ^ (opts > 60 and 60 or opts)
-  -- a repetition that ends the pattern never retries what follows it
-  if last_rep then branching = branching / (n + 1) end
-  local cost = branching * (items + (reps + linear) * n + 1)
-  if not anchored then cost = cost * (n + 1) end
-  return cost, reps
+  local t = 1
+  for idx = k, 1, -1 do
+    local kind = kinds[idx]
+    if kind == 0 then t = t + 1
+    elseif kind == 1 then t = n + (n + 1) * t
+    elseif kind == 2 then t = (n + 1) * (t + 1)
+    elseif kind == 3 then t = 1 + 2 * t
+    else t = n + t end
+  end
+  if not anchored then t = t * (n + 1) end
+  return t
 end
 
 local function pattern_refused(fname, p, n, cost)
   error("string." .. fname .. ": the pattern " .. str_format("%q", string_sub(p, 1, 40)) ..
     (#p > 40 and "..." or "") .. " over a text of " .. n .. " bytes could take up to " ..
     str_format("%.3g", cost) .. " matching steps (at most " .. PATTERN_BUDGET .. "); match shorter texts, " ..
-    "anchor the pattern with ^, or use fewer repetitions (* + - ?)", 3)
+    "anchor the pattern with ^, or use fewer repetitions (* + - ?)", 4)
 end
 
 -- Cost of one search; raises when over budget. Charges the estimate's linear share as steps.
@@ -573,8 +582,10 @@ function _M.new_env(hooks)
     if validated then values = validated end
   end
   function control.values() return values end
+  local function forget() fresh, rerunning = nil, false end
   function control.rerun(chunk)
     fresh, rerunning = {}, true
+    state.after = forget   -- nothing of this evaluation is kept once it ends
     chunk()
     rerunning = false
     return fresh
@@ -735,12 +746,21 @@ function _M.compile(source, chunkname, env, guards)
 end
 
 hook = function()
-  -- the frame that owns the pcall must be able to remove the hook; never raise there
-  local info = debug_getinfo(2, "f")
-  if info and info.func == run_frame then return end
   local s = state
-  s.steps = s.steps + s.interval
-  check_limits(s)
+  if not s.tripped then
+    s.steps = s.steps + s.interval
+    local why = over_limit(s)
+    if not why then
+      s.next_check = s.steps + s.interval
+      return
+    end
+    set_tripped(s, why)
+  end
+  -- the frame that owns the pcall must be able to remove the hook, and its message handler must not
+  -- raise (it would be called again): never raise there
+  local info = debug_getinfo(2, "f")
+  if info and (info.func == run_frame or info.func == at_rule_line) then return end
+  raise_tripped(s)
 end
 
 -- The guard a guarded file calls at the top of every function (see compile).
@@ -754,6 +774,22 @@ new_guard = function(cost)
 end
 
 local string_mt = getmetatable("")
+
+-- Message handler of run(): an error raised by a library function (or by a wrapper of one) carries no
+-- position or the wrapper's; it is given the innermost rule-file line, where the analyst has to look.
+at_rule_line = function(e)
+  if type(e) == "string" and state.is_rule_source then
+    local file = str_match(e, "^([^:\n]+%.lua):%d+: ")
+    if not (file and state.is_rule_source("=" .. file)) then
+      local rule_file, line = locate(2)
+      if rule_file then
+        if file then e = str_gsub(e, "^[^:\n]+%.lua:%d+: ", "", 1) end
+        e = rule_file .. ":" .. line .. ": " .. e
+      end
+    end
+  end
+  return e
+end
 
 -- Starts the limits: called when the first rule code of an evaluation is about to run, so evaluations
 -- that run no rule code (data-only settings) pay nothing for clocks, memory counts or hooks.
@@ -790,9 +826,16 @@ local function run(limits, hook_all, fn, a, b, c, d)
   s.output, s.output_dropped, s.output_left = nil, nil, PRINT_LIMIT
   gsub_depth = 0
   s.steps = 0
-  s.step_limit = limits.instruction_limit
-  s.time_limit_ms = limits.time_limit_ms
-  s.mem_limit = limits.memory_limit_kb
+  if s.step_limit ~= limits.instruction_limit or s.time_limit_ms ~= limits.time_limit_ms or
+    s.mem_limit ~= limits.memory_limit_kb then
+    s.step_limit = limits.instruction_limit
+    s.time_limit_ms = limits.time_limit_ms
+    s.mem_limit = limits.memory_limit_kb
+    s.steps_text = "the rules took more than " .. s.step_limit .. " steps (is there a loop or a function calling " ..
+      "itself that never ends?)"
+    s.time_text = "the rules ran longer than " .. s.time_limit_ms .. " ms (is there a loop that never ends?)"
+    s.memory_text = "the rules used more than " .. s.mem_limit .. " KB of memory"
+  end
   local max_bytes = limits.memory_limit_kb * 1024
   s.max_bytes = max_bytes < MAX_BLOCK and max_bytes or MAX_BLOCK
   s.is_rule_source = limits.is_rule_source
@@ -805,10 +848,15 @@ local function run(limits, hook_all, fn, a, b, c, d)
     s.hooked = true
     debug_sethook(hook, "", interval)
   end
-  local ok, r1, r2, r3 = pcall(fn, a, b, c, d)
-  if s.hooked then
+  local ok, r1, r2, r3 = xpcall(fn, at_rule_line, a, b, c, d)
+  -- the hook goes first: anything this frame calls while it is armed would be hooked (and may raise)
+  if s.hooked or s.capped then
     debug_sethook()
     s.hooked = false
+  end
+  if s.after then
+    s.after()
+    s.after = nil
   end
   if s.armed then
     s.armed = false
@@ -824,6 +872,7 @@ local function run(limits, hook_all, fn, a, b, c, d)
     -- the exit check: what ran since the last check (or without any) is held to the same limits
     if not s.tripped then
       local why
+      if refused == 0 then refused = nil end
       if refused or not memcap_start and collectgarbage("count") - s.mem_base > s.mem_limit then
         why = memory_message(s, refused)
       elseif os_clock() > s.deadline then why = time_message(s) end
@@ -841,6 +890,11 @@ local function run(limits, hook_all, fn, a, b, c, d)
     end
   end
   s.active = false
+  if not ok and type(r1) == "string" and s.file and not str_match(r1, "^[^:\n]+%.lua:%d+: ") then
+    -- no position (a C function, or a stack overflow that left no room for the message handler)
+    if r1 == "error in error handling" then r1 = "the rules called functions too deeply (stack overflow)" end
+    r1 = { message = r1, file = s.file }
+  end
   if s.tripped then
     local t = s.tripped
     s.tripped = nil
