@@ -21,14 +21,19 @@ _M.DEFAULTS = {
 -- The allocation cap of loyalty.core (csrc/memcap.c): while rule code runs, every allocation counts
 -- against the memory limit and one that would pass it is refused before it happens. Without the C core
 -- (plain Lua installs) the limit is checked from the hook and at the end of each evaluation instead.
+-- Time is the C core's monotonic clock (wall time: what a shopper waits; in nginx, threads of the worker
+-- do not eat the rule's limit), else os.clock (CPU time of the process).
 local memcap_start, memcap_stop, memcap_refused
+
 do
   local ok, core = pcall(require, "loyalty.core")
   if ok and type(core) == "table" and type(core.memcap_start) == "function" then
     memcap_start, memcap_stop, memcap_refused = core.memcap_start, core.memcap_stop, core.memcap_refused
+    os_clock = core.now
   end
 end
 _M.HARD_MEMORY_CAP = memcap_start ~= nil
+_M.WALL_CLOCK = os_clock ~= os.clock
 
 -- Sizes: one block (a string, a table's array or hash part) and one library result at most MAX_BLOCK
 -- bytes, so no single instruction or library call of a rule touches more than that much memory.
