@@ -131,24 +131,45 @@ function _M.redemption_cart(cart, currency, with_lines, refuse_categories, refus
   local src_lines = cart.lines
   local lines = with_lines and {} or nil
   local refused
-  local check_refusals = next(refuse_categories) ~= nil or next(refuse_skus) ~= nil
-  if check_refusals and not with_lines then
+  local check_skus, check_cats = next(refuse_skus) ~= nil, next(refuse_categories) ~= nil
+  if (check_skus or check_cats) and not with_lines then
+    -- one or two categories per line is the usual cart: looked at without an inner loop
     for i = 1, #src_lines do
       local l = src_lines[i]
       if type(l) == "table" then
-        local sku, src = l.sku, l.categories
-        if sku ~= nil and refuse_skus[type(sku) == "string" and sku or tostring(sku)] then
+        local sku = l.sku
+        if check_skus and sku ~= nil and refuse_skus[type(sku) == "string" and sku or tostring(sku)] then
           refused = "SKU " .. tostring(sku) .. " cannot be paid with points"
           break
         end
-        if type(src) == "table" then
-          for j = 1, #src do
-            if refuse_categories[src[j]] then refused = "category " .. src[j] .. " cannot be paid with points" break end
+        local src = l.categories
+        if check_cats and src ~= nil then
+          if type(src) == "table" then
+            local c1 = src[1]
+            if c1 ~= nil then
+              if refuse_categories[c1] then
+                refused = "category " .. tostring(c1) .. " cannot be paid with points"
+                break
+              end
+              local c2 = src[2]
+              if c2 ~= nil then
+                if refuse_categories[c2] then
+                  refused = "category " .. tostring(c2) .. " cannot be paid with points"
+                  break
+                end
+                for j = 3, #src do
+                  if refuse_categories[src[j]] then
+                    refused = "category " .. tostring(src[j]) .. " cannot be paid with points"
+                    break
+                  end
+                end
+                if refused then break end
+              end
+            end
+          elseif refuse_categories[src] then
+            refused = "category " .. tostring(src) .. " cannot be paid with points"
+            break
           end
-          if refused then break end
-        elseif src ~= nil and refuse_categories[src] then
-          refused = "category " .. tostring(src) .. " cannot be paid with points"
-          break
         end
       end
     end

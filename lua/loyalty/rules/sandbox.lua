@@ -115,7 +115,7 @@ local function over_limit(s)
   if refusal and refusal ~= 0 then return memory_message(s, refusal) end
   if s.steps > s.step_limit then return s.steps_text end
   if os_clock() > s.deadline then return time_message(s) end
-  if collectgarbage("count") - s.mem_base > s.mem_limit then return memory_message(s) end
+  if s.soft_memory and collectgarbage("count") - s.mem_base > s.mem_limit then return memory_message(s) end
 end
 
 local function check_limits(s)
@@ -621,14 +621,21 @@ local GUARD_PREFIX = "local " .. GUARD_NAME .. " = ...; "   -- same line: line n
 local GUARD_CALL = " do " .. GUARD_NAME .. "() end "           -- `do ... end`: no ambiguity with a `(` after it
 
 -- Offsets just after the parameter list of every `function` in src; nil for text it does not follow.
+-- Also returns, for Lua 5.4 (no bytecode to check), whether the text has no loop keyword and the token
+-- count of its longest function (nested functions included), or nil when its blocks do not balance.
+local LOOP_WORDS = { ["while"] = true, ["for"] = true, ["repeat"] = true, ["until"] = true, ["goto"] = true }
+local BLOCK_WORDS = { ["if"] = true, ["do"] = true }
 local function function_bodies(src)
   local find, match, sub = string.find, string.match, string.sub
   local out, pos, n, pending = {}, 1, #src, false
+  local tokens, loop_free, longest, stack = 0, true, 0, {}
   while true do
     pos = select(2, find(src, "^%s*", pos)) + 1
     if pos > n then break end
     local c = sub(src, pos, pos)
+    tokens = tokens + 1
     if c == "-" and sub(src, pos + 1, pos + 1) == "-" then
+      tokens = tokens - 1
       local eq = match(src, "^%[(=*)%[", pos + 2)
       if eq then
         local _, close = find(src, "]" .. eq .. "]", pos + 2, true)
@@ -653,7 +660,19 @@ local function function_bodies(src)
       pos = i + 1
     elseif match(src, "^[%a_\128-\255]", pos) then
       local word = match(src, "^[%w_\128-\255]+", pos)
-      if word == "function" then pending = true end
+      if word == "function" then
+        pending = true
+        stack[#stack + 1] = tokens
+      elseif BLOCK_WORDS[word] then
+        stack[#stack + 1] = false
+      elseif word == "end" then
+        local start = stack[#stack]
+        if start == nil then return nil end
+        stack[#stack] = nil
+        if start and tokens - start > longest then longest = tokens - start end
+      elseif LOOP_WORDS[word] then
+        loop_free = false
+      end
       pos = pos + #word
     elseif match(src, "^%.?%d", pos) then
       pos = pos + #match(src, "^%.?[%w_%.\128-\255]+", pos)
@@ -666,7 +685,7 @@ local function function_bodies(src)
     end
   end
   if pending then return nil end
-  return out
+  return out, #stack == 0 and longest or nil, loop_free
 end
 
 local LOOP_OPS = {}
@@ -723,12 +742,16 @@ local new_guard  -- defined with the hook below
 -- Compiles text only: bytecode is refused before load sees it, and mode "t" refuses it again.
 -- Returns fn, nil, guarded: guarded is true when the file runs under call guards (LuaJIT, loop-free files,
 -- and only if `guards` is asked for); fn then takes no arguments like any chunk.
+-- Lua 5.4 emits at most 3 instructions per token (an operator and its MMBIN, a comparison turned into a
+-- value, ...) plus the function's prologue and return: a sound bound on a loop-free function's run.
+local function tokens_bound(tokens) return 3 * tokens + 8 end
+
 function _M.compile(source, chunkname, env, guards)
   if type(source) ~= "string" then return nil, "the file could not be read as text" end
   if source:byte(1) == 27 then return nil, "precompiled (binary) chunks are not accepted; rules must be text" end
-  if guards and jit and not source:find(GUARD_NAME, 1, true) then
-    local bodies = function_bodies(source)
-    if bodies then
+  if guards and not source:find(GUARD_NAME, 1, true) then
+    local bodies, longest_tokens, loop_free = function_bodies(source)
+    if bodies and (jit or longest_tokens and loop_free) then
       local parts, last = { GUARD_PREFIX }, 0
       for _, at in ipairs(bodies) do
         parts[#parts + 1] = source:sub(last + 1, at)
@@ -737,7 +760,9 @@ function _M.compile(source, chunkname, env, guards)
       end
       parts[#parts + 1] = source:sub(last + 1)
       local fn = load(table.concat(parts), "=" .. chunkname, "t", env)
-      local longest = fn and check_guarded(fn)
+      local longest
+      if jit then longest = fn and check_guarded(fn)
+      elseif fn then longest = tokens_bound(longest_tokens) end
       if longest then
         local guard = new_guard(longest)
         return function() return fn(guard) end, nil, true
@@ -803,10 +828,12 @@ local function arm(s)
   s.old_hook, s.old_mask, s.old_count = debug_gethook()
   if s.old_hook then debug_sethook() end
   s.old_string_index = string_mt.__index
-  s.mem_base = collectgarbage("count")
   s.deadline = os_clock() + s.time_limit_ms / 1000
   string_mt.__index = SAFE_STRING_INDEX
-  if memcap_start then s.capped = memcap_start(s.mem_limit * 1024, MAX_BLOCK) end
+  s.capped = memcap_start and memcap_start(s.mem_limit * 1024, MAX_BLOCK) or false
+  -- the soft memory check, for installs without the C core's allocation cap
+  s.soft_memory = not s.capped
+  if s.soft_memory then s.mem_base = collectgarbage("count") end
 end
 
 -- Runs fn(...) under the limits. Returns true, results... or false, err where err is
@@ -878,7 +905,7 @@ local function run(limits, hook_all, fn, a, b, c, d)
     if not s.tripped then
       local why
       if refused == 0 then refused = nil end
-      if refused or not memcap_start and collectgarbage("count") - s.mem_base > s.mem_limit then
+      if refused or s.soft_memory and collectgarbage("count") - s.mem_base > s.mem_limit then
         why = memory_message(s, refused)
       elseif os_clock() > s.deadline then why = time_message(s) end
       if why then
