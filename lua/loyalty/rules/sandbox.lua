@@ -746,6 +746,10 @@ local new_guard  -- defined with the hook below
 -- value, ...) plus the function's prologue and return: a sound bound on a loop-free function's run.
 local function tokens_bound(tokens) return 3 * tokens + 8 end
 
+-- A guarded function longer than this runs under the count hook instead: between two checks a guarded
+-- file then runs at most about as many instructions as a hooked one, however costly each of them is.
+local MAX_GUARDED = 2000
+
 function _M.compile(source, chunkname, env, guards)
   if type(source) ~= "string" then return nil, "the file could not be read as text" end
   if source:byte(1) == 27 then return nil, "precompiled (binary) chunks are not accepted; rules must be text" end
@@ -763,7 +767,7 @@ function _M.compile(source, chunkname, env, guards)
       local longest
       if jit then longest = fn and check_guarded(fn)
       elseif fn then longest = tokens_bound(longest_tokens) end
-      if longest then
+      if longest and longest <= MAX_GUARDED then
         local guard = new_guard(longest)
         return function() return fn(guard) end, nil, true
       end
@@ -809,13 +813,13 @@ local string_mt = getmetatable("")
 -- position or the wrapper's; it is given the innermost rule-file line, where the analyst has to look.
 at_rule_line = function(e)
   if type(e) == "string" and state.is_rule_source then
+    -- rule files and fixtures are named by their file name alone; a path is one of the library's files
     local file = str_match(e, "^([^:\n]+%.lua):%d+: ")
-    if not (file and state.is_rule_source("=" .. file)) then
+    if not file or str_find(file, "/", 1, true) then
       local rule_file, line = locate(2)
-      if rule_file then
-        if file then e = str_gsub(e, "^[^:\n]+%.lua:%d+: ", "", 1) end
-        e = rule_file .. ":" .. line .. ": " .. e
-      end
+      -- the wrapper's (or the engine's, after a tail call from rule code) position is no use to anyone
+      if file then e = str_gsub(e, "^[^:\n]+%.lua:%d+: ", "", 1) end
+      if rule_file then e = rule_file .. ":" .. line .. ": " .. e end
     end
   end
   return e
