@@ -11,6 +11,7 @@ describe("core.memcap", function()
     local ok, err = pcall(function()
       local t = {}
       for i = 1, 1e7 do t[i] = { i } end
+      return #t
     end)
     local used, refusal = core.memcap_stop()
     assert.is_false(ok)
