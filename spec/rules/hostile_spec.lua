@@ -208,6 +208,19 @@ describe("hostile rule files", function()
       has(err, "ran longer than " .. TIME_MS .. " ms")
     end)
 
+    it("also when spread over short functions that run under call guards", function()
+      local top = doubled("s", 14) .. "local function u() " .. ("s:upper() "):rep(50) .. "end\n"
+      local dir = H.dir({ ["program.lua"] = H.PROGRAM, ["earn.lua"] = top ..
+        "points_earned = 1\nfor_every = 100\nfunction bonus()\n" .. ("u() "):rep(200) .. "\nend\n" })
+      local env = sandbox.new_env({ on_set = function() end })
+      assert.is_true(select(3, sandbox.compile(H.read(dir .. "/earn.lua"), "earn.lua", env, true)))
+      local rs = assert(rules.load(dir, { time_limit_ms = TIME_MS, memory_limit_kb = 1e7, instruction_limit = 1e15 }))
+      local res, err = bounded(function() return rs:earn(H.CUSTOMER, H.CART) end, TIME_MS, 1e7)
+      assert.is_nil(res)
+      has(err, "ran longer than " .. TIME_MS .. " ms")
+      assert_good()
+    end)
+
     it("or at the step limit, counted by the bytes they touch", function()
       local top = doubled("s", 14)
       local err = bonus_error(("s:lower()\n"):rep(3000), top,
