@@ -428,12 +428,27 @@ local function safe_date(fmt, t)
   return os_date(fmt, t)
 end
 
+-- pcall may nest at most PCALL_MAX_DEPTH deep: once a limit trips, every level must be unwound by one
+-- more error, and on LuaJIT each costs microseconds (thousands of levels would cost tens of ms past the
+-- limit). Reset when an evaluation starts, like the gsub depth.
+local PCALL_MAX_DEPTH = 200
+local pcall_depth = 0
+local function pcall_done(...)
+  pcall_depth = pcall_depth - 1
+  return ...
+end
+local function safe_pcall(f, ...)
+  if pcall_depth >= PCALL_MAX_DEPTH then error("pcall nests more than " .. PCALL_MAX_DEPTH .. " deep", 2) end
+  pcall_depth = pcall_depth + 1
+  return pcall_done(pcall(f, ...))
+end
+
 -- The real xpcall runs its message handler where the error was raised, with hooks disabled (a hook that
 -- raised leaves them off until the stack unwinds), so a looping handler would escape every limit.
 -- Here the handler runs after the unwinding, under the hook like any other rule code.
 local function safe_xpcall(f, handler, ...)
   charge(8)
-  local results = pack(pcall(f, ...))
+  local results = pack(safe_pcall(f, ...))
   if results[1] then return unpack(results, 1, results.n) end
   return false, handler(results[2])
 end
@@ -472,7 +487,7 @@ function _M.take_output()
 end
 
 local BASE = {
-  assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs, pcall = pcall,
+  assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs, pcall = safe_pcall,
   select = select, tonumber = safe_tonumber, tostring = tostring, type = type, xpcall = safe_xpcall,
   unpack = safe_unpack, print = safe_print,
   string = read_only("string", safe_string_fields),
@@ -860,7 +875,7 @@ local function run(limits, hook_all, fn, a, b, c, d)
   s.generation = s.generation + 1
   s.file = hook_all and limits.file or nil
   s.output, s.output_dropped, s.output_left = nil, nil, PRINT_LIMIT
-  gsub_depth = 0
+  gsub_depth, pcall_depth = 0, 0
   s.steps = 0
   if s.step_limit ~= limits.instruction_limit or s.time_limit_ms ~= limits.time_limit_ms or
     s.mem_limit ~= limits.memory_limit_kb then
