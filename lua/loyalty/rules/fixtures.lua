@@ -8,6 +8,12 @@ local explain = require("loyalty.rules.explain")
 
 local format = string.format
 
+-- A fixture is one cart; a file above this is refused before it is parsed.
+local MAX_BYTES = 1024 * 1024
+local function too_big(src, name)
+  if #src > MAX_BYTES then return name .. " is " .. #src .. " bytes; a fixture may have at most " .. MAX_BYTES end
+end
+
 local function show(v)
   if type(v) == "string" then return format("%q", #v > 200 and (v:sub(1, 200) .. "...") or v) end
   if type(v) == "number" then return explain.num(v) end
@@ -18,6 +24,7 @@ end
 local function read_lua(path, name, limits)
   local src = files.read(path)
   if not src then return nil, "cannot read " .. name end
+  if too_big(src, name) then return nil, too_big(src, name) end
   local env = setmetatable({}, { __index = function(_, k) error("unknown name '" .. tostring(k) .. "'", 2) end,
     __newindex = function(_, k) error("fixtures are data only; cannot set '" .. tostring(k) .. "'", 2) end })
   local fn, err = sandbox.compile(src, name, env)
@@ -37,6 +44,7 @@ end
 local function read_json(path, name)
   local src = files.read(path)
   if not src then return nil, "cannot read " .. name end
+  if too_big(src, name) then return nil, too_big(src, name) end
   local ok_cjson, cjson = pcall(require, "cjson.safe")
   if not ok_cjson then return nil, "reading " .. name .. " needs lua-cjson, which is not installed" end
   local data, err = cjson.decode(src)
