@@ -6,6 +6,9 @@
 --   LuaJIT seeds its string hashes per process, so counts vary by a few percent there: R pairs (3) are averaged.
 local root = (arg and arg[0] or ""):match("^(.*)/bench/[^/]*$") or "."
 package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
+-- loyalty.core holds the allocation cap: with it every limit is on, as in an installed rock
+local jit_vm = type(rawget(_G, "jit")) == "table"
+package.cpath = root .. "/build/" .. (jit_vm and "5.1" or "5.4") .. "/?.so;" .. package.cpath
 
 local rules = require("loyalty.rules")
 
@@ -127,6 +130,7 @@ local function plain_redemption(customer, cart, requested)
     value = floor(points * 0.25 * 100 + 0.5) / 100, limited_by = limited_by }
 end
 
+assert(require("loyalty.rules.sandbox").HARD_MEMORY_CAP, "build loyalty.core first (make all)")
 local rs = assert(rules.load(root .. "/examples/rules"))
 local cart = make_cart()
 local customer = { tier = "GOLD", points = 6400 }

@@ -32,5 +32,6 @@ int luaopen_loyalty_core(lua_State *L)
   core_open_multi(L);
   core_open_clock(L);
   core_open_outbox_sqlite(L);
+  core_open_memcap(L);
   return 1;
 }

@@ -55,5 +55,6 @@ void core_open_session(lua_State *L);
 void core_open_multi(lua_State *L);
 void core_open_clock(lua_State *L);
 void core_open_outbox_sqlite(lua_State *L);
+void core_open_memcap(lua_State *L);
 
 #endif

@@ -34,12 +34,24 @@ _M.money = money
 -- Numbers in words: 3400 rather than 3400.0 (JSON input gives floats on 5.4).
 local function num(x)
   if x == floor(x) and x > -1e15 and x < 1e15 then return string.format("%d", x) end
-  return (string.format("%.6f", x):gsub("0+$", ""):gsub("%.$", ""))
+  -- string.gsub, not a method: the string metatable is the rules' one while an evaluation runs
+  return (string.gsub(string.gsub(string.format("%.6f", x), "0+$", ""), "%.$", ""))
 end
 _M.num = num
 
 -- Input problems are the caller's: they raise a table the ruleset turns into nil, err.
 local function bad_input(message) error({ input = true, message = message }, 0) end
+
+-- Every amount, count and point figure the engine takes in or gives out lies within +-LIMIT (finite, and
+-- far above any real order); multipliers (settings and bonus) are at most MAX_MULTIPLIER.
+local LIMIT = 1e12
+local MAX_MULTIPLIER = 1000
+local MAX_TEXT = 1024
+_M.LIMIT, _M.MAX_MULTIPLIER, _M.MAX_TEXT = LIMIT, MAX_MULTIPLIER, MAX_TEXT
+local function usable(x) return type(x) == "number" and x >= -LIMIT and x <= LIMIT end  -- false for NaN
+
+-- A rules error: the rule file (and line) that produced a value the engine cannot use.
+local function bad_rules(message, file, line) error({ message = message, file = file, line = line }, 0) end
 
 -- `where` is a string or a line index, turned into words only when something is wrong.
 local function number_field(t, key, where, default)
@@ -51,7 +63,12 @@ local function number_field(t, key, where, default)
       if type(where) == "number" then where = "cart line " .. where end
       bad_input(where .. " has " .. key .. " = " .. tostring(v) .. ", which is not a number")
     end
-    return n
+    v = n
+  end
+  if not usable(v) then
+    if type(where) == "number" then where = "cart line " .. where end
+    bad_input(where .. " has " .. key .. " = " .. tostring(v) .. ", which is not a usable amount (finite, " ..
+      "within +-" .. LIMIT .. ")")
   end
   return v
 end
@@ -78,6 +95,7 @@ function _M.normalize_customer(customer)
   end
   local tier = customer.tier
   if tier ~= nil and type(tier) ~= "string" then bad_input("the customer's tier should be text") end
+  if tier ~= nil and #tier > MAX_TEXT then bad_input("the customer's tier is longer than " .. MAX_TEXT .. " bytes") end
   return { tier = tier, points = number_field(customer, "points", "the customer", 0) }
 end
 
@@ -91,6 +109,18 @@ local function check_cart(cart, currency)
   end
 end
 
+-- The numbers of every line, checked one by one: the slow path that names the line once the cheap sum
+-- check in normalize_cart found something unusable.
+local function check_lines(lines)
+  for i = 1, #lines do
+    local l = lines[i]
+    for _, k in ipairs({ "qty", "price", "amount", "discount" }) do
+      if l[k] ~= nil then number_field(l, k, i) end
+    end
+  end
+  bad_input("the cart's amounts add up to more than " .. LIMIT)
+end
+
 -- What a redemption check needs: the order total, and (only when redemption.lua has a refuse function)
 -- a small copy of the lines for it to read. Cheaper than normalize_cart: no trace fields.
 function _M.redemption_cart(cart, currency, with_lines, refuse_categories, refuse_skus)
@@ -101,24 +131,45 @@ function _M.redemption_cart(cart, currency, with_lines, refuse_categories, refus
   local src_lines = cart.lines
   local lines = with_lines and {} or nil
   local refused
-  local check_refusals = next(refuse_categories) ~= nil or next(refuse_skus) ~= nil
-  if check_refusals and not with_lines then
+  local check_skus, check_cats = next(refuse_skus) ~= nil, next(refuse_categories) ~= nil
+  if (check_skus or check_cats) and not with_lines then
+    -- one or two categories per line is the usual cart: looked at without an inner loop
     for i = 1, #src_lines do
       local l = src_lines[i]
       if type(l) == "table" then
-        local sku, src = l.sku, l.categories
-        if sku ~= nil and refuse_skus[type(sku) == "string" and sku or tostring(sku)] then
+        local sku = l.sku
+        if check_skus and sku ~= nil and refuse_skus[type(sku) == "string" and sku or tostring(sku)] then
           refused = "SKU " .. tostring(sku) .. " cannot be paid with points"
           break
         end
-        if type(src) == "table" then
-          for j = 1, #src do
-            if refuse_categories[src[j]] then refused = "category " .. src[j] .. " cannot be paid with points" break end
+        local src = l.categories
+        if check_cats and src ~= nil then
+          if type(src) == "table" then
+            local c1 = src[1]
+            if c1 ~= nil then
+              if refuse_categories[c1] then
+                refused = "category " .. tostring(c1) .. " cannot be paid with points"
+                break
+              end
+              local c2 = src[2]
+              if c2 ~= nil then
+                if refuse_categories[c2] then
+                  refused = "category " .. tostring(c2) .. " cannot be paid with points"
+                  break
+                end
+                for j = 3, #src do
+                  if refuse_categories[src[j]] then
+                    refused = "category " .. tostring(src[j]) .. " cannot be paid with points"
+                    break
+                  end
+                end
+                if refused then break end
+              end
+            end
+          elseif refuse_categories[src] then
+            refused = "category " .. tostring(src) .. " cannot be paid with points"
+            break
           end
-          if refused then break end
-        elseif src ~= nil and refuse_categories[src] then
-          refused = "category " .. tostring(src) .. " cannot be paid with points"
-          break
         end
       end
     end
@@ -156,8 +207,10 @@ function _M.redemption_cart(cart, currency, with_lines, refuse_categories, refus
           categories = cats }
       end
     end
+    if not (subtotal >= -LIMIT and subtotal <= LIMIT) then check_lines(src_lines) end
     total = total or (subtotal + shipping + tax)
   end
+  if not usable(total) then bad_input("the cart's total " .. tostring(total) .. " is not a usable amount") end
   return { currency = currency, lines = lines or {}, shipping = shipping, tax = tax, total = total, refused = refused }
 end
 
@@ -194,20 +247,39 @@ function _M.normalize_cart(cart, currency)
       categories = cats, excluded = nil, rule = nil, multiplier = nil, tier_multiplier = nil,
       bonus_multiplier = nil, bonus_reason = nil, raw = nil, points = nil }
   end
+  -- NaN or infinity in any line's amount, price x qty or discount makes the subtotal unusable
+  if not (subtotal >= -LIMIT and subtotal <= LIMIT) then check_lines(cart.lines) end
   local shipping = number_field(cart, "shipping", "the cart", 0)
   local tax = number_field(cart, "tax", "the cart", 0)
   local total = number_field(cart, "total", "the cart", nil) or (subtotal + shipping + tax)
   return { currency = currency, lines = lines, subtotal = subtotal, shipping = shipping, tax = tax, total = total }
 end
 
-local function check_bonus(m, why, index)
+local function check_bonus(m, why, index, line)
   if m == nil or m == false then return 1, nil end
-  if type(m) ~= "number" or m ~= m or m < 0 then
-    error({ message = "bonus returned " .. tostring(m) .. " for line " .. index ..
-      "; it should return a multiplier (a number, 0 or more) or nothing", file = "earn.lua" }, 0)
+  if type(m) ~= "number" or not (m >= 0 and m <= MAX_MULTIPLIER) then
+    bad_rules("bonus returned " .. tostring(m) .. " for line " .. index .. "; it should return a multiplier " ..
+      "(a number from 0 to " .. MAX_MULTIPLIER .. ") or nothing", "earn.lua", line)
   end
-  if why ~= nil then why = tostring(why) end
+  if why ~= nil then
+    if type(why) == "number" then why = tostring(why) end
+    if type(why) ~= "string" or #why > MAX_TEXT then
+      bad_rules("bonus returned a reason for line " .. index .. " that is not text of at most " .. MAX_TEXT ..
+        " bytes", "earn.lua", line)
+    end
+  end
   return m, why
+end
+
+-- The rule function to call for this evaluation: a file that keeps top-level locals runs its top level
+-- again first (inside the limits, see sandbox.new_env), so every evaluation starts from the same state.
+local function current(fn, rerun, name, file, line)
+  if not rerun then return fn end
+  fn = rerun()[name]
+  if type(fn) ~= "function" then
+    bad_rules(file .. " did not set '" .. name .. "' to a function this time", file, line)
+  end
+  return fn
 end
 
 -- The words of every rule a line can get, worked out once per rule set rather than once per line.
@@ -273,6 +345,7 @@ function _M.earn(c, customer, cart)
   local tier_mult = customer.tier and e.tier_multipliers[customer.tier] or 1
   local traces, lines = {}, cart.lines
   local n = #lines
+  local subtotal, tier = cart.subtotal, customer.tier   -- before bonus, which gets (and may change) copies
   -- pass 1, trusted: exclusions and multipliers; values are kept here, out of the rules' reach.
   -- Scratch arrays are reused: evaluations never nest and these never reach rule code.
   local mults, rules, bases, bonus_m, bonus_why = scratch.mults, scratch.rules, scratch.bases, scratch.bm, scratch.bw
@@ -295,9 +368,10 @@ function _M.earn(c, customer, cart)
   end
   -- pass 2: the analyst's bonus function, the only rule code, under the hook
   local bonus = e.bonus
+  local n_lines = #lines
   if bonus then
-    local n_lines = #lines
-    sandbox.enter(e.bonus_guarded)
+    sandbox.enter(e.bonus_guarded, "earn.lua")
+    bonus = current(bonus, e.bonus_rerun, "bonus", "earn.lua", e.bonus_line)
     for i = 1, n_lines do
       if mults[i] then bonus_m[i], bonus_why[i] = bonus(traces[i], customer, cart) end
     end
@@ -312,8 +386,12 @@ function _M.earn(c, customer, cart)
     else
       local bm, why = bonus_m[i], bonus_why[i]
       if bm == nil then bm = 1
-      elseif type(bm) ~= "number" or why ~= nil and type(why) ~= "string" then bm, why = check_bonus(bm, why, i) end
-      if bm ~= bm or bm < 0 then check_bonus(bm, why, i) end
+      elseif type(bm) ~= "number" or why ~= nil and type(why) ~= "string" then
+        bm, why = check_bonus(bm, why, i, e.bonus_line)
+      end
+      if not (bm >= 0 and bm <= MAX_MULTIPLIER) or why and #why > MAX_TEXT then
+        check_bonus(bm, why, i, e.bonus_line)
+      end
       local raw = bases[i] * factor * mult * tier_mult * bm
       if raw < 0 then raw = 0 end
       t.excluded = nil
@@ -326,16 +404,19 @@ function _M.earn(c, customer, cart)
       sum = sum + p
     end
   end
-  local result = { lines = traces, subtotal = cart.subtotal, tier = customer.tier, tier_multiplier = tier_mult,
+  local result = { lines = traces, subtotal = subtotal, tier = tier, tier_multiplier = tier_mult,
     rounding = c.rounding, round_per = c.round_per, minimum_order = e.minimum_order, cap = e.cap_per_order }
   local points = per_line and sum or rounder(sum)
   result.before_cap = points
-  if e.minimum_order and cart.subtotal < e.minimum_order then
+  if e.minimum_order and subtotal < e.minimum_order then
     result.below_minimum = true
     points = 0
   elseif e.cap_per_order and points > e.cap_per_order then
     result.capped = true
     points = e.cap_per_order
+  end
+  if not (points >= 0 and points <= LIMIT) then
+    bad_rules("the points worked out to " .. tostring(points) .. ", outside 0 to " .. LIMIT, "earn.lua")
   end
   result.points = points
   return result
@@ -414,10 +495,17 @@ function _M.redemption(c, customer, cart, requested)
     min_from_tier = min_from_tier }
   local refusal = cart.refused
   if r.refuse and not refusal then
-    sandbox.enter(r.refuse_guarded)
-    refusal = r.refuse(customer, cart)
+    sandbox.enter(r.refuse_guarded, "redemption.lua")
+    refusal = current(r.refuse, r.refuse_rerun, "refuse", "redemption.lua", r.refuse_line)(customer, cart)
     sandbox.leave()
-    if refusal ~= nil and refusal ~= false then refusal = tostring(refusal) else refusal = nil end
+    if refusal == nil or refusal == false then refusal = nil
+    else
+      if type(refusal) == "number" then refusal = tostring(refusal) end
+      if type(refusal) ~= "string" or #refusal > MAX_TEXT then
+        bad_rules("refuse returned " .. type(refusal) .. "; it should return a reason (text of at most " ..
+          MAX_TEXT .. " bytes) or nothing", "redemption.lua", r.refuse_line)
+      end
+    end
   end
   local allowed, points, reason = false, 0
   if refusal then
@@ -445,6 +533,10 @@ function _M.redemption(c, customer, cart, requested)
     reason = "Allowed: " .. num(requested) .. " points (between " .. num(min) .. " and " .. num(max) .. ")."
   end
   res.allowed, res.points, res.value, res.reason = allowed, points, money(points * r.point_value), reason
+  if not (max >= 0 and max <= LIMIT and res.value <= LIMIT) then
+    bad_rules("the redemption limit worked out to " .. tostring(max) .. ", outside 0 to " .. LIMIT,
+      "redemption.lua")
+  end
   res.refused = refusal
   return res
 end

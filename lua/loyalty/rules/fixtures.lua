@@ -8,8 +8,14 @@ local explain = require("loyalty.rules.explain")
 
 local format = string.format
 
+-- A fixture is one cart; a file above this is refused before it is parsed.
+local MAX_BYTES = 1024 * 1024
+local function too_big(src, name)
+  if #src > MAX_BYTES then return name .. " is " .. #src .. " bytes; a fixture may have at most " .. MAX_BYTES end
+end
+
 local function show(v)
-  if type(v) == "string" then return format("%q", v) end
+  if type(v) == "string" then return format("%q", #v > 200 and (v:sub(1, 200) .. "...") or v) end
   if type(v) == "number" then return explain.num(v) end
   if v == nil then return "(nothing)" end
   return tostring(v)
@@ -18,6 +24,7 @@ end
 local function read_lua(path, name, limits)
   local src = files.read(path)
   if not src then return nil, "cannot read " .. name end
+  if too_big(src, name) then return nil, too_big(src, name) end
   local env = setmetatable({}, { __index = function(_, k) error("unknown name '" .. tostring(k) .. "'", 2) end,
     __newindex = function(_, k) error("fixtures are data only; cannot set '" .. tostring(k) .. "'", 2) end })
   local fn, err = sandbox.compile(src, name, env)
@@ -27,6 +34,7 @@ local function read_lua(path, name, limits)
     return nil, d.message .. (d.line and (" in " .. name .. " line " .. d.line) or (" in " .. name))
   end
   local ok, data = sandbox.run(limits, true, fn)
+  sandbox.take_output()
   if not ok then
     local d = sandbox.describe_error(data, name)
     return nil, d.message .. (d.line and (" in " .. (d.file or name) .. " line " .. d.line) or (" in " .. name))
@@ -37,6 +45,7 @@ end
 local function read_json(path, name)
   local src = files.read(path)
   if not src then return nil, "cannot read " .. name end
+  if too_big(src, name) then return nil, too_big(src, name) end
   local ok_cjson, cjson = pcall(require, "cjson.safe")
   if not ok_cjson then return nil, "reading " .. name .. " needs lua-cjson, which is not installed" end
   local data, err = cjson.decode(src)
@@ -66,7 +75,36 @@ function _M.read(path, name, limits)
   -- unknown keys anywhere are errors: a misspelt expectation would otherwise pass unchecked (loyalty.rules.strict)
   local problems = require("loyalty.rules.strict").check(data, name, files.read(path))
   if #problems > 0 then return nil, table.concat(problems, "\n") end
+  -- what strict leaves (a shape no evaluation could take) is one FAIL line, never a raise
+  local problem = _M.check_shape(data)
+  if problem then return nil, name .. ": " .. problem end
   return data
+end
+
+-- The parts of a fixture the runner reads, checked for their type (a fixture is analyst-written data):
+-- returns nil or the problem in words.
+function _M.check_shape(fx)
+  if fx.name ~= nil and type(fx.name) ~= "string" then return "name should be text, not a " .. type(fx.name) end
+  if fx.customer ~= nil and type(fx.customer) ~= "table" then return "customer should be a table" end
+  if type(fx.cart.lines) ~= "table" then return "cart.lines should be a list of lines" end
+  for i, line in ipairs(fx.cart.lines) do
+    if type(line) ~= "table" then return "cart line " .. i .. " should be a table" end
+  end
+  local e = fx.expect
+  if e.points ~= nil and type(e.points) ~= "number" then return "expect.points should be a number" end
+  if e.redemption ~= nil then
+    if type(e.redemption) ~= "table" then return "expect.redemption should be a table" end
+    local reason = e.redemption.reason
+    if reason ~= nil and type(reason) ~= "string" then return "expect.redemption.reason should be text" end
+  end
+  if e.attributes ~= nil then
+    if type(e.attributes) ~= "table" then return "expect.attributes should be a table of SKU = { ... }" end
+    for sku, want in pairs(e.attributes) do
+      if type(want) ~= "table" then
+        return "expect.attributes[" .. show(tostring(sku)) .. "] should be a table of attribute = value"
+      end
+    end
+  end
 end
 
 function _M.list(dir)
@@ -76,7 +114,7 @@ end
 local REDEMPTION_KEYS = { "allowed", "min", "max", "multiple_of", "points", "value" }
 
 -- Compares one fixture against the rule set; returns {name, file, ok, diff = {lines}}.
-function _M.run_one(ruleset, fx, file)
+local function run_one(ruleset, fx, file)
   local result = { name = fx.name or file, file = file, diff = {} }
   local diff = result.diff
   local customer = fx.customer or {}
@@ -111,7 +149,7 @@ function _M.run_one(ruleset, fx, file)
   end
   if expect.attributes ~= nil then
     local by_sku = {}
-    for i, line in ipairs(fx.cart.lines or {}) do by_sku[tostring(line.sku or i)] = line end
+    for i, line in ipairs(fx.cart.lines) do by_sku[tostring(line.sku or i)] = line end
     local skus = {}
     for sku in pairs(expect.attributes) do skus[#skus + 1] = tostring(sku) end
     table.sort(skus)
@@ -140,10 +178,24 @@ function _M.run_one(ruleset, fx, file)
   return result
 end
 
+-- Compares one fixture against the rule set; returns {name, file, ok, diff = {lines}}. Never raises:
+-- a fixture of the wrong shape is a failure saying what is wrong.
+function _M.run_one(ruleset, fx, file)
+  local problem = type(fx) ~= "table" and "the fixture is not a table" or
+    (type(fx.cart) ~= "table" or type(fx.expect) ~= "table") and "the fixture needs cart and expect tables" or
+    _M.check_shape(fx)
+  if problem then return { name = file, file = file, ok = false, diff = { problem } } end
+  local ok, res = pcall(run_one, ruleset, fx, file)
+  if ok then return res end
+  return { name = fx.name or file, file = file, ok = false, diff = { "the fixture could not be run: " ..
+    tostring(type(res) == "table" and res.message or res) } }
+end
+
 function _M.run_all(ruleset)
   local out = { passed = 0, failed = 0, results = {}, hash = ruleset.hash }
   for _, file in ipairs(_M.list(ruleset.dir)) do
-    local fx, err = _M.read(ruleset.dir .. "/fixtures/" .. file, file, ruleset.limits)
+    local ok, fx, err = pcall(_M.read, ruleset.dir .. "/fixtures/" .. file, file, ruleset.limits)
+    if not ok then fx, err = nil, tostring(fx) end
     local r
     if not fx then
       r = { name = file, file = file, ok = false, diff = {} }

@@ -104,13 +104,17 @@ local function read_dir(dir)
   return sources, present, problems, skipped
 end
 
--- Runs one file's source in a fresh environment; returns settings, setting lines, env control.
-local function run_file(file, src, limits, problems, printer)
+-- Rule files are small policy sheets; a bigger one is refused before it is compiled.
+local MAX_FILE_BYTES = 256 * 1024
+
+-- Runs one file's source in a fresh environment; returns settings (validated copies), setting lines,
+-- whether the file runs under call guards, and a function that re-runs its top level for one evaluation
+-- (only for files whose functions keep top-level locals).
+local function run_file(file, src, limits, problems, output)
   local allowed = vocab.SETTINGS[file]
   local names = vocab.names(file)
   local lines = {}
   local hooks = {
-    print = printer,
     suggest = function(name)
       local all = {}
       for _, n in ipairs(names) do all[#all + 1] = n end
@@ -142,6 +146,11 @@ local function run_file(file, src, limits, problems, printer)
       lines[name] = line
     end,
   }
+  if #src > MAX_FILE_BYTES then
+    problems[#problems + 1] = rules_error("the file is " .. #src .. " bytes; rule files may have at most " ..
+      MAX_FILE_BYTES, file)
+    return nil
+  end
   local env, control = sandbox.new_env(hooks)
   local fn, err, guarded = sandbox.compile(src, file, env, true)
   if not fn then
@@ -150,21 +159,48 @@ local function run_file(file, src, limits, problems, printer)
     problems[#problems + 1] = rules_error(d.message, d.file or file, d.line)
     return nil
   end
+  limits.file = file
   local ok, run_err = sandbox.run(limits, true, fn)
-  control.freeze()
+  limits.file = nil
+  for _, line in ipairs(sandbox.take_output() or {}) do output[#output + 1] = line end
   if not ok then
+    control.freeze()
     local d = sandbox.describe_error(run_err, file)
     problems[#problems + 1] = rules_error(d.message, d.file or file, d.line)
     return nil
   end
-  local settings = control.values()
+  -- Settings were checked when assigned, but the file may have changed a table after that: copy every
+  -- value out and check the copy. The engine and later evaluations only ever see the copies.
+  local settings, bad = {}, false
+  for name, value in pairs(control.values()) do
+    local copy, problem = sandbox.copy_data(value)
+    problem = problem and ("'" .. name .. "' " .. problem) or
+      (vocab.check_value(name, copy) and ("'" .. name .. "' was changed after it was set and now " ..
+        vocab.check_value(name, copy)))
+    if problem then
+      problems[#problems + 1] = rules_error(problem, file, lines[name])
+      bad = true
+    end
+    settings[name] = copy
+  end
+  control.freeze(settings)
+  if bad then return nil end
   for _, req in ipairs(vocab.REQUIRED[file]) do
     if settings[req] == nil then
       problems[#problems + 1] = rules_error(file .. " does not set '" .. req .. "', which it needs (" ..
         vocab.SETTINGS[file][req] .. ")", file)
     end
   end
-  return settings, lines, guarded
+  -- A function that uses a top-level local could carry state from one evaluation to the next: such a
+  -- file's top level runs again (under the limits) before each evaluation that calls it.
+  local rerun
+  for _, v in pairs(settings) do
+    if type(v) == "function" and sandbox.keeps_state(v) then
+      rerun = function() return control.rerun(fn) end
+      break
+    end
+  end
+  return settings, lines, guarded, rerun
 end
 
 local function attribute_list(map)
@@ -185,7 +221,7 @@ local function tier_keys(t)
   return out
 end
 
-local function compile_settings(s, guarded)
+local function compile_settings(s, guarded, reruns, setting_lines)
   local p = s["program.lua"]
   local c = { currency = p.currency, rounding = p.rounding, round_per = p.round_per,
     round = engine.ROUNDERS[p.rounding] }
@@ -199,6 +235,7 @@ local function compile_settings(s, guarded)
       excluded_categories = vocab.set_of(e.exclude_categories), excluded_skus = vocab.set_of(e.exclude_skus),
       category_multipliers = e.category_multipliers or {}, sku_multipliers = e.sku_multipliers or {},
       tier_multipliers = tier_keys(e.tier_multipliers), bonus = e.bonus, bonus_guarded = guarded["earn.lua"],
+      bonus_rerun = reruns["earn.lua"], bonus_line = setting_lines["earn.lua"].bonus,
     })
   end
   local r = s["redemption.lua"]
@@ -206,7 +243,8 @@ local function compile_settings(s, guarded)
     c.redemption = engine.prepare_redemption({
       point_value = r.point_value, min_points = r.min_points, max_points = r.max_points,
       multiple_of = r.multiple_of, max_share = r.max_share, tiers = tier_keys(r.tiers), refuse = r.refuse,
-      refuse_guarded = guarded["redemption.lua"],
+      refuse_guarded = guarded["redemption.lua"], refuse_rerun = reruns["redemption.lua"],
+      refuse_line = setting_lines["redemption.lua"].refuse,
       refuse_categories = vocab.set_of(r.refuse_categories), refuse_skus = vocab.set_of(r.refuse_skus) })
   end
   local cat = s["categories.lua"]
@@ -229,16 +267,10 @@ function _M.check(dir, opts)
   for _, p in ipairs(problems) do report.errors[#report.errors + 1] = p end
   for _, p in ipairs(skipped) do report.warnings[#report.warnings + 1] = p end
   local output = {}
-  local function printer(...)
-    if #output >= 100 then return end
-    local parts = {}
-    for i = 1, select("#", ...) do parts[i] = tostring((select(i, ...))) end
-    output[#output + 1] = table.concat(parts, "\t")
-  end
-  local settings, guarded_files = {}, {}
+  local settings, setting_lines, guarded_files, reruns = {}, {}, {}, {}
   for _, f in ipairs(present) do
-    local s, _, guarded = run_file(f, sources[f], limits, report.errors, printer)
-    settings[f], guarded_files[f] = s, guarded
+    local s, lines, guarded, rerun = run_file(f, sources[f], limits, report.errors, output)
+    settings[f], setting_lines[f], guarded_files[f], reruns[f] = s, lines, guarded, rerun
   end
   if #report.errors > 0 then return report, nil end
   -- every tier, category, SKU, field and name the rules use, resolved against what exists (loyalty.rules.names)
@@ -265,7 +297,7 @@ function _M.check(dir, opts)
   for _, f in ipairs(present) do parts[#parts + 1] = f; parts[#parts + 1] = sources[f] end
   local rs = setmetatable({
     dir = dir, files = present, hash = hash.hex(parts), currency = settings["program.lua"].currency,
-    limits = limits, compiled = compile_settings(settings, guarded_files),
+    limits = limits, compiled = compile_settings(settings, guarded_files, reruns, setting_lines),
     warnings = report.warnings, output = output, settings = settings, sources = loaded,
   }, Ruleset)
   return report, rs
@@ -278,10 +310,13 @@ function _M.load(dir, opts)
 end
 
 -- Runs body under the guard and shapes failures as rules errors.
+-- What rule code printed comes back with that evaluation's result (res.output) and is not kept.
 local function evaluate(self, body, a, b, c)
   local ok, res = sandbox.run(self.limits, false, body, self, a, b, c)
+  local output = sandbox.take_output()
   if ok then
     res.hash = self.hash
+    res.output = output
     return res
   end
   if type(res) == "table" and res.input then return nil, rules_error(res.message) end
@@ -303,7 +338,7 @@ end
 
 local function redemption_body(self, customer, cart, requested)
   local c = self.compiled
-  if requested ~= nil and (type(requested) ~= "number" or requested < 0) then
+  if requested ~= nil and (type(requested) ~= "number" or not (requested >= 0 and requested <= engine.LIMIT)) then
     error({ input = true, message = "the requested points should be a number, 0 or more" }, 0)
   end
   local r = c.redemption
@@ -337,7 +372,10 @@ function Ruleset:explain(customer, cart, requested_points)
   if self.compiled.earn then e, e_err = self:earn(customer, cart) else e_err = "this rule set has no earn.lua" end
   if self.compiled.redemption then r, r_err = self:redemption(customer, cart, requested_points)
   else r_err = "this rule set has no redemption.lua" end
-  return explain.text(self, type(customer) == "table" and customer or {}, e, e_err, r, r_err)
+  -- bonus may have left odd values in its copy of the lines; the explanation says so rather than raising
+  local ok, text = pcall(explain.text, self, type(customer) == "table" and customer or {}, e, e_err, r, r_err)
+  if ok then return text end
+  return "Rule set " .. self.hash .. ": the result could not be explained (" .. tostring(text) .. ")\n"
 end
 
 function Ruleset:run_fixtures()

@@ -99,12 +99,20 @@ function _M.home_of(name)
   end
 end
 
-local function is_number(v) return type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge end
+-- Sane bounds for everything a rule set hands the engine (finite; no real order comes near them).
+local LIMIT, MAX_MULTIPLIER, MAX_TEXT = 1e12, 1000, 1024
+_M.LIMIT, _M.MAX_MULTIPLIER, _M.MAX_TEXT = LIMIT, MAX_MULTIPLIER, MAX_TEXT
+
+local function is_number(v) return type(v) == "number" and v >= -LIMIT and v <= LIMIT end  -- false for NaN
+
+local function too_long(v) return type(v) == "string" and #v > MAX_TEXT end
 
 -- Checks one value; returns nil or the problem in words.
 local function check_number(v, kind)
   if not is_number(v) then
-    return "should be " .. kind .. ", not " .. (type(v) == "string" and ("the text \"" .. v .. "\"") or type(v))
+    if type(v) == "number" then return "should be " .. kind .. " (at most " .. LIMIT .. "), not " .. tostring(v) end
+    return "should be " .. kind .. ", not " .. (type(v) == "string" and ("the text \"" .. v:sub(1, 40) .. "\"") or
+      type(v))
   end
   if kind == NUMBER_GT0 and v <= 0 then return "should be " .. kind .. ", not " .. tostring(v) end
   if kind == NUMBER_GE0 and v < 0 then return "should be " .. kind .. ", not " .. tostring(v) end
@@ -129,6 +137,7 @@ local function check_list(v)
       return "should be a list like { \"a\", \"b\" }; found the key '" .. tostring(k) .. "'"
     end
     if type(item) ~= "string" then return "should list names as text; item " .. tostring(k) .. " is " .. type(item) end
+    if too_long(item) then return "has an item of " .. #item .. " bytes; names have at most " .. MAX_TEXT end
   end
   if n ~= #v then return "should be a list without gaps" end
 end
@@ -137,8 +146,10 @@ local function check_multipliers(v)
   if type(v) ~= "table" then return "should be a table like { name = 2 }, not " .. type(v) end
   for k, m in pairs(v) do
     if type(k) ~= "string" then return "should be keyed by name; found the key " .. tostring(k) end
-    if not is_number(m) or m < 0 then
-      return "gives '" .. k .. "' the multiplier " .. tostring(m) .. "; multipliers are numbers, 0 or more"
+    if too_long(k) then return "has a name of " .. #k .. " bytes; names have at most " .. MAX_TEXT end
+    if not is_number(m) or m < 0 or m > MAX_MULTIPLIER then
+      return "gives '" .. k .. "' the multiplier " .. tostring(m) .. "; multipliers are numbers from 0 to " ..
+        MAX_MULTIPLIER
     end
   end
 end
@@ -147,14 +158,23 @@ local function check_attribute_map(v)
   if type(v) ~= "table" then return "should be a table like { name = { attribute = \"value\" } }, not " .. type(v) end
   for k, attrs in pairs(v) do
     if type(k) ~= "string" then return "should be keyed by name; found the key " .. tostring(k) end
+    if too_long(k) then return "has a name of " .. #k .. " bytes; names have at most " .. MAX_TEXT end
     if type(attrs) ~= "table" then
       return "gives '" .. k .. "' a " .. type(attrs) .. "; expected { attribute = value }"
     end
     for name, value in pairs(attrs) do
       if type(name) ~= "string" then return "gives '" .. k .. "' an attribute without a name" end
+      if too_long(name) then return "gives '" .. k .. "' an attribute name of " .. #name .. " bytes" end
       local t = type(value)
       if t ~= "string" and t ~= "number" and t ~= "boolean" then
         return "gives '" .. k .. "." .. name .. "' a " .. t .. "; attribute values are text, numbers or true/false"
+      end
+      if t == "number" and not is_number(value) then
+        return "gives '" .. k .. "." .. name .. "' the number " .. tostring(value) .. "; numbers are finite, within " ..
+          "+-" .. LIMIT
+      end
+      if too_long(value) then
+        return "gives '" .. k .. "." .. name .. "' a text of " .. #value .. " bytes; at most " .. MAX_TEXT
       end
     end
   end
@@ -194,11 +214,11 @@ local CHECKS = {
   tiers = function(v)
     if type(v) ~= "table" then return "should be a table like { GOLD = { max_points = 8000 } }" end
     for tier, o in pairs(v) do
-      if type(tier) ~= "string" or type(o) ~= "table" then
+      if type(tier) ~= "string" or type(o) ~= "table" or too_long(tier) then
         return "should map a tier name to { ... }; '" .. tostring(tier) .. "' does not"
       end
       for k, x in pairs(o) do
-        if not TIER_OVERRIDES[k] then
+        if type(k) ~= "string" or not TIER_OVERRIDES[k] then
           local hint = _M.suggest(tostring(k), { "max_points", "max_share", "min_points", "multiple_of" })
           return "sets the unknown setting '" .. tostring(k) .. "' for tier " .. tier ..
             (hint and (" (did you mean '" .. hint .. "'?)") or "")
