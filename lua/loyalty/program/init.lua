@@ -776,10 +776,18 @@ function Program:order_placed(user, order)
   local s = self.settings
   local bad = check_order_ids(order)
   if bad then return nil, bad end
-  if not s.earn_on_order then return { skipped = true, reason = "earning on orders is off" } end
   local email_only = blank(user.mobile) and not blank(user.email)
-  if email_only and not s.post_email_only_orders then
-    return { skipped = true, reason = "email-only orders are not posted" }
+  if not s.earn_on_order or (email_only and not s.post_email_only_orders) then
+    -- Not posted to earn, but placed: the points that paid for it are spent, never given back
+    -- by the hold's expiry.
+    local r = { skipped = true, reason = s.earn_on_order and "email-only orders are not posted"
+                                         or "earning on orders is off" }
+    local hold = self.holds:find(order.id)
+    if hold and hold.state == "held" then
+      local ok, herr = self.holds:settle(order.id, "placed")
+      if not ok then r.hold_error = herr end
+    end
+    return r
   end
   local ident, err = self:identify(user, s.post_email_only_orders)
   if not ident then return nil, err end

@@ -1,0 +1,80 @@
+-- Whole-journey checks found by attacking the merged program (issue QA): each case is a way the
+-- program and the CRM's ledger (/sandbox/state) could disagree. Invariants named as in
+-- money_journey_spec.lua (BALANCE, SHOWN=PAID, ABANDONED...), plus:
+--   PAID_STAYS_PAID  points that paid for an order the store placed are never given back by a
+--                    hold's expiry, whether or not the order itself is posted to earn points
+local loyalty = require "loyalty"
+local support = require "support.sandbox"
+local drainer = require "loyalty.outbox.drainer"
+local proc = require "outbox.helpers.proc"
+
+local TOM = { mobile = "919999000001", firstname = "Tom" }
+local CART = { total = 2597, lines = { { sku = "TV-STAND", qty = 1, price = 2597, amount = 2597 } } }
+
+describe("QA journeys against the CRM's ledger", function()
+  local sb, dir, n = nil, nil, 0
+  lazy_setup(function()
+    sb = support.start()
+    dir = proc.tmpdir()
+  end)
+  lazy_teardown(function()
+    if sb then sb:stop() end
+    if dir then proc.rmdir(dir) end
+  end)
+  before_each(function() assert(sb:reset()) end)
+
+  local function program(extra, with_outbox)
+    local s = {
+      crm = { base_url = sb.url, username = "store.server", password = "server123", sleep = function() end,
+              max_attempts = 2 },
+      rules = "examples/rules", skip_redemption_otp = true,
+    }
+    if with_outbox then
+      n = n + 1
+      s.outbox = { backend = "sqlite", path = dir .. "/qa" .. n .. ".db" }
+    end
+    for k, v in pairs(extra or {}) do s[k] = v end
+    return assert(loyalty.program(s))
+  end
+
+  local function crm_balance(field, value)
+    for _, c in ipairs(assert(sb:state()).customers) do
+      if c[field] == value then return c.loyalty_points end
+    end
+  end
+
+  local skipped = {
+    { "earning on orders is off", { earn_on_order = false }, TOM, { "mobile", TOM.mobile } },
+    { "an email-only order that is not posted", {}, { email = "tom@example.com" }, { "email", "tom@example.com" } },
+  }
+  for _, case in ipairs(skipped) do
+    for _, with_outbox in ipairs { false, true } do
+      it("PAID_STAYS_PAID: " .. case[1] .. (with_outbox and " (outbox)" or "") ..
+         ": the redemption that paid for the order is not given back at the hold's expiry", function()
+        local clock = os.time()
+        local p = program({ clock = function() return clock end, redemption_hold_s = 60,
+                            earn_on_order = case[2].earn_on_order }, with_outbox)
+        local user, key = case[3], case[4]
+        local bal = crm_balance(key[1], key[2])
+        local red = assert(p:redeem(user, { points = 400, order_id = "QA-SKIP", cart = CART }))
+        assert.equals(bal - 400, crm_balance(key[1], key[2]), "BALANCE")
+        local placed = assert(p:order_placed(user, { id = "QA-SKIP", total = CART.total - red.value, gross = CART.total,
+                                                     lines = CART.lines }))
+        assert.is_true(placed.skipped)
+        clock = clock + 61
+        if with_outbox then
+          assert(drainer.run(p, p.outbox, { sleep = function() end, clock = function() return clock end }))
+        else
+          assert.same({ expired = 0, failed = 0 }, p:expire_holds())
+        end
+        assert.equals(bal - 400, crm_balance(key[1], key[2]), "PAID_STAYS_PAID")
+        -- and a cancel for a placed order is refused, not a refund
+        local c, err = p:cancel_redemption(user, "QA-SKIP")
+        assert.is_nil(c)
+        assert.equals("order_placed", err.code)
+        assert.equals(bal - 400, crm_balance(key[1], key[2]), "PAID_STAYS_PAID")
+        p:close()
+      end)
+    end
+  end
+end)
