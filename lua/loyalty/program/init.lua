@@ -580,7 +580,8 @@ function Program:quote_redemption(user, cart, points)
     return quote
   end
   if crm.rate then money.learn(self, crm.rate, "points/isredeemable", c.tier) end
-  quote.value = crm.value or quote.value
+  quote.value = crm.value or (crm.rate and money.money(v.points * crm.rate)) or quote.value
+  if crm.rate then quote.point_value = crm.rate end
   quote.point_value_mismatch = self.point_value_mismatch
   if quote.max_share_value and quote.value > quote.max_share_value + 0.005 then
     -- The CRM pays more per point than the rate just used: never offer past the cap in money.

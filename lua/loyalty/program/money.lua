@@ -15,7 +15,8 @@ function _M.money(x)
 end
 
 --- The CRM's value of one point from an isredeemable/redeem item (Capillary): what it pays for
--- the points asked (points_redeem_value / points), else its points_currency_ratio.
+-- the points it valued (points_redeem_value / the item's own points, else the points asked), else
+-- its points_currency_ratio.
 local function sane(rate)
   if type(rate) == "number" and rate > 0 and rate < 1e9 then return rate end -- not NaN, not inf
   return nil
@@ -24,7 +25,9 @@ end
 function _M.rate_of_item(item, points)
   if type(item) ~= "table" then return nil end
   local value = tonumber(item.points_redeem_value or item.redeemed_value)
-  local asked = tonumber(points or item.points or item.points_redeemed)
+  -- The points the reply itself names are what its value is for (the CRM is the authority).
+  local asked = tonumber(item.points or item.points_redeemed)
+  if not (asked and asked > 0) then asked = tonumber(points) end
   if value and asked and asked > 0 and sane(value / asked) then return value / asked end
   return sane(tonumber(item.points_currency_ratio))
 end
