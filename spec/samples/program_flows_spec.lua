@@ -37,4 +37,16 @@ describe("program flows on documented samples", function()
     p:close()
   end)
 
+  -- transaction/add's documented reply has no points side effect; points earned are read off the
+  -- balance change. The samples' customers differ (500 before, 106 after): a fall is no earning,
+  -- and the result says it cannot tell rather than reporting -394 points earned.
+  it("order_placed: a balance that fell over the order is no points earned (nil with a reason)", function()
+    local p = program()
+    local r = assert(p:order_placed({ mobile = "919999000001" },
+      { id = "BILL99", total = 18000, lines = { { sku = "SKU1", qty = 1, price = 18000, amount = 18000 } } }))
+    assert.equals(106, r.balance)
+    assert.is_nil(r.points_earned)
+    assert.matches("balance", r.points_earned_unknown)
+    p:close()
+  end)
 end)

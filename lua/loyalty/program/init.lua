@@ -881,6 +881,10 @@ function _M.points_earned(r, before)
     r.points_earned_unknown = "the order is queued for the CRM; its points are known once it is posted"
   elseif r.duplicate then
     r.points_earned_unknown = "the CRM already had this bill (a replay): its points were earned then"
+  elseif r.balance and before and r.balance < before then
+    -- A bill earns nothing negative: another write for the customer came between the two reads.
+    r.points_earned_unknown = "the balance fell from " .. before .. " to " .. r.balance ..
+      " over the order: other writes for the customer came in between"
   elseif r.balance and before then
     -- [INF] Other writes for the customer between the two reads would show here too.
     r.points_earned, r.points_earned_source = r.balance - before, "balance_change"
