@@ -256,6 +256,87 @@ local function check_order_ids(order)
   end
 end
 
+-- Money and quantities in order data: a number, or text that reads as one (a form's "2"); never
+-- NaN or infinite. -> a copy with numbers | nil, err naming the field (with the order id: the
+-- caller keeps the order). Checked before any request, so that no store data raises.
+local ORDER_NUMBERS = { "total", "gross", "discount", "shipping", "tax" }
+local LINE_NUMBERS = { "qty", "price", "amount", "discount" }
+
+local function finite(v)
+  local x = tonumber(v)
+  if type(v) ~= "number" and type(v) ~= "string" then x = nil end
+  if x and x == x and x > -math.huge and x < math.huge then return x end
+end
+
+local function number_fields(t, names, prefix, order_id)
+  local out
+  for _, k in ipairs(names) do
+    local v = t[k]
+    if v ~= nil and type(v) ~= "userdata" then
+      local x = finite(v)
+      if not x then
+        local e = errors.config(prefix .. k .. " must be a finite number, got " ..
+                                (type(v) == "string" and ("%q"):format(v:sub(1, 40)) or type(v)), prefix .. k)
+        e.order_id = order_id
+        return nil, e
+      end
+      if x ~= v then
+        out = out or {}
+        out[k] = x
+      end
+    end
+  end
+  if not out then return t end
+  local copy = {}
+  for k, v in pairs(t) do copy[k] = v end
+  for k, v in pairs(out) do copy[k] = v end
+  return copy
+end
+
+local function checked_lines(lines, prefix, order_id)
+  if lines == nil then return nil end
+  if type(lines) ~= "table" then
+    local e = errors.config(prefix .. " must be a list of lines", prefix)
+    e.order_id = order_id
+    return nil, e
+  end
+  local out = {}
+  for i, l in ipairs(lines) do
+    local where = prefix .. "[" .. i .. "]"
+    if type(l) ~= "table" then
+      local e = errors.config(where .. " must be a table (a line of the order)", where)
+      e.order_id = order_id
+      return nil, e
+    end
+    local c, err = number_fields(l, LINE_NUMBERS, where .. ".", order_id)
+    if not c then return nil, err end
+    out[i] = c
+  end
+  return out
+end
+
+--- The order with its numbers checked (and numbers written as text read as numbers).
+local function checked_order(order)
+  local o, err = number_fields(order, ORDER_NUMBERS, "order.", order.id)
+  if not o then return nil, err end
+  local lines
+  lines, err = checked_lines(order.lines, "order.lines", order.id)
+  if err then return nil, err end
+  local red = o.redemption
+  if red ~= nil and type(red) ~= "table" and type(red) ~= "userdata" then
+    err = errors.config("order.redemption must be a table {id, points, value}", "order.redemption")
+    err.order_id = order.id
+    return nil, err
+  end
+  if o == order then
+    o = {}
+    for k, v in pairs(order) do o[k] = v end
+  end
+  o.lines = lines
+  if type(red) == "userdata" then o.redemption = nil end
+  return o
+end
+
 -- nil, "" and JSON null (a userdata) all mean "no value".
 local function blank(v)
   return v == nil or v == "" or type(v) == "userdata"
@@ -776,7 +857,9 @@ function Program:order_placed(user, order)
   end
   local s = self.settings
   local bad = check_order_ids(order)
-  if bad then return nil, bad end
+  if bad then bad.order_id = order.id return nil, bad end
+  order, bad = checked_order(order)
+  if not order then return nil, bad end
   local email_only = blank(user.mobile) and not blank(user.email)
   if not s.earn_on_order or (email_only and not s.post_email_only_orders) then
     -- Not posted to earn, but placed: the points that paid for it are spent, never given back
@@ -941,7 +1024,21 @@ end
 function Program:order_returned(user, order, ret)
   if type(order) ~= "table" or order.id == nil then error("loyalty.program: order with id expected", 2) end
   local bad = check_order_ids(order)
-  if bad then return nil, bad end
+  if bad then bad.order_id = order.id return nil, bad end
+  order, bad = checked_order(order)
+  if not order then return nil, bad end
+  if ret ~= nil then
+    if type(ret) ~= "table" then error("loyalty.program: order_returned's third argument is {lines} or {amount}", 2) end
+    local r2
+    r2, bad = number_fields(ret, { "amount" }, "", order.id)
+    if not r2 then return nil, bad end
+    local lines
+    lines, bad = checked_lines(ret.lines, "lines", order.id)
+    if bad then return nil, bad end
+    if r2 == ret then r2 = {} for k, v in pairs(ret) do r2[k] = v end end
+    r2.lines = lines
+    ret = r2
+  end
   local ident, err = self:identify(user, self.settings.post_email_only_orders)
   if not ident then return nil, err end
   local kind = "FULL"

@@ -1,0 +1,90 @@
+-- Order data whose numbers are not numbers (a quantity "abc", a price table, NaN, inf, a
+-- redemption that is not a table) are refused as config errors naming the field and carrying
+-- the order id (the caller still has the order), before any request; never a raise. Both providers.
+local loyalty = require "loyalty"
+local fake = require "support.fake_transport"
+local token_store = require "loyalty.token_store"
+
+local BAD = { "abc", "", {}, true, 0 / 0, 1 / 0, -1 / 0, "1e400", "nan" }
+
+local function program(provider, transport)
+  local crm = { base_url = "http://127.0.0.1:9", username = "till", password = "s3cret-pass", transport = transport,
+                sleep = function() end, max_attempts = 1 }
+  if provider == "crmcom" then
+    crm.organisation, crm.unit, crm.token_store = "ORG", "UNIT", token_store.private()
+  end
+  return assert(loyalty.program { provider = provider, crm = crm, skip_redemption_otp = true,
+                                  post_email_only_orders = true })
+end
+
+local function line() return { sku = "A", qty = 1, price = 10, amount = 10 } end
+
+for _, provider in ipairs { "capillary", "crmcom" } do
+  describe("order values (" .. provider .. ")", function()
+    local t, p
+    before_each(function()
+      t = fake.new(function() return { err = { kind = "network", message = "no CRM in this spec" } } end)
+      p = program(provider, t)
+    end)
+    after_each(function() p:close() end)
+
+    local function refused(call, key)
+      local ok, r, err = pcall(call)
+      assert.is_true(ok, "raised: " .. tostring(r))
+      assert.is_nil(r)
+      assert.equals("config", err.kind)
+      assert.equals(key, err.key)
+      assert.equals("O-1", err.order_id)
+      assert.equals(0, #t.requests, "a request was made for " .. key)
+    end
+
+    for _, v in ipairs(BAD) do
+      local shown = type(v) == "string" and ("%q"):format(v) or tostring(v)
+      it("order_placed and order_returned refuse a line's qty, price, amount or discount = " .. shown, function()
+        for _, f in ipairs { "qty", "price", "amount", "discount" } do
+          local l = line()
+          l[f] = v
+          refused(function() return p:order_placed({ mobile = "919999000001" },
+            { id = "O-1", lines = { line(), l }, total = 20 }) end, "order.lines[2]." .. f)
+          if provider == "capillary" then
+            refused(function() return p:order_returned({ mobile = "919999000001" },
+              { id = "O-1", lines = { line() }, total = 10 }, { lines = { l } }) end, "lines[1]." .. f)
+          end
+        end
+      end)
+
+      it("order_placed refuses an order total, gross, discount, shipping or tax = " .. shown, function()
+        for _, f in ipairs { "total", "gross", "discount", "shipping", "tax" } do
+          refused(function()
+            local o = { id = "O-1", lines = { line() }, total = 10 }
+            o[f] = v
+            return p:order_placed({ mobile = "919999000001" }, o)
+          end, "order." .. f)
+        end
+        if provider == "capillary" then
+          refused(function() return p:order_returned({ mobile = "919999000001" }, { id = "O-1", lines = { line() } },
+                                                     { amount = v }) end, "amount")
+        end
+      end)
+    end
+
+    it("a line or a redemption that is not a table is refused, not indexed", function()
+      for _, v in ipairs { 5, "line", true } do
+        refused(function() return p:order_placed({ mobile = "919999000001" },
+          { id = "O-1", lines = { line(), v }, total = 20 }) end, "order.lines[2]")
+        refused(function() return p:order_placed({ mobile = "919999000001" },
+          { id = "O-1", lines = { line() }, total = 10, redemption = v }) end, "order.redemption")
+      end
+    end)
+
+    it("numbers written as text are numbers", function()
+      local l = { sku = "A", qty = "2", price = "5", amount = "10" }
+      local ok, r, err = pcall(p.order_placed, p, { mobile = "919999000001" },
+                               { id = "O-1", lines = { l }, total = "10" })
+      assert.is_true(ok, tostring(r))
+      assert.is_nil(r)
+      assert.are_not.equals("config", err.kind) -- it went on to the (absent) CRM
+      assert.is_true(#t.requests > 0)
+    end)
+  end)
+end
