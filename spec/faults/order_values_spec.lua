@@ -88,3 +88,22 @@ for _, provider in ipairs { "capillary", "crmcom" } do
     end)
   end)
 end
+
+describe("points a shopper typed (quote_redemption)", function()
+  it("text that is not a finite number is refused before any request; a number written as text is a number",
+    function()
+    local t = fake.new(function() return { err = { kind = "network", message = "no CRM in this spec" } } end)
+    local p = program("capillary", t)
+    for _, v in ipairs { "abc", "", {}, true, 0 / 0, 1 / 0, "1e400", ("9"):rep(500) .. "x" } do
+      local ok, r, err = pcall(p.quote_redemption, p, { mobile = "919999000001" }, { total = 1000 }, v)
+      assert.is_true(ok, "raised: " .. tostring(r))
+      assert.is_nil(r)
+      assert.same({ "refused", "points" }, { err.kind, err.field })
+    end
+    assert.equals(0, #t.requests)
+    local ok, r, err = pcall(p.quote_redemption, p, { mobile = "919999000001" }, { total = 1000 }, "300")
+    assert.is_true(ok, tostring(r))
+    assert.equals("network", err.kind) -- it went on to the (absent) CRM
+    p:close()
+  end)
+end)

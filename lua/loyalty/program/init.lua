@@ -632,6 +632,14 @@ end
 -- CRM's rate first, then the CRM confirms the amount (so checkout never offers what it would refuse).
 function Program:quote_redemption(user, cart, points)
   if type(cart) ~= "table" then error("loyalty.program: cart table expected", 2) end
+  if points ~= nil then
+    -- The points a shopper typed: text that reads as a finite number is that number.
+    local x = finite(points)
+    if not x then
+      return refused("the points to quote must be a finite number", { field = "points" })
+    end
+    points = x
+  end
   local b, ids = self:traced(self.read_client)
   local ident, err = self:identify(user, true)
   if not ident then return nil, err end
