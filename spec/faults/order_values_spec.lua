@@ -107,3 +107,21 @@ describe("points a shopper typed (quote_redemption)", function()
     p:close()
   end)
 end)
+
+describe("the cart a redemption pays for", function()
+  it("an infinite or NaN total (given, or summed from lines) is no cart: refused before any request", function()
+    local t = fake.new(function() return { err = { kind = "network", message = "no CRM in this spec" } } end)
+    local p = program("capillary", t)
+    for _, cart in ipairs { 1 / 0, { total = 1 / 0 }, { lines = { { amount = 1 / 0 } } },
+                            { lines = { { amount = 0 / 0 } } }, { lines = { { amount = 10 } }, shipping = 1 / 0 } } do
+      local r, err = p:redeem({ mobile = "919999000001" }, { points = 200, order_id = "O-INF", cart = cart })
+      assert.is_nil(r)
+      assert.same({ "refused", "cart" }, { err.kind, err.field })
+      r, err = p:quote_redemption({ mobile = "919999000001" }, type(cart) == "table" and cart or { total = cart })
+      assert.is_nil(r)
+      assert.equals("refused", err.kind)
+    end
+    assert.equals(0, #t.requests)
+    p:close()
+  end)
+end)

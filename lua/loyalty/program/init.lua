@@ -640,15 +640,15 @@ function Program:quote_redemption(user, cart, points)
     end
     points = x
   end
+  if not money.total_of(cart) then
+    return refused("a redemption quote needs the cart's total (cart.total or its lines)", { field = "cart" })
+  end
   local b, ids = self:traced(self.read_client)
   local ident, err = self:identify(user, true)
   if not ident then return nil, err end
   local c
   c, err = b:lookup(ident)
   if not c then return nil, with_ids(err, ids) end
-  if not money.total_of(cart) then
-    return refused("a redemption quote needs the cart's total (cart.total or its lines)", { field = "cart" })
-  end
   local rate
   rate, err = self:point_value(ident, c, b)
   if not rate then return nil, with_ids(err, ids) end

@@ -143,12 +143,18 @@ function _M.verdict(base, balance, rate, cart_total, requested)
   return res
 end
 
+-- A money total a share can be taken of: 0 or more and finite (never NaN or inf).
+local function payable(x)
+  if x >= 0 and x < math.huge then return x end
+  return nil
+end
+
 --- The money total a redemption pays for: cart.total, else the cart's lines + shipping + tax,
--- or a plain number. nil when there is none.
+-- or a plain number. nil when there is none (or it is not a finite amount).
 function _M.total_of(cart)
-  if type(cart) == "number" then return cart >= 0 and cart or nil end
+  if type(cart) == "number" then return payable(cart) end
   if type(cart) ~= "table" then return nil end
-  if type(cart.total) == "number" then return cart.total >= 0 and cart.total or nil end
+  if type(cart.total) == "number" then return payable(cart.total) end
   if type(cart.lines) ~= "table" then return nil end
   local t = 0
   for _, l in ipairs(cart.lines) do
@@ -157,6 +163,7 @@ function _M.total_of(cart)
     t = t + a - (tonumber(l.discount) or 0)
   end
   t = t + (tonumber(cart.shipping) or 0) + (tonumber(cart.tax) or 0)
+  if t ~= t or t == math.huge or t == -math.huge then return nil end
   return t
 end
 
