@@ -1,6 +1,8 @@
 -- Whole-journey checks found by attacking the merged program (issue QA): each case is a way the
 -- program and the CRM's ledger (/sandbox/state) could disagree. Invariants named as in
 -- money_journey_spec.lua (BALANCE, SHOWN=PAID, ABANDONED...), plus:
+--   QUEUED_ORDER_RETURNS  an order still waiting in the outbox can be returned: the return (and its
+--                    redemption reversal) queue behind it, never a 624 "No matching bill"
 --   PAID_STAYS_PAID  points that paid for an order the store placed are never given back by a
 --                    hold's expiry, whether or not the order itself is posted to earn points
 local loyalty = require "loyalty"
@@ -77,4 +79,54 @@ describe("QA journeys against the CRM's ledger", function()
       end)
     end
   end
+
+  local function bill(number, kind)
+    local out = {}
+    for _, t in ipairs(assert(sb:state()).transactions) do
+      if t.number == number and t.type == (kind or "REGULAR") then out[#out + 1] = t end
+    end
+    return out
+  end
+
+  it("QUEUED_ORDER_RETURNS: a return of an order the outbox still holds queues behind it", function()
+    local p = program(nil, true)
+    local LINES = { { sku = "PHONE-CASE", qty = 1, price = 547, amount = 547 },
+                    { sku = "SK-TSHIRT-M", qty = 2, price = 250, amount = 500 } }
+    local cart = { total = 1047, lines = LINES }
+    local bal = crm_balance("mobile", TOM.mobile)
+    local red = assert(p:redeem(TOM, { points = 400, order_id = "QA-Q", cart = cart }))
+    bal = bal - 400
+    -- the CRM blinks at checkout: the order is queued
+    assert(sb:faults { match = "/v1.1/transaction/add", count = 2, status = 503 })
+    local o = { id = "QA-Q", lines = LINES, total = 1047 - red.value, gross = 1047 }
+    assert.is_true(assert(p:order_placed(TOM, o)).queued)
+    assert(sb:clear_faults())
+    -- the CRM is back, the drainer has not run yet, and the shopper returns a T-shirt
+    local line = assert(p:order_returned(TOM, o, { lines = { { sku = "SK-TSHIRT-M", qty = 1 } } }))
+    assert.is_true(line.queued, "QUEUED_ORDER_RETURNS")
+    assert.equals(0, #bill("QA-Q", "RETURN"))
+    -- ONE_RETURN against the queued order's own lines
+    local r, err = p:order_returned(TOM, o, { lines = { { sku = "SK-TSHIRT-M", qty = 2 } } })
+    assert.is_nil(r)
+    assert.equals("over_return", err.code)
+    r, err = p:order_returned(TOM, o, { lines = { { sku = "NOT-BOUGHT", qty = 1 } } })
+    assert.is_nil(r)
+    assert.equals("no_such_line", err.code)
+    assert.equals(bal, crm_balance("mobile", TOM.mobile), "BALANCE: nothing booked yet")
+    -- the drainer: the order first, then its return and the redemption's share
+    assert(drainer.run(p, p.outbox, { sleep = function() end }))
+    local placed, ret = bill("QA-Q")[1], bill("QA-Q", "RETURN")
+    assert.is_table(placed)
+    assert.equals(1, #ret)
+    local share = math.floor(400 * 250 / 1047)
+    bal = bal + placed.points_awarded - ret[1].points_deducted + share
+    assert.equals(bal, crm_balance("mobile", TOM.mobile), "BALANCE")
+    -- the rest of the order, now that the CRM has it: what remains and the rest of the redemption
+    local full = assert(p:order_returned(TOM, o))
+    assert.equals(400 - share, full.points_reversed)
+    bal = bal - full.points_deducted + full.points_reversed
+    assert.equals(bal, crm_balance("mobile", TOM.mobile), "BALANCE")
+    assert.equals(bal, full.balance, "BALANCE")
+    p:close()
+  end)
 end)

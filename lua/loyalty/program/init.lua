@@ -1059,6 +1059,7 @@ function Program:order_returned(user, order, ret)
   -- The ledger: a failed read is no reason to lose a return when an outbox can keep it (the
   -- CRM then judges it); without one the return waits for the CRM.
   local L
+  local behind_order -- the order itself still waits in the outbox: its return queues behind it
   if b.bill_record then
     local bill, returns = b:bill_record(ident, number)
     if bill then
@@ -1066,6 +1067,14 @@ function Program:order_returned(user, order, ret)
     elseif not (returns and returns.no_bill) and not (self.outbox and queueable(returns)) then
       returns.order_id = order.id
       return nil, with_ids(returns, ids)
+    end
+    if not bill and self.outbox and self.outbox.find then
+      local e = self.outbox:find("bill:" .. number)
+      if e and e.state == "pending" and type(e.payload) == "table" then
+        -- The ledger of a queued order is its queued bill (the CRM has no returns of it yet).
+        behind_order = true
+        L = ledger.build(e.payload, {}, self:queued_returns(number))
+      end
     end
   end
   local plan
@@ -1101,7 +1110,8 @@ function Program:order_returned(user, order, ret)
   local ref = return_ref(order, kind)
   if self.outbox then
     local r
-    r, err = self:return_via_outbox(ident, order, plan, till, reverse_points > 0 and red, ref, reverse_points, ids)
+    r, err = self:return_via_outbox(ident, order, plan, till, reverse_points > 0 and red, ref, reverse_points, ids,
+                                    behind_order)
     if not r then return nil, with_ids(err, ids) end
     return self:return_checked(r, L, kind, plan.kind, ids)
   end
@@ -1147,13 +1157,13 @@ end
 -- order_returned with an outbox: a return that cannot be posted now is queued, and so is its
 -- redemption reversal, behind it in the customer's line.
 -- The entry's dedupe key is the return's reference (loyalty_return_ref, also in its payload).
-function Program:return_via_outbox(ident, order, plan, till, red, ref, reverse_points, ids)
+function Program:return_via_outbox(ident, order, plan, till, red, ref, reverse_points, ids, behind_order)
   local s = self.settings
   local code = s.use_order_store_till and order.store_code or nil
   local r, err, rec = self:recorded(till.client or self.client, function(b, proxy)
     return b:post_return(ident, order, { kind = plan.kind, lines = plan.lines, amount = plan.amount, ref = ref,
                                          till = { client = proxy, attribution = till.attribution } })
-  end, nil, ids)
+  end, behind_order or nil, ids)
   local queued = false
   if not r and queueable(err) then
     local crm_err = not err.captured and err or nil
