@@ -212,6 +212,10 @@ function Backend:redeem(ident, opts)
            balance = w and w.wallet_balance, purchase_number = p.number, amount_due = due.due }
 end
 
+local function is_cancelled(p)
+  return type(p) == "table" and type(p.state) == "string" and p.state:upper() == "CANCELLED"
+end
+
 --- The order as a purchase; points_earned is the award, amount_due what the shopper pays.
 function Backend:post_order(ident, _, order, opts)
   local client = opts and opts.till and opts.till.client or self.client
@@ -222,18 +226,36 @@ function Backend:post_order(ident, _, order, opts)
            amount_due = crmcom.amount_to_collect(p).due, spent = p.spent }
 end
 
+-- Cancels the purchase of `reference`: purchase | nil, nil, "cancelled" (cancelled before) |
+-- nil, err, "none" (never made) | nil, err. No error catalogue is documented, so a refusal is judged by
+-- the purchase's own state.
+function Backend:cancel_purchase(reference)
+  local r, err = self.client:purchase_cancel { reference_number = reference }
+  if r then return r.purchase end
+  mark_not_found(err)
+  if err.kind ~= "api" then return nil, err end
+  local shown, serr = self.client:purchase_show { reference_number = reference }
+  if shown and is_cancelled(shown.purchase) then return nil, nil, "cancelled" end
+  if not shown and (mark_not_found(serr).not_found or err.not_found) then return nil, err, "none" end
+  return nil, err
+end
+
 --- Only a whole-order return carries over: purchases/cancel takes the award back and refunds
--- the spend requests made on the purchase.
+-- the spend requests made on the purchase. A retried return is {already = true}.
 function Backend:post_return(ident, order, ret)
   if ret.kind ~= "FULL" then
     return not_carried("order_returned with lines or an amount",
                        "purchases/cancel cancels a whole purchase; partial returns are not in the legacy Web API")
   end
-  local r, err = self.client:purchase_cancel { reference_number = tostring(order.id) }
-  if not r then return nil, mark_not_found(err) end
+  local id = tostring(order.id)
+  local p, err = self:cancel_purchase(id)
+  if not p and err then return nil, err end
   local w = self:wallet(ident)
-  return { points_deducted = r.purchase.awarded, points_reversed = r.purchase.spent,
-           balance = w and w.wallet_balance, transaction_id = r.purchase.number }
+  if not p then
+    return { already = true, points_deducted = 0, points_reversed = 0, balance = w and w.wallet_balance }
+  end
+  return { points_deducted = p.awarded, points_reversed = p.spent,
+           balance = w and w.wallet_balance, transaction_id = p.number }
 end
 
 --- A held spend: cancelling the order's purchase refunds its spend requests (CRM.COM's reversal).
