@@ -212,16 +212,31 @@ function Backend:redeem(ident, opts)
            balance = w and w.wallet_balance, purchase_number = p.number, amount_due = due.due }
 end
 
+-- [INF] The reference of an order's own purchase when the one made for its redemption was
+-- cancelled first (the held spend given back before the order came): references de-duplicate, so
+-- the order needs a reference of its own, the same on every retry.
+local PLACED = "#placed"
+_M.PLACED_SUFFIX = PLACED
+
 local function is_cancelled(p)
   return type(p) == "table" and type(p.state) == "string" and p.state:upper() == "CANCELLED"
 end
 
 --- The order as a purchase; points_earned is the award, amount_due what the shopper pays.
+-- opts.released: the order's held spend was given back (its first purchase is cancelled).
 function Backend:post_order(ident, _, order, opts)
   local client = opts and opts.till and opts.till.client or self.client
   local p, err = self:purchase(client, ident, order.id, order)
   if not p then return nil, err end
+  if is_cancelled(p) and opts and opts.released then
+    p, err = self:purchase(client, ident, tostring(order.id) .. PLACED, order)
+    if not p then return nil, err end
+  end
   local w = self:wallet(ident)
+  if is_cancelled(p) then
+    -- A retried order whose purchase was cancelled (returned): booked before, nothing earned now.
+    return { duplicate = true, cancelled = true, transaction_id = p.number, balance = w and w.wallet_balance }
+  end
   return { points_earned = p.awarded, transaction_id = p.number, balance = w and w.wallet_balance,
            amount_due = crmcom.amount_to_collect(p).due, spent = p.spent }
 end
@@ -248,7 +263,13 @@ function Backend:post_return(ident, order, ret)
                        "purchases/cancel cancels a whole purchase; partial returns are not in the legacy Web API")
   end
   local id = tostring(order.id)
-  local p, err = self:cancel_purchase(id)
+  local p, err, state = self:cancel_purchase(id)
+  if not p and state == "cancelled" then
+    -- The first purchase went with its released spend: the order's own purchase, if any.
+    local err2, state2
+    p, err2, state2 = self:cancel_purchase(id .. PLACED)
+    if not p and not state2 then return nil, err2 end
+  end
   if not p and err then return nil, err end
   local w = self:wallet(ident)
   if not p then

@@ -913,7 +913,7 @@ function Program:order_placed(user, order)
               points = hold.payload and hold.payload.points, value = hold.payload and hold.payload.value })
   end
   local opts = { custom_fields = {}, till = { client = tracer(till.client or self.client, ids),
-                                             attribution = till.attribution } }
+                                             attribution = till.attribution }, released = released }
   local estimate
   if rs then
     opts.attributes_of = function(line) return rs:line_attributes(line) end
