@@ -3,6 +3,7 @@
 -- money_journey_spec.lua (BALANCE, SHOWN=PAID, ABANDONED...), plus:
 --   QUEUED_ORDER_RETURNS  an order still waiting in the outbox can be returned: the return (and its
 --                    redemption reversal) queue behind it, never a 624 "No matching bill"
+--   CART_CAP         points never pay more than the cart costs, with or without rules
 --   PAID_STAYS_PAID  points that paid for an order the store placed are never given back by a
 --                    hold's expiry, whether or not the order itself is posted to earn points
 local loyalty = require "loyalty"
@@ -36,6 +37,7 @@ describe("QA journeys against the CRM's ledger", function()
       s.outbox = { backend = "sqlite", path = dir .. "/qa" .. n .. ".db" }
     end
     for k, v in pairs(extra or {}) do s[k] = v end
+    if s.rules == false then s.rules = nil end
     return assert(loyalty.program(s))
   end
 
@@ -127,6 +129,24 @@ describe("QA journeys against the CRM's ledger", function()
     bal = bal - full.points_deducted + full.points_reversed
     assert.equals(bal, crm_balance("mobile", TOM.mobile), "BALANCE")
     assert.equals(bal, full.balance, "BALANCE")
+    p:close()
+  end)
+
+  it("CART_CAP: without rules, the most on offer is what the cart costs at the CRM's rate", function()
+    local p = program { rules = false }
+    local bal = crm_balance("mobile", TOM.mobile) -- 2000 points, worth 1000.00 at the CRM's 0.5
+    local q = assert(p:quote_redemption(TOM, { total = 100 }))
+    assert.is_true(q.allowed)
+    assert.same({ 200, 100 }, { q.points, q.value }, "CART_CAP")
+    q = assert(p:quote_redemption(TOM, { total = 100 }, 2000))
+    assert.is_false(q.allowed)
+    local r, err = p:redeem(TOM, { points = 2000, order_id = "QA-CART", total = 100 })
+    assert.is_nil(r)
+    assert.equals("refused", err.kind)
+    assert.equals(bal, crm_balance("mobile", TOM.mobile), "CART_CAP")
+    r = assert(p:redeem(TOM, { points = 200, order_id = "QA-CART", total = 100 }))
+    assert.equals(100, r.value)
+    assert.equals(bal - 200, crm_balance("mobile", TOM.mobile), "BALANCE")
     p:close()
   end)
 end)

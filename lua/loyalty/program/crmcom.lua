@@ -163,6 +163,9 @@ function Backend:check_redeemable(ident, amount)
   return { redeemable = true, value = amount, min = w.min_spend, max = w.max_spend, rate = 1 }
 end
 
+-- The wallet is money: amounts are booked to the cent.
+Backend.POINT_UNIT = 0.01
+
 --- The wallet is money in the CRM's currency: one unit is worth one (no call needed).
 function Backend.point_rate()
   return 1, "crmcom wallet (money)"

@@ -591,7 +591,8 @@ local function verdict(self, c, rate, cart, requested, balance)
   local base, err = rules_base(self, { tier = c.tier, points = balance or c.points }, cart)
   if base == nil then return nil, err end
   local total = cart ~= nil and money.total_of(cart) or nil
-  local v = money.verdict(base or nil, balance or c.points, rate, total, requested)
+  local crm = { max = c.max_spend, min = c.min_spend, unit = self.backend.POINT_UNIT }
+  local v = money.verdict(base or nil, balance or c.points, rate, total, requested, crm)
   v.cart_total = total
   return v
 end

@@ -91,7 +91,10 @@ end
 -- base: the rules' verdict for this customer and cart with no points asked (its limits, minimum,
 -- step and refusal), or nil without rules; balance: the CRM's; cart_total: money or nil (no cart:
 -- a summary, where no share applies); requested: points or nil (the most allowed).
-function _M.verdict(base, balance, rate, cart_total, requested)
+-- crm (optional): the CRM's own per-transaction limits {min, max} in points (CRM.COM's spend
+-- limits), so that nothing is offered that it would refuse, and `unit`, the smallest amount it
+-- books (0.01 where the wallet holds money).
+function _M.verdict(base, balance, rate, cart_total, requested, crm)
   balance = tonumber(balance) or 0
   local min, step, refusal = 0, 1, nil
   local max, limited_by = balance, "the customer's balance"
@@ -106,15 +109,28 @@ function _M.verdict(base, balance, rate, cart_total, requested)
       end
     end
   end
+  if crm and requested == nil and tonumber(crm.min) and tonumber(crm.min) > min then min = tonumber(crm.min) end
+  -- The smallest amount the CRM books: a whole point, or a cent where the wallet holds money.
+  local unit = crm and tonumber(crm.unit) or 1
   local res = { min = min, multiple_of = step, balance = balance, requested = requested, point_value = rate }
   if share and cart_total then
     -- The share cap in money; the points it buys at the CRM's rate, never rounded up past it.
     res.max_share, res.max_share_value = share.share, _M.money(share.share * cart_total)
-    local p = floor(snap(share.share * cart_total / rate))
+    local p = floor(snap(share.share * cart_total / rate / unit)) * unit
     if p < max then max, limited_by = p, share.name end
+  end
+  if cart_total then
+    -- Points never pay more than the order costs, with or without rules.
+    local p = floor(snap(cart_total / rate / unit)) * unit
+    if p < max then max, limited_by = p, "the order total" end
+  end
+  -- The CRM's own limits shape what is offered; an amount asked for is the CRM's to judge (in its words).
+  if crm and requested == nil and tonumber(crm.max) and tonumber(crm.max) < max then
+    max, limited_by = tonumber(crm.max), "the CRM's maximum per transaction"
   end
   if max < 0 then max = 0 end
   if step > 1 then max = floor(max / step) * step end
+  if unit < 1 then max = floor(snap(max / unit)) * unit end
   res.max, res.limited_by = max, limited_by
   local allowed, points, reason = false, 0
   if refusal then
