@@ -4,6 +4,8 @@
 --   QUEUED_ORDER_RETURNS  an order still waiting in the outbox can be returned: the return (and its
 --                    redemption reversal) queue behind it, never a 624 "No matching bill"
 --   CART_CAP         points never pay more than the cart costs, with or without rules
+--   ONE_ORDER_ID     an order id is the same order whether it came as 2001, 2001.0 (a JSON
+--                    number decoded under Lua 5.4) or "2001": one bill number, one hold
 --   PAID_STAYS_PAID  points that paid for an order the store placed are never given back by a
 --                    hold's expiry, whether or not the order itself is posted to earn points
 local loyalty = require "loyalty"
@@ -147,6 +149,26 @@ describe("QA journeys against the CRM's ledger", function()
     r = assert(p:redeem(TOM, { points = 200, order_id = "QA-CART", total = 100 }))
     assert.equals(100, r.value)
     assert.equals(bal - 200, crm_balance("mobile", TOM.mobile), "BALANCE")
+    p:close()
+  end)
+
+  it("ONE_ORDER_ID: an id decoded from JSON as 2001.0 is the order 2001 (bill number, hold, return)", function()
+    local clock = os.time()
+    local p = program { clock = function() return clock end, redemption_hold_s = 60 }
+    local bal = crm_balance("mobile", TOM.mobile)
+    local as_float = require("cjson").decode('{"id": 2001}').id -- 2001.0 under Lua 5.4
+    local red = assert(p:redeem(TOM, { points = 400, order_id = as_float, cart = CART }))
+    local placed = assert(p:order_placed(TOM, { id = 2001, total = CART.total - red.value, gross = CART.total,
+                                                lines = CART.lines }))
+    assert.equals(1, #bill("2001"), "ONE_ORDER_ID: bill number 2001")
+    assert.equals(0, #bill("2001.0"))
+    clock = clock + 61
+    assert.same({ expired = 0, failed = 0 }, p:expire_holds(), "PAID_STAYS_PAID")
+    bal = bal - 400 + placed.points_earned
+    assert.equals(bal, crm_balance("mobile", TOM.mobile), "BALANCE")
+    local ret = assert(p:order_returned(TOM, { id = as_float, lines = CART.lines }))
+    assert.equals(400, ret.points_reversed)
+    assert.equals(bal - ret.points_deducted + 400, crm_balance("mobile", TOM.mobile), "BALANCE")
     p:close()
   end)
 end)

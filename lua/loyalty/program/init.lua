@@ -315,6 +315,15 @@ local function checked_lines(lines, prefix, order_id)
   return out
 end
 
+-- An order id as text, the same on every VM: 2001, 2001.0 (a JSON number under Lua 5.4) and
+-- "2001" are one order (one bill number, one hold).
+local function id_text(v)
+  if type(v) == "number" and v == math.floor(v) and math.abs(v) < 2 ^ 53 then return string.format("%d", v) end
+  if type(v) == "number" then return tostring(v) end
+  return v
+end
+_M.id_text = id_text
+
 --- The order with its numbers checked (and numbers written as text read as numbers).
 local function checked_order(order)
   local o, err = number_fields(order, ORDER_NUMBERS, "order.", order.id)
@@ -333,6 +342,7 @@ local function checked_order(order)
     for k, v in pairs(order) do o[k] = v end
   end
   o.lines = lines
+  o.id = id_text(o.id)
   if type(red) == "userdata" then o.redemption = nil end
   return o
 end
@@ -707,6 +717,12 @@ function Program:redeem(user, req)
     return nil, errors.config("order id must be a non-empty single-line value of at most " .. MAX_ID .. " bytes",
                               "order_id")
   end
+  if type(req.order_id) == "number" then
+    local r2 = {}
+    for k, v in pairs(req) do r2[k] = v end
+    r2.order_id = id_text(req.order_id)
+    req = r2
+  end
   local cart = req.cart or req.total
   if not money.total_of(cart) then
     return refused("a redemption needs the cart (or the order total) it pays for", { field = "cart" })
@@ -789,6 +805,7 @@ function Program:cancel_redemption(user, order_id, known)
     return nil, errors.config("order id must be a non-empty single-line value of at most " .. MAX_ID .. " bytes",
                               "order_id")
   end
+  order_id = id_text(order_id)
   local b, ids = self:traced()
   local ident, err = self:identify(user, true)
   if not ident then return nil, err end
