@@ -125,3 +125,35 @@ describe("the cart a redemption pays for", function()
     p:close()
   end)
 end)
+
+describe("sign-up data", function()
+  it("custom_fields, extended_fields or subscriptions that are not tables are config errors, never a raise",
+    function()
+    local t = fake.new(function() return { err = { kind = "network", message = "no CRM in this spec" } } end)
+    local p = program("capillary", t)
+    for _, key in ipairs { "custom_fields", "extended_fields", "subscriptions" } do
+      for _, v in ipairs { 5, "Green", true } do -- (JSON null and false mean none)
+        local user = { mobile = "919800000099", firstname = "New" }
+        user[key] = v
+        local ok, r, err = pcall(p.register, p, user)
+        assert.is_true(ok, "raised: " .. tostring(r))
+        assert.is_nil(r)
+        assert.same({ "config", key }, { err.kind, err.key })
+        -- the store-first sign-up keeps the account and reports the CRM side's error
+        local made = 0
+        ok, r = pcall(p.sign_up, p, user, function() made = made + 1 return { id = made } end)
+        assert.is_true(ok, "raised: " .. tostring(r))
+        assert.equals(1, made)
+        assert.equals(key, r.crm_error.key)
+      end
+    end
+    assert.equals(0, #t.requests)
+    -- JSON null is no value: the sign-up goes on to the (absent) CRM
+    local null = require("cjson").null
+    local ok, r, err = pcall(p.register, p, { mobile = "919800000099", custom_fields = null, extended_fields = null,
+                                             subscriptions = null })
+    assert.is_true(ok, "raised: " .. tostring(r))
+    assert.equals("network", err.kind)
+    p:close()
+  end)
+end)

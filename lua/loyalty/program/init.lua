@@ -431,7 +431,8 @@ local function profile_of(_, user, ident)
   local p = {
     mobile = clean_mobile(user.mobile), email = user.email, external_id = user.external_id,
     firstname = user.firstname, lastname = user.lastname,
-    custom_fields = user.custom_fields, extended_fields = user.extended_fields,
+    custom_fields = type(user.custom_fields) == "table" and user.custom_fields or nil,
+    extended_fields = type(user.extended_fields) == "table" and user.extended_fields or nil,
   }
   if ident.key == "external_id" and not ident.attribute then p.external_id = ident.value end
   if ident.attribute then
@@ -444,9 +445,15 @@ end
 --- Posts a sign-up to the CRM. Returns {customer} or {skipped, reason} or nil, err.
 function Program:register(user)
   if not self.settings.registration then return { skipped = true, reason = "CRM registration is off" } end
+  for _, key in ipairs { "custom_fields", "extended_fields", "subscriptions" } do
+    local v = type(user) == "table" and user[key]
+    if v ~= nil and v ~= false and type(v) ~= "table" and type(v) ~= "userdata" then
+      return nil, errors.config("the user's " .. key .. " must be a table, got " .. type(v), key)
+    end
+  end
   local ident, err = self:identify(user)
   if not ident then return nil, err end
-  local subs = self.settings.post_subscriptions and user.subscriptions or nil
+  local subs = self.settings.post_subscriptions and type(user.subscriptions) == "table" and user.subscriptions or nil
   local profile = profile_of(self, user, ident)
   if ident.attribute and self.backend.link_attribute then
     -- Never a second record: a member found by the attribute is already registered, and one the
