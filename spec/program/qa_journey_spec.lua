@@ -6,6 +6,7 @@
 --   CART_CAP         points never pay more than the cart costs, with or without rules
 --   ONE_ORDER_ID     an order id is the same order whether it came as 2001, 2001.0 (a JSON
 --                    number decoded under Lua 5.4) or "2001": one bill number, one hold
+--   OWN_HOLD         a shopper's cancel releases only a hold of their own, never another's
 --   PAID_STAYS_PAID  points that paid for an order the store placed are never given back by a
 --                    hold's expiry, whether or not the order itself is posted to earn points
 local loyalty = require "loyalty"
@@ -169,6 +170,21 @@ describe("QA journeys against the CRM's ledger", function()
     local ret = assert(p:order_returned(TOM, { id = as_float, lines = CART.lines }))
     assert.equals(400, ret.points_reversed)
     assert.equals(bal - ret.points_deducted + 400, crm_balance("mobile", TOM.mobile), "BALANCE")
+    p:close()
+  end)
+
+  it("OWN_HOLD: a cancel naming another shopper's order changes nothing", function()
+    local p = program()
+    local RITA = { mobile = "917713643123" }
+    local bal = crm_balance("mobile", TOM.mobile)
+    assert(p:redeem(TOM, { points = 400, order_id = "QA-MINE", cart = CART }))
+    local c, err = p:cancel_redemption(RITA, "QA-MINE")
+    assert.is_nil(c)
+    assert.same({ "refused", "not_this_customer" }, { err.kind, err.code })
+    assert.equals(bal - 400, crm_balance("mobile", TOM.mobile), "OWN_HOLD")
+    -- the hold is still Tom's: his order settles it, his cancel would release it
+    assert(p:order_placed(TOM, { id = "QA-MINE", total = CART.total - 200, gross = CART.total, lines = CART.lines }))
+    assert.equals("placed", p.holds:find("QA-MINE").state)
     p:close()
   end)
 end)

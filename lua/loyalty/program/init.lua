@@ -826,6 +826,12 @@ function Program:cancel_redemption(user, order_id, known)
     if err then return nil, with_ids(err, ids) end
     return refused("no redemption is held for order " .. tostring(order_id), { order_id = order_id, code = "no_hold" })
   end
+  local owner = type(h.payload) == "table" and type(h.payload.customer) == "table" and h.payload.customer[ident.key]
+  if owner ~= nil and tostring(owner) ~= ident.value then
+    -- Another shopper's checkout: their held points are theirs to release.
+    return refused("the redemption held for order " .. tostring(order_id) .. " is not this customer's",
+                   { order_id = order_id, code = "not_this_customer" })
+  end
   if h.state == "placed" then
     return refused("order " .. tostring(order_id) .. " was placed: return it with order_returned",
                    { order_id = order_id, code = "order_placed" })
