@@ -1078,6 +1078,11 @@ function Program:order_returned(user, order, ret)
     r2.lines = lines
     ret = r2
   end
+  local s = self.settings
+  local email_only = blank(user.mobile) and not blank(user.email)
+  if s.provider == "capillary" and (not s.earn_on_order or (email_only and not s.post_email_only_orders)) then
+    return self:return_unposted(order, ret)
+  end
   local ident, err = self:identify(user, self.settings.post_email_only_orders)
   if not ident then return nil, err end
   local kind = "FULL"
@@ -1167,6 +1172,41 @@ function Program:order_returned(user, order, ret)
     if r.balance then r.balance = r.balance + (rev.points_reversed or 0) end
   end
   return self:return_checked(r, L, kind, plan.kind, ids)
+end
+
+-- A return of an order that was placed but never posted to earn (earning off, an email-only
+-- order not posted): the CRM has no bill, so nothing is posted; the redemption that paid for it
+-- is given back, whole, once (a retry finds nothing left: 3802).
+function Program:return_unposted(order, ret)
+  local why = self.settings.earn_on_order and "email-only orders are not posted" or "earning on orders is off"
+  local h, herr = self.holds:find(order.id)
+  if herr then return nil, herr end
+  local p = h and h.state == "placed" and type(h.payload) == "table" and h.payload
+  if not (p and p.redemption_id and type(p.customer) == "table" and next(p.customer)) then
+    return { skipped = true, reason = why .. ": the CRM has no bill of this order to return", order_id = order.id,
+             points_deducted = 0, points_reversed = 0 }
+  end
+  if ret ~= nil then
+    return refused("order " .. tostring(order.id) .. " was not posted to the CRM (" .. why .. "): only the whole " ..
+                   "order can be returned, which gives back its redemption", { code = "partial_unposted",
+                   order_id = order.id })
+  end
+  local key, value = next(p.customer)
+  local ident = { key = key, value = tostring(value) }
+  local b, ids = self:traced()
+  local rev, err = b:reverse_redemption(ident, p.redemption_id, tonumber(p.points))
+  if not rev then
+    if err.kind == "api" and tonumber(err.code) == 3802 then
+      local c = b:lookup(ident)
+      return { already = true, kind = "FULL", points_deducted = 0, points_reversed = 0, balance = c and c.points,
+               request_ids = ids, order_id = order.id }
+    end
+    err.order_id = order.id
+    return nil, with_ids(err, ids)
+  end
+  local c = b:lookup(ident)
+  return { kind = "FULL", requested_kind = "FULL", unposted = why, points_deducted = 0,
+           points_reversed = rev.points_reversed, balance = c and c.points, request_ids = ids, order_id = order.id }
 end
 
 -- The result of a return, with what it posted and a loud warning when the CRM took back more
