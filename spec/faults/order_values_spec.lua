@@ -68,6 +68,17 @@ for _, provider in ipairs { "capillary", "crmcom" } do
       end)
     end
 
+    it("a line's sku or serial that is neither text nor a number is refused", function()
+      for _, f in ipairs { "sku", "serial" } do
+        for _, v in ipairs { {}, true } do
+          local l = line()
+          l[f] = v
+          refused(function() return p:order_placed({ mobile = "919999000001" },
+            { id = "O-1", lines = { line(), l }, total = 20 }) end, "order.lines[2]." .. f)
+        end
+      end
+    end)
+
     it("a line or a redemption that is not a table is refused, not indexed", function()
       for _, v in ipairs { 5, "line", true } do
         refused(function() return p:order_placed({ mobile = "919999000001" },

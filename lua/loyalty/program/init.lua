@@ -310,6 +310,14 @@ local function checked_lines(lines, prefix, order_id)
     end
     local c, err = number_fields(l, LINE_NUMBERS, where .. ".", order_id)
     if not c then return nil, err end
+    for _, k in ipairs { "sku", "serial" } do
+      local v = l[k]
+      if v ~= nil and type(v) ~= "string" and type(v) ~= "number" and type(v) ~= "userdata" then
+        local e = errors.config(where .. "." .. k .. " must be text or a number, got " .. type(v), where .. "." .. k)
+        e.order_id = order_id
+        return nil, e
+      end
+    end
     out[i] = c
   end
   return out
