@@ -7,6 +7,8 @@
 --   ONE_ORDER_ID     an order id is the same order whether it came as 2001, 2001.0 (a JSON
 --                    number decoded under Lua 5.4) or "2001": one bill number, one hold
 --   OWN_HOLD         a shopper's cancel releases only a hold of their own, never another's
+--   SAME_BASE        an amount return gives back the redemption in proportion to the money paid
+--                    (the bill's amount), not to the lines' gross
 --   PAID_STAYS_PAID  points that paid for an order the store placed are never given back by a
 --                    hold's expiry, whether or not the order itself is posted to earn points
 local loyalty = require "loyalty"
@@ -197,6 +199,26 @@ describe("QA journeys against the CRM's ledger", function()
     -- the hold is still Tom's: his order settles it, his cancel would release it
     assert(p:order_placed(TOM, { id = "QA-MINE", total = CART.total - 200, gross = CART.total, lines = CART.lines }))
     assert.equals("placed", p.holds:find("QA-MINE").state)
+    p:close()
+  end)
+
+  it("SAME_BASE: half of the money paid returned gives back half of the redemption", function()
+    local p = program()
+    local cart = { total = 2000, lines = { { sku = "SOFA", qty = 1, price = 2000, amount = 2000 } } }
+    local bal = crm_balance("mobile", TOM.mobile)
+    local red = assert(p:redeem(TOM, { points = 1000, order_id = "QA-AMT", cart = cart })) -- pays 500.00
+    local o = { id = "QA-AMT", lines = cart.lines, total = 2000 - red.value, gross = 2000 }
+    local placed = assert(p:order_placed(TOM, o))
+    bal = bal - 1000 + placed.points_earned
+    local half = assert(p:order_returned(TOM, o, { amount = 750 })) -- half of the 1500.00 paid
+    assert.equals(500, half.points_reversed, "SAME_BASE")
+    bal = bal - half.points_deducted + half.points_reversed
+    assert.equals(bal, crm_balance("mobile", TOM.mobile), "BALANCE")
+    local rest = assert(p:order_returned(TOM, o))
+    assert.equals(500, rest.points_reversed)
+    bal = bal - rest.points_deducted + rest.points_reversed
+    assert.equals(bal, crm_balance("mobile", TOM.mobile), "BALANCE")
+    assert.equals(bal, rest.balance, "BALANCE")
     p:close()
   end)
 end)
