@@ -9,6 +9,8 @@
 --   OWN_HOLD         a shopper's cancel releases only a hold of their own, never another's
 --   SAME_BASE        an amount return gives back the redemption in proportion to the money paid
 --                    (the bill's amount), not to the lines' gross
+--   POSTED_BY_ID     an order whose customer has the store's identifier is posted, whatever else
+--                    is missing (email-only means: an email but not that identifier)
 --   PAID_STAYS_PAID  points that paid for an order the store placed are never given back by a
 --                    hold's expiry, whether or not the order itself is posted to earn points
 local loyalty = require "loyalty"
@@ -219,6 +221,28 @@ describe("QA journeys against the CRM's ledger", function()
     bal = bal - rest.points_deducted + rest.points_reversed
     assert.equals(bal, crm_balance("mobile", TOM.mobile), "BALANCE")
     assert.equals(bal, rest.balance, "BALANCE")
+    p:close()
+  end)
+
+  it("POSTED_BY_ID: with identifier email or external_id, a customer without a mobile is no email-only order",
+    function()
+    for _, case in ipairs {
+      { { identifier = "email" }, { email = "tom@example.com" } },
+      { { identifier = "external_id" }, { external_id = "TOM001", email = "tom@example.com" } },
+    } do
+      assert(sb:reset())
+      local p = program(case[1])
+      local bal = crm_balance("mobile", TOM.mobile)
+      local placed = assert(p:order_placed(case[2], { id = "QA-ID", total = 1000, lines = CART.lines }))
+      assert.is_nil(placed.skipped, case[1].identifier)
+      assert.equals(1, #bill("QA-ID"), "POSTED_BY_ID")
+      assert.equals(bal + placed.points_earned, crm_balance("mobile", TOM.mobile), "BALANCE")
+      p:close()
+    end
+    -- a mobile store still skips an email-only order unless told to post it
+    local p = program()
+    assert.is_true(assert(p:order_placed({ email = "tom@example.com" }, { id = "QA-EO", total = 10,
+                                                                     lines = CART.lines })).skipped)
     p:close()
   end)
 end)

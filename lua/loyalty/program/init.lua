@@ -891,6 +891,14 @@ function Program:expire_holds(now)
   return counts
 end
 
+-- An email-only order: its customer has an email but not the store's identifier (a mobile, or
+-- the external id when that is the identifier); with identifier = email there is none.
+local function is_email_only(s, user)
+  if blank(user.email) or s.identifier == "email" then return false end
+  if s.identifier == "external_id" then return blank(user.external_id) end
+  return blank(user.mobile)
+end
+
 local function cart_of(order)
   return { lines = order.lines, shipping = order.shipping, tax = order.tax, total = order.total }
 end
@@ -907,7 +915,7 @@ function Program:order_placed(user, order)
   if bad then bad.order_id = order.id return nil, bad end
   order, bad = checked_order(order)
   if not order then return nil, bad end
-  local email_only = blank(user.mobile) and not blank(user.email)
+  local email_only = is_email_only(s, user)
   if not s.earn_on_order or (email_only and not s.post_email_only_orders) then
     -- Not posted to earn, but placed: the points that paid for it are spent, never given back
     -- by the hold's expiry.
@@ -1087,7 +1095,7 @@ function Program:order_returned(user, order, ret)
     ret = r2
   end
   local s = self.settings
-  local email_only = blank(user.mobile) and not blank(user.email)
+  local email_only = is_email_only(s, user)
   if s.provider == "capillary" and (not s.earn_on_order or (email_only and not s.post_email_only_orders)) then
     return self:return_unposted(order, ret)
   end
