@@ -28,7 +28,7 @@ return {
   registration_crm_first = true,    -- ask the CRM first; a refusal stops the sign-up
   post_subscriptions = true,        -- email / SMS opt-in and opt-out
   earn_on_order = true,             -- successful orders earn points
-  post_email_only_orders = false,   -- orders whose customer has an email but no mobile
+  post_email_only_orders = false,   -- orders whose customer has an email but not the identifier (mobile)
   skip_redemption_otp = false,      -- false: an OTP is sent and must be given to redeem
   program_id = 1016,                -- the loyalty programme (points/isredeemable needs it; docs/capillary.md)
 

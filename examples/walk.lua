@@ -1,6 +1,11 @@
 -- What the demo walks share: in-tree module paths, numbered steps, and stopping at the first
 -- failed step. Load it with: local walk = assert(loadfile(root .. "/examples/walk.lua"))(root)
 local root = ...
+if type(root) ~= "string" then -- run directly by someone trying the examples
+  io.stderr:write("examples/walk.lua is the demos' shared helper, not a demo: run `make demo`, ",
+                  "`lua5.4 examples/checkout.lua` or `lua5.4 examples/crmcom-checkout.lua`\n")
+  os.exit(2)
+end
 local ver = type(jit) == "table" and "5.1" or _VERSION:match("5%.%d")
 package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
 package.cpath = root .. "/build/" .. ver .. "/?.so;" .. package.cpath

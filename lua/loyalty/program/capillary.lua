@@ -209,6 +209,9 @@ function Backend:check_redeemable(ident, points, issue_otp)
   if err then return nil, err end
   ratio, err = shape.number(r, red.points_currency_ratio, "points.redeemable.points_currency_ratio")
   if err then return nil, err end
+  -- A value for other points than those asked (the reply names its own) is no value for these.
+  local valued = tonumber(red.points)
+  if valued and valued > 0 and valued ~= tonumber(points) then value = nil end
   return { redeemable = ok == true, value = value, ratio = ratio, rate = money.rate_of_item(red, points),
            warnings = r.warnings, request_id = r.request_id }
 end

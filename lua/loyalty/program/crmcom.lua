@@ -163,6 +163,9 @@ function Backend:check_redeemable(ident, amount)
   return { redeemable = true, value = amount, min = w.min_spend, max = w.max_spend, rate = 1 }
 end
 
+-- The wallet is money: amounts are booked to the cent.
+Backend.POINT_UNIT = 0.01
+
 --- The wallet is money in the CRM's currency: one unit is worth one (no call needed).
 function Backend.point_rate()
   return 1, "crmcom wallet (money)"
@@ -212,28 +215,71 @@ function Backend:redeem(ident, opts)
            balance = w and w.wallet_balance, purchase_number = p.number, amount_due = due.due }
 end
 
+-- [INF] The reference of an order's own purchase when the one made for its redemption was
+-- cancelled first (the held spend given back before the order came): references de-duplicate, so
+-- the order needs a reference of its own, the same on every retry.
+local PLACED = "#placed"
+_M.PLACED_SUFFIX = PLACED
+
+local function is_cancelled(p)
+  return type(p) == "table" and type(p.state) == "string" and p.state:upper() == "CANCELLED"
+end
+
 --- The order as a purchase; points_earned is the award, amount_due what the shopper pays.
+-- opts.released: the order's held spend was given back (its first purchase is cancelled).
 function Backend:post_order(ident, _, order, opts)
   local client = opts and opts.till and opts.till.client or self.client
   local p, err = self:purchase(client, ident, order.id, order)
   if not p then return nil, err end
+  if is_cancelled(p) and opts and opts.released then
+    p, err = self:purchase(client, ident, tostring(order.id) .. PLACED, order)
+    if not p then return nil, err end
+  end
   local w = self:wallet(ident)
+  if is_cancelled(p) then
+    -- A retried order whose purchase was cancelled (returned): booked before, nothing earned now.
+    return { duplicate = true, cancelled = true, transaction_id = p.number, balance = w and w.wallet_balance }
+  end
   return { points_earned = p.awarded, transaction_id = p.number, balance = w and w.wallet_balance,
            amount_due = crmcom.amount_to_collect(p).due, spent = p.spent }
 end
 
+-- Cancels the purchase of `reference`: purchase | nil, nil, "cancelled" (cancelled before) |
+-- nil, err, "none" (never made) | nil, err. No error catalogue is documented, so a refusal is judged by
+-- the purchase's own state.
+function Backend:cancel_purchase(reference)
+  local r, err = self.client:purchase_cancel { reference_number = reference }
+  if r then return r.purchase end
+  mark_not_found(err)
+  if err.kind ~= "api" then return nil, err end
+  local shown, serr = self.client:purchase_show { reference_number = reference }
+  if shown and is_cancelled(shown.purchase) then return nil, nil, "cancelled" end
+  if not shown and (mark_not_found(serr).not_found or err.not_found) then return nil, err, "none" end
+  return nil, err
+end
+
 --- Only a whole-order return carries over: purchases/cancel takes the award back and refunds
--- the spend requests made on the purchase.
+-- the spend requests made on the purchase. A retried return is {already = true}.
 function Backend:post_return(ident, order, ret)
   if ret.kind ~= "FULL" then
     return not_carried("order_returned with lines or an amount",
                        "purchases/cancel cancels a whole purchase; partial returns are not in the legacy Web API")
   end
-  local r, err = self.client:purchase_cancel { reference_number = tostring(order.id) }
-  if not r then return nil, mark_not_found(err) end
+  local id = tostring(order.id)
+  local p, err, state = self:cancel_purchase(id)
+  if not p and state == "cancelled" then
+    -- The first purchase went with its released spend: the order's own purchase, if any.
+    local err2, state2
+    p, err2, state2 = self:cancel_purchase(id .. PLACED)
+    if not p and not state2 then return nil, err2 end
+  end
+  if not p and err then return nil, err end
   local w = self:wallet(ident)
-  return { points_deducted = r.purchase.awarded, points_reversed = r.purchase.spent,
-           balance = w and w.wallet_balance, transaction_id = r.purchase.number }
+  if not p then
+    return { already = true, points_deducted = 0, points_reversed = 0, balance = w and w.wallet_balance }
+  end
+  return { points_deducted = p.awarded, points_reversed = p.spent,
+           balance = w and w.wallet_balance, transaction_id = p.number }
 end
 
 --- A held spend: cancelling the order's purchase refunds its spend requests (CRM.COM's reversal).

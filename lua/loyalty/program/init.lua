@@ -259,6 +259,105 @@ local function check_order_ids(order)
   end
 end
 
+-- Money and quantities in order data: a number, or text that reads as one (a form's "2"); never
+-- NaN or infinite. -> a copy with numbers | nil, err naming the field (with the order id: the
+-- caller keeps the order). Checked before any request, so that no store data raises.
+local ORDER_NUMBERS = { "total", "gross", "discount", "shipping", "tax" }
+local LINE_NUMBERS = { "qty", "price", "amount", "discount" }
+
+local function finite(v)
+  local x = tonumber(v)
+  if type(v) ~= "number" and type(v) ~= "string" then x = nil end
+  if x and x == x and x > -math.huge and x < math.huge then return x end
+end
+
+local function number_fields(t, names, prefix, order_id)
+  local out
+  for _, k in ipairs(names) do
+    local v = t[k]
+    if v ~= nil and type(v) ~= "userdata" then
+      local x = finite(v)
+      if not x then
+        local e = errors.config(prefix .. k .. " must be a finite number, got " ..
+                                (type(v) == "string" and ("%q"):format(v:sub(1, 40)) or type(v)), prefix .. k)
+        e.order_id = order_id
+        return nil, e
+      end
+      if x ~= v then
+        out = out or {}
+        out[k] = x
+      end
+    end
+  end
+  if not out then return t end
+  local copy = {}
+  for k, v in pairs(t) do copy[k] = v end
+  for k, v in pairs(out) do copy[k] = v end
+  return copy
+end
+
+local function checked_lines(lines, prefix, order_id)
+  if lines == nil then return nil end
+  if type(lines) ~= "table" then
+    local e = errors.config(prefix .. " must be a list of lines", prefix)
+    e.order_id = order_id
+    return nil, e
+  end
+  local out = {}
+  for i, l in ipairs(lines) do
+    local where = prefix .. "[" .. i .. "]"
+    if type(l) ~= "table" then
+      local e = errors.config(where .. " must be a table (a line of the order)", where)
+      e.order_id = order_id
+      return nil, e
+    end
+    local c, err = number_fields(l, LINE_NUMBERS, where .. ".", order_id)
+    if not c then return nil, err end
+    for _, k in ipairs { "sku", "serial" } do
+      local v = l[k]
+      if v ~= nil and type(v) ~= "string" and type(v) ~= "number" and type(v) ~= "userdata" then
+        local e = errors.config(where .. "." .. k .. " must be text or a number, got " .. type(v), where .. "." .. k)
+        e.order_id = order_id
+        return nil, e
+      end
+    end
+    out[i] = c
+  end
+  return out
+end
+
+-- An order id as text, the same on every VM: 2001, 2001.0 (a JSON number under Lua 5.4) and
+-- "2001" are one order (one bill number, one hold).
+local function id_text(v)
+  if type(v) == "number" and v == math.floor(v) and math.abs(v) < 2 ^ 53 then return string.format("%d", v) end
+  if type(v) == "number" then return tostring(v) end
+  return v
+end
+_M.id_text = id_text
+
+--- The order with its numbers checked (and numbers written as text read as numbers).
+local function checked_order(order)
+  local o, err = number_fields(order, ORDER_NUMBERS, "order.", order.id)
+  if not o then return nil, err end
+  local lines
+  lines, err = checked_lines(order.lines, "order.lines", order.id)
+  if err then return nil, err end
+  local red = o.redemption
+  if red ~= nil and type(red) ~= "table" and type(red) ~= "userdata" then
+    err = errors.config("order.redemption must be a table {id, points, value}", "order.redemption")
+    err.order_id = order.id
+    return nil, err
+  end
+  if o == order then
+    o = {}
+    for k, v in pairs(order) do o[k] = v end
+  end
+  o.lines = lines
+  o.id = id_text(o.id)
+  if type(red) == "userdata" then o.redemption = nil end
+  return o
+end
+
 -- nil, "" and JSON null (a userdata) all mean "no value".
 local function blank(v)
   return v == nil or v == "" or type(v) == "userdata"
@@ -343,7 +442,8 @@ local function profile_of(_, user, ident)
   local p = {
     mobile = clean_mobile(user.mobile), email = user.email, external_id = user.external_id,
     firstname = user.firstname, lastname = user.lastname,
-    custom_fields = user.custom_fields, extended_fields = user.extended_fields,
+    custom_fields = type(user.custom_fields) == "table" and user.custom_fields or nil,
+    extended_fields = type(user.extended_fields) == "table" and user.extended_fields or nil,
   }
   if ident.key == "external_id" and not ident.attribute then p.external_id = ident.value end
   if ident.attribute then
@@ -356,9 +456,15 @@ end
 --- Posts a sign-up to the CRM. Returns {customer} or {skipped, reason} or nil, err.
 function Program:register(user)
   if not self.settings.registration then return { skipped = true, reason = "CRM registration is off" } end
+  for _, key in ipairs { "custom_fields", "extended_fields", "subscriptions" } do
+    local v = type(user) == "table" and user[key]
+    if v ~= nil and v ~= false and type(v) ~= "table" and type(v) ~= "userdata" then
+      return nil, errors.config("the user's " .. key .. " must be a table, got " .. type(v), key)
+    end
+  end
   local ident, err = self:identify(user)
   if not ident then return nil, err end
-  local subs = self.settings.post_subscriptions and user.subscriptions or nil
+  local subs = self.settings.post_subscriptions and type(user.subscriptions) == "table" and user.subscriptions or nil
   local profile = profile_of(self, user, ident)
   if ident.attribute and self.backend.link_attribute then
     -- Never a second record: a member found by the attribute is already registered, and one the
@@ -513,7 +619,8 @@ local function verdict(self, c, rate, cart, requested, balance)
   local base, err = rules_base(self, { tier = c.tier, points = balance or c.points }, cart)
   if base == nil then return nil, err end
   local total = cart ~= nil and money.total_of(cart) or nil
-  local v = money.verdict(base or nil, balance or c.points, rate, total, requested)
+  local crm = { max = c.max_spend, min = c.min_spend, unit = self.backend.POINT_UNIT }
+  local v = money.verdict(base or nil, balance or c.points, rate, total, requested, crm)
   v.cart_total = total
   return v
 end
@@ -554,15 +661,23 @@ end
 -- CRM's rate first, then the CRM confirms the amount (so checkout never offers what it would refuse).
 function Program:quote_redemption(user, cart, points)
   if type(cart) ~= "table" then error("loyalty.program: cart table expected", 2) end
+  if points ~= nil then
+    -- The points a shopper typed: text that reads as a finite number is that number.
+    local x = finite(points)
+    if not x then
+      return refused("the points to quote must be a finite number", { field = "points" })
+    end
+    points = x
+  end
+  if not money.total_of(cart) then
+    return refused("a redemption quote needs the cart's total (cart.total or its lines)", { field = "cart" })
+  end
   local b, ids = self:traced(self.read_client)
   local ident, err = self:identify(user, true)
   if not ident then return nil, err end
   local c
   c, err = b:lookup(ident)
   if not c then return nil, with_ids(err, ids) end
-  if not money.total_of(cart) then
-    return refused("a redemption quote needs the cart's total (cart.total or its lines)", { field = "cart" })
-  end
   local rate
   rate, err = self:point_value(ident, c, b)
   if not rate then return nil, with_ids(err, ids) end
@@ -583,7 +698,8 @@ function Program:quote_redemption(user, cart, points)
     return quote
   end
   if crm.rate then money.learn(self, crm.rate, "points/isredeemable", c.tier) end
-  quote.value = crm.value or quote.value
+  quote.value = crm.value or (crm.rate and money.money(v.points * crm.rate)) or quote.value
+  if crm.rate then quote.point_value = crm.rate end
   quote.point_value_mismatch = self.point_value_mismatch
   if quote.max_share_value and quote.value > quote.max_share_value + 0.005 then
     -- The CRM pays more per point than the rate just used: never offer past the cap in money.
@@ -618,6 +734,12 @@ function Program:redeem(user, req)
   if bad_value(req.order_id) then
     return nil, errors.config("order id must be a non-empty single-line value of at most " .. MAX_ID .. " bytes",
                               "order_id")
+  end
+  if type(req.order_id) == "number" then
+    local r2 = {}
+    for k, v in pairs(req) do r2[k] = v end
+    r2.order_id = id_text(req.order_id)
+    req = r2
   end
   local cart = req.cart or req.total
   if not money.total_of(cart) then
@@ -701,6 +823,7 @@ function Program:cancel_redemption(user, order_id, known)
     return nil, errors.config("order id must be a non-empty single-line value of at most " .. MAX_ID .. " bytes",
                               "order_id")
   end
+  order_id = id_text(order_id)
   local b, ids = self:traced()
   local ident, err = self:identify(user, true)
   if not ident then return nil, err end
@@ -713,6 +836,12 @@ function Program:cancel_redemption(user, order_id, known)
   if not h then
     if err then return nil, with_ids(err, ids) end
     return refused("no redemption is held for order " .. tostring(order_id), { order_id = order_id, code = "no_hold" })
+  end
+  local owner = type(h.payload) == "table" and type(h.payload.customer) == "table" and h.payload.customer[ident.key]
+  if owner ~= nil and tostring(owner) ~= ident.value then
+    -- Another shopper's checkout: their held points are theirs to release.
+    return refused("the redemption held for order " .. tostring(order_id) .. " is not this customer's",
+                   { order_id = order_id, code = "not_this_customer" })
   end
   if h.state == "placed" then
     return refused("order " .. tostring(order_id) .. " was placed: return it with order_returned",
@@ -765,6 +894,14 @@ function Program:expire_holds(now)
   return counts
 end
 
+-- An email-only order: its customer has an email but not the store's identifier (a mobile, or
+-- the external id when that is the identifier); with identifier = email there is none.
+local function is_email_only(s, user)
+  if blank(user.email) or s.identifier == "email" then return false end
+  if s.identifier == "external_id" then return blank(user.external_id) end
+  return blank(user.mobile)
+end
+
 local function cart_of(order)
   return { lines = order.lines, shipping = order.shipping, tax = order.tax, total = order.total }
 end
@@ -778,11 +915,21 @@ function Program:order_placed(user, order)
   end
   local s = self.settings
   local bad = check_order_ids(order)
-  if bad then return nil, bad end
-  if not s.earn_on_order then return { skipped = true, reason = "earning on orders is off" } end
-  local email_only = blank(user.mobile) and not blank(user.email)
-  if email_only and not s.post_email_only_orders then
-    return { skipped = true, reason = "email-only orders are not posted" }
+  if bad then bad.order_id = order.id return nil, bad end
+  order, bad = checked_order(order)
+  if not order then return nil, bad end
+  local email_only = is_email_only(s, user)
+  if not s.earn_on_order or (email_only and not s.post_email_only_orders) then
+    -- Not posted to earn, but placed: the points that paid for it are spent, never given back
+    -- by the hold's expiry.
+    local r = { skipped = true, reason = s.earn_on_order and "email-only orders are not posted"
+                                         or "earning on orders is off" }
+    local hold = self.holds:find(order.id)
+    if hold and hold.state == "held" then
+      local ok, herr = self.holds:settle(order.id, "placed")
+      if not ok then r.hold_error = herr end
+    end
+    return r
   end
   local ident, err = self:identify(user, s.post_email_only_orders)
   if not ident then return nil, err end
@@ -816,7 +963,7 @@ function Program:order_placed(user, order)
               points = hold.payload and hold.payload.points, value = hold.payload and hold.payload.value })
   end
   local opts = { custom_fields = {}, till = { client = tracer(till.client or self.client, ids),
-                                             attribution = till.attribution } }
+                                             attribution = till.attribution }, released = released }
   local estimate, earned
   if rs then
     opts.attributes_of = function(line) return rs:line_attributes(line) end
@@ -880,6 +1027,10 @@ function _M.points_earned(r, before)
     r.points_earned_unknown = "the order is queued for the CRM; its points are known once it is posted"
   elseif r.duplicate then
     r.points_earned_unknown = "the CRM already had this bill (a replay): its points were earned then"
+  elseif r.balance and before and r.balance < before then
+    -- A bill earns nothing negative: another write for the customer came between the two reads.
+    r.points_earned_unknown = "the balance fell from " .. before .. " to " .. r.balance ..
+      " over the order: other writes for the customer came in between"
   elseif r.balance and before then
     -- [INF] Other writes for the customer between the two reads would show here too.
     r.points_earned, r.points_earned_source = r.balance - before, "balance_change"
@@ -936,7 +1087,26 @@ end
 function Program:order_returned(user, order, ret)
   if type(order) ~= "table" or order.id == nil then error("loyalty.program: order with id expected", 2) end
   local bad = check_order_ids(order)
-  if bad then return nil, bad end
+  if bad then bad.order_id = order.id return nil, bad end
+  order, bad = checked_order(order)
+  if not order then return nil, bad end
+  if ret ~= nil then
+    if type(ret) ~= "table" then error("loyalty.program: order_returned's third argument is {lines} or {amount}", 2) end
+    local r2
+    r2, bad = number_fields(ret, { "amount" }, "", order.id)
+    if not r2 then return nil, bad end
+    local lines
+    lines, bad = checked_lines(ret.lines, "lines", order.id)
+    if bad then return nil, bad end
+    if r2 == ret then r2 = {} for k, v in pairs(ret) do r2[k] = v end end
+    r2.lines = lines
+    ret = r2
+  end
+  local s = self.settings
+  local email_only = is_email_only(s, user)
+  if s.provider == "capillary" and (not s.earn_on_order or (email_only and not s.post_email_only_orders)) then
+    return self:return_unposted(order, ret)
+  end
   local ident, err = self:identify(user, self.settings.post_email_only_orders)
   if not ident then return nil, err end
   local kind = "FULL"
@@ -949,6 +1119,7 @@ function Program:order_returned(user, order, ret)
   -- The ledger: a failed read is no reason to lose a return when an outbox can keep it (the
   -- CRM then judges it); without one the return waits for the CRM.
   local L
+  local behind_order -- the order itself still waits in the outbox: its return queues behind it
   if b.bill_record then
     local bill, returns = b:bill_record(ident, number)
     if bill then
@@ -956,6 +1127,14 @@ function Program:order_returned(user, order, ret)
     elseif not (returns and returns.no_bill) and not (self.outbox and queueable(returns)) then
       returns.order_id = order.id
       return nil, with_ids(returns, ids)
+    end
+    if not bill and self.outbox and self.outbox.find then
+      local e = self.outbox:find("bill:" .. number)
+      if e and e.state == "pending" and type(e.payload) == "table" then
+        -- The ledger of a queued order is its queued bill (the CRM has no returns of it yet).
+        behind_order = true
+        L = ledger.build(e.payload, {}, self:queued_returns(number))
+      end
     end
   end
   local plan
@@ -991,7 +1170,8 @@ function Program:order_returned(user, order, ret)
   local ref = return_ref(order, kind)
   if self.outbox then
     local r
-    r, err = self:return_via_outbox(ident, order, plan, till, reverse_points > 0 and red, ref, reverse_points, ids)
+    r, err = self:return_via_outbox(ident, order, plan, till, reverse_points > 0 and red, ref, reverse_points, ids,
+                                    behind_order)
     if not r then return nil, with_ids(err, ids) end
     return self:return_checked(r, L, kind, plan.kind, ids)
   end
@@ -1018,6 +1198,41 @@ function Program:order_returned(user, order, ret)
   return self:return_checked(r, L, kind, plan.kind, ids)
 end
 
+-- A return of an order that was placed but never posted to earn (earning off, an email-only
+-- order not posted): the CRM has no bill, so nothing is posted; the redemption that paid for it
+-- is given back, whole, once (a retry finds nothing left: 3802).
+function Program:return_unposted(order, ret)
+  local why = self.settings.earn_on_order and "email-only orders are not posted" or "earning on orders is off"
+  local h, herr = self.holds:find(order.id)
+  if herr then return nil, herr end
+  local p = h and h.state == "placed" and type(h.payload) == "table" and h.payload
+  if not (p and p.redemption_id and type(p.customer) == "table" and next(p.customer)) then
+    return { skipped = true, reason = why .. ": the CRM has no bill of this order to return", order_id = order.id,
+             points_deducted = 0, points_reversed = 0 }
+  end
+  if ret ~= nil then
+    return refused("order " .. tostring(order.id) .. " was not posted to the CRM (" .. why .. "): only the whole " ..
+                   "order can be returned, which gives back its redemption", { code = "partial_unposted",
+                   order_id = order.id })
+  end
+  local key, value = next(p.customer)
+  local ident = { key = key, value = tostring(value) }
+  local b, ids = self:traced()
+  local rev, err = b:reverse_redemption(ident, p.redemption_id, tonumber(p.points))
+  if not rev then
+    if err.kind == "api" and tonumber(err.code) == 3802 then
+      local c = b:lookup(ident)
+      return { already = true, kind = "FULL", points_deducted = 0, points_reversed = 0, balance = c and c.points,
+               request_ids = ids, order_id = order.id }
+    end
+    err.order_id = order.id
+    return nil, with_ids(err, ids)
+  end
+  local c = b:lookup(ident)
+  return { kind = "FULL", requested_kind = "FULL", unposted = why, points_deducted = 0,
+           points_reversed = rev.points_reversed, balance = c and c.points, request_ids = ids, order_id = order.id }
+end
+
 -- The result of a return, with what it posted and a loud warning when the CRM took back more
 -- points than the order still had from what it earned.
 function Program:return_checked(r, L, kind, posted_kind, ids)
@@ -1037,13 +1252,13 @@ end
 -- order_returned with an outbox: a return that cannot be posted now is queued, and so is its
 -- redemption reversal, behind it in the customer's line.
 -- The entry's dedupe key is the return's reference (loyalty_return_ref, also in its payload).
-function Program:return_via_outbox(ident, order, plan, till, red, ref, reverse_points, ids)
+function Program:return_via_outbox(ident, order, plan, till, red, ref, reverse_points, ids, behind_order)
   local s = self.settings
   local code = s.use_order_store_till and order.store_code or nil
   local r, err, rec = self:recorded(till.client or self.client, function(b, proxy)
     return b:post_return(ident, order, { kind = plan.kind, lines = plan.lines, amount = plan.amount, ref = ref,
                                          till = { client = proxy, attribution = till.attribution } })
-  end, nil, ids)
+  end, behind_order or nil, ids)
   local queued = false
   if not r and queueable(err) then
     local crm_err = not err.captured and err or nil

@@ -184,7 +184,8 @@ end
 function _M.reversal_points(L, plan, redeemed)
   if not redeemed or redeemed <= 0 then return 0 end
   if not L then return plan.kind == "FULL" and redeemed or 0 end
-  local total = L.lines_total > 0 and L.lines_total or L.amount
+  -- Amount returns count the money paid (the bill's amount); line returns count line amounts.
+  local total = (plan.kind ~= "AMOUNT" and L.lines_total > 0) and L.lines_total or L.amount
   if total <= 0 then return 0 end
   local prior = floor(redeemed * math.min(plan.returned_before / total, 1) + 1e-9)
   if plan.last then return redeemed - prior end

@@ -15,7 +15,8 @@ function _M.money(x)
 end
 
 --- The CRM's value of one point from an isredeemable/redeem item (Capillary): what it pays for
--- the points asked (points_redeem_value / points), else its points_currency_ratio.
+-- the points it valued (points_redeem_value / the item's own points, else the points asked), else
+-- its points_currency_ratio.
 local function sane(rate)
   if type(rate) == "number" and rate > 0 and rate < 1e9 then return rate end -- not NaN, not inf
   return nil
@@ -24,7 +25,9 @@ end
 function _M.rate_of_item(item, points)
   if type(item) ~= "table" then return nil end
   local value = tonumber(item.points_redeem_value or item.redeemed_value)
-  local asked = tonumber(points or item.points or item.points_redeemed)
+  -- The points the reply itself names are what its value is for (the CRM is the authority).
+  local asked = tonumber(item.points or item.points_redeemed)
+  if not (asked and asked > 0) then asked = tonumber(points) end
   if value and asked and asked > 0 and sane(value / asked) then return value / asked end
   return sane(tonumber(item.points_currency_ratio))
 end
@@ -88,7 +91,10 @@ end
 -- base: the rules' verdict for this customer and cart with no points asked (its limits, minimum,
 -- step and refusal), or nil without rules; balance: the CRM's; cart_total: money or nil (no cart:
 -- a summary, where no share applies); requested: points or nil (the most allowed).
-function _M.verdict(base, balance, rate, cart_total, requested)
+-- crm (optional): the CRM's own per-transaction limits {min, max} in points (CRM.COM's spend
+-- limits), so that nothing is offered that it would refuse, and `unit`, the smallest amount it
+-- books (0.01 where the wallet holds money).
+function _M.verdict(base, balance, rate, cart_total, requested, crm)
   balance = tonumber(balance) or 0
   local min, step, refusal = 0, 1, nil
   local max, limited_by = balance, "the customer's balance"
@@ -103,15 +109,28 @@ function _M.verdict(base, balance, rate, cart_total, requested)
       end
     end
   end
+  if crm and requested == nil and tonumber(crm.min) and tonumber(crm.min) > min then min = tonumber(crm.min) end
+  -- The smallest amount the CRM books: a whole point, or a cent where the wallet holds money.
+  local unit = crm and tonumber(crm.unit) or 1
   local res = { min = min, multiple_of = step, balance = balance, requested = requested, point_value = rate }
   if share and cart_total then
     -- The share cap in money; the points it buys at the CRM's rate, never rounded up past it.
     res.max_share, res.max_share_value = share.share, _M.money(share.share * cart_total)
-    local p = floor(snap(share.share * cart_total / rate))
+    local p = floor(snap(share.share * cart_total / rate / unit)) * unit
     if p < max then max, limited_by = p, share.name end
+  end
+  if cart_total then
+    -- Points never pay more than the order costs, with or without rules.
+    local p = floor(snap(cart_total / rate / unit)) * unit
+    if p < max then max, limited_by = p, "the order total" end
+  end
+  -- The CRM's own limits shape what is offered; an amount asked for is the CRM's to judge (in its words).
+  if crm and requested == nil and tonumber(crm.max) and tonumber(crm.max) < max then
+    max, limited_by = tonumber(crm.max), "the CRM's maximum per transaction"
   end
   if max < 0 then max = 0 end
   if step > 1 then max = floor(max / step) * step end
+  if unit < 1 then max = floor(snap(max / unit)) * unit end
   res.max, res.limited_by = max, limited_by
   local allowed, points, reason = false, 0
   if refusal then
@@ -140,12 +159,18 @@ function _M.verdict(base, balance, rate, cart_total, requested)
   return res
 end
 
+-- A money total a share can be taken of: 0 or more and finite (never NaN or inf).
+local function payable(x)
+  if x >= 0 and x < math.huge then return x end
+  return nil
+end
+
 --- The money total a redemption pays for: cart.total, else the cart's lines + shipping + tax,
--- or a plain number. nil when there is none.
+-- or a plain number. nil when there is none (or it is not a finite amount).
 function _M.total_of(cart)
-  if type(cart) == "number" then return cart >= 0 and cart or nil end
+  if type(cart) == "number" then return payable(cart) end
   if type(cart) ~= "table" then return nil end
-  if type(cart.total) == "number" then return cart.total >= 0 and cart.total or nil end
+  if type(cart.total) == "number" then return payable(cart.total) end
   if type(cart.lines) ~= "table" then return nil end
   local t = 0
   for _, l in ipairs(cart.lines) do
@@ -154,6 +179,7 @@ function _M.total_of(cart)
     t = t + a - (tonumber(l.discount) or 0)
   end
   t = t + (tonumber(cart.shipping) or 0) + (tonumber(cart.tax) or 0)
+  if t ~= t or t == math.huge or t == -math.huge then return nil end
   return t
 end
 
