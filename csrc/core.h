@@ -46,11 +46,15 @@ int core_name_is(const char *s, size_t n, const char *lname);
 #define CORE_REQUEST_ID_HEADER_COUNT 3
 extern const char *const CORE_REQUEST_ID_HEADERS[CORE_REQUEST_ID_HEADER_COUNT + 1];
 
+/* gunzip.c: pushes the gzip data at s inflated (1) or nil, message (returns 0); at most cap bytes. */
+int core_gunzip(lua_State *L, const char *s, size_t n, size_t cap);
+
 /* Registration of each concern into the module table at the top of the stack. */
 void core_open_auth(lua_State *L);
 void core_open_json(lua_State *L);
 void core_open_request(lua_State *L);
 void core_open_reply(lua_State *L);
+void core_open_http_reply(lua_State *L);
 void core_open_session(lua_State *L);
 void core_open_multi(lua_State *L);
 void core_open_clock(lua_State *L);
