@@ -29,11 +29,11 @@ end
 local settings_cache
 local init_opts = {}
 
---- From init_by_lua*: init{transport = "proxy"|"thread", crm_upstream = "<upstream{} name>"}.
+--- From init_by_lua*: init{transport = "socket"|"proxy"|"thread", crm_upstream = "<upstream{} name>"}.
 -- crm_upstream is the keep-alive upstream that carries calls to the store's CRM base_url.
 function _M.init(opts)
   init_opts = opts or {}
-  loyalty_ngx.configure { transport = init_opts.transport or "proxy" }
+  loyalty_ngx.configure { transport = init_opts.transport or "socket" }
   -- Load the modules before the fork: workers share the code, and lfs sets its global here
   -- rather than under the request-time global write guard.
   pcall(require, "lfs")

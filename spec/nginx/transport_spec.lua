@@ -17,10 +17,44 @@ end
 
 local HTTP = [[
 lua_shared_dict loyalty_tokens 1m;
+lua_ssl_trusted_certificate CERTDIR/trusted.pem;
 init_by_lua_block { require("loyalty.ngx").configure { transport = "proxy" } }
 server {
   listen 127.0.0.1:${port};
   include PROXY_CONF;
+
+  # GET /raw?url=<url>[&insecure=1][&n=2]: transport:send through the cosocket transport, n times
+  location = /raw { content_by_lua_block {
+    local cjson = require "cjson.safe"
+    local core = require "loyalty.core"
+    local a = ngx.req.get_uri_args()
+    local t = require("loyalty.transport.ngx_socket").new { timeout_ms = 2000, insecure = a.insecure == "1" }
+    local out = {}
+    for i = 1, tonumber(a.n) or 1 do
+      local req = assert(core.build_request { method = "GET", base_url = a.url, headers = { Accept = "application/json" } })
+      req.timeout_ms = tonumber(a.t)
+      ngx.update_time()
+      local t0 = ngx.now()
+      local res, err = t:send(req)
+      ngx.update_time()
+      if err then err.elapsed_ms = (ngx.now() - t0) * 1000 end
+      out[i] = res and { status = res.status, headers = res.headers, body = res.body, reused = res.reused }
+               or { error = err }
+    end
+    ngx.header["Content-Type"] = "application/json"
+    ngx.say(cjson.encode(out))
+  } }
+
+  # a chunked, gzip-encoded JSON reply (nginx's own gzip filter, no Content-Length)
+  location = /gz {
+    gzip on; gzip_min_length 1; gzip_types application/json;
+    default_type application/json;
+    content_by_lua_block {
+      ngx.print('{"part":1,"pad":"', string.rep("x", 3000), '"')
+      ngx.flush(true)
+      ngx.print(',"part2":2}')
+    }
+  }
 
   # GET /call?via=proxy|thread|ngx&base=<url>&path=<path>[&method=POST][&timer=1]: one client call
   location = /call { content_by_lua_block {
@@ -67,30 +101,58 @@ server {
       body = ngx.req.get_body_data() or "" } })
   } }
 }
+server {
+  listen 127.0.0.1:${next_port} ssl;
+  ssl_certificate CERTDIR/trusted.pem;
+  ssl_certificate_key CERTDIR/trusted.key;
+  location / { default_type application/json; return 200 '{"tls":"trusted"}'; }
+}
+]]
+
+-- a second nginx: TLS with a certificate nobody trusts
+local UNTRUSTED = [[
+server {
+  listen 127.0.0.1:${port} ssl;
+  ssl_certificate CERTDIR/other.pem;
+  ssl_certificate_key CERTDIR/other.key;
+  location / { default_type application/json; return 200 '{"tls":"other"}'; }
+}
 ]]
 
 local function esc(s)
-  return (s:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
+  return (tostring(s):gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
 end
 
 describe("nginx transports", function()
-  local sb, srv, conf
+  local sb, srv, conf, certdir, other
 
   lazy_setup(function()
     sb = sandbox.start()
     conf = os.tmpname()
+    local p = io.popen("mktemp -d /tmp/loyalty-tls.XXXXXX")
+    certdir = p:read("*l")
+    p:close()
+    for _, name in ipairs { "trusted", "other" } do
+      assert(runner.run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2" ..
+        " -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout " .. certdir .. "/" .. name ..
+        ".key -out " .. certdir .. "/" .. name .. ".pem 2>/dev/null"), "openssl failed")
+    end
     local err
     srv, err = runner.start {
       main = "thread_pool loyalty threads=4;",
-      http = HTTP:gsub("PROXY_CONF", proxy_conf(conf)),
+      http = HTTP:gsub("PROXY_CONF", proxy_conf(conf)):gsub("CERTDIR", certdir),
     }
     assert(srv, err)
+    other, err = runner.start { http = (UNTRUSTED:gsub("CERTDIR", certdir)) }
+    assert(other, err)
   end)
 
   lazy_teardown(function()
     if srv then srv:stop() end
+    if other then other:stop() end
     if sb then sb:stop() end
     if conf then os.remove(conf) end
+    if certdir then runner.run("rm -rf " .. runner.shell_quote(certdir)) end
   end)
 
   local function call(args, headers)
@@ -101,7 +163,7 @@ describe("nginx transports", function()
     return r.json
   end
 
-  for _, via in ipairs { "proxy", "thread", "ngx" } do
+  for _, via in ipairs { "socket", "proxy", "thread", "ngx" } do
     describe(via, function()
       it("fetches a customer from the sandbox", function()
         local out = call { via = via, base = sb.url, path = "/v1.1/customer/get", mobile = sandbox.TOM.mobile }
@@ -154,7 +216,61 @@ describe("nginx transports", function()
     end)
   end
 
-  it("falls back to the thread transport in a timer, where capture is disabled", function()
+  describe("socket (cosockets)", function()
+    local function raw(args)
+      local q = {}
+      for k, v in pairs(args) do q[#q + 1] = k .. "=" .. esc(v) end
+      local r = assert(http.get(srv.url .. "/raw?" .. table.concat(q, "&")))
+      assert.equal(200, r.status, r.body)
+      return r.json
+    end
+
+    it("keeps the connection to an origin for the next call", function()
+      local out = raw { url = sb.url .. "/v1.1/customer/get?mobile=" .. sandbox.TOM.mobile, n = 3 }
+      for i = 1, 3 do assert.is_number(out[i].status, out[i].error and out[i].error.message) end
+      assert.is_true(out[2].reused)
+      assert.is_true(out[3].reused)
+    end)
+
+    it("reads a chunked gzip reply", function()
+      local out = raw { url = srv.url .. "/gz" }
+      assert.equal(200, out[1].status)
+      assert.equal("gzip", out[1].headers["content-encoding"])
+      assert.equal("chunked", out[1].headers["transfer-encoding"])
+      local body = require("cjson").decode(out[1].body)
+      assert.equal(1, body.part)
+      assert.equal(2, body.part2)
+      assert.equal(3000, #body.pad)
+    end)
+
+    it("verifies TLS against lua_ssl_trusted_certificate, and refuses an untrusted certificate", function()
+      local ok = raw { url = "https://127.0.0.1:" .. (srv.port + 1) .. "/" }
+      assert.equal(200, ok[1].status, ok[1].error and ok[1].error.message)
+      assert.equal('{"tls":"trusted"}', ok[1].body)
+      local bad = raw { url = other.url:gsub("^http:", "https:") .. "/" }
+      assert.equal("tls", bad[1].error.kind)
+      assert.matches("certificate", bad[1].error.message)
+      local insecure = raw { url = other.url:gsub("^http:", "https:") .. "/", insecure = "1" }
+      assert.equal('{"tls":"other"}', insecure[1].body)
+    end)
+
+    it("gives each attempt only the request's timeout_ms", function()
+      assert(sb:faults { match = "/v1.1/customer/get", action = "delay", ms = 2500, count = 1 })
+      local out = raw { url = sb.url .. "/v1.1/customer/get?mobile=" .. sandbox.TOM.mobile, t = 300 }
+      assert.equal("timeout", out[1].error.kind)
+      assert.is_true(out[1].error.elapsed_ms >= 250 and out[1].error.elapsed_ms < 1500, out[1].error.elapsed_ms)
+    end)
+
+    it("works in a timer", function()
+      local out = call { via = "socket", timer = "1", base = sb.url, path = "/v1.1/customer/get",
+                         mobile = sandbox.TOM.mobile }
+      assert.equal("timer", out.phase)
+      assert.is_nil(out.error)
+      assert.equal(200, out.status)
+    end)
+  end)
+
+  it("falls back to the cosocket transport in a timer, where capture is disabled", function()
     local out = call { via = "ngx", timer = "1", base = sb.url, path = "/v1.1/customer/get",
                        mobile = sandbox.TOM.mobile }
     assert.equal("timer", out.phase)

@@ -3,8 +3,8 @@
 local _M = {}
 
 local DEFAULTS = {
-  -- "proxy" measured fastest (bench/nginx.lua); "thread" is used anyway where capture is off.
-  transport = "proxy",
+  -- "socket" (cosockets) measured fastest (bench/nginx.lua) and works in every cosocket phase.
+  transport = "socket",
   proxy_location = "/_loyalty_proxy",
   -- origin ("https://host[:port]") -> name of an upstream{} block with keepalive
   proxy_upstreams = {},
@@ -12,12 +12,19 @@ local DEFAULTS = {
   token_dict = "loyalty_tokens",
   lock_timeout = 10, -- seconds a worker waits for another worker's token refresh
   lock_ttl = 30,     -- a crashed refresher's lock expires after this
+  socket_pool_size = 64,        -- keep-alive connections per CRM origin, per worker
+  socket_keepalive_ms = 60000,  -- idle time before a pooled connection is closed
+  gzip = true,                  -- send Accept-Encoding: gzip (the reply is inflated by the C core)
+  -- the proxy include file's fixed timeouts (see ngx_proxy): one CRM wait per storefront request
+  proxy_timeout_ms = 10000,
 }
 
 local TYPES = {
   transport = "string", proxy_location = "string", proxy_upstreams = "table", thread_pool = "string",
-  token_dict = "string", lock_timeout = "number", lock_ttl = "number",
+  token_dict = "string", lock_timeout = "number", lock_ttl = "number", socket_pool_size = "number",
+  socket_keepalive_ms = "number", gzip = "boolean", proxy_timeout_ms = "number",
 }
+local TRANSPORTS = { socket = true, proxy = true, thread = true }
 
 local settings = {}
 for k, v in pairs(DEFAULTS) do settings[k] = v end
@@ -36,7 +43,8 @@ local function normalise_origin(url)
 end
 _M.normalise_origin = normalise_origin
 
---- configure{transport = "proxy"|"thread", proxy_location, proxy_upstreams = {[origin] = upstream},
+--- configure{transport = "socket"|"proxy"|"thread", socket_pool_size, socket_keepalive_ms, gzip,
+-- proxy_timeout_ms, proxy_location, proxy_upstreams = {[origin] = upstream},
 -- thread_pool, token_dict, lock_timeout, lock_ttl}. Raises on unknown keys or bad values
 -- (configuration is code in nginx.conf). Returns the effective settings.
 function _M.configure(opts)
@@ -46,8 +54,11 @@ function _M.configure(opts)
     if not want then error("loyalty.ngx.configure: unknown option '" .. tostring(k) .. "'", 2) end
     if type(v) ~= want then error("loyalty.ngx.configure: option '" .. k .. "' must be a " .. want, 2) end
   end
-  if opts.transport and opts.transport ~= "proxy" and opts.transport ~= "thread" then
-    error("loyalty.ngx.configure: transport must be \"proxy\" or \"thread\"", 2)
+  if opts.transport and not TRANSPORTS[opts.transport] then
+    error("loyalty.ngx.configure: transport must be \"socket\", \"proxy\" or \"thread\"", 2)
+  end
+  for _, k in ipairs { "socket_pool_size", "socket_keepalive_ms", "proxy_timeout_ms", "lock_timeout", "lock_ttl" } do
+    if opts[k] ~= nil and not (opts[k] > 0) then error("loyalty.ngx.configure: option '" .. k .. "' must be > 0", 2) end
   end
   for k, v in pairs(opts) do
     if k == "proxy_upstreams" then
