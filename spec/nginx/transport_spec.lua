@@ -31,7 +31,8 @@ server {
     local t = require("loyalty.transport.ngx_socket").new { timeout_ms = 2000, insecure = a.insecure == "1" }
     local out = {}
     for i = 1, tonumber(a.n) or 1 do
-      local req = assert(core.build_request { method = "GET", base_url = a.url, headers = { Accept = "application/json" } })
+      local req = assert(core.build_request { method = "GET", base_url = a.url,
+                                              headers = { Accept = "application/json" } })
       req.timeout_ms = tonumber(a.t)
       ngx.update_time()
       local t0 = ngx.now()

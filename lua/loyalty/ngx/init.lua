@@ -58,7 +58,7 @@ function _M.configure(opts)
     error("loyalty.ngx.configure: transport must be \"socket\", \"proxy\" or \"thread\"", 2)
   end
   for _, k in ipairs { "socket_pool_size", "socket_keepalive_ms", "proxy_timeout_ms", "lock_timeout", "lock_ttl" } do
-    if opts[k] ~= nil and not (opts[k] > 0) then error("loyalty.ngx.configure: option '" .. k .. "' must be > 0", 2) end
+    if opts[k] ~= nil and opts[k] <= 0 then error("loyalty.ngx.configure: option '" .. k .. "' must be > 0", 2) end
   end
   for k, v in pairs(opts) do
     if k == "proxy_upstreams" then

@@ -91,7 +91,7 @@ end
 
 -- One exchange on one connection. Returns res | nil, err, retry (retry: a reused connection
 -- that the peer had closed before sending anything; safe to repeat on a fresh one).
-local function exchange(self, o, sock, payload, head_req, deadline, read_ms)
+local function exchange(self, sock, payload, head_req, deadline, read_ms)
   local reused = sock:getreusedtimes()
   local ok, err = sock:send(payload)
   if not ok then
@@ -109,7 +109,7 @@ local function exchange(self, o, sock, payload, head_req, deadline, read_ms)
     end
     if not data then
       if err == "closed" and buf then
-        local status, headers, body, keep = http_reply(buf, true, head_req)
+        local status, headers, body = http_reply(buf, true, head_req)
         if status then
           sock:close()
           return { status = status, headers = headers, body = body, reused = reused > 0 }
@@ -208,7 +208,7 @@ function Transport:send(req)
       left = floor(left)
       sock:settimeouts(connect_ms, left, left)
     end
-    local res, rerr, retry = exchange(self, o, sock, payload, head_req, deadline, left)
+    local res, rerr, retry = exchange(self, sock, payload, head_req, deadline, left)
     if not retry then return res, rerr end
   end
   return failure("network", "CRM closed the connection before replying")
