@@ -66,12 +66,12 @@ server {
     local function call()
       local client = assert(require("loyalty.client").new {
         base_url = a.base, username = "store.server", password = "server123", transport = transport,
-        max_attempts = 1, timeout_ms = 800,
+        max_attempts = tonumber(a.attempts) or 1, timeout_ms = 800, backoff_base_ms = 10,
       })
       local r, err = client:request { method = a.method or "GET", path = a.path,
         query = { mobile = a.mobile }, json = a.method == "POST" and { root = { probe = "x" } } or nil }
       if not r then
-        return { error = { kind = err.kind, status = err.status, message = err.message } }
+        return { error = { kind = err.kind, status = err.status, message = err.message, attempts = err.attempts } }
       end
       return { status = r.status, body = r.body }
     end
@@ -216,6 +216,19 @@ describe("nginx transports", function()
       end)
     end)
   end
+
+  it("proxy: waits for a hanging CRM once per storefront request, not once per attempt", function()
+    assert(sb:faults { match = "/v1.1/customer/get", action = "delay", ms = 2500, count = 3 })
+    local t0 = require("loyalty.core").now()
+    local out = call { via = "proxy", attempts = "3", base = sb.url, path = "/v1.1/customer/get",
+                       mobile = sandbox.TOM.mobile }
+    local elapsed = require("loyalty.core").now() - t0
+    assert(sb:clear_faults())
+    assert.same("timeout", out.error.kind)
+    assert.equal(3, out.error.attempts)
+    -- one proxy_read_timeout (1 s here) plus the client's backoff, not three
+    assert.is_true(elapsed < 2.2, elapsed)
+  end)
 
   describe("socket (cosockets)", function()
     local function raw(args)
