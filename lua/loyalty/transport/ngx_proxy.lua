@@ -66,7 +66,8 @@ function Transport:send(req)
   -- and calls in the same request fail at once (one CRM wait per request, not one per attempt).
   local rctx = ngx.ctx
   if rctx.loyalty_proxy_timed_out then
-    return nil, { kind = "timeout", message = "CRM timed out earlier in this request (nginx upstream); not waiting again" }
+    return nil, { kind = "timeout",
+                  message = "CRM timed out earlier in this request (nginx upstream); not waiting again" }
   end
   local ok, res = pcall(ngx.location.capture, self.location, { method = method, body = body, ctx = ctx })
   if not ok then
