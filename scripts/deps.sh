@@ -4,7 +4,8 @@
 # Debian's plain luajit packages, so we use luajit2 + libluajit2-5.1-dev throughout.
 set -eu
 PKGS="make gcc pkg-config lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev libcurl4-openssl-dev
-libssl-dev zlib1g-dev lua-cjson lua-busted lua-check luarocks nginx libnginx-mod-http-lua lua-socket lua-sec
+libssl-dev zlib1g-dev lua-cjson lua-busted lua-check luarocks nginx libnginx-mod-http-lua lua-socket lua-sec lua-filesystem
+lua-nginx-redis lua-nginx-string
 valgrind wrk openssl curl ca-certificates libsqlite3-dev redis-server"
 [ "$#" -gt 0 ] && PKGS="$PKGS $*"
 missing=""

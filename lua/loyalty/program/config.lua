@@ -21,6 +21,8 @@ local SCHEMA = {
   skip_redemption_otp = { "boolean", false, "redeem without an OTP" },
   rules = { "string", nil, "directory of rule files (redemption limits, category attributes)" },
   rules_check_interval_ms = { "number", 1000, "how often rule files are checked for edits" },
+  rules_last_good = { "string", nil, "directory where each accepted rule set is saved and loaded from when the " ..
+                      "rule files fail (at start or on an edit)" },
   source = { "string", "INSTORE", "CRM source for registrations and transactions" },
   program_id = { "number", nil, "loyalty programme id, where the org has several" },
   outbox = { "table", nil, "durable outbox for writes that must not be lost (see docs/outbox.md)" },
