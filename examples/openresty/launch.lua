@@ -31,7 +31,7 @@ end
 -- Pass-through names: the storefront reads them when set in the caller's environment.
 local ENV_NAMES = { "LOYALTY_BASE_URL", "LOYALTY_CLIENT_KEY", "LOYALTY_CLIENT_SECRET", "LOYALTY_STORE_CONF",
                     "LOYALTY_RULES", "LOYALTY_ROOT", "LOYALTY_USERNAME", "LOYALTY_PASSWORD",
-                    "LOYALTY_STORE_TWO_PASSWORD", "LOYALTY_OUTBOX_INTERVAL" }
+                    "LOYALTY_STORE_TWO_PASSWORD", "LOYALTY_OUTBOX_INTERVAL", "LOYALTY_RULES_LAST_GOOD" }
 
 --- start{crm_url, transport = "socket"|"proxy"|"thread", workers = 1, threads = 16, env = {NAME = value},
 -- port, log_level, http_extra (more http{} directives, e.g. extra locations), server_extra}

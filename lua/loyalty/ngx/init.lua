@@ -100,22 +100,53 @@ end
 
 -- Weak keys: a config table dropped by its owner takes its program with it.
 local programs = setmetatable({}, { __mode = "k" })
+-- A config that failed is tried again after RETRY_S, not on every request (each try reads the
+-- rule files and runs their fixtures); its reason is logged once per distinct message.
+local RETRY_S = 1
+local failures = setmetatable({}, { __mode = "k" })
+local made, made_since = 0, nil -- programs built recently: many means a table per request
+local MANY = 20
+
+local function log_failure(config, err)
+  local message = tostring(type(err) == "table" and (err.message or err.kind) or err)
+  local f = failures[config]
+  if not (f and f.message == message) then
+    ngx.log(ngx.ERR, "loyalty: the storefront program could not be made: ", tostring(err))
+  end
+  failures[config] = { message = message, err = err, retry_at = ngx.now() + RETRY_S }
+end
 
 -- Program configs are either a path (cached by path) or a table (cached by identity).
 --- One storefront program per worker and config, created on first use. Rule files are watched
--- by the program itself. Returns program or nil, err (not cached, so a fix is picked up).
+-- by the program itself. Returns program or nil, err; a failure is logged (with its real message)
+-- and the same config is tried again after a second, so a fix is picked up without a restart.
 function _M.program(config)
   local program = programs[config]
   if program then return program end
-  local err
-  program, err = require("loyalty.program").new(config)
-  if not program then return nil, err end
-  programs[config] = program
-  return program
+  local f = failures[config]
+  if f and ngx.now() < f.retry_at then return nil, f.err end
+  local ok, p, err = pcall(require("loyalty.program").new, config)
+  if not ok then p, err = nil, { kind = "config", message = tostring(p) } end
+  if not p then
+    log_failure(config, err)
+    return nil, err
+  end
+  failures[config] = nil
+  programs[config] = p
+  local now = ngx.now()
+  if not made_since or now - made_since > 60 then made, made_since = 0, now end
+  made = made + 1
+  if made == MANY then
+    ngx.log(ngx.WARN, "loyalty: ", MANY, " storefront programs made in this worker within a minute: pass the ",
+            "same settings table (a module-level one) or a path to loyalty.ngx.program, not a new table per ",
+            "request (see docs/openresty.md)")
+  end
+  return p
 end
 
 function _M.reset_caches()
   stores, programs = {}, setmetatable({}, { __mode = "k" })
+  failures, made, made_since = setmetatable({}, { __mode = "k" }), 0, nil
 end
 
 --- The request body as a string (nil when there is none): nginx keeps a large one in a temp file.
