@@ -4,6 +4,8 @@
 -- conn:release() (back to the pool), conn:close(). A nil bulk reply is false, as in resp.
 local _M = {}
 
+local ngx = ngx -- luacheck: ignore ngx (only loaded inside nginx)
+
 local function library()
   local ok, mod = pcall(require, "resty.redis")
   if ok then return mod, "resty.redis" end
