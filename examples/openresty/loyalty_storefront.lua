@@ -33,7 +33,11 @@ local init_opts = {}
 -- crm_upstream is the keep-alive upstream that carries calls to the store's CRM base_url.
 function _M.init(opts)
   init_opts = opts or {}
-  loyalty_ngx.configure { transport = init_opts.transport or "socket" }
+  loyalty_ngx.configure {
+    transport = init_opts.transport or "socket",
+    -- per-worker counters for the /metrics location (when nginx.conf declares the dict)
+    metrics_dict = ngx.shared.loyalty_metrics and "loyalty_metrics" or nil,
+  }
   -- Load the modules before the fork: workers share the code, and lfs sets its global here
   -- rather than under the request-time global write guard.
   pcall(require, "lfs")
@@ -315,6 +319,18 @@ function _M.order_returned()
     elseif tonumber(body.amount) then ret = { amount = tonumber(body.amount) } end
     return reply(p:order_returned(user, order, ret))
   end)
+end
+
+--- GET: Prometheus text for this nginx (every worker's counters, and the outbox's backlog).
+function _M.metrics()
+  local m, err = loyalty_ngx.metrics()
+  if not m then
+    ngx.status = 404
+    ngx.say(err)
+    return
+  end
+  local p = program()
+  return m:serve(p and p.outbox)
 end
 
 -- Every handler is guarded: a Lua error anywhere below (a bug, a broken setting) is logged with

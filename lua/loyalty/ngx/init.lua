@@ -17,12 +17,14 @@ local DEFAULTS = {
   gzip = true,                  -- send Accept-Encoding: gzip (the reply is inflated by the C core)
   -- the proxy include file's fixed timeouts (see ngx_proxy): one CRM wait per storefront request
   proxy_timeout_ms = 10000,
+  -- lua_shared_dict for loyalty.ngx.metrics (nil: no metrics)
+  metrics_dict = nil,
 }
 
 local TYPES = {
   transport = "string", proxy_location = "string", proxy_upstreams = "table", thread_pool = "string",
   token_dict = "string", lock_timeout = "number", lock_ttl = "number", socket_pool_size = "number",
-  socket_keepalive_ms = "number", gzip = "boolean", proxy_timeout_ms = "number",
+  socket_keepalive_ms = "number", gzip = "boolean", proxy_timeout_ms = "number", metrics_dict = "string",
 }
 local TRANSPORTS = { socket = true, proxy = true, thread = true }
 
@@ -31,6 +33,18 @@ for k, v in pairs(DEFAULTS) do settings[k] = v end
 settings.proxy_upstreams = {}
 
 local stores = {}
+local metrics -- this worker's loyalty.ngx.metrics, made on first use
+
+--- The worker's metrics (loyalty.ngx.metrics) when configure{metrics_dict} names a declared
+-- lua_shared_dict; nil, message otherwise.
+function _M.metrics()
+  if metrics then return metrics end
+  if not settings.metrics_dict then return nil, "metrics are off (configure{metrics_dict = ...})" end
+  local m, err = require("loyalty.ngx.metrics").new(settings.metrics_dict)
+  if not m then return nil, err end
+  metrics = m
+  return m
+end
 
 -- "https://Host:443/any/path" -> "https://host"; nil when not an http(s) URL.
 local function normalise_origin(url)
@@ -75,7 +89,8 @@ function _M.configure(opts)
       settings[k] = v
     end
   end
-  if opts.token_dict or opts.lock_timeout or opts.lock_ttl then stores = {} end
+  if opts.token_dict or opts.lock_timeout or opts.lock_ttl or opts.metrics_dict then stores = {} end
+  if opts.metrics_dict then metrics = nil end
   return settings
 end
 
@@ -94,6 +109,8 @@ function _M.token_store(dict_name)
     lock_timeout = settings.lock_timeout, lock_ttl = settings.lock_ttl,
   })
   if not store then return nil, err end
+  local m = _M.metrics()
+  if m then m:instrument_token_store(store) end
   stores[dict_name] = store
   return store
 end
@@ -125,13 +142,40 @@ function _M.program(config)
   if program then return program end
   local f = failures[config]
   if f and ngx.now() < f.retry_at then return nil, f.err end
-  local ok, p, err = pcall(require("loyalty.program").new, config)
+  local m = _M.metrics()
+  local settings_for = config
+  if m then
+    -- count the program's events from the start (rules loaded or rejected while it is made)
+    local loaded, lerr = settings_for, nil
+    if type(config) == "string" then loaded, lerr = require("loyalty.program.config").load(config) end
+    if not loaded then
+      log_failure(config, lerr)
+      return nil, lerr
+    end
+    settings_for = {}
+    if type(loaded) == "table" then
+      for k, v in pairs(loaded) do settings_for[k] = v end
+      settings_for.log = m:log_sink(loaded.log or require("loyalty.log").default())
+    else
+      settings_for = loaded
+    end
+  end
+  local ok, p, err = pcall(require("loyalty.program").new, settings_for)
   if not ok then p, err = nil, { kind = "config", message = tostring(p) } end
   if not p then
     log_failure(config, err)
     return nil, err
   end
   failures[config] = nil
+  if m then
+    m:instrument_client(p.client)
+    local till_for = p.till_for
+    p.till_for = function(self, order)
+      local t, terr = till_for(self, order)
+      if t and t.client then m:instrument_client(t.client) end
+      return t, terr
+    end
+  end
   programs[config] = p
   local now = ngx.now()
   if not made_since or now - made_since > 60 then made, made_since = 0, now end
@@ -146,7 +190,7 @@ end
 
 function _M.reset_caches()
   stores, programs = {}, setmetatable({}, { __mode = "k" })
-  failures, made, made_since = setmetatable({}, { __mode = "k" }), 0, nil
+  failures, made, made_since, metrics = setmetatable({}, { __mode = "k" }), 0, nil, nil
 end
 
 --- The request body as a string (nil when there is none): nginx keeps a large one in a temp file.
