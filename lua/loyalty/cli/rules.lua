@@ -19,7 +19,8 @@ usage: loyalty rules <check|test|explain> DIR [...]
 usage: loyalty rules check DIR [--categories FILE]
 
 Loads program.lua, earn.lua, redemption.lua and categories.lua from DIR and reports every problem with its
-file and line: misspelled settings ("did you mean ..."), wrong values, Lua mistakes, rules that never finish.
+file and line: misspelled settings ("did you mean ..."), wrong values, Lua mistakes, rules that never finish,
+and runs DIR/fixtures as a running storefront does before it takes an edit (a failure keeps the last good set).
 --categories FILE   the store's category names (one per line, or a JSON array); categories the rules
                     mention that are not in this list are reported.
 Exit code 0 when there is nothing to report, 1 otherwise.
@@ -116,6 +117,13 @@ local function check(args)
   print_problems(report)
   if not rs then
     out(string.format("%d problem(s) in %s; the rules were not loaded\n", #report.errors + #report.warnings, pos[1]))
+    return 1
+  end
+  -- the verdict a running storefront gives an edit: a failing fixture keeps the last good set in force
+  local ferr = rules.fixtures_verdict(rs)
+  if ferr then
+    out("error: " .. ferr.message .. "\n")
+    out(string.format("a running storefront would reject %s and keep its last good rule set\n", pos[1]))
     return 1
   end
   if #report.warnings > 0 then

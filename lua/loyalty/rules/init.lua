@@ -428,6 +428,17 @@ local function load_last_good(store, source_dir, opts)
   return rs, store .. "/" .. name
 end
 
+--- The watcher's test before it takes a rule set: nil when every fixture passes, else the
+-- rules error it logs ("N fixture(s) failed, first '...': ..." in fixtures/<file>).
+function _M.fixtures_verdict(rs)
+  local res = rs:run_fixtures()
+  if res.failed == 0 then return nil end
+  local first
+  for _, r in ipairs(res.results) do if not r.ok then first = r break end end
+  return rules_error(res.failed .. " fixture(s) failed, first '" .. first.name .. "': " ..
+    table.concat(first.diff, "; "), "fixtures/" .. first.file)
+end
+
 local Watcher = {}
 Watcher.__index = Watcher
 
@@ -514,13 +525,8 @@ function Watcher:check()
   self.seen = sig
   local rs, err = _M.load(self.dir, self.opts)
   if rs and self.run_fixtures then
-    local res = rs:run_fixtures()
-    if res.failed > 0 then
-      local first
-      for _, r in ipairs(res.results) do if not r.ok then first = r break end end
-      rs, err = nil, rules_error(res.failed .. " fixture(s) failed, first '" .. first.name .. "': " ..
-        table.concat(first.diff, "; "), "fixtures/" .. first.file)
-    end
+    err = _M.fixtures_verdict(rs)
+    if err then rs = nil end
   end
   if not rs then
     self.error = err
