@@ -97,10 +97,25 @@ static void integralize(lua_State *L, int t, int depth)
 }
 #endif
 
+/* A number beyond 2^53 has at least 16 digits in a row: text without such a run (almost every
+ * reply) needs no quoting pass. */
+static int has_long_digit_run(const char *s, size_t len)
+{
+  size_t i, run = 0;
+  for (i = 0; i < len; i++) {
+    if ((unsigned char)(s[i] - '0') < 10) {
+      if (++run >= 16) return 1;
+    } else {
+      run = 0;
+    }
+  }
+  return 0;
+}
+
 int core_json_decode_buffer(lua_State *L, const char *s, size_t len, size_t raw_cap)
 {
   push_registered(L, &decode_key);
-  if (quote_big_integers(s, len, NULL) > 0) {
+  if (has_long_digit_run(s, len) && quote_big_integers(s, len, NULL) > 0) {
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     quote_big_integers(s, len, &b);
