@@ -40,6 +40,8 @@ int core_method_known(const char *method);
  * pushes {status, request_id, retry_after, body = decoded} (1) or nil, err{kind="decode"} (2). */
 int core_push_reply(lua_State *L, long status, core_text request_id, core_text retry_after, const char *body,
                     size_t body_len, size_t raw_cap);
+/* reply.c: registry key of the metatable marking a headers table whose names are all lowercase. */
+extern const char core_lowercase_headers_key;
 /* reply.c: true when the n bytes at s spell the lowercase header name lname, in any case. */
 int core_name_is(const char *s, size_t n, const char *lname);
 /* reply.c: the header names a request id may come under, lowercase, NULL-terminated. */

@@ -260,6 +260,9 @@ static int l_http_reply(lua_State *L)
     compat_pushint(L, h.status);
     lua_createtable(L, 0, 8);
     hidx = lua_gettop(L);
+    lua_pushlightuserdata(L, (void *)&core_lowercase_headers_key); /* decode_reply needs no case scan */
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    lua_setmetatable(L, hidx);
     if (parse_head(L, buf + off, n - off, &h, hidx, &msg) != 1) goto bad;
     if (h.chunked && blen > 0) {
       char *tmp = lua_newuserdata(L, blen); /* collected with the stack on any error */
@@ -292,5 +295,10 @@ static const luaL_Reg http_reply_funcs[] = {
 
 void core_open_http_reply(lua_State *L)
 {
+  lua_pushlightuserdata(L, (void *)&core_lowercase_headers_key);
+  lua_newtable(L);
+  lua_pushliteral(L, "lowercase headers");
+  lua_setfield(L, -2, "__name");
+  lua_rawset(L, LUA_REGISTRYINDEX);
   compat_setfuncs(L, http_reply_funcs, 0);
 }
