@@ -200,7 +200,8 @@ static int push_body(lua_State *L, const head_info *h, const char *s, size_t n)
 }
 
 /* core.http_reply(bytes [, eof [, head_request]]) ->
- *   false [, total_bytes_needed]              need more bytes (the total when known)
+ *   false [, total_bytes_needed, framing]     need more bytes; once the head is complete also the
+ *                                             framing: "length" (with the total), "chunked", "close"
  *   status, headers, body, keepalive          a whole reply (1xx heads skipped)
  *   nil, message                              not a valid reply (close the connection) */
 static int l_http_reply(lua_State *L)
@@ -234,7 +235,13 @@ static int l_http_reply(lua_State *L)
     } else if (h.chunked) {
       r = dechunk(body, avail, NULL, &blen, &used, &msg);
       if (r < 0) goto bad;
-      if (r == 0) goto more;
+      if (r == 0) {
+        if (eof) goto truncated;
+        lua_pushboolean(L, 0);
+        lua_pushnil(L);
+        lua_pushliteral(L, "chunked");
+        return 3;
+      }
     } else if (h.has_length) {
       if (h.length > BODY_MAX) {
         msg = "reply body too large";
@@ -244,11 +251,17 @@ static int l_http_reply(lua_State *L)
         if (eof) goto truncated;
         lua_pushboolean(L, 0);
         compat_pushint(L, (long long)(off + h.head_len + h.length));
-        return 2;
+        lua_pushliteral(L, "length");
+        return 3;
       }
       blen = used = h.length;
     } else { /* until the connection closes */
-      if (!eof) goto more;
+      if (!eof) {
+        lua_pushboolean(L, 0);
+        lua_pushnil(L);
+        lua_pushliteral(L, "close");
+        return 3;
+      }
       if (avail > BODY_MAX) {
         msg = "reply body too large";
         goto bad;

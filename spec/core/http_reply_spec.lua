@@ -44,9 +44,15 @@ describe("core.http_reply", function()
 
   it("tells the total size once Content-Length is known", function()
     local head = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"
-    local r, want = core.http_reply(head .. "abc")
+    local r, want, framing = core.http_reply(head .. "abc")
     assert.is_false(r)
     assert.equal(#head + 100, want)
+    assert.equal("length", framing)
+    -- and the framing of the others once their head is complete, nothing before
+    assert.same({ false }, { core.http_reply("HTTP/1.1 200 OK\r\nContent-Le") })
+    assert.same({ false, nil, "chunked" },
+                { core.http_reply("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab") })
+    assert.same({ false, nil, "close" }, { core.http_reply("HTTP/1.0 200 OK\r\n\r\nabc") })
   end)
 
   it("de-chunks, with extensions and trailers, split anywhere", function()

@@ -46,6 +46,24 @@ server {
     ngx.say(cjson.encode(out))
   } }
 
+  # a large chunked reply in many pieces, and one delimited by closing the connection
+  location = /big {
+    default_type application/json;
+    content_by_lua_block {
+      ngx.print('{"rows":[0')
+      for i = 1, 40000 do
+        ngx.print(',', i)
+        if i % 1000 == 0 then ngx.flush(true) end
+      end
+      ngx.print(']}')
+    }
+  }
+  location = /close {
+    chunked_transfer_encoding off;
+    default_type application/json;
+    content_by_lua_block { ngx.print('{"closed":') ngx.flush(true) ngx.print('true}') }
+  }
+
   # a chunked, gzip-encoded JSON reply (nginx's own gzip filter, no Content-Length)
   location = /gz {
     gzip on; gzip_min_length 1; gzip_types application/json;
@@ -149,6 +167,7 @@ describe("nginx transports", function()
   end)
 
   lazy_teardown(function()
+    if os.getenv("SPEC_SHOW_LOG") and srv then print(srv:error_log()) end
     if srv then srv:stop() end
     if other then other:stop() end
     if sb then sb:stop() end
@@ -255,6 +274,23 @@ describe("nginx transports", function()
       assert.equal(1, body.part)
       assert.equal(2, body.part2)
       assert.equal(3000, #body.pad)
+    end)
+
+    it("reads a large reply in many chunks, and one that ends when the CRM closes", function()
+      local out = raw { url = srv.url .. "/big", n = 2 }
+      for i = 1, 2 do
+        assert.equal(200, out[i].status, out[i].error and out[i].error.message)
+        local rows = require("cjson").decode(out[i].body).rows
+        assert.equal(40001, #rows)
+        assert.equal(40000, rows[40001])
+      end
+      assert.is_true(out[2].reused)
+      out = raw { url = srv.url .. "/close", n = 2 }
+      for i = 1, 2 do
+        assert.equal('{"closed":true}', out[i].body)
+        assert.is_nil(out[i].headers["content-length"])
+      end
+      assert.is_false(out[2].reused) -- the first one's connection ended with its reply
     end)
 
     it("verifies TLS against lua_ssl_trusted_certificate, and refuses an untrusted certificate", function()

@@ -89,8 +89,14 @@ local function io_error(what, err)
   return failure("network", "CRM " .. what .. ": " .. tostring(err))
 end
 
+-- Reply bytes beyond this are refused (CRM replies are JSON documents of a few KB to a few MB).
+local REPLY_MAX = 32 * 1024 * 1024
+
 -- One exchange on one connection. Returns res | nil, err, retry (retry: a reused connection
 -- that the peer had closed before sending anything; safe to repeat on a fresh one).
+-- Until the head is complete each read is appended and parsed; then a known length is read in
+-- one go, and chunked or read-to-close bodies are collected in a table and parsed only when
+-- they can be complete (the data ends a line, or the peer closed): linear in the reply size.
 local function exchange(self, sock, payload, head_req, deadline, read_ms)
   local reused = sock:getreusedtimes()
   local ok, err = sock:send(payload)
@@ -99,7 +105,7 @@ local function exchange(self, sock, payload, head_req, deadline, read_ms)
     if reused > 0 and err ~= "timeout" then return nil, nil, true end
     return io_error("send", err)
   end
-  local buf, want
+  local buf, want, framing, parts, size
   while true do
     local data
     if want then
@@ -107,33 +113,52 @@ local function exchange(self, sock, payload, head_req, deadline, read_ms)
     else
       data, err = sock:receiveany(READ_CHUNK)
     end
+    local eof = false
     if not data then
-      if err == "closed" and buf then
-        local status, headers, body = http_reply(buf, true, head_req)
-        if status then
-          sock:close()
-          return { status = status, headers = headers, body = body, reused = reused > 0 }
-        end
-      end
-      sock:close()
-      if not buf and reused > 0 and err ~= "timeout" then return nil, nil, true end
-      return io_error("read", err)
-    end
-    buf = buf and (buf .. data) or data
-    local status, headers, body, keep = http_reply(buf, false, head_req)
-    if status then
-      if keep then
-        sock:setkeepalive(self.keepalive_ms)
-      else
+      if err ~= "closed" or not (buf or parts) then
         sock:close()
+        if not buf and reused > 0 and err ~= "timeout" then return nil, nil, true end
+        return io_error("read", err)
       end
-      return { status = status, headers = headers, body = body, reused = reused > 0 }
+      eof = true
     end
-    if status == nil then
+    local parse = true
+    if parts then
+      if data then
+        parts[#parts + 1] = data
+        size = size + #data
+        -- a chunked body can only be complete at the end of a line; a read-to-close one at the end
+        parse = framing == "chunked" and data:byte(-1) == 10
+      end
+      if parse then
+        buf = concat(parts)
+        parts = { buf }
+      end
+    elseif data then
+      buf = buf and (buf .. data) or data
+      size = #buf
+    end
+    if size > REPLY_MAX then
       sock:close()
-      return failure("network", "CRM reply not understood: " .. tostring(headers))
+      return failure("network", "CRM reply larger than " .. REPLY_MAX .. " bytes")
     end
-    want = headers -- false, total bytes needed (when Content-Length is known)
+    if parse then
+      local status, headers, body, keep = http_reply(buf, eof, head_req)
+      if status then
+        if keep and not eof then
+          sock:setkeepalive(self.keepalive_ms)
+        else
+          sock:close()
+        end
+        return { status = status, headers = headers, body = body, reused = reused > 0 }
+      end
+      if status == nil then
+        sock:close()
+        return failure("network", "CRM reply not understood: " .. tostring(headers))
+      end
+      want, framing = headers, body -- false, total bytes needed (Content-Length), framing
+      if (framing == "chunked" or framing == "close") and not parts then parts, size = { buf }, #buf end
+    end
     -- later reads get what is left of this attempt's time
     local left = deadline - now() * 1000
     if left < 1 then
@@ -190,14 +215,15 @@ function Transport:send(req)
     end
     if not ok then return io_error("connect", err) end
     if o.tls and sock:getreusedtimes() == 0 then
-      local session, herr = sock:sslhandshake(o.session, o.sni, self.verify)
-      if not session then
+      -- No session reuse (false): pooled connections make it moot, and lua-resty-core 0.1.25
+      -- asserts when a handshake that returns a session completes at once.
+      local done, herr = sock:sslhandshake(false, o.sni, self.verify)
+      if not done then
         sock:close()
         if herr == "timeout" then return failure("timeout", "CRM TLS handshake timed out") end
         return failure("tls", "CRM TLS handshake failed: " .. tostring(herr) ..
                        (self.verify and " (certificates are checked against lua_ssl_trusted_certificate)" or ""))
       end
-      o.session = session
     end
     local left = deadline - now() * 1000
     if left < 1 then
