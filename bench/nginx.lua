@@ -95,7 +95,7 @@ local CRM_CONF = [[
 server {
   listen 127.0.0.1:${port} reuseport backlog=4096;
   keepalive_requests 1000000;
-  location /v1.1/customer/get { default_type application/json; alias DIR/reply.json; }
+  location /v1.1/customer/get { default_type application/json; REPLY }
   location /slow/v1.1/customer/get { content_by_lua_block { ngx.sleep(LATENCY) ngx.exec("/v1.1/customer/get") } }
 }
 ]]
@@ -110,6 +110,47 @@ init_by_lua_block {
   require "loyalty.client"
   require "resty.http"
   require "cjson"
+  -- The handlers, made once: each location below calls one with constants (no ngx.var, no regex).
+  local clients = {}
+  package.loaded["bench.handlers"] = {
+    -- one client per worker and transport, made through the default transport selection
+    loyalty = function(transport, suffix)
+      local key = transport .. suffix
+      local client = clients[key]
+      if not client then
+        local ngx_conf = require "loyalty.ngx"
+        local was = ngx_conf.settings().transport
+        ngx_conf.configure { transport = transport }
+        client = assert(require("loyalty.client").new {
+          base_url = "CRM_URL" .. suffix, username = "store.server", password = "server123", timeout_ms = 10000,
+        })
+        ngx_conf.configure { transport = was }
+        clients[key] = client
+      end
+      local r, err = client:customer_get { mobile = "MOBILE" }
+      if not r or not r.customer then
+        ngx.status = 502
+        ngx.say(tostring(err))
+        return
+      end
+      ngx.say("ok")
+    end,
+    peer = function(suffix)
+      local httpc = require("resty.http").new()
+      httpc:set_timeouts(3000, 10000, 10000)
+      local res, err = httpc:request_uri("CRM_URL" .. suffix .. "/v1.1/customer/get?mobile=MOBILE&format=json", {
+        headers = { Authorization = "AUTH", Accept = "application/json", ["User-Agent"] = "bench" },
+        keepalive_timeout = 60000, keepalive_pool = 64,
+      })
+      local body = res and res.status == 200 and require("cjson").decode(res.body)
+      if not body then
+        ngx.status = 502
+        ngx.say(tostring(err or (res and res.status)))
+        return
+      end
+      ngx.say("ok")
+    end,
+  }
 }
 upstream crm {
   server CRM_ADDR;
@@ -121,49 +162,14 @@ server {
   keepalive_requests 1000000;
   include EXAMPLE_DIR/loyalty_proxy.conf;
 
-  location ~ ^/b/(socket|proxy|thread)(/slow)?$ { content_by_lua_block {
-    local key = ngx.var[1] .. (ngx.var[2] or "")
-    local clients = package.loaded["bench.clients"] or {}
-    package.loaded["bench.clients"] = clients
-    local client = clients[key]
-    if not client then
-      local ngx_conf = require "loyalty.ngx"
-      local was = ngx_conf.settings().transport
-      ngx_conf.configure { transport = ngx.var[1] }
-      client = assert(require("loyalty.client").new {
-        base_url = "CRM_URL" .. (ngx.var[2] or ""), username = "store.server", password = "server123",
-        timeout_ms = 10000,
-      })
-      ngx_conf.configure { transport = was }
-      clients[key] = client
-    end
-    local r, err = client:customer_get { mobile = "MOBILE" }
-    if not r or not r.customer then
-      ngx.status = 502
-      ngx.say(tostring(err))
-      return
-    end
-    ngx.say("ok")
-  } }
-
-  location ~ ^/b/peer(/slow)?$ { content_by_lua_block {
-    local http = require "resty.http"
-    local cjson = require "cjson"
-    local httpc = http.new()
-    httpc:set_timeouts(3000, 10000, 10000)
-    local res, err = httpc:request_uri("CRM_URL" .. (ngx.var[1] or "") ..
-                                       "/v1.1/customer/get?mobile=MOBILE&format=json", {
-      headers = { Authorization = "AUTH", Accept = "application/json", ["User-Agent"] = "bench" },
-      keepalive_timeout = 60000, keepalive_pool = 64,
-    })
-    local body = res and res.status == 200 and cjson.decode(res.body)
-    if not body then
-      ngx.status = 502
-      ngx.say(tostring(err or (res and res.status)))
-      return
-    end
-    ngx.say("ok")
-  } }
+  location = /b/socket { content_by_lua_block { package.loaded["bench.handlers"].loyalty("socket", "") } }
+  location = /b/proxy { content_by_lua_block { package.loaded["bench.handlers"].loyalty("proxy", "") } }
+  location = /b/thread { content_by_lua_block { package.loaded["bench.handlers"].loyalty("thread", "") } }
+  location = /b/peer { content_by_lua_block { package.loaded["bench.handlers"].peer("") } }
+  location = /b/socket/slow { content_by_lua_block { package.loaded["bench.handlers"].loyalty("socket", "/slow") } }
+  location = /b/proxy/slow { content_by_lua_block { package.loaded["bench.handlers"].loyalty("proxy", "/slow") } }
+  location = /b/thread/slow { content_by_lua_block { package.loaded["bench.handlers"].loyalty("thread", "/slow") } }
+  location = /b/peer/slow { content_by_lua_block { package.loaded["bench.handlers"].peer("/slow") } }
 }
 ]]
 
@@ -195,8 +201,11 @@ local ok, err = pcall(function()
   local f = assert(io.open(dir .. "/reply.json", "wb"))
   f:write(capture_reply())
   f:close()
-  crm = assert(runner.start { http = fill(CRM_CONF, { DIR = dir, LATENCY = LATENCY_MS / 1000 }), workers = 1,
-                              worker_connections = 8192 })
+  -- nginx's `return` with the reply inline is its cheapest answer; a file if the text needs escaping
+  local reply = runner.read_file(dir .. "/reply.json")
+  local answer = reply:find("[%$'\\\n]") and ("alias " .. dir .. "/reply.json;") or ("return 200 '" .. reply .. "';")
+  crm = assert(runner.start { http = fill(CRM_CONF, { DIR = dir, LATENCY = LATENCY_MS / 1000, REPLY = answer }),
+                              workers = 1, worker_connections = 8192 })
   local crm_url = crm.url
   local example_dir = runner.tree_root() .. "/examples/openresty"
   store = assert(runner.start {
