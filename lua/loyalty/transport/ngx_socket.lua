@@ -97,8 +97,7 @@ local REPLY_MAX = 32 * 1024 * 1024
 -- Until the head is complete each read is appended and parsed; then a known length is read in
 -- one go, and chunked or read-to-close bodies are collected in a table and parsed only when
 -- they can be complete (the data ends a line, or the peer closed): linear in the reply size.
-local function exchange(self, sock, payload, head_req, deadline, read_ms)
-  local reused = sock:getreusedtimes()
+local function exchange(self, sock, reused, payload, head_req, deadline, read_ms)
   local ok, err = sock:send(payload)
   if not ok then
     sock:close()
@@ -214,27 +213,32 @@ function Transport:send(req)
       return failure("config", "cosockets are not available in this nginx phase (" .. tostring(ok) .. ")")
     end
     if not ok then return io_error("connect", err) end
-    if o.tls and sock:getreusedtimes() == 0 then
-      -- No session reuse (false): pooled connections make it moot, and lua-resty-core 0.1.25
-      -- asserts when a handshake that returns a session completes at once.
-      local done, herr = sock:sslhandshake(false, o.sni, self.verify)
-      if not done then
+    local reused = sock:getreusedtimes()
+    local left = total
+    if reused == 0 then
+      if o.tls then
+        -- No session reuse (false): pooled connections make it moot, and lua-resty-core 0.1.25
+        -- asserts when a handshake that returns a session completes at once.
+        local done, herr = sock:sslhandshake(false, o.sni, self.verify)
+        if not done then
+          sock:close()
+          if herr == "timeout" then return failure("timeout", "CRM TLS handshake timed out") end
+          return failure("tls", "CRM TLS handshake failed: " .. tostring(herr) ..
+                         (self.verify and " (certificates are checked against lua_ssl_trusted_certificate)" or ""))
+        end
+      end
+      -- a new connection (and handshake) took time: the exchange gets what is left
+      left = deadline - now() * 1000
+      if left < 1 then
         sock:close()
-        if herr == "timeout" then return failure("timeout", "CRM TLS handshake timed out") end
-        return failure("tls", "CRM TLS handshake failed: " .. tostring(herr) ..
-                       (self.verify and " (certificates are checked against lua_ssl_trusted_certificate)" or ""))
+        return failure("timeout", "CRM connect used up the time")
+      end
+      if left < total then
+        left = floor(left)
+        sock:settimeouts(connect_ms, left, left)
       end
     end
-    local left = deadline - now() * 1000
-    if left < 1 then
-      sock:close()
-      return failure("timeout", "CRM connect used up the time")
-    end
-    if left < total then
-      left = floor(left)
-      sock:settimeouts(connect_ms, left, left)
-    end
-    local res, rerr, retry = exchange(self, sock, payload, head_req, deadline, left)
+    local res, rerr, retry = exchange(self, sock, reused, payload, head_req, deadline, left)
     if not retry then return res, rerr end
   end
   return failure("network", "CRM closed the connection before replying")
