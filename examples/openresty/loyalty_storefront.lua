@@ -47,12 +47,22 @@ end
 -- The store's settings (examples/store.conf.lua or $LOYALTY_STORE_CONF), made nginx-ready:
 -- OAuth credentials from the environment use the cross-worker token store, and a relative rules
 -- directory is taken from the checkout root. Loaded once per worker.
+local settings_failure -- {err, retry_at}: a broken settings file is read again after a second
+
 local function settings()
   if settings_cache then return settings_cache end
+  if settings_failure and ngx.now() < settings_failure.retry_at then return nil, settings_failure.err end
   local path = os.getenv("LOYALTY_STORE_CONF")
   if not path or path == "" then path = tree_root() .. "/examples/store.conf.lua" end
   local s, err = program_config.load(path)
-  if not s then return nil, err end
+  if not s then
+    if not (settings_failure and tostring(settings_failure.err) == tostring(err)) then
+      ngx.log(ngx.ERR, "loyalty: store settings ", path, ": ", tostring(err)) -- once per distinct reason
+    end
+    settings_failure = { err = err, retry_at = ngx.now() + 1 }
+    return nil, err
+  end
+  settings_failure = nil
   local crm = {}
   for k, v in pairs(s.crm) do crm[k] = v end
   local key = os.getenv("LOYALTY_CLIENT_KEY")
@@ -173,9 +183,9 @@ end
 
 -- Errors reach the shopper's browser: a stable code and message (public_error); the details
 -- (already scrubbed of secrets by the client) go to the error log.
-local function fail(err)
+local function fail(err, logged)
   local status, public = _M.public_error(err)
-  if status >= 500 then ngx.log(ngx.ERR, "loyalty: ", tostring(err)) end
+  if status >= 500 and not logged then ngx.log(ngx.ERR, "loyalty: ", tostring(err)) end
   return send_json(status, { error = public })
 end
 
@@ -201,7 +211,7 @@ local function with_program_and_user(need_body, fn)
   local user = current_user(body)
   if not user then return send_json(401, { error = { kind = "login", message = "not logged in" } }) end
   local p, err = program()
-  if not p then return fail(err) end
+  if not p then return fail(err, true) end -- settings() / loyalty.ngx.program logged the reason once
   return fn(p, user, body or {})
 end
 
@@ -246,7 +256,8 @@ function _M.header_fragment()
   if p then s, err = p:summary(user) else err = perr end
   do
     if not s then
-      ngx.log(ngx.WARN, "loyalty: header widget: ", tostring(err))
+      -- a missing program was logged once where it failed; a failed call is logged here
+      if p then ngx.log(ngx.WARN, "loyalty: header widget: ", tostring(err)) end
       ngx.say(NEUTRAL_HTML)
       return
     end

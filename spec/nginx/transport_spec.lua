@@ -298,7 +298,7 @@ describe("nginx transports", function()
       assert.equal(200, ok[1].status, ok[1].error and ok[1].error.message)
       assert.equal('{"tls":"trusted"}', ok[1].body)
       local bad = raw { url = other.url:gsub("^http:", "https:") .. "/" }
-      assert.equal("tls", bad[1].error.kind)
+      assert.equal("tls", bad[1].error.kind, bad[1].error.message)
       assert.matches("certificate", bad[1].error.message)
       local insecure = raw { url = other.url:gsub("^http:", "https:") .. "/", insecure = "1" }
       assert.equal('{"tls":"other"}', insecure[1].body)
