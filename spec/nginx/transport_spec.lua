@@ -58,6 +58,15 @@ server {
       ngx.print(']}')
     }
   }
+  # a CRM that answers at once but drips its body for seconds
+  location = /drip {
+    default_type application/json;
+    content_by_lua_block {
+      ngx.print('{"d":"') ngx.flush(true)
+      for _ = 1, 30 do ngx.sleep(0.1) ngx.print("x") ngx.flush(true) end
+      ngx.print('"}')
+    }
+  }
   location = /close {
     chunked_transfer_encoding off;
     default_type application/json;
@@ -309,6 +318,12 @@ describe("nginx transports", function()
       local out = raw { url = sb.url .. "/v1.1/customer/get?mobile=" .. sandbox.TOM.mobile, t = 300 }
       assert.equal("timeout", out[1].error.kind)
       assert.is_true(out[1].error.elapsed_ms >= 250 and out[1].error.elapsed_ms < 1500, out[1].error.elapsed_ms)
+    end)
+
+    it("stops a reply that drips past the attempt's time", function()
+      local out = raw { url = srv.url .. "/drip", t = 700 }
+      assert.equal("timeout", out[1].error.kind, out[1].error.message)
+      assert.is_true(out[1].error.elapsed_ms < 1300, out[1].error.elapsed_ms)
     end)
 
     it("works in a timer", function()
