@@ -8,7 +8,8 @@ local core = require "loyalty.core"
 local body = '{"response":{"status":{"success":true,"code":200,"message":"SUCCESS"},"customers":{"customer":[{' ..
              string.rep('"field":"value","points":1234,', 30) .. '"last":true}]}}}'
 local raw = "HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Tue, 01 Dec 2026 08:42:44 GMT\r\n" ..
-            "Content-Type: application/json\r\nContent-Length: " .. #body .. "\r\nConnection: keep-alive\r\n\r\n" .. body
+            "Content-Type: application/json\r\nContent-Length: " .. #body .. "\r\n" ..
+            "Connection: keep-alive\r\n\r\n" .. body
 local find, sub, lower, gmatch, match = string.find, string.sub, string.lower, string.gmatch, string.match
 -- the same work in plain Lua: head end, status line, headers (lowercase), Content-Length framing
 local function lua_parse(buf)
