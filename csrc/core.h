@@ -23,6 +23,8 @@ int core_fail(lua_State *L, const char *kind, const char *message);
 void core_json_init(lua_State *L, int module_index);
 /* Decodes s; pushes the value (1) or nil, err (2); returns the count pushed. */
 int core_json_decode_buffer(lua_State *L, const char *s, size_t len, size_t raw_cap);
+/* json_fast.c: pushes the decoded value (1) or leaves the stack as it was (0: let cjson decode). */
+int core_json_fast_decode(lua_State *L, const char *s, size_t len);
 /* Encodes the value at idx; pushes the string (1) or nil, err (2). */
 int core_json_encode_value(lua_State *L, int idx);
 

@@ -120,6 +120,9 @@ int core_json_decode_buffer(lua_State *L, const char *s, size_t len, size_t raw_
     luaL_buffinit(L, &b);
     quote_big_integers(s, len, &b);
     luaL_pushresult(&b);
+  } else if (core_json_fast_decode(L, s, len)) {
+    lua_remove(L, -2); /* the cjson function */
+    goto decoded;
   } else {
     lua_pushlstring(L, s, len);
   }
@@ -132,6 +135,7 @@ int core_json_decode_buffer(lua_State *L, const char *s, size_t len, size_t raw_
     lua_remove(L, -3);
     return 2;
   }
+decoded:
 #if COMPAT_HAS_INTEGERS
   if (lua_type(L, -1) == LUA_TTABLE) {
     integralize(L, lua_gettop(L), 1);
