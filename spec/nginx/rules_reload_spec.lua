@@ -94,11 +94,20 @@ describe("storefront rules in a running nginx", function()
          'redemption = { allowed = false, points = 0, reason = "at least 200 are needed" },',
          "redemption = { allowed = true, points = 150 },")
     edit(rules_dir .. "/fixtures/gold_mixed_cart.lua", "min = 200,", "min = 100,")
-    -- by both workers (each checks when a request comes after its interval)
+    -- by both workers (each checks when a request comes after its interval): each logs
+    -- rules_loaded with the new version's hash
+    local first = runner.read_file(saved .. "/current"):match("^rules%-(%x+)")
     assert(support.eventually(function()
-      for _ = 1, 8 do if summary().json.min ~= 100 then return false end end
-      return true
-    end, 10), "the edit was not taken")
+      summary()
+      local h = (runner.read_file(saved .. "/current") or ""):match("^rules%-(%x+)")
+      if not h or h == first then return false end
+      local pids, n = {}, 0
+      for pid in srv:error_log():gmatch("(%d+)#%d+: [^\n]*rules_loaded[^\n]*hash=" .. h) do
+        if not pids[pid] then pids[pid], n = true, n + 1 end
+      end
+      return n == 2
+    end, 15), "the edit was not taken by both workers")
+    assert.equal(100, summary().json.min)
     local pointer = runner.read_file(saved .. "/current")
 
     -- a bad edit: the workers keep the rules they have; reload and restart start from the saved ones

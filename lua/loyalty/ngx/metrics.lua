@@ -41,12 +41,18 @@ end
 function _M.new(dict_name)
   local dict = ngx.shared[dict_name]
   if not dict then return nil, "lua_shared_dict " .. tostring(dict_name) .. " is not declared" end
-  local worker = ngx.worker.id() or 0
-  return setmetatable({ dict = dict, worker = '{worker="' .. worker .. '"', keys = {} }, Metrics)
+  -- the worker label is found on first use in a worker: made in init_by_lua, this object is
+  -- copied into every worker by the fork
+  return setmetatable({ dict = dict, keys = {} }, Metrics)
 end
 
 -- The series key for name and a label string (cached: the same few series on every call).
 local function key(self, name, labels)
+  if not self.worker then
+    local id = ngx.worker.id()
+    if not id then return name .. '{worker="init"' .. labels .. "}" end
+    self.worker = '{worker="' .. id .. '"'
+  end
   local by_name = self.keys[name]
   if not by_name then by_name = {} self.keys[name] = by_name end
   local k = by_name[labels]
