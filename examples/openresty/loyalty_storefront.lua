@@ -38,10 +38,10 @@ function _M.init(opts)
     -- per-worker counters for the /metrics location (when nginx.conf declares the dict)
     metrics_dict = ngx.shared.loyalty_metrics and "loyalty_metrics" or nil,
   }
-  -- Load the modules before the fork: workers share the code, and lfs sets its global here
-  -- rather than under the request-time global write guard.
-  pcall(require, "lfs")
+  -- Load the modules before the fork: the workers share the code (loyalty.rules.files loads
+  -- LuaFileSystem without leaving its global behind).
   require "loyalty.program"
+  require "loyalty.rules"
 end
 
 -- The store's settings (examples/store.conf.lua or $LOYALTY_STORE_CONF), made nginx-ready:
