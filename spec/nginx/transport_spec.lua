@@ -28,7 +28,8 @@ server {
     local cjson = require "cjson.safe"
     local core = require "loyalty.core"
     local a = ngx.req.get_uri_args()
-    local t = require("loyalty.transport.ngx_socket").new { timeout_ms = 2000, insecure = a.insecure == "1" }
+    local settings = setmetatable({ gzip = a.gzip ~= "0" }, { __index = require("loyalty.ngx").settings() })
+    local t = require("loyalty.transport.ngx_socket").new({ timeout_ms = 2000, insecure = a.insecure == "1" }, settings)
     local out = {}
     for i = 1, tonumber(a.n) or 1 do
       local req = assert(core.build_request { method = "GET", base_url = a.url,
@@ -283,6 +284,10 @@ describe("nginx transports", function()
       assert.equal(1, body.part)
       assert.equal(2, body.part2)
       assert.equal(3000, #body.pad)
+      -- configure{gzip = false}: not asked for, not sent
+      local plain = raw { url = srv.url .. "/gz", gzip = "0" }
+      assert.is_nil(plain[1].headers["content-encoding"])
+      assert.equal(1, require("cjson").decode(plain[1].body).part)
     end)
 
     it("reads a large reply in many chunks, and one that ends when the CRM closes", function()

@@ -15,8 +15,6 @@ local DEFAULTS = {
   socket_pool_size = 64,        -- keep-alive connections per CRM origin, per worker
   socket_keepalive_ms = 60000,  -- idle time before a pooled connection is closed
   gzip = true,                  -- send Accept-Encoding: gzip (the reply is inflated by the C core)
-  -- the proxy include file's fixed timeouts (see ngx_proxy): one CRM wait per storefront request
-  proxy_timeout_ms = 10000,
   -- lua_shared_dict for loyalty.ngx.metrics (nil: no metrics)
   metrics_dict = nil,
 }
@@ -24,7 +22,7 @@ local DEFAULTS = {
 local TYPES = {
   transport = "string", proxy_location = "string", proxy_upstreams = "table", thread_pool = "string",
   token_dict = "string", lock_timeout = "number", lock_ttl = "number", socket_pool_size = "number",
-  socket_keepalive_ms = "number", gzip = "boolean", proxy_timeout_ms = "number", metrics_dict = "string",
+  socket_keepalive_ms = "number", gzip = "boolean", metrics_dict = "string",
 }
 local TRANSPORTS = { socket = true, proxy = true, thread = true }
 
@@ -58,8 +56,8 @@ end
 _M.normalise_origin = normalise_origin
 
 --- configure{transport = "socket"|"proxy"|"thread", socket_pool_size, socket_keepalive_ms, gzip,
--- proxy_timeout_ms, proxy_location, proxy_upstreams = {[origin] = upstream},
--- thread_pool, token_dict, lock_timeout, lock_ttl}. Raises on unknown keys or bad values
+-- proxy_location, proxy_upstreams = {[origin] = upstream},
+-- thread_pool, token_dict, lock_timeout, lock_ttl, metrics_dict}. Raises on unknown keys or bad values
 -- (configuration is code in nginx.conf). Returns the effective settings.
 function _M.configure(opts)
   if type(opts) ~= "table" then error("loyalty.ngx.configure: options table expected", 2) end
@@ -71,7 +69,7 @@ function _M.configure(opts)
   if opts.transport and not TRANSPORTS[opts.transport] then
     error("loyalty.ngx.configure: transport must be \"socket\", \"proxy\" or \"thread\"", 2)
   end
-  for _, k in ipairs { "socket_pool_size", "socket_keepalive_ms", "proxy_timeout_ms", "lock_timeout", "lock_ttl" } do
+  for _, k in ipairs { "socket_pool_size", "socket_keepalive_ms", "lock_timeout", "lock_ttl" } do
     if opts[k] ~= nil and opts[k] <= 0 then error("loyalty.ngx.configure: option '" .. k .. "' must be > 0", 2) end
   end
   for k, v in pairs(opts) do

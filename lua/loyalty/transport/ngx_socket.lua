@@ -217,9 +217,11 @@ function Transport:send(req)
     local left = total
     if reused == 0 then
       if o.tls then
-        -- No session reuse (false): pooled connections make it moot, and lua-resty-core 0.1.25
-        -- asserts when a handshake that returns a session completes at once.
-        local done, herr = sock:sslhandshake(false, o.sni, self.verify)
+        -- lua-resty-core 0.1.25: a handshake that completes at once but fails verification raises
+        -- an assertion when a session is asked for (and returns true when none is): ask for one
+        -- and take a raise as the failure it is
+        local returned, done, herr = pcall(sock.sslhandshake, sock, nil, o.sni, self.verify)
+        if not returned then done, herr = nil, "certificate verification failed (" .. tostring(done) .. ")" end
         if not done then
           sock:close()
           if herr == "timeout" then return failure("timeout", "CRM TLS handshake timed out") end
