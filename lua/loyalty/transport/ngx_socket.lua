@@ -27,9 +27,16 @@ local OWN = { host = true, ["content-length"] = true, connection = true, ["trans
 -- request carries none), insecure (no certificate check) and, from loyalty.ngx settings,
 -- socket_pool_size, socket_keepalive_ms and gzip. ca_file/ca_path do not apply: nginx verifies
 -- against lua_ssl_trusted_certificate. An HTTP proxy is not supported (a config error per call).
+local warned_ca = false
+
 function _M.new(opts, settings)
   opts = opts or {}
   settings = settings or require("loyalty.ngx").settings()
+  if (opts.ca_file or opts.ca_path) and not warned_ca then
+    warned_ca = true
+    ngx.log(ngx.WARN, "loyalty: the cosocket transport checks certificates against lua_ssl_trusted_certificate; ",
+            "the client's ca_file/ca_path are not used in nginx")
+  end
   return setmetatable({
     timeout_ms = opts.timeout_ms or DEFAULT_TIMEOUT_MS,
     connect_timeout_ms = opts.connect_timeout_ms or DEFAULT_CONNECT_MS,
