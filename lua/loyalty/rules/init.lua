@@ -9,7 +9,10 @@ the small functions `bonus` (earn.lua) and `refuse` (redemption.lua).
               categories = { known category names } }   -- unknown ones become ruleset.warnings
   rules.check(dir [, opts])       -> report { errors = {err...}, warnings = {err...} }, ruleset | nil
   rules.watch(dir [, opts])       -> watcher   (opts also: check_interval_ms = 1000, clock = fn() -> ms,
-                                                run_fixtures = true)
+                                                run_fixtures = true, last_good = dir (each accepted
+                                                set saved there, used when the files fail),
+                                                log = fn(level, event, fields))
+  rules.fixtures_verdict(ruleset) -> nil | err   (the watcher's test: every fixture passes)
       watcher:current()  -> last good ruleset | nil, err      watcher:last_error() -> err | nil
       watcher:check()    -> true if a new version was taken
   ruleset.hash (16 hex digits; audit identity of file names + contents, not security), ruleset.files,
