@@ -12,7 +12,8 @@ LIBFLAG      ?= -shared
 WARN         := -std=c99 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L
 CURL_LIBS    ?= -lcurl
 OPENSSL_LIBS ?= -lcrypto
-LIBS         := $(CURL_LIBS) $(OPENSSL_LIBS) -lsqlite3 -lm
+ZLIB_LIBS    ?= -lz
+LIBS         := $(CURL_LIBS) $(OPENSSL_LIBS) $(ZLIB_LIBS) -lsqlite3 -lm
 
 CSRC := $(sort $(wildcard csrc/*.c))
 CHDR := $(wildcard csrc/*.h)

@@ -1,102 +1,312 @@
--- Throughput of the nginx transports: one nginx worker serving the storefront's points summary
--- (one CRM call per request) against the sandbox at 50 ms latency, 64 concurrent connections
--- (wrk). Each figure is a share of the bound 64 / 0.05 s = 1280 req/s.
--- Run from the checkout root: lua5.4 bench/nginx.lua [seconds]
+-- The nginx transports against lua-resty-http (the peer, a measuring stick only: never required
+-- by the product). One nginx worker serves a storefront location making one Capillary
+-- customer/get per request with a per-worker client; the "CRM" is another nginx answering the
+-- sandbox's customer/get reply as a constant file, so what is measured is the storefront
+-- worker's own cost. The peer's location does lua-resty-http request_uri with a keep-alive pool
+-- plus cjson.decode. Cases are interleaved round by round; best and median are reported.
+--
+--   lua5.4 bench/nginx.lua [seconds per run] [rounds]
+--
+-- Three parts: (1) constant CRM, 64 connections: req/s and worker CPU per call, ratios to the
+-- peer; (2) CRM answering after 50 ms, 64 connections: share of the 64 / 0.05 s bound;
+-- (3) the default transport at 1,000 connections against the 50 ms CRM: req/s and p99.
+-- With two or more CPUs the storefront worker runs alone on CPU 1; the CRM, wrk and this script
+-- on CPU 0 (the machine may be shared: compare ratios, not absolute figures).
 package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
 package.cpath = "build/5.4/?.so;" .. package.cpath
 
 local runner = require "loyalty.nginx_runner"
 local sandbox = require "loyalty.sandbox"
-local launch = dofile("examples/openresty/launch.lua")
+local core = require "loyalty.core"
 
-local LATENCY_MS = 50
+local SECONDS = tonumber(arg and arg[1]) or 3
+local ROUNDS = tonumber(arg and arg[2]) or 5
 local CONNECTIONS = 64
-local SECONDS = tonumber(arg and arg[1]) or 5
+local LATENCY_MS = 50
 local BOUND = CONNECTIONS / (LATENCY_MS / 1000)
+local MOBILE = "919999000001"
+local PEER = os.getenv("LOYALTY_PEER_HTTP") or "/work/shared/peers/lua-resty-http"
 
--- Comparison only: libcurl on the event loop, the thing the nginx transports exist to avoid.
-local BLOCKING_LOCATION = [[
-    location = /bench/blocking-summary { content_by_lua_block {
-        -- one client per worker, as a real handler would keep it
-        local cache = package.loaded
-        local client = cache["bench.blocking_client"]
-        if not client then
-            client = assert(require("loyalty.client").new {
-                base_url = os.getenv("LOYALTY_BASE_URL"), username = "store.server", password = "server123",
-                transport = require("loyalty.transport.curl").new {},
-            })
-            cache["bench.blocking_client"] = client
-        end
-        local r, err = client:customer_get { mobile = "919999000001" }
-        if not r then ngx.status = 502 end
-        ngx.say(r and "ok" or tostring(err))
-    } }
-]]
+local function sh(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1"))
+  local out = p:read("*a")
+  p:close()
+  return out
+end
 
-local CASES = {
-  { name = "proxy (nginx upstream)", transport = "proxy", path = "/loyalty/summary?user=tom" },
-  { name = "thread (libcurl in pool)", transport = "thread", path = "/loyalty/summary?user=tom" },
-  { name = "blocking libcurl", transport = "proxy", path = "/bench/blocking-summary" },
-}
+local ncpu = tonumber(sh("nproc")) or 1
+local can_pin = ncpu >= 2 and runner.run("command -v taskset >/dev/null 2>&1")
+local function pin(pid, cpu)
+  if can_pin then assert(runner.run(("taskset -a -p -c %d %d >/dev/null"):format(cpu, pid)), "taskset failed") end
+end
+local self_pid = tonumber(runner.read_file("/proc/self/stat"):match("^(%d+)"))
+pin(self_pid, 0) -- wrk and the CRM inherit CPU 0
 
--- CPU seconds (user + system, all threads) used so far by the nginx worker process(es).
+local function worker_pids(srv)
+  local pids = {}
+  for pid in sh("pgrep -P " .. srv:pid()):gmatch("%d+") do pids[#pids + 1] = tonumber(pid) end
+  return pids
+end
+
+-- CPU seconds (user + system, all threads) used so far by the server's worker processes.
 local function worker_cpu(srv)
-  local master = srv:pid()
-  local total, hz = 0, 100 -- USER_HZ is 100 on Linux
-  local p = io.popen("pgrep -P " .. master)
-  for pid in p:lines() do
+  local total = 0
+  for _, pid in ipairs(worker_pids(srv)) do
     local stat = runner.read_file("/proc/" .. pid .. "/stat") or ""
     local fields = {}
     for f in stat:gsub("^.-%) ", ""):gmatch("%S+") do fields[#fields + 1] = f end
     total = total + (tonumber(fields[12]) or 0) + (tonumber(fields[13]) or 0)
   end
-  p:close()
-  return total / hz
+  return total / 100 -- USER_HZ
 end
 
-local function wrk(url, seconds)
-  local cmd = string.format("wrk -t2 -c%d -d%ds --timeout 10s %s 2>&1", CONNECTIONS, seconds, runner.shell_quote(url))
-  local p = assert(io.popen(cmd))
-  local out = p:read("*a")
-  p:close()
+local function wrk(url, connections, seconds)
+  local threads = connections >= 256 and 2 or 1
+  local out = sh(string.format("wrk -t%d -c%d -d%ds --timeout 10s --latency %s", threads, connections, seconds,
+                               runner.shell_quote(url)))
   local rps = tonumber(out:match("Requests/sec:%s*([%d%.]+)"))
-  local non2xx = tonumber(out:match("Non%-2xx or 3xx responses:%s*(%d+)")) or 0
-  local errors = 0
-  for n in (out:match("Socket errors:([^\n]*)") or ""):gmatch("(%d+)") do errors = errors + tonumber(n) end
-  local latency = out:match("Latency%s+(%S+)")
-  return rps, non2xx, errors, latency, out
+  if not rps then error("wrk output not understood:\n" .. out, 0) end
+  local requests = tonumber(out:match("(%d+) requests in"))
+  local failed = tonumber(out:match("Non%-2xx or 3xx responses:%s*(%d+)")) or 0
+  for n in (out:match("Socket errors:([^\n]*)") or ""):gmatch("(%d+)") do failed = failed + tonumber(n) end
+  return { rps = rps, requests = requests, failed = failed, p99 = out:match("\n%s*99%%%s+(%S+)") }
 end
 
-local sb = assert(sandbox.start { latency_ms = LATENCY_MS, workers = 2 })
-local rows = {}
-local ok, err = pcall(function()
-  for _, case in ipairs(CASES) do
-    local srv = assert(launch.start {
-      crm_url = sb.url, transport = case.transport, workers = 1, threads = CONNECTIONS,
-      server_extra = BLOCKING_LOCATION, log_level = "error",
+-- The reply the CRM gives: the sandbox's own customer/get reply for the seeded shopper.
+local function capture_reply()
+  local sb = assert(sandbox.start {})
+  local body
+  local ok, err = pcall(function()
+    local s = core.session {}
+    local req = assert(core.build_request {
+      method = "GET", base_url = sb.url, path = "/v1.1/customer/get", query = { mobile = MOBILE, format = "json" },
+      headers = { Authorization = core.basic_auth("store.server", "server123"), Accept = "application/json" },
     })
-    local url = srv.url .. case.path
-    wrk(url, 1) -- warm-up: program loaded, keep-alive connections open
-    -- A blocked worker still owes the warm-up's queued requests: this probe waits behind them.
-    local http = require "socket.http"
-    http.TIMEOUT = 60
-    assert(http.request(url))
-    local cpu0 = worker_cpu(srv)
-    local rps, non2xx, errors, latency, out = wrk(url, SECONDS)
-    local cpu = worker_cpu(srv) - cpu0
-    srv:stop()
-    if not rps then error("wrk output not understood:\n" .. out) end
-    local cpu_per_k = rps > 0 and cpu / (rps * SECONDS) * 1e6 or 0
-    rows[#rows + 1] = { case.name, rps, rps / BOUND * 100, latency, non2xx + errors, cpu_per_k }
-  end
-end)
-sb:stop()
-if not ok then error(err, 0) end
-
-print(string.format("sandbox latency %d ms, %d connections, one nginx worker, %d s per run; bound %d req/s",
-  LATENCY_MS, CONNECTIONS, SECONDS, BOUND))
-print(string.format("%-26s %10s %9s %10s %8s %14s", "transport", "req/s", "of bound", "latency", "failed",
-  "worker CPU/req"))
-for _, r in ipairs(rows) do
-  print(string.format("%-26s %10.1f %8.1f%% %10s %8d %11.0f us", r[1], r[2], r[3], r[4], r[5], r[6]))
+    local res = assert(s:perform(req))
+    assert(res.status == 200, "sandbox customer/get: HTTP " .. res.status)
+    body = res.body
+  end)
+  sb:stop()
+  assert(ok, err)
+  return body
 end
+
+local CRM_CONF = [[
+server {
+  listen 127.0.0.1:${port} reuseport backlog=4096;
+  keepalive_requests 1000000;
+  location /v1.1/customer/get { default_type application/json; REPLY }
+  location /slow/v1.1/customer/get { content_by_lua_block { ngx.sleep(LATENCY) ngx.exec("/v1.1/customer/get") } }
+}
+]]
+
+-- The storefront: one location per transport (the client is made once per worker, through the
+-- default transport selection, as a real handler keeps it), and the peer's location.
+local STORE_CONF = [[
+lua_shared_dict loyalty_tokens 1m;
+init_by_lua_block {
+  -- a pool as large as the 1,000-connection case needs: otherwise most calls connect anew
+  require("loyalty.ngx").configure { proxy_upstreams = { ["CRM_URL"] = "crm" }, socket_pool_size = 1024 }
+  require "loyalty.client"
+  require "resty.http"
+  require "cjson"
+  -- The handlers, made once: each location below calls one with constants (no ngx.var, no regex).
+  local clients = {}
+  package.loaded["bench.handlers"] = {
+    -- one client per worker and transport, made through the default transport selection
+    loyalty = function(transport, suffix)
+      local key = transport .. suffix
+      local client = clients[key]
+      if not client then
+        local ngx_conf = require "loyalty.ngx"
+        local was = ngx_conf.settings().transport
+        ngx_conf.configure { transport = transport }
+        client = assert(require("loyalty.client").new {
+          base_url = "CRM_URL" .. suffix, username = "store.server", password = "server123", timeout_ms = 10000,
+        })
+        ngx_conf.configure { transport = was }
+        clients[key] = client
+      end
+      local r, err = client:customer_get { mobile = "MOBILE" }
+      if not r or not r.customer then
+        ngx.status = 502
+        ngx.say(tostring(err))
+        return
+      end
+      ngx.say("ok")
+    end,
+    peer = function(suffix)
+      local httpc = require("resty.http").new()
+      httpc:set_timeouts(3000, 10000, 10000)
+      local res, err = httpc:request_uri("CRM_URL" .. suffix .. "/v1.1/customer/get?mobile=MOBILE&format=json", {
+        headers = { Authorization = "AUTH", Accept = "application/json", ["User-Agent"] = "bench" },
+        keepalive_timeout = 60000, keepalive_pool = 64,
+      })
+      local body = res and res.status == 200 and require("cjson").decode(res.body)
+      if not body then
+        ngx.status = 502
+        ngx.say(tostring(err or (res and res.status)))
+        return
+      end
+      ngx.say("ok")
+    end,
+  }
+}
+upstream crm {
+  server CRM_ADDR;
+  keepalive 1024;
+  keepalive_requests 1000000;
+}
+server {
+  listen 127.0.0.1:${port} reuseport backlog=4096;
+  keepalive_requests 1000000;
+  include EXAMPLE_DIR/loyalty_proxy.conf;
+
+  location = /b/socket { content_by_lua_block { package.loaded["bench.handlers"].loyalty("socket", "") } }
+  location = /b/proxy { content_by_lua_block { package.loaded["bench.handlers"].loyalty("proxy", "") } }
+  location = /b/thread { content_by_lua_block { package.loaded["bench.handlers"].loyalty("thread", "") } }
+  location = /b/peer { content_by_lua_block { package.loaded["bench.handlers"].peer("") } }
+  location = /b/socket/slow { content_by_lua_block { package.loaded["bench.handlers"].loyalty("socket", "/slow") } }
+  location = /b/proxy/slow { content_by_lua_block { package.loaded["bench.handlers"].loyalty("proxy", "/slow") } }
+  location = /b/thread/slow { content_by_lua_block { package.loaded["bench.handlers"].loyalty("thread", "/slow") } }
+  location = /b/peer/slow { content_by_lua_block { package.loaded["bench.handlers"].peer("/slow") } }
+}
+]]
+
+local function fill(text, values)
+  for k, v in pairs(values) do text = text:gsub(k, (tostring(v):gsub("%%", "%%%%"))) end
+  return text
+end
+
+local function median(xs)
+  local t = {}
+  for i, x in ipairs(xs) do t[i] = x end
+  table.sort(t)
+  local n = #t
+  if n == 0 then return 0 end
+  if n % 2 == 1 then return t[(n + 1) / 2] end
+  return (t[n / 2] + t[n / 2 + 1]) / 2
+end
+
+local function best(xs, lower)
+  local b = xs[1] or 0
+  for _, x in ipairs(xs) do if (lower and x < b) or (not lower and x > b) then b = x end end
+  return b
+end
+
+local dir = sh("mktemp -d /tmp/loyalty-bench-nginx.XXXXXX"):match("%S+")
+local crm, store
+local ok, err = pcall(function()
+  runner.run("chmod 755 " .. runner.shell_quote(dir)) -- nginx workers may run as another user
+  local f = assert(io.open(dir .. "/reply.json", "wb"))
+  f:write(capture_reply())
+  f:close()
+  -- nginx's `return` with the reply inline is its cheapest answer; a file if the text needs escaping
+  local reply = runner.read_file(dir .. "/reply.json")
+  local answer = reply:find("[%$'\\\n]") and ("alias " .. dir .. "/reply.json;") or ("return 200 '" .. reply .. "';")
+  crm = assert(runner.start { http = fill(CRM_CONF, { DIR = dir, LATENCY = LATENCY_MS / 1000, REPLY = answer }),
+                              workers = 1, worker_connections = 8192 })
+  local crm_url = crm.url
+  local example_dir = runner.tree_root() .. "/examples/openresty"
+  store = assert(runner.start {
+    http = fill(STORE_CONF, { CRM_URL = crm_url, CRM_ADDR = crm_url:match("//(.*)$"), EXAMPLE_DIR = example_dir,
+                              MOBILE = MOBILE, AUTH = core.basic_auth("store.server", "server123") }),
+    main = "thread_pool loyalty threads=" .. CONNECTIONS .. " max_queue=65536;",
+    workers = 1, worker_connections = 8192, log_level = "error",
+    lua_package_path = PEER .. "/lib/?.lua;",
+  })
+  for _, pid in ipairs(worker_pids(store)) do pin(pid, can_pin and 1 or 0) end
+end)
+if not ok then
+  if store then store:stop() end
+  if crm then crm:stop() end
+  runner.run("rm -rf " .. runner.shell_quote(dir))
+  error(err, 0)
+end
+
+local CASES = {
+  { name = "socket (cosocket, default)", path = "/b/socket" },
+  { name = "proxy (nginx upstream)", path = "/b/proxy" },
+  { name = "thread (libcurl in pool)", path = "/b/thread" },
+  { name = "lua-resty-http + cjson (peer)", path = "/b/peer", peer = true },
+}
+
+-- Runs every case once per round, in turn; returns per case {rps = {...}, cpu_us = {...}, failed}.
+local function rounds(suffix, connections)
+  local out = {}
+  for i, case in ipairs(CASES) do
+    out[i] = { rps = {}, cpu_us = {}, failed = 0 }
+    wrk(store.url .. case.path .. suffix, connections, 1) -- warm-up: clients made, pools filled
+  end
+  for _ = 1, ROUNDS do
+    for i, case in ipairs(CASES) do
+      local cpu0 = worker_cpu(store)
+      local r = wrk(store.url .. case.path .. suffix, connections, SECONDS)
+      local cpu = worker_cpu(store) - cpu0
+      local o = out[i]
+      o.rps[#o.rps + 1] = r.rps
+      o.cpu_us[#o.cpu_us + 1] = r.requests > 0 and cpu / r.requests * 1e6 or 0
+      o.failed = o.failed + r.failed
+    end
+  end
+  return out
+end
+
+local run_ok, run_err = pcall(function()
+  local where = can_pin and "storefront worker alone on CPU 1; CRM, wrk on CPU 0" or "no CPU pinning"
+  print(string.format("bench/nginx.lua: one storefront worker, %d rounds x %d s per case, interleaved; %s; %s",
+                      ROUNDS, SECONDS, where, "machine shared with other work: compare ratios"))
+
+  local res = rounds("", CONNECTIONS)
+  local peer = res[#CASES]
+  local peer_best, peer_median = best(peer.rps), median(peer.rps)
+  print(string.format("\n1. constant CRM reply (sandbox customer/get, %d bytes), %d connections", #runner.read_file(
+                      dir .. "/reply.json"), CONNECTIONS))
+  print(string.format("%-31s %9s %9s %8s %8s %11s %11s %6s", "case", "best r/s", "median", "x peer", "x peer",
+                      "CPU/call", "CPU/call", "failed"))
+  print(string.format("%-31s %9s %9s %8s %8s %11s %11s", "", "", "", "(best)", "(median)", "(best)", "(median)"))
+  for i, case in ipairs(CASES) do
+    local o = res[i]
+    print(string.format("%-31s %9.0f %9.0f %7.2fx %7.2fx %8.1f us %8.1f us %6d", case.name, best(o.rps),
+                        median(o.rps), best(o.rps) / peer_best, median(o.rps) / peer_median, best(o.cpu_us, true),
+                        median(o.cpu_us), o.failed))
+  end
+  local ratios, texts = {}, {}
+  for r = 1, ROUNDS do
+    ratios[r] = res[1].rps[r] / peer.rps[r]
+    texts[r] = string.format("%.2f", ratios[r])
+  end
+  print(string.format("default transport / peer throughput, round by round: %s; median %.2f (target >= 1.25)",
+                      table.concat(texts, " "), median(ratios)))
+  print(string.format("peer CPU per call / default transport's (median): %.2f", median(peer.cpu_us) /
+                      median(res[1].cpu_us)))
+
+  res = rounds("/slow", CONNECTIONS)
+  -- the CRM alone, wrk straight at it: what its own 50 ms (plus nginx's timer slack) allows
+  local direct = {}
+  for r = 1, 3 do direct[r] = wrk(crm.url .. "/slow/v1.1/customer/get", CONNECTIONS, SECONDS).rps end
+  print(string.format("\n2. CRM answering after %d ms, %d connections: bound %d req/s; the CRM alone (wrk at it) " ..
+                      "%.0f req/s", LATENCY_MS, CONNECTIONS, BOUND, median(direct)))
+  print(string.format("%-31s %9s %9s %9s %11s %6s", "case", "best r/s", "median", "of bound", "CPU/call", "failed"))
+  for i, case in ipairs(CASES) do
+    local o = res[i]
+    print(string.format("%-31s %9.0f %9.0f %8.1f%% %8.1f us %6d", case.name, best(o.rps), median(o.rps),
+                        median(o.rps) / BOUND * 100, median(o.cpu_us), o.failed))
+  end
+
+  print(string.format("\n3. 1,000 connections, CRM answering after %d ms (bound %d req/s)", LATENCY_MS,
+                      1000 / (LATENCY_MS / 1000)))
+  local rps, p99, failed = {}, {}, 0
+  wrk(store.url .. "/b/socket/slow", 1000, 1)
+  for r = 1, math.max(1, math.floor(ROUNDS / 2)) do
+    local w = wrk(store.url .. "/b/socket/slow", 1000, SECONDS)
+    rps[r], p99[r], failed = w.rps, w.p99, failed + w.failed
+  end
+  print(string.format("socket (default): best %.0f req/s, median %.0f req/s, p99 per run: %s, failed %d",
+                      best(rps), median(rps), table.concat(p99, " "), failed))
+end)
+
+store:stop()
+crm:stop()
+runner.run("rm -rf " .. runner.shell_quote(dir))
+if not run_ok then error(run_err, 0) end

@@ -28,6 +28,7 @@ int luaopen_loyalty_core(lua_State *L)
   core_open_json(L);
   core_open_request(L);
   core_open_reply(L);
+  core_open_http_reply(L);
   core_open_session(L);
   core_open_multi(L);
   core_open_clock(L);

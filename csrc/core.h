@@ -23,6 +23,8 @@ int core_fail(lua_State *L, const char *kind, const char *message);
 void core_json_init(lua_State *L, int module_index);
 /* Decodes s; pushes the value (1) or nil, err (2); returns the count pushed. */
 int core_json_decode_buffer(lua_State *L, const char *s, size_t len, size_t raw_cap);
+/* json_fast.c: pushes the decoded value (1) or leaves the stack as it was (0: let cjson decode). */
+int core_json_fast_decode(lua_State *L, const char *s, size_t len);
 /* Encodes the value at idx; pushes the string (1) or nil, err (2). */
 int core_json_encode_value(lua_State *L, int idx);
 
@@ -40,17 +42,23 @@ int core_method_known(const char *method);
  * pushes {status, request_id, retry_after, body = decoded} (1) or nil, err{kind="decode"} (2). */
 int core_push_reply(lua_State *L, long status, core_text request_id, core_text retry_after, const char *body,
                     size_t body_len, size_t raw_cap);
+/* reply.c: registry key of the metatable marking a headers table whose names are all lowercase. */
+extern const char core_lowercase_headers_key;
 /* reply.c: true when the n bytes at s spell the lowercase header name lname, in any case. */
 int core_name_is(const char *s, size_t n, const char *lname);
 /* reply.c: the header names a request id may come under, lowercase, NULL-terminated. */
 #define CORE_REQUEST_ID_HEADER_COUNT 3
 extern const char *const CORE_REQUEST_ID_HEADERS[CORE_REQUEST_ID_HEADER_COUNT + 1];
 
+/* gunzip.c: pushes the gzip data at s inflated (1) or nil, message (returns 0); at most cap bytes. */
+int core_gunzip(lua_State *L, const char *s, size_t n, size_t cap);
+
 /* Registration of each concern into the module table at the top of the stack. */
 void core_open_auth(lua_State *L);
 void core_open_json(lua_State *L);
 void core_open_request(lua_State *L);
 void core_open_reply(lua_State *L);
+void core_open_http_reply(lua_State *L);
 void core_open_session(lua_State *L);
 void core_open_multi(lua_State *L);
 void core_open_clock(lua_State *L);

@@ -144,27 +144,52 @@ static void integralize(lua_State *L, int t, int depth)
 }
 #endif
 
+/* A number beyond 2^53 has at least 16 digits in a row: text without such a run (almost every
+ * reply) needs no quoting pass. */
+static int has_long_digit_run(const char *s, size_t len)
+{
+  size_t i, run = 0;
+  for (i = 0; i < len; i++) {
+    if ((unsigned char)(s[i] - '0') < 10) {
+      if (++run >= 16) return 1;
+    } else {
+      run = 0;
+    }
+  }
+  return 0;
+}
+
 int core_json_decode_buffer(lua_State *L, const char *s, size_t len, size_t raw_cap)
 {
-  int overflow = 0;
-  if (quote_big_integers(s, len, NULL, &overflow) > 0 && !overflow) {
-    luaL_Buffer b;
-    push_registered(L, &decode_key);
-    luaL_buffinit(L, &b);
-    quote_big_integers(s, len, &b, NULL);
-    luaL_pushresult(&b);
-  } else {
-    push_registered(L, &decode_key);
-    lua_pushlstring(L, s, len);
+  int overflow = 0, scanned = 0;
+  size_t big = 0;
+  push_registered(L, &decode_key);
+  if (has_long_digit_run(s, len)) {
+    big = quote_big_integers(s, len, NULL, &overflow);
+    scanned = 1;
   }
+  if (big == 0 && !overflow && core_json_fast_decode(L, s, len)) {
+    lua_remove(L, -2); /* the cjson function */
+    goto decoded;
+  }
+  /* The fast path refuses a literal beyond a double, so only this path can meet one. */
+  if (!scanned) big = quote_big_integers(s, len, NULL, &overflow);
   if (overflow) {
     /* JSON has no infinity: a number beyond a double's range is an error, not inf. */
-    lua_pop(L, 2);
+    lua_pop(L, 1);
     lua_pushnil(L);
     core_push_error(L, "decode", "number out of range (beyond a double) in JSON");
     lua_pushlstring(L, s, len < raw_cap ? len : raw_cap);
     lua_setfield(L, -2, "raw");
     return 2;
+  }
+  if (big > 0) {
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    quote_big_integers(s, len, &b, NULL);
+    luaL_pushresult(&b);
+  } else {
+    lua_pushlstring(L, s, len);
   }
   if (lua_pcall(L, 1, 1, 0) != 0) {
     const char *msg = lua_tostring(L, -1);
@@ -175,6 +200,7 @@ int core_json_decode_buffer(lua_State *L, const char *s, size_t len, size_t raw_
     lua_remove(L, -3);
     return 2;
   }
+decoded:
 #if COMPAT_HAS_INTEGERS
   if (lua_type(L, -1) == LUA_TTABLE) {
     integralize(L, lua_gettop(L), 1);

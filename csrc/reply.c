@@ -16,6 +16,21 @@ int core_name_is(const char *s, size_t n, const char *lname)
   return i == n && !lname[i];
 }
 
+/* Registry key of the metatable core.http_reply gives its headers tables: their names are all
+ * lowercase, so a header that is not found directly is absent (no scan for other casings). */
+const char core_lowercase_headers_key = 'h';
+
+static int known_lowercase(lua_State *L, int h)
+{
+  int yes;
+  if (!lua_getmetatable(L, h)) return 0;
+  lua_pushlightuserdata(L, (void *)&core_lowercase_headers_key);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  yes = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return yes;
+}
+
 /* Pushes the string value of header `lname` (lowercase) from the table at h, or returns 0.
  * Lowercase keys (our transports) hit directly; other casings are found by a scan. */
 static int push_header(lua_State *L, int h, const char *lname)
@@ -23,6 +38,7 @@ static int push_header(lua_State *L, int h, const char *lname)
   lua_getfield(L, h, lname);
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
+    if (known_lowercase(L, h)) return 0;
     lua_pushnil(L);
     while (lua_next(L, h)) {
       size_t klen;

@@ -18,7 +18,6 @@ return {
     max_attempts = 8,               -- then a dead letter, kept with its last error
     keep_delivered_s = 3 * 86400,   -- delivered entries are purged after 3 days
   },
-  rules = "examples/rules",
   -- Every posted order (queued ones too), for `loyalty rules replay` and `loyalty rules drift`.
   order_log = { path = env("LOYALTY_ORDER_LOG", env("TMPDIR", "/tmp") .. "/loyalty-orders.jsonl") },
 }

@@ -34,4 +34,7 @@ return {
 
   -- Redemption limits and category attributes, edited by analysts (see docs/rules.md).
   rules = env("LOYALTY_RULES", "examples/rules"),
+  -- Where each accepted rule set is saved, and loaded from when the rule files fail at start or
+  -- on a reload (a directory the nginx workers can write; unset: nothing is saved).
+  rules_last_good = env("LOYALTY_RULES_LAST_GOOD"),
 }

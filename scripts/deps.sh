@@ -4,8 +4,9 @@
 # Debian's plain luajit packages, so we use luajit2 + libluajit2-5.1-dev throughout.
 set -eu
 PKGS="make gcc pkg-config lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev libcurl4-openssl-dev
-libssl-dev lua-cjson lua-busted lua-check luarocks nginx libnginx-mod-http-lua lua-socket lua-sec
-valgrind wrk openssl curl ca-certificates libsqlite3-dev redis-server lua-filesystem lua-argparse"
+libssl-dev zlib1g-dev lua-cjson lua-busted lua-check luarocks nginx libnginx-mod-http-lua lua-socket lua-sec
+lua-filesystem lua-argparse lua-nginx-redis lua-nginx-string
+valgrind wrk openssl curl ca-certificates libsqlite3-dev redis-server"
 [ "$#" -gt 0 ] && PKGS="$PKGS $*"
 missing=""
 for p in $PKGS; do

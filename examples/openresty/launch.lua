@@ -1,5 +1,5 @@
 -- Starts the example storefront in a private nginx (loyalty.nginx_runner), against the sandbox
--- or any CRM. As a script (`lua5.4 examples/openresty/launch.lua [--transport thread]`) it starts
+-- or any CRM. As a script (`lua5.4 examples/openresty/launch.lua [--transport proxy|thread]`) it starts
 -- the sandbox too and serves until Enter. As a module (dofile) it is what specs and bench use.
 local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
 if not package.path:find("/lua/?/init.lua", 1, true) then
@@ -31,9 +31,9 @@ end
 -- Pass-through names: the storefront reads them when set in the caller's environment.
 local ENV_NAMES = { "LOYALTY_BASE_URL", "LOYALTY_CLIENT_KEY", "LOYALTY_CLIENT_SECRET", "LOYALTY_STORE_CONF",
                     "LOYALTY_RULES", "LOYALTY_ROOT", "LOYALTY_USERNAME", "LOYALTY_PASSWORD",
-                    "LOYALTY_STORE_TWO_PASSWORD", "LOYALTY_OUTBOX_INTERVAL" }
+                    "LOYALTY_STORE_TWO_PASSWORD", "LOYALTY_OUTBOX_INTERVAL", "LOYALTY_RULES_LAST_GOOD" }
 
---- start{crm_url, transport = "proxy"|"thread", workers = 1, threads = 16, env = {NAME = value},
+--- start{crm_url, transport = "socket"|"proxy"|"thread", workers = 1, threads = 16, env = {NAME = value},
 -- port, log_level, http_extra (more http{} directives, e.g. extra locations), server_extra}
 -- -> nginx_runner server {url, port, prefix, stop(), error_log()} | nil, message
 function _M.start(opts)
@@ -56,7 +56,7 @@ function _M.start(opts)
     end
   end
   local values = {
-    example_dir = dir, crm_address = crm_address, transport = opts.transport or "proxy",
+    example_dir = dir, crm_address = crm_address, transport = opts.transport or "socket",
     threads = opts.threads or 16, env = table.concat(lines, "\n"),
   }
   local http = fill(assert(runner.read_file(dir .. "/nginx.conf")), values)
@@ -74,7 +74,7 @@ function _M.start(opts)
 end
 
 if arg and arg[0] and arg[0]:match("launch%.lua$") then
-  local transport = "proxy"
+  local transport = "socket"
   for i = 1, #arg do
     if arg[i] == "--transport" then transport = arg[i + 1] end
   end

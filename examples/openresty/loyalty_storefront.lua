@@ -29,26 +29,40 @@ end
 local settings_cache
 local init_opts = {}
 
---- From init_by_lua*: init{transport = "proxy"|"thread", crm_upstream = "<upstream{} name>"}.
+--- From init_by_lua*: init{transport = "socket"|"proxy"|"thread", crm_upstream = "<upstream{} name>"}.
 -- crm_upstream is the keep-alive upstream that carries calls to the store's CRM base_url.
 function _M.init(opts)
   init_opts = opts or {}
-  loyalty_ngx.configure { transport = init_opts.transport or "proxy" }
-  -- Load the modules before the fork: workers share the code, and lfs sets its global here
-  -- rather than under the request-time global write guard.
-  pcall(require, "lfs")
+  loyalty_ngx.configure {
+    transport = init_opts.transport or "socket",
+    -- per-worker counters for the /metrics location (when nginx.conf declares the dict)
+    metrics_dict = ngx.shared.loyalty_metrics and "loyalty_metrics" or nil,
+  }
+  -- Load the modules before the fork: the workers share the code (loyalty.rules.files loads
+  -- LuaFileSystem without leaving its global behind).
   require "loyalty.program"
+  require "loyalty.rules"
 end
 
 -- The store's settings (examples/store.conf.lua or $LOYALTY_STORE_CONF), made nginx-ready:
 -- OAuth credentials from the environment use the cross-worker token store, and a relative rules
 -- directory is taken from the checkout root. Loaded once per worker.
+local settings_failure -- {err, retry_at}: a broken settings file is read again after a second
+
 local function settings()
   if settings_cache then return settings_cache end
+  if settings_failure and ngx.now() < settings_failure.retry_at then return nil, settings_failure.err end
   local path = os.getenv("LOYALTY_STORE_CONF")
   if not path or path == "" then path = tree_root() .. "/examples/store.conf.lua" end
   local s, err = program_config.load(path)
-  if not s then return nil, err end
+  if not s then
+    if not (settings_failure and tostring(settings_failure.err) == tostring(err)) then
+      ngx.log(ngx.ERR, "loyalty: store settings ", path, ": ", tostring(err)) -- once per distinct reason
+    end
+    settings_failure = { err = err, retry_at = ngx.now() + 1 }
+    return nil, err
+  end
+  settings_failure = nil
   local crm = {}
   for k, v in pairs(s.crm) do crm[k] = v end
   local key = os.getenv("LOYALTY_CLIENT_KEY")
@@ -66,6 +80,9 @@ local function settings()
     loyalty_ngx.configure { proxy_upstreams = { [crm.base_url] = init_opts.crm_upstream } }
   end
   if s.rules and s.rules:sub(1, 1) ~= "/" then s.rules = tree_root() .. "/" .. s.rules end
+  if s.rules_last_good and s.rules_last_good:sub(1, 1) ~= "/" then
+    s.rules_last_good = tree_root() .. "/" .. s.rules_last_good
+  end
   settings_cache = s
   return s
 end
@@ -115,10 +132,17 @@ function _M.init_worker(opts)
           " s)")
 end
 
-local STATUS_FOR = {
-  config = 500, refused = 422, api = 422, http = 502, network = 502, tls = 502, decode = 502,
-  timeout = 504, auth = 502, rate_limited = 503, rules = 500,
+-- What a shopper's browser is told when a call fails: a stable code and a plain message per
+-- class of failure, never the internal message (that goes to the error log). Refusals (422)
+-- are answers for the shopper (too few points, a wrong OTP) and keep their message.
+local PUBLIC = {
+  timeout = { 504, "crm_timeout", "The rewards service is taking too long. Please try again." },
+  network = { 502, "crm_unavailable", "The rewards service is unavailable right now. Please try again later." },
+  rate_limited = { 503, "crm_busy", "The rewards service is busy. Please try again in a moment." },
+  unavailable = { 503, "loyalty_unavailable", "Rewards are unavailable right now. Please try again later." },
 }
+for _, kind in ipairs { "tls", "http", "decode", "auth" } do PUBLIC[kind] = PUBLIC.network end
+_M.PUBLIC = PUBLIC
 
 -- A JSON-safe copy: the C core's null (userdata) becomes JSON null, functions are dropped.
 local function plain(v, depth)
@@ -142,18 +166,27 @@ local function send_json(status, value)
   ngx.status = status
   ngx.header["Content-Type"] = "application/json"
   ngx.header["Cache-Control"] = "no-store"
-  ngx.say(cjson.encode(plain(value, 0)) or '{"error":{"kind":"encode"}}')
+  ngx.say(cjson.encode(plain(value, 0)) or '{"error":{"code":"loyalty_unavailable"}}')
   return ngx.exit(status)
 end
 
--- Errors reach the shopper's browser: kind, code and message only (messages are already
--- scrubbed of secrets by the client), the rest goes to the error log.
-local function fail(err)
+--- The public error for err: status, {kind, code, message, request_id}. Exposed for tests.
+function _M.public_error(err)
   if type(err) ~= "table" then err = { kind = "config", message = tostring(err) } end
-  local status = STATUS_FOR[err.kind] or 500
-  if status >= 500 then ngx.log(ngx.ERR, "loyalty: ", tostring(err)) end
-  return send_json(status, { error = { kind = err.kind, code = err.code, message = err.message,
-                                       request_id = err.request_id } })
+  if err.kind == "refused" or err.kind == "api" then
+    return 422, { kind = err.kind, code = err.kind == "api" and "crm_refused" or "refused", message = err.message,
+                  crm_code = err.code, request_id = err.request_id }
+  end
+  local p = PUBLIC[err.kind] or PUBLIC.unavailable
+  return p[1], { kind = "unavailable", code = p[2], message = p[3], request_id = err.request_id }
+end
+
+-- Errors reach the shopper's browser: a stable code and message (public_error); the details
+-- (already scrubbed of secrets by the client) go to the error log.
+local function fail(err, logged)
+  local status, public = _M.public_error(err)
+  if status >= 500 and not logged then ngx.log(ngx.ERR, "loyalty: ", tostring(err)) end
+  return send_json(status, { error = public })
 end
 
 local function read_json()
@@ -178,7 +211,7 @@ local function with_program_and_user(need_body, fn)
   local user = current_user(body)
   if not user then return send_json(401, { error = { kind = "login", message = "not logged in" } }) end
   local p, err = program()
-  if not p then return fail(err) end
+  if not p then return fail(err, true) end -- settings() / loyalty.ngx.program logged the reason once
   return fn(p, user, body or {})
 end
 
@@ -206,16 +239,26 @@ local function group_thousands(n)
   return (out:gsub("^,", ""))
 end
 
---- GET: the HTML fragment for the logged-in header (an SSI or an AJAX include).
+local NEUTRAL_HTML = '<span class="loyalty-points loyalty-unavailable">Points unavailable</span>'
+
+--- GET: the HTML fragment for the logged-in header (an SSI or an AJAX include). It always
+-- renders: when the program, the rules or the CRM fail it shows neutral text (details: error log).
 function _M.header_fragment()
-  return with_program_and_user(false, function(p, user)
-    local s, err = p:summary(user)
-    ngx.header["Content-Type"] = "text/html; charset=utf-8"
-    ngx.header["Cache-Control"] = "no-store"
+  ngx.header["Content-Type"] = "text/html; charset=utf-8"
+  ngx.header["Cache-Control"] = "no-store"
+  local user = current_user(nil)
+  if not user then
+    ngx.say('<a class="loyalty-points loyalty-login" href="/login">Sign in for rewards</a>')
+    return
+  end
+  local p, perr = program()
+  local s, err
+  if p then s, err = p:summary(user) else err = perr end
+  do
     if not s then
-      -- The header must render even when the CRM is down.
-      ngx.log(ngx.WARN, "loyalty: header widget: ", tostring(err))
-      ngx.say('<span class="loyalty-points loyalty-unavailable">Points unavailable</span>')
+      -- a missing program was logged once where it failed; a failed call is logged here
+      if p then ngx.log(ngx.WARN, "loyalty: header widget: ", tostring(err)) end
+      ngx.say(NEUTRAL_HTML)
       return
     end
     if not s.enrolled then
@@ -230,7 +273,7 @@ function _M.header_fragment()
     local tier = s.tier and (' <span class="loyalty-tier">' .. escape_html(s.tier) .. "</span>") or ""
     ngx.say('<span class="loyalty-points">Hi ', escape_html(user.firstname), ": ",
             group_thousands(s.points or 0), " points", value, tier, "</span>")
-  end)
+  end
 end
 
 --- POST {cart, points?}: how many points this cart can take and what they are worth.
@@ -302,6 +345,38 @@ function _M.order_returned()
     elseif tonumber(body.amount) then ret = { amount = tonumber(body.amount) } end
     return reply(p:order_returned(user, order, ret))
   end)
+end
+
+--- GET: Prometheus text for this nginx (every worker's counters, and the outbox's backlog).
+function _M.metrics()
+  local m, err = loyalty_ngx.metrics()
+  if not m then
+    ngx.status = 404
+    ngx.say(err)
+    return
+  end
+  local p = program()
+  return m:serve(p and p.outbox)
+end
+
+-- Every handler is guarded: a Lua error anywhere below (a bug, a broken setting) is logged with
+-- its traceback and the shopper gets the stable "loyalty_unavailable" answer (or the neutral
+-- header text), never nginx's 500 page.
+for _, name in ipairs { "summary", "header_fragment", "quote", "otp", "redeem", "order_placed", "order_returned" } do
+  local handler = _M[name]
+  _M[name] = function()
+    local ok, err = xpcall(handler, debug.traceback)
+    if ok then return end
+    ngx.log(ngx.ERR, "loyalty: ", name, ": ", tostring(err))
+    if ngx.headers_sent then return end
+    if name == "header_fragment" then
+      ngx.header["Content-Type"] = "text/html; charset=utf-8"
+      ngx.say(NEUTRAL_HTML)
+      return
+    end
+    local status, public = _M.public_error { kind = "config" }
+    return send_json(status, { error = public })
+  end
 end
 
 return _M

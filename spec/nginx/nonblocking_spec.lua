@@ -23,6 +23,7 @@ local SERVER_EXTRA = [[
 local DELAY_MS = 1500
 
 for _, case in ipairs {
+  { transport = "socket", path = "/loyalty/summary?user=tom" },
   { transport = "proxy", path = "/loyalty/summary?user=tom" },
   { transport = "thread", path = "/loyalty/summary?user=tom" },
   { transport = "proxy", path = "/blocking/summary?mobile=" .. sandbox.TOM.mobile, blocking = true },

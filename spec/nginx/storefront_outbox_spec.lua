@@ -91,6 +91,10 @@ return {
     assert.is_number(placed.json.outbox_id)
     assert.equal(500, placed.json.crm_error.status)
     assert.equal(0, sb:bills("OBX-1"))
+    -- the backlog shows in the metrics scrape
+    local m = assert(http.get(srv.url .. "/metrics"))
+    assert.truthy(m.body:find("\nloyalty_outbox_pending 1\n", 1, true), m.body)
+    assert.truthy(m.body:find("\nloyalty_outbox_dead 0\n", 1, true), m.body)
     assert(sb:clear_faults())
 
     local ob = assert(outbox.open { backend = "sqlite", path = db })
@@ -105,6 +109,7 @@ return {
     assert.equal("transaction_add", entry.kind)
     assert.equal(1, sb:bills("OBX-1"))
     assert.truthy(log:find("outbox drained: 1 delivered", 1, true), log)
+    assert.truthy(assert(http.get(srv.url .. "/metrics")).body:find("\nloyalty_outbox_pending 0\n", 1, true))
     assert.is_nil(log:find("outbox drain failed", 1, true), log)
   end)
 end)

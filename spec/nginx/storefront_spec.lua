@@ -11,7 +11,7 @@ local function cart(id, total)
   }
 end
 
-for _, transport in ipairs { "proxy", "thread" } do
+for _, transport in ipairs { "socket", "proxy", "thread" } do
   describe("example storefront (" .. transport .. " transport)", function()
     local sb, srv
 

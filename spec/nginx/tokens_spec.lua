@@ -3,7 +3,7 @@
 local sandbox = require "support.sandbox"
 local support = require "nginx.support"
 
-for _, transport in ipairs { "proxy", "thread" } do
+for _, transport in ipairs { "socket", "proxy", "thread" } do
   describe("OAuth token shared by two workers (" .. transport .. ")", function()
     local sb, srv
 

@@ -17,10 +17,73 @@ end
 
 local HTTP = [[
 lua_shared_dict loyalty_tokens 1m;
+lua_ssl_trusted_certificate CERTDIR/trusted.pem;
 init_by_lua_block { require("loyalty.ngx").configure { transport = "proxy" } }
 server {
   listen 127.0.0.1:${port};
   include PROXY_CONF;
+
+  # GET /raw?url=<url>[&insecure=1][&n=2]: transport:send through the cosocket transport, n times
+  location = /raw { content_by_lua_block {
+    local cjson = require "cjson.safe"
+    local core = require "loyalty.core"
+    local a = ngx.req.get_uri_args()
+    local settings = setmetatable({ gzip = a.gzip ~= "0" }, { __index = require("loyalty.ngx").settings() })
+    local t = require("loyalty.transport.ngx_socket").new({ timeout_ms = 2000, insecure = a.insecure == "1" }, settings)
+    local out = {}
+    for i = 1, tonumber(a.n) or 1 do
+      local req = assert(core.build_request { method = "GET", base_url = a.url,
+                                              headers = { Accept = "application/json" } })
+      req.timeout_ms = tonumber(a.t)
+      ngx.update_time()
+      local t0 = ngx.now()
+      local res, err = t:send(req)
+      ngx.update_time()
+      if err then err.elapsed_ms = (ngx.now() - t0) * 1000 end
+      out[i] = res and { status = res.status, headers = res.headers, body = res.body, reused = res.reused }
+               or { error = err }
+    end
+    ngx.header["Content-Type"] = "application/json"
+    ngx.say(cjson.encode(out))
+  } }
+
+  # a large chunked reply in many pieces, and one delimited by closing the connection
+  location = /big {
+    default_type application/json;
+    content_by_lua_block {
+      ngx.print('{"rows":[0')
+      for i = 1, 40000 do
+        ngx.print(',', i)
+        if i % 1000 == 0 then ngx.flush(true) end
+      end
+      ngx.print(']}')
+    }
+  }
+  # a CRM that answers at once but drips its body for seconds
+  location = /drip {
+    default_type application/json;
+    content_by_lua_block {
+      ngx.print('{"d":"') ngx.flush(true)
+      for _ = 1, 30 do ngx.sleep(0.1) ngx.print("x") ngx.flush(true) end
+      ngx.print('"}')
+    }
+  }
+  location = /close {
+    chunked_transfer_encoding off;
+    default_type application/json;
+    content_by_lua_block { ngx.print('{"closed":') ngx.flush(true) ngx.print('true}') }
+  }
+
+  # a chunked, gzip-encoded JSON reply (nginx's own gzip filter, no Content-Length)
+  location = /gz {
+    gzip on; gzip_min_length 1; gzip_types application/json;
+    default_type application/json;
+    content_by_lua_block {
+      ngx.print('{"part":1,"pad":"', string.rep("x", 3000), '"')
+      ngx.flush(true)
+      ngx.print(',"part2":2}')
+    }
+  }
 
   # GET /call?via=proxy|thread|ngx&base=<url>&path=<path>[&method=POST][&timer=1]: one client call
   location = /call { content_by_lua_block {
@@ -31,12 +94,12 @@ server {
     local function call()
       local client = assert(require("loyalty.client").new {
         base_url = a.base, username = "store.server", password = "server123", transport = transport,
-        max_attempts = 1, timeout_ms = 800,
+        max_attempts = tonumber(a.attempts) or 1, timeout_ms = 800, backoff_base_ms = 10,
       })
       local r, err = client:request { method = a.method or "GET", path = a.path,
         query = { mobile = a.mobile }, json = a.method == "POST" and { root = { probe = "x" } } or nil }
       if not r then
-        return { error = { kind = err.kind, status = err.status, message = err.message } }
+        return { error = { kind = err.kind, status = err.status, message = err.message, attempts = err.attempts } }
       end
       return { status = r.status, body = r.body }
     end
@@ -67,30 +130,59 @@ server {
       body = ngx.req.get_body_data() or "" } })
   } }
 }
+server {
+  listen 127.0.0.1:${next_port} ssl;
+  ssl_certificate CERTDIR/trusted.pem;
+  ssl_certificate_key CERTDIR/trusted.key;
+  location / { default_type application/json; return 200 '{"tls":"trusted"}'; }
+}
+]]
+
+-- a second nginx: TLS with a certificate nobody trusts
+local UNTRUSTED = [[
+server {
+  listen 127.0.0.1:${port} ssl;
+  ssl_certificate CERTDIR/other.pem;
+  ssl_certificate_key CERTDIR/other.key;
+  location / { default_type application/json; return 200 '{"tls":"other"}'; }
+}
 ]]
 
 local function esc(s)
-  return (s:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
+  return (tostring(s):gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
 end
 
 describe("nginx transports", function()
-  local sb, srv, conf
+  local sb, srv, conf, certdir, other
 
   lazy_setup(function()
     sb = sandbox.start()
     conf = os.tmpname()
+    local p = io.popen("mktemp -d /tmp/loyalty-tls.XXXXXX")
+    certdir = p:read("*l")
+    p:close()
+    for _, name in ipairs { "trusted", "other" } do
+      assert(runner.run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2" ..
+        " -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout " .. certdir .. "/" .. name ..
+        ".key -out " .. certdir .. "/" .. name .. ".pem 2>/dev/null"), "openssl failed")
+    end
     local err
     srv, err = runner.start {
       main = "thread_pool loyalty threads=4;",
-      http = HTTP:gsub("PROXY_CONF", proxy_conf(conf)),
+      http = HTTP:gsub("PROXY_CONF", proxy_conf(conf)):gsub("CERTDIR", certdir),
     }
     assert(srv, err)
+    other, err = runner.start { http = (UNTRUSTED:gsub("CERTDIR", certdir)) }
+    assert(other, err)
   end)
 
   lazy_teardown(function()
+    if os.getenv("SPEC_SHOW_LOG") and srv then print(srv:error_log()) end
     if srv then srv:stop() end
+    if other then other:stop() end
     if sb then sb:stop() end
     if conf then os.remove(conf) end
+    if certdir then runner.run("rm -rf " .. runner.shell_quote(certdir)) end
   end)
 
   local function call(args, headers)
@@ -101,7 +193,7 @@ describe("nginx transports", function()
     return r.json
   end
 
-  for _, via in ipairs { "proxy", "thread", "ngx" } do
+  for _, via in ipairs { "socket", "proxy", "thread", "ngx" } do
     describe(via, function()
       it("fetches a customer from the sandbox", function()
         local out = call { via = via, base = sb.url, path = "/v1.1/customer/get", mobile = sandbox.TOM.mobile }
@@ -154,7 +246,104 @@ describe("nginx transports", function()
     end)
   end
 
-  it("falls back to the thread transport in a timer, where capture is disabled", function()
+  it("proxy: waits for a hanging CRM once per storefront request, not once per attempt", function()
+    assert(sb:faults { match = "/v1.1/customer/get", action = "delay", ms = 2500, count = 3 })
+    local t0 = require("loyalty.core").now()
+    local out = call { via = "proxy", attempts = "3", base = sb.url, path = "/v1.1/customer/get",
+                       mobile = sandbox.TOM.mobile }
+    local elapsed = require("loyalty.core").now() - t0
+    assert(sb:clear_faults())
+    assert.same("timeout", out.error.kind)
+    assert.equal(3, out.error.attempts)
+    -- one proxy_read_timeout (1 s here) plus the client's backoff, not three
+    assert.is_true(elapsed < 2.2, elapsed)
+  end)
+
+  describe("socket (cosockets)", function()
+    local function raw(args)
+      local q = {}
+      for k, v in pairs(args) do q[#q + 1] = k .. "=" .. esc(v) end
+      local r = assert(http.get(srv.url .. "/raw?" .. table.concat(q, "&")))
+      assert.equal(200, r.status, r.body)
+      return r.json
+    end
+
+    it("keeps the connection to an origin for the next call", function()
+      local out = raw { url = sb.url .. "/v1.1/customer/get?mobile=" .. sandbox.TOM.mobile, n = 3 }
+      for i = 1, 3 do assert.is_number(out[i].status, out[i].error and out[i].error.message) end
+      assert.is_true(out[2].reused)
+      assert.is_true(out[3].reused)
+    end)
+
+    it("reads a chunked gzip reply", function()
+      local out = raw { url = srv.url .. "/gz" }
+      assert.equal(200, out[1].status)
+      assert.equal("gzip", out[1].headers["content-encoding"])
+      assert.equal("chunked", out[1].headers["transfer-encoding"])
+      local body = require("cjson").decode(out[1].body)
+      assert.equal(1, body.part)
+      assert.equal(2, body.part2)
+      assert.equal(3000, #body.pad)
+      -- configure{gzip = false}: not asked for, not sent
+      local plain = raw { url = srv.url .. "/gz", gzip = "0" }
+      assert.is_nil(plain[1].headers["content-encoding"])
+      assert.equal(1, require("cjson").decode(plain[1].body).part)
+    end)
+
+    it("reads a large reply in many chunks, and one that ends when the CRM closes", function()
+      local out = raw { url = srv.url .. "/big", n = 2 }
+      for i = 1, 2 do
+        assert.equal(200, out[i].status, out[i].error and out[i].error.message)
+        local rows = require("cjson").decode(out[i].body).rows
+        assert.equal(40001, #rows)
+        assert.equal(40000, rows[40001])
+      end
+      assert.is_true(out[2].reused)
+      out = raw { url = srv.url .. "/close", n = 2 }
+      for i = 1, 2 do
+        assert.equal('{"closed":true}', out[i].body)
+        assert.is_nil(out[i].headers["content-length"])
+      end
+      assert.is_false(out[2].reused) -- the first one's connection ended with its reply
+    end)
+
+    it("verifies TLS against lua_ssl_trusted_certificate, and refuses an untrusted certificate", function()
+      local ok = raw { url = "https://127.0.0.1:" .. (srv.port + 1) .. "/" }
+      assert.equal(200, ok[1].status, ok[1].error and ok[1].error.message)
+      assert.equal('{"tls":"trusted"}', ok[1].body)
+      -- every time: a handshake that completes at once must not slip past verification
+      local bad = raw { url = other.url:gsub("^http:", "https:") .. "/", n = 6 }
+      for i = 1, 6 do
+        assert.equal("tls", bad[i].error.kind, bad[i].error.message)
+        assert.matches("certificate", bad[i].error.message)
+      end
+      local insecure = raw { url = other.url:gsub("^http:", "https:") .. "/", insecure = "1" }
+      assert.equal('{"tls":"other"}', insecure[1].body)
+    end)
+
+    it("gives each attempt only the request's timeout_ms", function()
+      assert(sb:faults { match = "/v1.1/customer/get", action = "delay", ms = 2500, count = 1 })
+      local out = raw { url = sb.url .. "/v1.1/customer/get?mobile=" .. sandbox.TOM.mobile, t = 300 }
+      assert.equal("timeout", out[1].error.kind)
+      assert.is_true(out[1].error.elapsed_ms >= 250 and out[1].error.elapsed_ms < 1500, out[1].error.elapsed_ms)
+    end)
+
+    it("stops a reply that drips past the attempt's time", function()
+      local out = raw { url = srv.url .. "/drip", t = 700 }
+      assert.equal("timeout", out[1].error.kind, out[1].error.message)
+      assert.is_true(out[1].error.elapsed_ms < 1300, out[1].error.elapsed_ms)
+    end)
+
+    it("works in a timer", function()
+      local out = call { via = "socket", timer = "1", base = sb.url, path = "/v1.1/customer/get",
+                         mobile = sandbox.TOM.mobile }
+      assert.equal("timer", out.phase)
+      assert.is_nil(out.error)
+      assert.equal(200, out.status)
+    end)
+  end)
+
+  it("falls back to the cosocket transport in a timer, where capture is disabled", function()
     local out = call { via = "ngx", timer = "1", base = sb.url, path = "/v1.1/customer/get",
                        mobile = sandbox.TOM.mobile }
     assert.equal("timer", out.phase)

@@ -5,7 +5,31 @@ local outbox = require "loyalty.outbox"
 local http = require "support.http"
 local redis_helper = require "outbox.helpers.redis"
 
-local PASSWORD = "outbox-spec-pass"
+-- a pattern character at the end and an open parenthesis: never used as a Lua pattern
+local PASSWORD = "outbox-(spec)-pass%"
+
+describe("the small RESP client outside nginx", function()
+  local resp = require "loyalty.outbox.resp"
+
+  it("redacts a password as plain text, whatever characters it has", function()
+    for _, secret in ipairs { "p%", "a(b", "x[y", "%d+", ".*", "end%" } do
+      assert.equal("auth [REDACTED] failed [REDACTED]", resp.redact("auth " .. secret .. " failed " .. secret, secret))
+    end
+  end)
+
+  it("answers a wrong password with an error, for any password", function()
+    local redis = redis_helper.start { password = PASSWORD }
+    local ok, conn, err = pcall(resp.connect, { host = "127.0.0.1", port = redis.port, password = "bad(%" })
+    local good = resp.connect { host = "127.0.0.1", port = redis.port, password = PASSWORD }
+    local pong = good and good:call("PING")
+    if good then good:close() end
+    redis.stop()
+    assert.is_true(ok, conn)
+    assert.is_nil(conn)
+    assert.matches("auth failed", err)
+    assert.equal("PONG", pong)
+  end)
+end)
 
 describe("redis outbox inside nginx", function()
   local redis, server
@@ -30,8 +54,15 @@ describe("redis outbox inside nginx", function()
             if not id then ngx.status = 500 ngx.say(tostring(err)) return end
             ngx.say(id)
           } }
+          # which client carries the outbox here, and a wrong password's answer
+          location /which { content_by_lua_block {
+            local resty = require "loyalty.outbox.resty_redis"
+            local ob, err = require("loyalty.outbox").open {
+              backend = "redis", host = "127.0.0.1", port = %d, password = "wrong(%%" }
+            ngx.say(resty.available(), " ", tostring(ob), " ", tostring(err))
+          } }
         }
-      ]]):format(redis.port, PASSWORD),
+      ]]):format(redis.port, PASSWORD, redis.port),
     }
     assert(server, err)
   end)
@@ -54,5 +85,16 @@ describe("redis outbox inside nginx", function()
     assert.equal(12, assert(ob:status()).counts.pending)
     ob:close()
     assert.is_nil(server:error_log():find("[error]", 1, true), server:error_log())
+  end)
+
+  it("uses lua-resty-redis (resty.redis, else Debian's nginx.redis) and its pool", function()
+    local r = assert(http.get(server.url .. "/which"))
+    assert.equal(200, r.status, r.body)
+    local expected = runner.run("test -f /usr/share/lua/5.1/resty/redis.lua") and "resty.redis" or "nginx.redis"
+    assert.equal(expected, r.body:match("^(%S+)"))
+    -- a wrong password is an error answer, not a raise, and is not echoed
+    assert.truthy(r.body:find("nil ", 1, true), r.body)
+    assert.truthy(r.body:find("auth failed", 1, true), r.body)
+    assert.is_nil(r.body:find("wrong(%", 1, true))
   end)
 end)

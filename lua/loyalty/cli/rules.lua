@@ -18,7 +18,8 @@ Loads program.lua, earn.lua, redemption.lua and categories.lua from DIR and repo
 with its file and line: misspelled settings ("did you mean ..."), wrong values, Lua mistakes, rules
 that never finish. Every name the rules and fixtures use is resolved: tiers (against program.lua's
 tier_names), categories (against categories.lua), SKUs, fields of customer/cart/line inside bonus()
-and refuse(), and names there. Exit code 0 when there is nothing to report, 1 otherwise.]])
+and refuse(), and names there. DIR/fixtures run as a running storefront runs them before it takes an
+edit (a failure keeps the last good set). Exit code 0 when there is nothing to report, 1 otherwise.]])
   check:argument("dir", DIR_HELP)
   check:option("--categories", "The store's category names (one per line, or a JSON array) instead of "
     .. "categories.lua; every category the rules mention that is not in this list is reported."):argname("<file>")
@@ -131,6 +132,13 @@ local function check(a)
   if not rs then
     out:write(string.format("%d problem(s) in %s; the rules were not loaded\n",
                             #report.errors + #report.warnings, a.dir))
+    return 1
+  end
+  -- the verdict a running storefront gives an edit: a failing fixture keeps the last good set in force
+  local ferr = rules.fixtures_verdict(rs)
+  if ferr then
+    out:write("error: " .. ferr.message .. "\n")
+    out:write(string.format("a running storefront would reject %s and keep its last good rule set\n", a.dir))
     return 1
   end
   if #report.warnings > 0 then

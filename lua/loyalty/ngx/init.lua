@@ -3,8 +3,8 @@
 local _M = {}
 
 local DEFAULTS = {
-  -- "proxy" measured fastest (bench/nginx.lua); "thread" is used anyway where capture is off.
-  transport = "proxy",
+  -- "socket" (cosockets) measured fastest (bench/nginx.lua) and works in every cosocket phase.
+  transport = "socket",
   proxy_location = "/_loyalty_proxy",
   -- origin ("https://host[:port]") -> name of an upstream{} block with keepalive
   proxy_upstreams = {},
@@ -12,18 +12,37 @@ local DEFAULTS = {
   token_dict = "loyalty_tokens",
   lock_timeout = 10, -- seconds a worker waits for another worker's token refresh
   lock_ttl = 30,     -- a crashed refresher's lock expires after this
+  socket_pool_size = 64,        -- keep-alive connections per CRM origin, per worker
+  socket_keepalive_ms = 60000,  -- idle time before a pooled connection is closed
+  gzip = true,                  -- send Accept-Encoding: gzip (the reply is inflated by the C core)
+  -- lua_shared_dict for loyalty.ngx.metrics (nil: no metrics)
+  metrics_dict = nil,
 }
 
 local TYPES = {
   transport = "string", proxy_location = "string", proxy_upstreams = "table", thread_pool = "string",
-  token_dict = "string", lock_timeout = "number", lock_ttl = "number",
+  token_dict = "string", lock_timeout = "number", lock_ttl = "number", socket_pool_size = "number",
+  socket_keepalive_ms = "number", gzip = "boolean", metrics_dict = "string",
 }
+local TRANSPORTS = { socket = true, proxy = true, thread = true }
 
 local settings = {}
 for k, v in pairs(DEFAULTS) do settings[k] = v end
 settings.proxy_upstreams = {}
 
 local stores = {}
+local metrics -- this worker's loyalty.ngx.metrics, made on first use
+
+--- The worker's metrics (loyalty.ngx.metrics) when configure{metrics_dict} names a declared
+-- lua_shared_dict; nil, message otherwise.
+function _M.metrics()
+  if metrics then return metrics end
+  if not settings.metrics_dict then return nil, "metrics are off (configure{metrics_dict = ...})" end
+  local m, err = require("loyalty.ngx.metrics").new(settings.metrics_dict)
+  if not m then return nil, err end
+  metrics = m
+  return m
+end
 
 -- "https://Host:443/any/path" -> "https://host"; nil when not an http(s) URL.
 local function normalise_origin(url)
@@ -36,8 +55,9 @@ local function normalise_origin(url)
 end
 _M.normalise_origin = normalise_origin
 
---- configure{transport = "proxy"|"thread", proxy_location, proxy_upstreams = {[origin] = upstream},
--- thread_pool, token_dict, lock_timeout, lock_ttl}. Raises on unknown keys or bad values
+--- configure{transport = "socket"|"proxy"|"thread", socket_pool_size, socket_keepalive_ms, gzip,
+-- proxy_location, proxy_upstreams = {[origin] = upstream},
+-- thread_pool, token_dict, lock_timeout, lock_ttl, metrics_dict}. Raises on unknown keys or bad values
 -- (configuration is code in nginx.conf). Returns the effective settings.
 function _M.configure(opts)
   if type(opts) ~= "table" then error("loyalty.ngx.configure: options table expected", 2) end
@@ -46,8 +66,11 @@ function _M.configure(opts)
     if not want then error("loyalty.ngx.configure: unknown option '" .. tostring(k) .. "'", 2) end
     if type(v) ~= want then error("loyalty.ngx.configure: option '" .. k .. "' must be a " .. want, 2) end
   end
-  if opts.transport and opts.transport ~= "proxy" and opts.transport ~= "thread" then
-    error("loyalty.ngx.configure: transport must be \"proxy\" or \"thread\"", 2)
+  if opts.transport and not TRANSPORTS[opts.transport] then
+    error("loyalty.ngx.configure: transport must be \"socket\", \"proxy\" or \"thread\"", 2)
+  end
+  for _, k in ipairs { "socket_pool_size", "socket_keepalive_ms", "lock_timeout", "lock_ttl" } do
+    if opts[k] ~= nil and opts[k] <= 0 then error("loyalty.ngx.configure: option '" .. k .. "' must be > 0", 2) end
   end
   for k, v in pairs(opts) do
     if k == "proxy_upstreams" then
@@ -64,7 +87,8 @@ function _M.configure(opts)
       settings[k] = v
     end
   end
-  if opts.token_dict or opts.lock_timeout or opts.lock_ttl then stores = {} end
+  if opts.token_dict or opts.lock_timeout or opts.lock_ttl or opts.metrics_dict then stores = {} end
+  if opts.metrics_dict then metrics = nil end
   return settings
 end
 
@@ -83,28 +107,88 @@ function _M.token_store(dict_name)
     lock_timeout = settings.lock_timeout, lock_ttl = settings.lock_ttl,
   })
   if not store then return nil, err end
+  local m = _M.metrics()
+  if m then m:instrument_token_store(store) end
   stores[dict_name] = store
   return store
 end
 
 -- Weak keys: a config table dropped by its owner takes its program with it.
 local programs = setmetatable({}, { __mode = "k" })
+-- A config that failed is tried again after RETRY_S, not on every request (each try reads the
+-- rule files and runs their fixtures); its reason is logged once per distinct message.
+local RETRY_S = 1
+local failures = setmetatable({}, { __mode = "k" })
+local made, made_since = 0, nil -- programs built recently: many means a table per request
+local MANY = 20
+
+local function log_failure(config, err)
+  local message = tostring(type(err) == "table" and (err.message or err.kind) or err)
+  local f = failures[config]
+  if not (f and f.message == message) then
+    ngx.log(ngx.ERR, "loyalty: the storefront program could not be made: ", tostring(err))
+  end
+  failures[config] = { message = message, err = err, retry_at = ngx.now() + RETRY_S }
+end
 
 -- Program configs are either a path (cached by path) or a table (cached by identity).
 --- One storefront program per worker and config, created on first use. Rule files are watched
--- by the program itself. Returns program or nil, err (not cached, so a fix is picked up).
+-- by the program itself. Returns program or nil, err; a failure is logged (with its real message)
+-- and the same config is tried again after a second, so a fix is picked up without a restart.
 function _M.program(config)
   local program = programs[config]
   if program then return program end
-  local err
-  program, err = require("loyalty.program").new(config)
-  if not program then return nil, err end
-  programs[config] = program
-  return program
+  local f = failures[config]
+  if f and ngx.now() < f.retry_at then return nil, f.err end
+  local m = _M.metrics()
+  local settings_for = config
+  if m then
+    -- count the program's events from the start (rules loaded or rejected while it is made)
+    local loaded, lerr = settings_for, nil
+    if type(config) == "string" then loaded, lerr = require("loyalty.program.config").load(config) end
+    if not loaded then
+      log_failure(config, lerr)
+      return nil, lerr
+    end
+    settings_for = {}
+    if type(loaded) == "table" then
+      for k, v in pairs(loaded) do settings_for[k] = v end
+      settings_for.log = m:log_sink(loaded.log or require("loyalty.log").default())
+    else
+      settings_for = loaded
+    end
+  end
+  local ok, p, err = pcall(require("loyalty.program").new, settings_for)
+  if not ok then p, err = nil, { kind = "config", message = tostring(p) } end
+  if not p then
+    log_failure(config, err)
+    return nil, err
+  end
+  failures[config] = nil
+  if m then
+    m:instrument_client(p.client)
+    local till_for = p.till_for
+    p.till_for = function(self, order)
+      local t, terr = till_for(self, order)
+      if t and t.client then m:instrument_client(t.client) end
+      return t, terr
+    end
+  end
+  programs[config] = p
+  local now = ngx.now()
+  if not made_since or now - made_since > 60 then made, made_since = 0, now end
+  made = made + 1
+  if made == MANY then
+    ngx.log(ngx.WARN, "loyalty: ", MANY, " storefront programs made in this worker within a minute: pass the ",
+            "same settings table (a module-level one) or a path to loyalty.ngx.program, not a new table per ",
+            "request (see docs/openresty.md)")
+  end
+  return p
 end
 
 function _M.reset_caches()
   stores, programs = {}, setmetatable({}, { __mode = "k" })
+  failures, made, made_since, metrics = setmetatable({}, { __mode = "k" }), 0, nil, nil
 end
 
 --- The request body as a string (nil when there is none): nginx keeps a large one in a temp file.

@@ -8,6 +8,16 @@ local errors = require "loyalty.errors"
 local base = require "loyalty.outbox"
 local resp = require "loyalty.outbox.resp"
 
+-- Inside nginx (where cosockets work) lua-resty-redis and nginx's pool; elsewhere the small client.
+local function client()
+  local ngx = rawget(_G, "ngx")
+  if type(ngx) == "table" and type(ngx.get_phase) == "function" and ngx.get_phase() ~= "init" then
+    local resty = require "loyalty.outbox.resty_redis"
+    if resty.available() then return resty end
+  end
+  return resp
+end
+
 local _M = {}
 
 local Outbox = {}
@@ -94,8 +104,8 @@ function _M.open(opts)
   if type(key) ~= "string" or key == "" or key:find("[%s%z]") then
     return nil, errors.config("outbox.key must be a non-empty string without spaces", "outbox.key")
   end
-  local conn, err = resp.connect { host = opts.host or "127.0.0.1", port = opts.port or 6379,
-                                   timeout_ms = opts.timeout_ms, password = opts.password }
+  local conn, err = client().connect { host = opts.host or "127.0.0.1", port = opts.port or 6379,
+                                       timeout_ms = opts.timeout_ms, password = opts.password }
   if not conn then return fail(err) end
   local self = setmetatable({ conn = conn, key = key, clock = opts.clock or base.clock, backend = "redis",
                               opts = opts }, Outbox)
@@ -114,8 +124,8 @@ end
 
 function Outbox:call(...)
   if not self.conn then
-    local conn, err = resp.connect { host = self.opts.host or "127.0.0.1", port = self.opts.port or 6379,
-                                     timeout_ms = self.opts.timeout_ms, password = self.opts.password }
+    local conn, err = client().connect { host = self.opts.host or "127.0.0.1", port = self.opts.port or 6379,
+                                         timeout_ms = self.opts.timeout_ms, password = self.opts.password }
     if not conn then return fail(err) end
     self.conn = conn
   end

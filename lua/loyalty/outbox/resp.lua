@@ -1,9 +1,28 @@
--- A tiny Redis client (RESP2 over lua-socket, or ngx.socket.tcp inside nginx): commands as
--- argument lists, replies as Lua values. Only what the outbox needs.
+-- A tiny Redis client (RESP2 over lua-socket) for use outside nginx: commands as argument lists,
+-- replies as Lua values. Only what the outbox needs. Inside nginx the outbox uses
+-- lua-resty-redis instead (loyalty.outbox.resty_redis); this one still speaks cosockets there if
+-- called directly.
 local _M = {}
 
 local Conn = {}
 Conn.__index = Conn
+
+-- Replaces every occurrence of secret in s as plain text: a password is never a pattern (one
+-- ending in "%" would raise; one with "(" would not be found).
+function _M.redact(s, secret)
+  s = tostring(s)
+  if not secret or secret == "" then return s end
+  local out, from = {}, 1
+  while true do
+    local a, b = s:find(secret, from, true)
+    if not a then break end
+    out[#out + 1] = s:sub(from, a - 1)
+    out[#out + 1] = "[REDACTED]"
+    from = b + 1
+  end
+  out[#out + 1] = s:sub(from)
+  return table.concat(out)
+end
 
 -- Inside nginx a cosocket belongs to the request or timer that made it, so connections are not
 -- kept by their owner but returned to nginx's pool after each use (release).
@@ -29,7 +48,7 @@ function _M.connect(opts)
     local r, aerr = c:call("AUTH", opts.password)
     if not r then
       c:close()
-      return nil, "redis auth failed: " .. tostring(aerr):gsub(opts.password, "[REDACTED]", 1)
+      return nil, "redis auth failed: " .. _M.redact(aerr, opts.password)
     end
   end
   return c

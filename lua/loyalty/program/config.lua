@@ -22,6 +22,8 @@ local SCHEMA = {
   skip_redemption_otp = { "boolean", false, "redeem without an OTP" },
   rules = { "string", nil, "directory of rule files (redemption limits, category attributes)" },
   rules_check_interval_ms = { "number", 1000, "how often rule files are checked for edits" },
+  rules_last_good = { "string", nil, "directory where each accepted rule set is saved and loaded from when the " ..
+                      "rule files fail (at start or on an edit)" },
   source = { "string", "INSTORE", "CRM source for registrations and transactions" },
   -- points/isredeemable documents program_id as mandatory (docs.capillarytech.com
   -- reference/check-if-points-redeemable): unset, the customer's first points summary names it.

@@ -63,7 +63,11 @@ function _M.new(settings)
   end
   if s.rules then
     local rules = require "loyalty.rules"
-    self.rules_watcher = rules.watch(s.rules, { check_interval_ms = s.rules_check_interval_ms })
+    self.rules_watcher = rules.watch(s.rules, {
+      check_interval_ms = s.rules_check_interval_ms, last_good = s.rules_last_good,
+      -- rule reloads and rejected edits reach the program's log sink (ngx.log in nginx)
+      log = function(level, event, fields) self:emit(level, event, fields) end,
+    })
     local rs, rerr = self.rules_watcher:current()
     if not rs then return nil, rerr end
   end

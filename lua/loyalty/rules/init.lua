@@ -9,7 +9,10 @@ the small functions `bonus` (earn.lua) and `refuse` (redemption.lua).
               categories = { known category names } }   -- unknown ones become ruleset.warnings
   rules.check(dir [, opts])       -> report { errors = {err...}, warnings = {err...} }, ruleset | nil
   rules.watch(dir [, opts])       -> watcher   (opts also: check_interval_ms = 1000, clock = fn() -> ms,
-                                                run_fixtures = true)
+                                                run_fixtures = true, last_good = dir (each accepted
+                                                set saved there, used when the files fail),
+                                                log = fn(level, event, fields))
+  rules.fixtures_verdict(ruleset) -> nil | err   (the watcher's test: every fixture passes)
       watcher:current()  -> last good ruleset | nil, err      watcher:last_error() -> err | nil
       watcher:check()    -> true if a new version was taken
   ruleset.hash (16 hex digits; audit identity of file names + contents, not security), ruleset.files,
@@ -65,7 +68,8 @@ local function build_limits(opts)
 end
 
 local KNOWN_OPTS = { instruction_limit = true, time_limit_ms = true, memory_limit_kb = true, hook_interval = true,
-  categories = true, check_interval_ms = true, clock = true, run_fixtures = true, tiers = true, skus = true }
+  categories = true, check_interval_ms = true, clock = true, run_fixtures = true, tiers = true, skus = true,
+  last_good = true, log = true }
 
 local function check_opts(opts)
   if opts == nil then return {} end
@@ -386,18 +390,28 @@ function Ruleset:round(x)
   return self.compiled.round(x)
 end
 
--- The watcher compares file contents (pure Lua cannot read mtimes without LuaFileSystem; rule files are small).
-local function snapshot(dir)
+-- The watcher. A check stats the rule folder, its fixtures folder and every file in them with
+-- lfs.attributes into reused tables (inode, size, mtime, ctime): no file is opened and nothing
+-- is allocated unless something changed. mtimes have whole seconds, so while any file's mtime
+-- is under two seconds old a same-size edit within that second is caught by comparing
+-- contents as well (git's "racy" rule).
+local STAT_FIELDS = { "ino", "size", "modification", "change", "mode" }
+
+-- The rule files and both folders; the fixture files too while the files on disk are rejected
+-- (fixing a fixture can make them acceptable; once accepted, a fixture edit alone changes nothing
+-- in force, and fixtures are run again on the next rule edit).
+local function watched_paths(dir, with_fixtures)
+  local paths = { dir, dir .. "/fixtures" }
+  for _, f in ipairs(vocab.FILES) do paths[#paths + 1] = dir .. "/" .. f end
+  if with_fixtures then
+    for _, f in ipairs(fixtures.list(dir)) do paths[#paths + 1] = dir .. "/fixtures/" .. f end
+  end
+  return paths
+end
+
+local function content_sig(paths)
   local parts = {}
-  for _, f in ipairs(vocab.FILES) do
-    parts[#parts + 1] = f
-    parts[#parts + 1] = files.read(dir .. "/" .. f) or "\0absent"
-  end
-  for _, f in ipairs(files.list(dir, { ".lua" })) do parts[#parts + 1] = "ls:" .. f end
-  for _, f in ipairs(fixtures.list(dir)) do
-    parts[#parts + 1] = "fixtures/" .. f
-    parts[#parts + 1] = files.read(dir .. "/fixtures/" .. f) or ""
-  end
+  for i, p in ipairs(paths) do parts[i] = files.read(p) or "\0absent" end
   return hash.hex(parts)
 end
 
@@ -407,40 +421,208 @@ local function default_clock()
   return os.time() * 1000
 end
 
+local function emit(self, level, event, fields)
+  if self.log then pcall(self.log, level, event, fields) end
+end
+
+-- Last good rule sets: <last_good>/rules-<hash>/ holds the files of each accepted version
+-- (written under a temporary name, then renamed), and <last_good>/current names the one in
+-- force (written to a temporary file, then renamed): a reader never sees half of either.
+local LAST_GOOD_KEEP = 3
+
+local function copy_file(from, to)
+  local data = files.read(from)
+  if not data then return true end
+  local f, err = io.open(to, "wb")
+  if not f then return nil, err end
+  local ok, werr = f:write(data)
+  f:close()
+  if not ok then return nil, werr end
+  return true
+end
+
+local function persist(store, rs)
+  local ok, err = files.mkdir_p(store)
+  if not ok then return nil, err end
+  local name = "rules-" .. rs.hash
+  local final = store .. "/" .. name
+  if files.stat(final .. "/program.lua", "mode") ~= "file" then
+    local tmp = store .. "/.tmp-" .. files.unique()
+    ok, err = files.mkdir_p(tmp .. "/fixtures")
+    if not ok then return nil, err end
+    for _, f in ipairs(rs.files) do
+      ok, err = copy_file(rs.dir .. "/" .. f, tmp .. "/" .. f)
+      if ok and rs.sources and rs.sources[f] then
+        -- the very text that was accepted, not what the file holds now
+        ok, err = files.write_atomic(tmp .. "/" .. f, rs.sources[f])
+      end
+      if not ok then files.remove_tree(tmp) return nil, err end
+    end
+    for _, f in ipairs(fixtures.list(rs.dir)) do
+      ok, err = copy_file(rs.dir .. "/fixtures/" .. f, tmp .. "/fixtures/" .. f)
+      if not ok then files.remove_tree(tmp) return nil, err end
+    end
+    local renamed, rerr = os.rename(tmp, final)
+    if not renamed then
+      files.remove_tree(tmp)
+      -- another worker saved the same version first
+      if files.stat(final .. "/program.lua", "mode") ~= "file" then return nil, rerr end
+    end
+  end
+  ok, err = files.write_atomic(store .. "/current", name .. "\n" .. rs.source_dir .. "\n")
+  if not ok then return nil, err end
+  -- keep the newest few versions
+  local versions = {}
+  local lfs = files.lfs
+  for entry in lfs.dir(store) do
+    if entry:match("^rules%-%x+$") and entry ~= name then
+      versions[#versions + 1] = { entry, lfs.attributes(store .. "/" .. entry, "modification") or 0 }
+    end
+  end
+  table.sort(versions, function(a, b) return a[2] > b[2] end)
+  for i = LAST_GOOD_KEEP, #versions do files.remove_tree(store .. "/" .. versions[i][1]) end
+  return final
+end
+
+-- The saved rule set for source_dir, or nil, reason.
+local function load_last_good(store, source_dir, opts)
+  local pointer = files.read(store .. "/current")
+  if not pointer then return nil, "no last good rule set saved in " .. store end
+  local name, saved_for = pointer:match("^(rules%-%x+)\n([^\n]*)")
+  if not name then return nil, store .. "/current is not a rule set pointer" end
+  if saved_for ~= source_dir then
+    return nil, store .. " holds the rules of " .. saved_for .. ", not " .. source_dir
+  end
+  local rs, err = _M.load(store .. "/" .. name, opts)
+  if not rs then return nil, tostring(err) end
+  return rs, store .. "/" .. name
+end
+
+--- The watcher's test before it takes a rule set: nil when every fixture passes, else the
+-- rules error it logs ("N fixture(s) failed, first '...': ..." in fixtures/<file>).
+function _M.fixtures_verdict(rs)
+  local res = rs:run_fixtures()
+  if res.failed == 0 then return nil end
+  local first
+  for _, r in ipairs(res.results) do if not r.ok then first = r break end end
+  return rules_error(res.failed .. " fixture(s) failed, first '" .. first.name .. "': " ..
+    table.concat(first.diff, "; "), "fixtures/" .. first.file)
+end
+
 local Watcher = {}
 Watcher.__index = Watcher
 
+--- watch(dir, opts): opts as load, plus check_interval_ms, clock, run_fixtures, and
+--   last_good = "<directory>": every accepted version is saved there; when the files in dir fail
+--     (at start or on an edit) the saved version is used (or kept);
+--   log = function(level, event, fields): "rules_loaded" (info), "rules_rejected" (error: file,
+--     line, reason; once per edit), "rules_last_good" (warn: started from the saved version).
 function _M.watch(dir, opts)
   if type(dir) ~= "string" then error("loyalty.rules: dir must be a string", 2) end
   opts = check_opts(opts)
   build_limits(opts)
-  local w = setmetatable({ dir = dir, opts = opts, interval = opts.check_interval_ms or 1000,
-    clock = opts.clock or default_clock, run_fixtures = opts.run_fixtures ~= false }, Watcher)
+  if opts.last_good ~= nil and type(opts.last_good) ~= "string" then
+    error("loyalty.rules: option last_good must be a directory path", 2)
+  end
+  if opts.log ~= nil and type(opts.log) ~= "function" then error("loyalty.rules: option log must be a function", 2) end
+  local load_opts = {}
+  for k, v in pairs(opts) do
+    if k ~= "last_good" and k ~= "log" and k ~= "check_interval_ms" and k ~= "clock" and k ~= "run_fixtures" then
+      load_opts[k] = v
+    end
+  end
+  local w = setmetatable({ dir = dir, opts = load_opts, interval = opts.check_interval_ms or 1000,
+    clock = opts.clock or default_clock, run_fixtures = opts.run_fixtures ~= false, last_good = opts.last_good,
+    log = opts.log, stats = {}, checks = 0, reloads = 0, rejections = 0 }, Watcher)
   w:check()
+  if not w.good and w.last_good then
+    local rs, where = load_last_good(w.last_good, dir, load_opts)
+    if rs then
+      w.good, w.from_last_good = rs, where
+      emit(w, "warn", "rules_last_good", { dir = dir, hash = rs.hash, path = where,
+                                             reason = w.error and w.error.message })
+    end
+  end
   return w
 end
 
--- Loads the directory if its contents changed; keeps the last good rule set when the new one is bad.
+-- True when any watched path's stat differs from the last check (and records the new ones).
+local function stats_changed(self)
+  local paths, stats = self.paths, self.stats
+  local changed, newest = false, 0
+  for i = 1, #paths do
+    local st = stats[i]
+    if not st then st = {} stats[i] = st changed = true end
+    local ino, size, mtime, ctime, mode = st.ino, st.size, st.modification, st.change, st.mode
+    if not files.stat(paths[i], st) then
+      for k = 1, #STAT_FIELDS do st[STAT_FIELDS[k]] = nil end
+    end
+    if st.ino ~= ino or st.size ~= size or st.modification ~= mtime or st.change ~= ctime or st.mode ~= mode then
+      changed = true
+    end
+    local t = st.modification or 0
+    if t > newest then newest = t end
+  end
+  return changed, newest
+end
+
+-- Picks the paths to stat for the current state and records their stats.
+function Watcher:rescan()
+  self.paths, self.stats = watched_paths(self.dir, self.error ~= nil), {}
+  stats_changed(self)
+end
+
+-- Everything a rule set is made of, fixtures included (read only when stats changed or are racy).
+function Watcher:content()
+  return content_sig(watched_paths(self.dir, true))
+end
+
+-- Loads the directory if it changed; keeps the last good rule set when the new one is bad.
 function Watcher:check()
   self.next_check = self.clock() + self.interval
-  local sig = snapshot(self.dir)
+  self.checks = self.checks + 1
+  if self.paths then
+    local changed, newest = stats_changed(self)
+    if not changed then
+      if newest < os.time() - 1 then return false end
+      -- a file changed within the last second or two: its mtime alone cannot tell
+      if self:content() == self.seen then return false end
+    end
+  end
+  self:rescan()
+  local sig = self:content()
   if sig == self.seen then return false end
   self.seen = sig
   local rs, err = _M.load(self.dir, self.opts)
   if rs and self.run_fixtures then
-    local res = rs:run_fixtures()
-    if res.failed > 0 then
-      local first
-      for _, r in ipairs(res.results) do if not r.ok then first = r break end end
-      rs, err = nil, rules_error(res.failed .. " fixture(s) failed, first '" .. first.name .. "': " ..
-        table.concat(first.diff, "; "), "fixtures/" .. first.file)
-    end
+    err = _M.fixtures_verdict(rs)
+    if err then rs = nil end
   end
   if not rs then
     self.error = err
+    self:rescan()
+    self.rejections = self.rejections + 1
+    emit(self, "error", "rules_rejected", {
+      dir = self.dir, file = err.file, line = err.line, reason = err.message,
+      kept = self.good and self.good.hash or "none",
+    })
     return false
   end
-  self.good, self.error = rs, nil
+  rs.source_dir = self.dir
+  local previous = self.good
+  self.good, self.error, self.from_last_good = rs, nil, nil
+  self:rescan() -- an edit made meanwhile is younger than the racy window: the next check reads it
+  self.reloads = self.reloads + 1
+  local fields = { dir = self.dir, hash = rs.hash, previous = previous and previous.hash or "none" }
+  if self.last_good then
+    local where, perr = persist(self.last_good, rs)
+    if where then
+      fields.saved = where
+    else
+      emit(self, "error", "rules_save_failed", { dir = self.dir, last_good = self.last_good, reason = tostring(perr) })
+    end
+  end
+  emit(self, "info", "rules_loaded", fields)
   return true
 end
 
@@ -453,5 +635,13 @@ end
 function Watcher:last_error()
   return self.error
 end
+
+--- Counters for metrics: checks, reloads (accepted versions), rejections (rejected edits).
+function Watcher:counters()
+  return { checks = self.checks, reloads = self.reloads, rejections = self.rejections,
+           from_last_good = self.from_last_good ~= nil }
+end
+
+_M.load_last_good = load_last_good
 
 return _M

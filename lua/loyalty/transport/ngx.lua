@@ -1,6 +1,7 @@
 -- The transport loyalty.client picks inside nginx: the one chosen with
--- require("loyalty.ngx").configure{transport = ...}. Where ngx.location.capture is not allowed
--- (timers, init_worker) the proxy choice falls back to the worker-thread transport per call.
+-- require("loyalty.ngx").configure{transport = ...} ("socket" by default). Where
+-- ngx.location.capture is not allowed (timers) the proxy choice falls back to the cosocket
+-- transport per call.
 local ngx_conf = require "loyalty.ngx"
 
 local _M = {}
@@ -8,22 +9,23 @@ local _M = {}
 local Transport = {}
 Transport.__index = Transport
 
+local function socket_transport(opts)
+  return require("loyalty.transport.ngx_socket").new(opts)
+end
+
 --- new(client_opts) -> transport
 function _M.new(opts)
+  opts = opts or {}
   local kind = ngx_conf.settings().transport
-  local self = setmetatable({ opts = opts or {}, kind = kind }, Transport)
-  if kind == "thread" then
-    self.thread = require("loyalty.transport.ngx_thread").new(self.opts)
-  else
-    self.proxy = require("loyalty.transport.ngx_proxy").new(self.opts)
-  end
-  return self
+  if kind == "socket" then return socket_transport(opts) end
+  if kind == "thread" then return require("loyalty.transport.ngx_thread").new(opts) end
+  return setmetatable({ opts = opts, proxy = require("loyalty.transport.ngx_proxy").new(opts) }, Transport)
 end
 
 function Transport:send(req)
-  if self.proxy and ngx_conf.capture_allowed() then return self.proxy:send(req) end
-  if not self.thread then self.thread = require("loyalty.transport.ngx_thread").new(self.opts) end
-  return self.thread:send(req)
+  if ngx_conf.capture_allowed() then return self.proxy:send(req) end
+  if not self.socket then self.socket = socket_transport(self.opts) end
+  return self.socket:send(req)
 end
 
 function Transport.close() end

@@ -61,6 +61,14 @@ function Transport:send(req)
   if not body and (method == ngx.HTTP_POST or method == ngx.HTTP_PUT or method == ngx.HTTP_PATCH) then
     body = ""
   end
+  -- nginx fixes the location's timeouts, so the client's attempts would each wait the whole
+  -- proxy_read_timeout: after one upstream timeout in this storefront request, later attempts
+  -- and calls in the same request fail at once (one CRM wait per request, not one per attempt).
+  local rctx = ngx.ctx
+  if rctx.loyalty_proxy_timed_out then
+    return nil, { kind = "timeout",
+                  message = "CRM timed out earlier in this request (nginx upstream); not waiting again" }
+  end
   local ok, res = pcall(ngx.location.capture, self.location, { method = method, body = body, ctx = ctx })
   if not ok then
     return nil, { kind = "config", message = "proxy transport unavailable here: " .. tostring(res) }
@@ -73,6 +81,7 @@ function Transport:send(req)
   -- subrequest as truncated with nginx's 502/504; a CRM's own 502 arrives whole.
   if res.truncated then
     if res.status == ngx.HTTP_GATEWAY_TIMEOUT then
+      rctx.loyalty_proxy_timed_out = true
       return nil, { kind = "timeout", message = "CRM timed out (nginx upstream)" }
     elseif res.status >= 500 then
       return nil, { kind = "network", message = "CRM unreachable through nginx (connect, TLS or protocol " ..

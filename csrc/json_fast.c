@@ -1,0 +1,196 @@
+/* json_fast: a decoder for the JSON every CRM reply is made of (no escapes in strings, strict
+ * numbers), faster than cjson because strings are pushed straight from the text and short
+ * integers are computed without strtod. Anything else (an escape, a control character, a
+ * non-strict number, too deep, any syntax error) makes it give up with the stack as it was, and
+ * cjson decodes the text instead: results, limits and error messages stay cjson's. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core.h"
+
+#define FAST_MAX_DEPTH 1000 /* cjson's decode_max_depth */
+
+typedef struct {
+  const char *p, *end;
+  int depth;
+} cursor;
+
+static void skip_ws(cursor *c)
+{
+  while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r')) c->p++;
+}
+
+static int is_digit(char ch) { return ch >= '0' && ch <= '9'; }
+
+static int fast_string(lua_State *L, cursor *c)
+{
+  const char *start = ++c->p; /* after the opening quote */
+  const char *p = start;
+  while (p < c->end) {
+    unsigned char ch = (unsigned char)*p;
+    if (ch == '"') break;
+    if (ch == '\\' || ch < 0x20) return 0;
+    p++;
+  }
+  if (p >= c->end) return 0;
+  lua_pushlstring(L, start, (size_t)(p - start));
+  c->p = p + 1;
+  return 1;
+}
+
+/* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? only. */
+static int fast_number(lua_State *L, cursor *c)
+{
+  const char *p = c->p, *start = p;
+  int neg = 0, digits = 0, plain = 1;
+  double v = 0;
+  if (*p == '-') {
+    neg = 1;
+    p++;
+  }
+  if (p >= c->end || !is_digit(*p)) return 0;
+  if (*p == '0') {
+    p++;
+    digits = 1;
+    if (p < c->end && is_digit(*p)) return 0;
+  } else {
+    while (p < c->end && is_digit(*p)) {
+      v = v * 10 + (*p - '0');
+      p++;
+      digits++;
+    }
+  }
+  if (p < c->end && *p == '.') {
+    plain = 0;
+    p++;
+    if (p >= c->end || !is_digit(*p)) return 0;
+    while (p < c->end && is_digit(*p)) p++;
+  }
+  if (p < c->end && (*p == 'e' || *p == 'E')) {
+    plain = 0;
+    p++;
+    if (p < c->end && (*p == '+' || *p == '-')) p++;
+    if (p >= c->end || !is_digit(*p)) return 0;
+    while (p < c->end && is_digit(*p)) p++;
+  }
+  if (plain && digits <= 15) { /* exact in a double: the value strtod would give */
+    lua_pushnumber(L, neg ? -v : v);
+  } else {
+    char tmp[64], *endp;
+    size_t n = (size_t)(p - start);
+    double d;
+    if (n >= sizeof tmp) return 0;
+    memcpy(tmp, start, n);
+    tmp[n] = '\0';
+    d = strtod(tmp, &endp);
+    if (endp != tmp + n || d != d || d - d != 0) return 0; /* let cjson judge NaN/inf/odd text */
+    lua_pushnumber(L, (lua_Number)d);
+  }
+  c->p = p;
+  return 1;
+}
+
+static int fast_literal(lua_State *L, cursor *c, const char *word, size_t n, int kind)
+{
+  if ((size_t)(c->end - c->p) < n || memcmp(c->p, word, n) != 0) return 0;
+  c->p += n;
+  if (kind == 2) lua_pushlightuserdata(L, NULL); /* cjson.null */
+  else lua_pushboolean(L, kind);
+  return 1;
+}
+
+static int fast_value(lua_State *L, cursor *c);
+
+static int fast_object(lua_State *L, cursor *c)
+{
+  if (++c->depth > FAST_MAX_DEPTH) return 0;
+  luaL_checkstack(L, 4, "json nesting");
+  lua_newtable(L);
+  c->p++;
+  skip_ws(c);
+  if (c->p < c->end && *c->p == '}') {
+    c->p++;
+    c->depth--;
+    return 1;
+  }
+  for (;;) {
+    skip_ws(c);
+    if (c->p >= c->end || *c->p != '"' || !fast_string(L, c)) return 0;
+    skip_ws(c);
+    if (c->p >= c->end || *c->p != ':') return 0;
+    c->p++;
+    if (!fast_value(L, c)) return 0;
+    lua_rawset(L, -3);
+    skip_ws(c);
+    if (c->p >= c->end) return 0;
+    if (*c->p == ',') {
+      c->p++;
+      continue;
+    }
+    if (*c->p != '}') return 0;
+    c->p++;
+    c->depth--;
+    return 1;
+  }
+}
+
+static int fast_array(lua_State *L, cursor *c)
+{
+  int i = 0;
+  if (++c->depth > FAST_MAX_DEPTH) return 0;
+  luaL_checkstack(L, 4, "json nesting");
+  lua_newtable(L);
+  c->p++;
+  skip_ws(c);
+  if (c->p < c->end && *c->p == ']') {
+    c->p++;
+    c->depth--;
+    return 1;
+  }
+  for (;;) {
+    if (!fast_value(L, c)) return 0;
+    lua_rawseti(L, -2, ++i);
+    skip_ws(c);
+    if (c->p >= c->end) return 0;
+    if (*c->p == ',') {
+      c->p++;
+      continue;
+    }
+    if (*c->p != ']') return 0;
+    c->p++;
+    c->depth--;
+    return 1;
+  }
+}
+
+static int fast_value(lua_State *L, cursor *c)
+{
+  skip_ws(c);
+  if (c->p >= c->end) return 0;
+  switch (*c->p) {
+  case '{': return fast_object(L, c);
+  case '[': return fast_array(L, c);
+  case '"': return fast_string(L, c);
+  case 't': return fast_literal(L, c, "true", 4, 1);
+  case 'f': return fast_literal(L, c, "false", 5, 0);
+  case 'n': return fast_literal(L, c, "null", 4, 2);
+  default:
+    if (*c->p == '-' || is_digit(*c->p)) return fast_number(L, c);
+    return 0;
+  }
+}
+
+int core_json_fast_decode(lua_State *L, const char *s, size_t len)
+{
+  int top = lua_gettop(L);
+  cursor c;
+  c.p = s;
+  c.end = s + len;
+  c.depth = 0;
+  if (fast_value(L, &c)) {
+    skip_ws(&c);
+    if (c.p == c.end) return 1;
+  }
+  lua_settop(L, top);
+  return 0;
+}
