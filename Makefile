@@ -106,6 +106,7 @@ LUA_INCDIR ?= $(LUA54_INCDIR)
 CURL_INCDIR ?= /usr/include
 OPENSSL_INCDIR ?= /usr/include
 SQLITE3_INCDIR ?= /usr/include
+ZLIB_INCDIR ?= /usr/include
 LUAJIT_INCDIR_ROCK ?= $(LUAJIT_INCDIR)
 INST_LIBDIR ?= /usr/local/lib/lua/5.4
 INST_LUADIR ?= /usr/local/share/lua/5.4
@@ -115,8 +116,8 @@ INST_PREFIX ?= /usr/local/share/lua-loyalty
 # Debian keeps curl/curl.h under the multiarch include dir (/usr/include/x86_64-linux-gnu).
 MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
 CURL_H := $(firstword $(wildcard $(CURL_INCDIR)/curl/curl.h $(CURL_INCDIR)/$(MULTIARCH)/curl/curl.h))
-ROCK_INC = -I$(patsubst %/curl/curl.h,%,$(CURL_H)) -I$(OPENSSL_INCDIR) -I$(SQLITE3_INCDIR)
-ROCK_LIBS := -lcurl -lcrypto -lsqlite3 -lm
+ROCK_INC = -I$(patsubst %/curl/curl.h,%,$(CURL_H)) -I$(OPENSSL_INCDIR) -I$(SQLITE3_INCDIR) -I$(ZLIB_INCDIR)
+ROCK_LIBS := -lcurl -lcrypto -lz -lsqlite3 -lm
 
 # Modules of each rock; X/init.lua installs as X.lua (module X, not X.init).
 SANDBOX_MODULES := loyalty/sandbox loyalty/nginx_runner.lua loyalty/cli/sandbox.lua

@@ -31,17 +31,19 @@ external_dependencies = {
    CURL = { library = "curl" },
    OPENSSL = { header = "openssl/evp.h", library = "crypto" },
    SQLITE3 = { header = "sqlite3.h", library = "sqlite3" },
+   ZLIB = { header = "zlib.h", library = "z" },   -- gzip replies on the nginx cosocket transport
 }
 build = {
    type = "make",
    build_target = "lib",
    build_variables = {
       CFLAGS = "$(CFLAGS)",
-      LIBFLAG = "$(LIBFLAG) -L$(CURL_LIBDIR) -L$(OPENSSL_LIBDIR) -L$(SQLITE3_LIBDIR)",
+      LIBFLAG = "$(LIBFLAG) -L$(CURL_LIBDIR) -L$(OPENSSL_LIBDIR) -L$(SQLITE3_LIBDIR) -L$(ZLIB_LIBDIR)",
       LUA_INCDIR = "$(LUA_INCDIR)",
       CURL_INCDIR = "$(CURL_INCDIR)",
       OPENSSL_INCDIR = "$(OPENSSL_INCDIR)",
       SQLITE3_INCDIR = "$(SQLITE3_INCDIR)",
+      ZLIB_INCDIR = "$(ZLIB_INCDIR)",
    },
    install_target = "install-rock",
    install_variables = {

@@ -28,6 +28,7 @@ external_dependencies = {
    CURL = { library = "curl" },   -- curl/curl.h: see lua-loyalty's rockspec
    OPENSSL = { header = "openssl/evp.h", library = "crypto" },
    SQLITE3 = { header = "sqlite3.h", library = "sqlite3" },
+   ZLIB = { header = "zlib.h", library = "z" },   -- gzip replies on the nginx cosocket transport
    -- nginx's Lua module runs OpenResty's LuaJIT (Debian: libluajit2-5.1-dev).
    LUAJIT = { header = "luajit-2.1/luajit.h" },
 }
@@ -36,11 +37,12 @@ build = {
    build_target = "sandbox-lib",
    build_variables = {
       CFLAGS = "$(CFLAGS)",
-      LIBFLAG = "$(LIBFLAG) -L$(CURL_LIBDIR) -L$(OPENSSL_LIBDIR) -L$(SQLITE3_LIBDIR)",
+      LIBFLAG = "$(LIBFLAG) -L$(CURL_LIBDIR) -L$(OPENSSL_LIBDIR) -L$(SQLITE3_LIBDIR) -L$(ZLIB_LIBDIR)",
       LUAJIT_INCDIR_ROCK = "$(LUAJIT_INCDIR)/luajit-2.1",
       CURL_INCDIR = "$(CURL_INCDIR)",
       OPENSSL_INCDIR = "$(OPENSSL_INCDIR)",
       SQLITE3_INCDIR = "$(SQLITE3_INCDIR)",
+      ZLIB_INCDIR = "$(ZLIB_INCDIR)",
    },
    install_target = "install-sandbox-rock",
    install_variables = {
