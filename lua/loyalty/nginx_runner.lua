@@ -122,6 +122,7 @@ local function user_line()
   end
   return user_directive
 end
+_M.user_line = user_line
 
 local function render(opts, prefix, port)
   local lpath, cpath = default_paths()

@@ -1,5 +1,5 @@
 -- The setup docs/openresty.md shows (examples/openresty/minimal/nginx.conf and storefront.lua),
--- run as written with only the checkout path and the port filled in: it starts, serves, logs
+-- run as written with only the checkout path, the port and the workers' user filled in: it starts, serves, logs
 -- a bad setting's real message, and writes no global.
 local runner = require "loyalty.nginx_runner"
 local http = require "support.http"
@@ -15,6 +15,8 @@ local function start(env)
   assert(runner.run("mkdir -p " .. quote(prefix .. "/logs") .. " && chmod 755 " .. quote(prefix)))
   local conf = assert(runner.read_file(support.root .. "/examples/openresty/minimal/nginx.conf"))
   conf = conf:gsub("/opt/lua%-loyalty", (support.root:gsub("%%", "%%%%")))
+  -- as the docs say: workers that can read the checkout (a clone under root's 0700 home: root's own)
+  conf = conf:gsub("\nworker_processes", "\n" .. runner.user_line() .. "\nworker_processes", 1)
   if not runner.run("test -f /usr/lib/nginx/modules/ngx_http_lua_module.so") then
     conf = conf:gsub("load_module [^\n]*\n", "") -- OpenResty: built in
   end

@@ -94,7 +94,7 @@ server {
     local function call()
       local client = assert(require("loyalty.client").new {
         base_url = a.base, username = "store.server", password = "server123", transport = transport,
-        max_attempts = tonumber(a.attempts) or 1, timeout_ms = 800, backoff_base_ms = 10,
+        max_attempts = tonumber(a.attempts) or 1, timeout_ms = tonumber(a.deadline_ms) or 800, backoff_base_ms = 10,
       })
       local r, err = client:request { method = a.method or "GET", path = a.path,
         query = { mobile = a.mobile }, json = a.method == "POST" and { root = { probe = "x" } } or nil }
@@ -249,8 +249,9 @@ describe("nginx transports", function()
   it("proxy: waits for a hanging CRM once per storefront request, not once per attempt", function()
     assert(sb:faults { match = "/v1.1/customer/get", action = "delay", ms = 2500, count = 3 })
     local t0 = require("loyalty.core").now()
-    local out = call { via = "proxy", attempts = "3", base = sb.url, path = "/v1.1/customer/get",
-                       mobile = sandbox.TOM.mobile }
+    -- a call deadline (5 s) that leaves room for every retry: each is started, and fails at once
+    local out = call { via = "proxy", attempts = "3", deadline_ms = "5000", base = sb.url,
+                       path = "/v1.1/customer/get", mobile = sandbox.TOM.mobile }
     local elapsed = require("loyalty.core").now() - t0
     assert(sb:clear_faults())
     assert.same("timeout", out.error.kind)
