@@ -1,12 +1,14 @@
 -- Injected faults: `POST /sandbox/faults` registers specs; each matching request (path prefix and
--- optional method) takes one from the spec's count until it is used up.
+-- optional method) takes one from the spec's count until it is used up. `apply_drop` runs the
+-- request as usual (the write is booked) and then closes the connection without a reply: a lost
+-- reply, as a timeout after the CRM applied the write would be.
 local json = require("loyalty.sandbox.json")
 local store = require("loyalty.sandbox.store")
 
 local _M = {}
 
 local ACTIONS = { status = true, delay = true, malformed = true, truncated = true, drop = true, empty = true,
-  body_failure = true, body = true }
+  body_failure = true, body = true, apply_drop = true }
 
 --- Validates and stores one spec. Returns the stored spec or nil, message.
 function _M.add(spec)
