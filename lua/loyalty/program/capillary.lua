@@ -239,7 +239,8 @@ function Backend:redeem(ident, opts)
     external_reference_number = opts.reference, transaction_number = opts.bill_number,
     validation_code = opts.otp, redemption_time = os.date("!%Y-%m-%d %H:%M:%S"),
   }
-  local query = { skip_validation = opts.skip_otp and "true" or nil, program_id = self.settings.program_id }
+  local query = { skip_validation = opts.skip_otp and "true" or nil,
+                  program_id = opts.program_id or self.settings.program_id }
   local r, err = self.client:points_redeem(body, query)
   if not r then return nil, err end
   local red = r.redemption or {}
@@ -389,21 +390,56 @@ end
 -- number does not exist", 668 "Unable to find the transaction number for this customer".
 local NO_BILL = { [602] = true, [625] = true, [668] = true }
 
+--- What a redeem whose reply was lost booked (a hold payload with .unknown): the redeem replayed
+-- under its external_reference_number, the idempotency key (capillary.md §7), so a booked one
+-- answers its original reply and debits nothing more. The replay carries no OTP: when the first
+-- never landed, an OTP-checked redeem is refused (808) and books nothing. [INF] A booked reference
+-- always replays its original (sandbox REDEEM_DUPLICATE_RETURNS_ORIGINAL; the docs say "an error or
+-- the original result"), so a refusal means nothing was booked. With skip_otp the replay of a redeem
+-- that never landed books it now; the caller reverses it at once, so the balance ends the same.
+-- -> {redemption_id, points, value} | {none = true, code} | nil, err (still unknown).
+function Backend:resolve_redemption(p)
+  local rp = type(p.replay) == "table" and p.replay or {}
+  local key, value = next(type(p.customer) == "table" and p.customer or {})
+  if not (rp.reference and rp.points and key) then
+    return nil, errors.new { kind = "config", message = "the hold of unknown outcome carries no redeem to replay" }
+  end
+  local r, err = self:redeem({ key = key, value = tostring(value) }, {
+    points = rp.points, reference = rp.reference, bill_number = rp.bill_number, skip_otp = rp.skip_otp,
+    program_id = rp.program_id,
+  })
+  if r then return r end
+  if err.kind == "api" then return { none = true, code = err.code, request_id = err.request_id } end
+  return nil, err
+end
+
 --- Gives back a held redemption (payload from loyalty.program.holds) unless its order's bill is at
--- the CRM: {placed = true} | {points_reversed, reversal_id} | {already = true} | nil, err.
+-- the CRM: {placed = true} | {points_reversed, reversal_id} | {already = true} | nil, err. A hold
+-- of unknown outcome is resolved first: nothing booked gives {points_reversed = 0, nothing_booked}.
 function Backend:cancel_redemption(_, p)
   local t, err = self.client:transaction_get { number = p.bill_number }
   if t and t.transaction and tostring(t.transaction.type or "REGULAR"):upper() ~= "RETURN" then
     return { placed = true, request_id = t.request_id }
   end
   if not t and not (err.kind == "api" and NO_BILL[tonumber(err.code)]) then return nil, err end
+  local reverse = p.reverse
+  if p.unknown then
+    local res
+    res, err = self:resolve_redemption(p)
+    if not res then return nil, err end
+    if res.none then return { points_reversed = 0, nothing_booked = true, resolved = "nothing booked" } end
+    local key, value = next(p.customer)
+    reverse = { redemptionId = res.redemption_id, pointsToBeReversed = res.points,
+                identifier = { type = key == "external_id" and "externalId" or key, value = tostring(value) } }
+  end
   local r
-  r, err = self.client:v2_points_reverse(p.reverse)
+  r, err = self.client:v2_points_reverse(reverse)
   if not r then
     if err.kind == "api" and tonumber(err.code) == 3802 then return { already = true, points_reversed = 0 } end
     return nil, err
   end
-  return { points_reversed = tonumber(r.body.pointsReversed) or p.points, reversal_id = r.body.reversalId }
+  return { points_reversed = tonumber(r.body.pointsReversed) or reverse.pointsToBeReversed,
+           reversal_id = r.body.reversalId, redemption_id = reverse.redemptionId }
 end
 
 --- The CRM's record of a bill for the returns ledger: bill (transaction/get: its lines), returns

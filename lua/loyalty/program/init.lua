@@ -582,6 +582,11 @@ function Program:subscribe(user, subs)
   return r
 end
 
+-- The programme id a redeem was sent with (replayed with it when its outcome must be resolved).
+local function s_program_id(self)
+  return self.settings.program_id or self.backend.learned_program_id
+end
+
 -- Analysts write tiers in capitals (GOLD); CRMs spell slabs as they like.
 local function rules_customer(c)
   return { tier = type(c.tier) == "string" and c.tier:upper() or nil, points = c.points }
@@ -779,12 +784,29 @@ function Program:redeem(user, req)
     return nil, with_ids(e, ids)
   end
   local r
+  local reference = "redeem-" .. tostring(req.order_id)
   r, err = b:redeem(ident, {
     points = req.points, otp = not skip and req.otp or nil, skip_otp = skip,
-    reference = "redeem-" .. tostring(req.order_id), bill_number = tostring(req.order_id),
+    reference = reference, bill_number = tostring(req.order_id),
     cart = type(cart) == "table" and cart or { total = cart, lines = {} },
   })
   if not r then
+    if queueable(err) then
+      -- The reply was lost (or the CRM said "retry"): the redemption may be booked. A hold of
+      -- unknown outcome keeps the order's points from being lost: cancel or expiry resolves it
+      -- under the same reference and reverses exactly what was booked; a retried redeem for the
+      -- order replays that reference and never debits twice.
+      local h, herr = self.holds:hold(ident, req.order_id, { unknown = true, points = req.points,
+        reference = reference, skip_otp = skip, program_id = s_program_id(self) })
+      err.outcome_unknown, err.order_id = true, req.order_id
+      if h then
+        err.hold_expires_at = h.expires_at
+      else
+        err.hold_error = herr
+      end
+      self:emit("warn", "redemption_outcome_unknown", { order_id = tostring(req.order_id), points = req.points,
+                hold = h and "recorded" or "not recorded" })
+    end
     if err.kind == "api" then
       -- Looser local rules than the CRM's: its refusal, said plainly.
       err.crm_refused = true
@@ -944,7 +966,15 @@ function Program:order_placed(user, order)
   -- The redemption held for this order is tagged to its bill (and settled as placed below).
   local hold = self.holds:find(order.id)
   local released
-  if hold and hold.state == "held" and order.redemption == nil then
+  if hold and hold.state == "held" and hold.payload and hold.payload.unknown and order.redemption == nil
+    and b.resolve_redemption then
+    -- The redeem's reply was lost: what it booked (replayed by its reference) is tagged to the bill.
+    local res = b:resolve_redemption(hold.payload)
+    if res and not res.none then
+      hold = { state = "held", payload = { redemption_id = res.redemption_id, points = res.points, value = res.value } }
+    end
+  end
+  if hold and hold.state == "held" and order.redemption == nil and hold.payload.redemption_id then
     local o = {}
     for k, v in pairs(order) do o[k] = v end
     o.redemption = { id = hold.payload.redemption_id, points = hold.payload.points, value = hold.payload.value }
@@ -1165,6 +1195,11 @@ function Program:order_returned(user, order, ret)
     local h = self.holds:find(order.id)
     red = h and h.state == "placed" and h.payload and { id = h.payload.redemption_id, points = h.payload.points }
       or nil
+    if red and not red.id and h.payload.unknown and b.resolve_redemption then
+      -- Placed on a redeem whose reply was lost: what it booked, replayed by its reference.
+      local res = b:resolve_redemption(h.payload)
+      red = res and not res.none and { id = res.redemption_id, points = res.points } or nil
+    end
   end
   local reverse_points = red and red.id and ledger.reversal_points(L, plan, tonumber(red.points)) or 0
   local ref = return_ref(order, kind)
