@@ -132,6 +132,12 @@ end
 local function apply_fault(f, gen)
   local action = f.action
   if action == "apply_drop" then return false end -- applied by the handler, the reply dropped after
+  if action == "ignore_args" then -- handled as if these query arguments were not sent
+    local args = ngx.req.get_uri_args()
+    for _, name in ipairs(f.args) do args[name] = nil end
+    ngx.req.set_uri_args(args)
+    return false
+  end
   if action == "delay" then
     ngx.sleep(f.ms / 1000)
     return false
