@@ -348,6 +348,7 @@ function Backend:post_return(ident, order, ret)
 end
 
 local RETURN_PAGE, RETURN_MAX_PAGES = 100, 20
+_M.RETURN_PAGE = RETURN_PAGE -- customer/transactions page size of the returns ledger
 
 --- Whether the CRM already holds the return `tx` (a transaction/add payload from post_return):
 -- true | false (not there, or tx carries no reference) | nil, err (the lookup failed).
@@ -451,19 +452,50 @@ function Backend:bill_record(ident, number)
     if err.kind == "api" and NO_BILL[tonumber(err.code)] then err.no_bill = true end
     return nil, err
   end
-  local returns = {}
-  local args = { [ident.key] = ident.value, number = number, limit = RETURN_PAGE }
+  -- Rows are counted once by transaction id: a CRM that ignores `offset` (its docs show `start` as a
+  -- transaction id) answers the same page again, whose returns must not count twice. A page with no
+  -- row not seen before ends the paging; when `count` says rows are still missing, the rest is asked
+  -- for in one page (limit = count), and a ledger that stays short is an error, never a guess.
+  local returns, seen, unique = {}, {}, 0
+  local function take(rows)
+    local new = 0
+    for _, row in ipairs(rows) do
+      local id = type(row) == "table" and row.id ~= nil and tostring(row.id) or nil
+      if type(row) == "table" and not (id and seen[id]) then
+        if id then seen[id] = true end
+        new, unique = new + 1, unique + 1
+        if tostring(row.type):upper() == "RETURN" and tostring(row.number) == number then
+          returns[#returns + 1] = row
+        end
+      end
+    end
+    return new
+  end
+  local page_size = _M.RETURN_PAGE
+  local args = { [ident.key] = ident.value, number = number, limit = page_size }
   for page = 0, RETURN_MAX_PAGES - 1 do
-    args.offset = page * RETURN_PAGE
+    args.offset = page * page_size
     local r
     r, err = self.client:customer_transactions(args)
     if not r then return nil, err end
-    for _, row in ipairs(r.transactions) do
-      if type(row) == "table" and tostring(row.type):upper() == "RETURN" and tostring(row.number) == number then
-        returns[#returns + 1] = row
+    local new = take(r.transactions)
+    if #r.transactions < page_size or (r.count and unique >= r.count) then break end
+    if new == 0 then
+      local count = r.count
+      if count and count <= page_size * RETURN_MAX_PAGES then
+        args.offset, args.limit = nil, count
+        r, err = self.client:customer_transactions(args)
+        if not r then return nil, err end
+        take(r.transactions)
       end
+      if not (count and unique >= count) then
+        return nil, errors.new { kind = "decode", retryable = false, request_id = r.request_id,
+                                 message = "customer/transactions ignored offset (a page at offset " ..
+                                   page * page_size .. " repeated earlier rows) and the returns of bill " ..
+                                   number .. " could not all be read" }
+      end
+      break
     end
-    if #r.transactions < RETURN_PAGE then break end
   end
   return t.transaction or {}, returns
 end
