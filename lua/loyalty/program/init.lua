@@ -14,6 +14,8 @@ Program.__index = Program
 
 local BACKENDS = { capillary = "loyalty.program.capillary", crmcom = "loyalty.program.crmcom" }
 
+local crm_limit_refusal -- below: a CRM redemption-limit refusal, named and warned
+
 local function refused(message, fields)
   local e = { kind = "refused", message = message }
   for k, v in pairs(fields or {}) do e[k] = v end
@@ -630,6 +632,19 @@ local function verdict(self, c, rate, cart, requested, balance)
   return v
 end
 
+-- Capillary's redemption-limit refusals (capillary.md §5): the local rules allowed what the CRM's
+-- own limits refuse. 819's documented text ("exceeds the threshold limit (maximum points that can
+-- be redeemed in a transaction)") names no maximum, so the quote is not re-made at a guessed one:
+-- the refusal stays, named, and the disagreement is a loud warning for whoever owns the rules.
+local CRM_LIMITS = { [819] = "max_per_transaction", [821] = "min_per_transaction", [807] = "multiple_of" }
+function crm_limit_refusal(self, err, points, operation)
+  local limit = CRM_LIMITS[tonumber(err.code)]
+  if not limit or self.settings.provider ~= "capillary" then return nil end
+  self:emit("warn", "rules_looser_than_crm", { operation = operation, code = tonumber(err.code), limit = limit,
+            points = points, crm_message = err.message })
+  return limit
+end
+
 --- The points summary for a logged-in user, ready to render: `value` is what the balance is
 -- worth at the CRM's rate (nil with `value_unknown` when the CRM does not say), `max_value` what
 -- the most redeemable points are worth.
@@ -700,6 +715,7 @@ function Program:quote_redemption(user, cart, points)
     if err.kind ~= "api" then return nil, with_ids(err, ids) end
     if err.crm_rate then money.learn(self, err.crm_rate, "points/isredeemable", c.tier) end
     quote.allowed, quote.reason, quote.code = false, "the CRM refuses: " .. tostring(err.message), err.code
+    quote.crm_limit = crm_limit_refusal(self, err, v.points, "quote_redemption")
     return quote
   end
   if crm.rate then money.learn(self, crm.rate, "points/isredeemable", c.tier) end
@@ -811,6 +827,7 @@ function Program:redeem(user, req)
       -- Looser local rules than the CRM's: its refusal, said plainly.
       err.crm_refused = true
       err.message = "the CRM refuses the redemption: " .. tostring(err.message)
+      err.crm_limit = crm_limit_refusal(self, err, req.points, "redeem")
     end
     return nil, with_ids(err, ids)
   end
