@@ -852,7 +852,8 @@ end
 -- | {already = true, state} | {queued = true, outbox_id} (the CRM cannot be reached: the drainer
 -- reverses it) | nil, err (refused with code "order_placed" when the CRM holds the order's bill:
 -- return it instead; "no_hold" when no redemption is held for the order). `known` (optional): the
--- redeem result {redemption_id, points}, for a hold made by another process without a shared outbox.
+-- redeem result {redemption_id, points}, for a hold made by another process without a shared outbox;
+-- {points} alone for such a redeem whose reply was lost (resolved by the order's reference).
 function Program:cancel_redemption(user, order_id, known)
   if order_id == nil then error("loyalty.program: cancel_redemption needs an order id", 2) end
   if known ~= nil and type(known) ~= "table" then
@@ -871,6 +872,12 @@ function Program:cancel_redemption(user, order_id, known)
   if not h and not err and known and known.redemption_id and tonumber(known.points) then
     -- Held by another process without a shared outbox: the store kept redeem's result.
     h = { state = "held", payload = holds_mod.payload(ident, order_id, known) }
+  elseif not h and not err and known and tonumber(known.points) then
+    -- Another process's redeem whose reply was lost: the store knows the points it asked for, and
+    -- the reference is the order's own, so the outcome is resolved here as well.
+    h = { state = "held", payload = holds_mod.payload(ident, order_id, {
+      unknown = true, points = tonumber(known.points), reference = "redeem-" .. order_id,
+      skip_otp = self.settings.skip_redemption_otp, program_id = s_program_id(self) }) }
   end
   if not h then
     if err then return nil, with_ids(err, ids) end
