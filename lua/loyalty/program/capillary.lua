@@ -391,13 +391,20 @@ end
 -- number does not exist", 668 "Unable to find the transaction number for this customer".
 local NO_BILL = { [602] = true, [625] = true, [668] = true }
 
+-- Refusals of a replayed redeem that say it would not be booked (the OTP, the balance, the
+-- programme's limits, the customer): nothing was booked under that reference.
+local NOT_BOOKED = { [801] = true, [803] = true, [804] = true, [807] = true, [808] = true, [813] = true,
+                     [816] = true, [818] = true, [819] = true, [821] = true, [878] = true, [881] = true }
+
 --- What a redeem whose reply was lost booked (a hold payload with .unknown): the redeem replayed
 -- under its external_reference_number, the idempotency key (capillary.md §7), so a booked one
 -- answers its original reply and debits nothing more. The replay carries no OTP: when the first
 -- never landed, an OTP-checked redeem is refused (808) and books nothing. [INF] A booked reference
--- always replays its original (sandbox REDEEM_DUPLICATE_RETURNS_ORIGINAL; the docs say "an error or
--- the original result"), so a refusal means nothing was booked. With skip_otp the replay of a redeem
--- that never landed books it now; the caller reverses it at once, so the balance ends the same.
+-- replays its original (sandbox REDEEM_DUPLICATE_RETURNS_ORIGINAL; the docs say "an error or the
+-- original result"), so a refusal of the OTP, balance or limits (NOT_BOOKED) means nothing was
+-- booked; any other refusal leaves the outcome unknown (an error naming the reference). With
+-- skip_otp the replay of a redeem that never landed books it now; the caller reverses it at once,
+-- so the balance ends the same.
 -- -> {redemption_id, points, value} | {none = true, code} | nil, err (still unknown).
 function Backend:resolve_redemption(p)
   local rp = type(p.replay) == "table" and p.replay or {}
@@ -410,7 +417,18 @@ function Backend:resolve_redemption(p)
     program_id = rp.program_id,
   })
   if r then return r end
-  if err.kind == "api" then return { none = true, code = err.code, request_id = err.request_id } end
+  if err.kind == "api" and NOT_BOOKED[tonumber(err.code)] then
+    return { none = true, code = err.code, request_id = err.request_id }
+  end
+  if err.kind == "api" then
+    -- Any other refusal may be the CRM's answer to a known reference ("an error or the original
+    -- result"): the outcome stays unknown, loudly, rather than a booked redemption left unreversed.
+    return nil, errors.new { kind = "api", code = err.code, request_id = err.request_id, retryable = false,
+                             outcome_unknown = true,
+                             message = "the redeem of reference " .. tostring(rp.reference) .. " could not be " ..
+                               "resolved: its replay was refused (" .. tostring(err.code) .. ": " ..
+                               tostring(err.message) .. "); check the customer's redemptions at the CRM" }
+  end
   return nil, err
 end
 
