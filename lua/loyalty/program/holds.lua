@@ -85,6 +85,12 @@ function Holds:settle(order_id, outcome)
   if p.outbox then
     local e, err = p.outbox:find(key_of(order_id))
     if not e then return e == nil and err == nil or nil, err end
+    if e.state == "dead" then
+      -- A hold whose expiry could not be resolved (a dead letter), settled by a later cancel.
+      local ok, rerr = p.outbox:retry(e.id)
+      if ok == nil then return nil, rerr end
+      e.state = "pending"
+    end
     if e.state ~= "pending" then return true end
     local ok
     ok, err = p.outbox:mark_failed(e.id, outcome, e.next_at) -- keeps the outcome in last_error

@@ -893,7 +893,10 @@ function Program:cancel_redemption(user, order_id, known)
     return refused("order " .. tostring(order_id) .. " was placed: return it with order_returned",
                    { order_id = order_id, code = "order_placed" })
   end
-  if h.state ~= "held" then return { already = true, state = h.state, order_id = order_id, request_ids = ids } end
+  -- A dead hold (its expiry failed for good: an outcome that could not be resolved) is tried again.
+  if h.state ~= "held" and h.state ~= "dead" then
+    return { already = true, state = h.state, order_id = order_id, request_ids = ids }
+  end
   local r
   r, err = b:cancel_redemption(ident, h.payload)
   if not r then
