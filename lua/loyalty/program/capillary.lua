@@ -239,7 +239,8 @@ function Backend:redeem(ident, opts)
     external_reference_number = opts.reference, transaction_number = opts.bill_number,
     validation_code = opts.otp, redemption_time = os.date("!%Y-%m-%d %H:%M:%S"),
   }
-  local query = { skip_validation = opts.skip_otp and "true" or nil, program_id = self.settings.program_id }
+  local query = { skip_validation = opts.skip_otp and "true" or nil,
+                  program_id = opts.program_id or self.settings.program_id }
   local r, err = self.client:points_redeem(body, query)
   if not r then return nil, err end
   local red = r.redemption or {}
@@ -347,6 +348,7 @@ function Backend:post_return(ident, order, ret)
 end
 
 local RETURN_PAGE, RETURN_MAX_PAGES = 100, 20
+_M.RETURN_PAGE = RETURN_PAGE -- customer/transactions page size of the returns ledger
 
 --- Whether the CRM already holds the return `tx` (a transaction/add payload from post_return):
 -- true | false (not there, or tx carries no reference) | nil, err (the lookup failed).
@@ -389,21 +391,74 @@ end
 -- number does not exist", 668 "Unable to find the transaction number for this customer".
 local NO_BILL = { [602] = true, [625] = true, [668] = true }
 
+-- Refusals of a replayed redeem that say it would not be booked (the OTP, the balance, the
+-- programme's limits, the customer): nothing was booked under that reference.
+local NOT_BOOKED = { [801] = true, [803] = true, [804] = true, [807] = true, [808] = true, [813] = true,
+                     [816] = true, [818] = true, [819] = true, [821] = true, [878] = true, [881] = true }
+
+--- What a redeem whose reply was lost booked (a hold payload with .unknown): the redeem replayed
+-- under its external_reference_number, the idempotency key (capillary.md §7), so a booked one
+-- answers its original reply and debits nothing more. The replay carries no OTP: when the first
+-- never landed, an OTP-checked redeem is refused (808) and books nothing. [INF] A booked reference
+-- replays its original (sandbox REDEEM_DUPLICATE_RETURNS_ORIGINAL; the docs say "an error or the
+-- original result"), so a refusal of the OTP, balance or limits (NOT_BOOKED) means nothing was
+-- booked; any other refusal leaves the outcome unknown (an error naming the reference). With
+-- skip_otp the replay of a redeem that never landed books it now; the caller reverses it at once,
+-- so the balance ends the same.
+-- -> {redemption_id, points, value} | {none = true, code} | nil, err (still unknown).
+function Backend:resolve_redemption(p)
+  local rp = type(p.replay) == "table" and p.replay or {}
+  local key, value = next(type(p.customer) == "table" and p.customer or {})
+  if not (rp.reference and rp.points and key) then
+    return nil, errors.new { kind = "config", message = "the hold of unknown outcome carries no redeem to replay" }
+  end
+  local r, err = self:redeem({ key = key, value = tostring(value) }, {
+    points = rp.points, reference = rp.reference, bill_number = rp.bill_number, skip_otp = rp.skip_otp,
+    program_id = rp.program_id,
+  })
+  if r then return r end
+  if err.kind == "api" and NOT_BOOKED[tonumber(err.code)] then
+    return { none = true, code = err.code, request_id = err.request_id }
+  end
+  if err.kind == "api" then
+    -- Any other refusal may be the CRM's answer to a known reference ("an error or the original
+    -- result"): the outcome stays unknown, loudly, rather than a booked redemption left unreversed.
+    return nil, errors.new { kind = "api", code = err.code, request_id = err.request_id, retryable = false,
+                             outcome_unknown = true,
+                             message = "the redeem of reference " .. tostring(rp.reference) .. " could not be " ..
+                               "resolved: its replay was refused (" .. tostring(err.code) .. ": " ..
+                               tostring(err.message) .. "); check the customer's redemptions at the CRM" }
+  end
+  return nil, err
+end
+
 --- Gives back a held redemption (payload from loyalty.program.holds) unless its order's bill is at
--- the CRM: {placed = true} | {points_reversed, reversal_id} | {already = true} | nil, err.
+-- the CRM: {placed = true} | {points_reversed, reversal_id} | {already = true} | nil, err. A hold
+-- of unknown outcome is resolved first: nothing booked gives {points_reversed = 0, nothing_booked}.
 function Backend:cancel_redemption(_, p)
   local t, err = self.client:transaction_get { number = p.bill_number }
   if t and t.transaction and tostring(t.transaction.type or "REGULAR"):upper() ~= "RETURN" then
     return { placed = true, request_id = t.request_id }
   end
   if not t and not (err.kind == "api" and NO_BILL[tonumber(err.code)]) then return nil, err end
+  local reverse = p.reverse
+  if p.unknown then
+    local res
+    res, err = self:resolve_redemption(p)
+    if not res then return nil, err end
+    if res.none then return { points_reversed = 0, nothing_booked = true, resolved = "nothing booked" } end
+    local key, value = next(p.customer)
+    reverse = { redemptionId = res.redemption_id, pointsToBeReversed = res.points,
+                identifier = { type = key == "external_id" and "externalId" or key, value = tostring(value) } }
+  end
   local r
-  r, err = self.client:v2_points_reverse(p.reverse)
+  r, err = self.client:v2_points_reverse(reverse)
   if not r then
     if err.kind == "api" and tonumber(err.code) == 3802 then return { already = true, points_reversed = 0 } end
     return nil, err
   end
-  return { points_reversed = tonumber(r.body.pointsReversed) or p.points, reversal_id = r.body.reversalId }
+  return { points_reversed = tonumber(r.body.pointsReversed) or reverse.pointsToBeReversed,
+           reversal_id = r.body.reversalId, redemption_id = reverse.redemptionId }
 end
 
 --- The CRM's record of a bill for the returns ledger: bill (transaction/get: its lines), returns
@@ -415,19 +470,50 @@ function Backend:bill_record(ident, number)
     if err.kind == "api" and NO_BILL[tonumber(err.code)] then err.no_bill = true end
     return nil, err
   end
-  local returns = {}
-  local args = { [ident.key] = ident.value, number = number, limit = RETURN_PAGE }
+  -- Rows are counted once by transaction id: a CRM that ignores `offset` (its docs show `start` as a
+  -- transaction id) answers the same page again, whose returns must not count twice. A page with no
+  -- row not seen before ends the paging; when `count` says rows are still missing, the rest is asked
+  -- for in one page (limit = count), and a ledger that stays short is an error, never a guess.
+  local returns, seen, unique = {}, {}, 0
+  local function take(rows)
+    local new = 0
+    for _, row in ipairs(rows) do
+      local id = type(row) == "table" and row.id ~= nil and tostring(row.id) or nil
+      if type(row) == "table" and not (id and seen[id]) then
+        if id then seen[id] = true end
+        new, unique = new + 1, unique + 1
+        if tostring(row.type):upper() == "RETURN" and tostring(row.number) == number then
+          returns[#returns + 1] = row
+        end
+      end
+    end
+    return new
+  end
+  local page_size = _M.RETURN_PAGE
+  local args = { [ident.key] = ident.value, number = number, limit = page_size }
   for page = 0, RETURN_MAX_PAGES - 1 do
-    args.offset = page * RETURN_PAGE
+    args.offset = page * page_size
     local r
     r, err = self.client:customer_transactions(args)
     if not r then return nil, err end
-    for _, row in ipairs(r.transactions) do
-      if type(row) == "table" and tostring(row.type):upper() == "RETURN" and tostring(row.number) == number then
-        returns[#returns + 1] = row
+    local new = take(r.transactions)
+    if #r.transactions < page_size or (r.count and unique >= r.count) then break end
+    if new == 0 then
+      local count = r.count
+      if count and count <= page_size * RETURN_MAX_PAGES then
+        args.offset, args.limit = nil, count
+        r, err = self.client:customer_transactions(args)
+        if not r then return nil, err end
+        take(r.transactions)
       end
+      if not (count and unique >= count) then
+        return nil, errors.new { kind = "decode", retryable = false, request_id = r.request_id,
+                                 message = "customer/transactions ignored offset (a page at offset " ..
+                                   page * page_size .. " repeated earlier rows) and the returns of bill " ..
+                                   number .. " could not all be read" }
+      end
+      break
     end
-    if #r.transactions < RETURN_PAGE then break end
   end
   return t.transaction or {}, returns
 end

@@ -283,7 +283,16 @@ function Backend:post_return(ident, order, ret)
 end
 
 --- A held spend: cancelling the order's purchase refunds its spend requests (CRM.COM's reversal).
+-- A hold of unknown outcome (the redeem's reply was lost) resolves the same way: the purchase of
+-- the order's reference carries whatever spend was booked, and none at all means nothing was.
 function Backend:cancel_redemption(_, p)
+  if p.unknown then
+    local purchase, cerr, state = self:cancel_purchase(tostring(p.bill_number))
+    if state == "none" then return { points_reversed = 0, nothing_booked = true, resolved = "no purchase" } end
+    if state == "cancelled" then return { already = true, points_reversed = 0 } end
+    if not purchase then return nil, cerr end
+    return { points_reversed = purchase.spent, transaction_id = purchase.number }
+  end
   local r, err = self.client:purchase_cancel { reference_number = tostring(p.bill_number) }
   if not r then return nil, mark_not_found(err) end
   return { points_reversed = r.purchase.spent, transaction_id = r.purchase.number }

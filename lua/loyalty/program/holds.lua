@@ -6,6 +6,11 @@
 -- the CRM whether the bill exists and reverses the redemption only when it does not. Placing the
 -- order settles the entry; a cancel makes it due now when the CRM cannot be reached. Without an
 -- outbox holds live in this process only (program:expire_holds() gives back the expired ones).
+-- A redeem whose reply was lost (timeout, dropped connection, unreadable reply) may have been
+-- booked: its hold is of unknown outcome (payload.unknown, no redemption id) and carries what
+-- replays the redeem (payload.replay: points, the idempotency reference, bill number). Cancel and
+-- expiry resolve it first (the backend's cancel_redemption replays or looks it up) and reverse
+-- exactly what was booked, or nothing.
 local errors = require "loyalty.errors"
 
 local _M = {}
@@ -21,6 +26,12 @@ local function key_of(order_id) return "hold:" .. tostring(order_id) end
 
 --- The reversal payload of a hold (v2 points/reverse body plus what the drainer checks first).
 local function payload(ident, order_id, r)
+  if r.unknown then
+    return { bill_number = tostring(order_id), customer = { [ident.key] = ident.value }, unknown = true,
+             points = tonumber(r.points),
+             replay = { points = tonumber(r.points), reference = r.reference, bill_number = tostring(order_id),
+                        skip_otp = r.skip_otp == true or nil, program_id = r.program_id } }
+  end
   r = { redemption_id = r.redemption_id, points = tonumber(r.points), value = r.value }
   local id_type = ident.key == "external_id" and "externalId" or ident.key
   return {
@@ -46,6 +57,9 @@ function Holds:hold(ident, order_id, r)
     return { expires_at = e and e.next_at or expires_at, outbox_id = id }
   end
   local cur = self.mem[tostring(order_id)]
+  if cur and cur.payload.unknown and not body.unknown and cur.state == "held" then
+    cur.payload = body -- the retried redeem's reply says what the lost one booked
+  end
   if cur then return cur end -- a retried redeem keeps its first hold
   local h = { ident = ident, order_id = tostring(order_id), payload = body, expires_at = expires_at, state = "held" }
   self.mem[h.order_id] = h
@@ -71,6 +85,12 @@ function Holds:settle(order_id, outcome)
   if p.outbox then
     local e, err = p.outbox:find(key_of(order_id))
     if not e then return e == nil and err == nil or nil, err end
+    if e.state == "dead" then
+      -- A hold whose expiry could not be resolved (a dead letter), settled by a later cancel.
+      local ok, rerr = p.outbox:retry(e.id)
+      if ok == nil then return nil, rerr end
+      e.state = "pending"
+    end
     if e.state ~= "pending" then return true end
     local ok
     ok, err = p.outbox:mark_failed(e.id, outcome, e.next_at) -- keeps the outcome in last_error

@@ -14,6 +14,8 @@ Program.__index = Program
 
 local BACKENDS = { capillary = "loyalty.program.capillary", crmcom = "loyalty.program.crmcom" }
 
+local crm_limit_refusal -- below: a CRM redemption-limit refusal, named and warned
+
 local function refused(message, fields)
   local e = { kind = "refused", message = message }
   for k, v in pairs(fields or {}) do e[k] = v end
@@ -586,6 +588,11 @@ function Program:subscribe(user, subs)
   return r
 end
 
+-- The programme id a redeem was sent with (replayed with it when its outcome must be resolved).
+local function s_program_id(self)
+  return self.settings.program_id or self.backend.learned_program_id
+end
+
 -- Analysts write tiers in capitals (GOLD); CRMs spell slabs as they like.
 local function rules_customer(c)
   return { tier = type(c.tier) == "string" and c.tier:upper() or nil, points = c.points }
@@ -627,6 +634,19 @@ local function verdict(self, c, rate, cart, requested, balance)
   local v = money.verdict(base or nil, balance or c.points, rate, total, requested, crm)
   v.cart_total = total
   return v
+end
+
+-- Capillary's redemption-limit refusals (capillary.md §5): the local rules allowed what the CRM's
+-- own limits refuse. 819's documented text ("exceeds the threshold limit (maximum points that can
+-- be redeemed in a transaction)") names no maximum, so the quote is not re-made at a guessed one:
+-- the refusal stays, named, and the disagreement is a loud warning for whoever owns the rules.
+local CRM_LIMITS = { [819] = "max_per_transaction", [821] = "min_per_transaction", [807] = "multiple_of" }
+function crm_limit_refusal(self, err, points, operation)
+  local limit = CRM_LIMITS[tonumber(err.code)]
+  if not limit or self.settings.provider ~= "capillary" then return nil end
+  self:emit("warn", "rules_looser_than_crm", { operation = operation, code = tonumber(err.code), limit = limit,
+            points = points, crm_message = err.message })
+  return limit
 end
 
 --- The points summary for a logged-in user, ready to render: `value` is what the balance is
@@ -699,6 +719,7 @@ function Program:quote_redemption(user, cart, points)
     if err.kind ~= "api" then return nil, with_ids(err, ids) end
     if err.crm_rate then money.learn(self, err.crm_rate, "points/isredeemable", c.tier) end
     quote.allowed, quote.reason, quote.code = false, "the CRM refuses: " .. tostring(err.message), err.code
+    quote.crm_limit = crm_limit_refusal(self, err, v.points, "quote_redemption")
     return quote
   end
   if crm.rate then money.learn(self, crm.rate, "points/isredeemable", c.tier) end
@@ -783,16 +804,34 @@ function Program:redeem(user, req)
     return nil, with_ids(e, ids)
   end
   local r
+  local reference = "redeem-" .. tostring(req.order_id)
   r, err = b:redeem(ident, {
     points = req.points, otp = not skip and req.otp or nil, skip_otp = skip,
-    reference = "redeem-" .. tostring(req.order_id), bill_number = tostring(req.order_id),
+    reference = reference, bill_number = tostring(req.order_id),
     cart = type(cart) == "table" and cart or { total = cart, lines = {} },
   })
   if not r then
+    if queueable(err) then
+      -- The reply was lost (or the CRM said "retry"): the redemption may be booked. A hold of
+      -- unknown outcome keeps the order's points from being lost: cancel or expiry resolves it
+      -- under the same reference and reverses exactly what was booked; a retried redeem for the
+      -- order replays that reference and never debits twice.
+      local h, herr = self.holds:hold(ident, req.order_id, { unknown = true, points = req.points,
+        reference = reference, skip_otp = skip, program_id = s_program_id(self) })
+      err.outcome_unknown, err.order_id = true, req.order_id
+      if h then
+        err.hold_expires_at = h.expires_at
+      else
+        err.hold_error = herr
+      end
+      self:emit("warn", "redemption_outcome_unknown", { order_id = tostring(req.order_id), points = req.points,
+                hold = h and "recorded" or "not recorded" })
+    end
     if err.kind == "api" then
       -- Looser local rules than the CRM's: its refusal, said plainly.
       err.crm_refused = true
       err.message = "the CRM refuses the redemption: " .. tostring(err.message)
+      err.crm_limit = crm_limit_refusal(self, err, req.points, "redeem")
     end
     return nil, with_ids(err, ids)
   end
@@ -817,7 +856,8 @@ end
 -- | {already = true, state} | {queued = true, outbox_id} (the CRM cannot be reached: the drainer
 -- reverses it) | nil, err (refused with code "order_placed" when the CRM holds the order's bill:
 -- return it instead; "no_hold" when no redemption is held for the order). `known` (optional): the
--- redeem result {redemption_id, points}, for a hold made by another process without a shared outbox.
+-- redeem result {redemption_id, points}, for a hold made by another process without a shared outbox;
+-- {points} alone for such a redeem whose reply was lost (resolved by the order's reference).
 function Program:cancel_redemption(user, order_id, known)
   if order_id == nil then error("loyalty.program: cancel_redemption needs an order id", 2) end
   if known ~= nil and type(known) ~= "table" then
@@ -836,6 +876,12 @@ function Program:cancel_redemption(user, order_id, known)
   if not h and not err and known and known.redemption_id and tonumber(known.points) then
     -- Held by another process without a shared outbox: the store kept redeem's result.
     h = { state = "held", payload = holds_mod.payload(ident, order_id, known) }
+  elseif not h and not err and known and tonumber(known.points) then
+    -- Another process's redeem whose reply was lost: the store knows the points it asked for, and
+    -- the reference is the order's own, so the outcome is resolved here as well.
+    h = { state = "held", payload = holds_mod.payload(ident, order_id, {
+      unknown = true, points = tonumber(known.points), reference = "redeem-" .. order_id,
+      skip_otp = self.settings.skip_redemption_otp, program_id = s_program_id(self) }) }
   end
   if not h then
     if err then return nil, with_ids(err, ids) end
@@ -851,7 +897,10 @@ function Program:cancel_redemption(user, order_id, known)
     return refused("order " .. tostring(order_id) .. " was placed: return it with order_returned",
                    { order_id = order_id, code = "order_placed" })
   end
-  if h.state ~= "held" then return { already = true, state = h.state, order_id = order_id, request_ids = ids } end
+  -- A dead hold (its expiry failed for good: an outcome that could not be resolved) is tried again.
+  if h.state ~= "held" and h.state ~= "dead" then
+    return { already = true, state = h.state, order_id = order_id, request_ids = ids }
+  end
   local r
   r, err = b:cancel_redemption(ident, h.payload)
   if not r then
@@ -948,7 +997,15 @@ function Program:order_placed(user, order)
   -- The redemption held for this order is tagged to its bill (and settled as placed below).
   local hold = self.holds:find(order.id)
   local released
-  if hold and hold.state == "held" and order.redemption == nil then
+  if hold and hold.state == "held" and hold.payload and hold.payload.unknown and order.redemption == nil
+    and b.resolve_redemption then
+    -- The redeem's reply was lost: what it booked (replayed by its reference) is tagged to the bill.
+    local res = b:resolve_redemption(hold.payload)
+    if res and not res.none then
+      hold = { state = "held", payload = { redemption_id = res.redemption_id, points = res.points, value = res.value } }
+    end
+  end
+  if hold and hold.state == "held" and order.redemption == nil and hold.payload.redemption_id then
     local o = {}
     for k, v in pairs(order) do o[k] = v end
     o.redemption = { id = hold.payload.redemption_id, points = hold.payload.points, value = hold.payload.value }
@@ -1169,6 +1226,11 @@ function Program:order_returned(user, order, ret)
     local h = self.holds:find(order.id)
     red = h and h.state == "placed" and h.payload and { id = h.payload.redemption_id, points = h.payload.points }
       or nil
+    if red and not red.id and h.payload.unknown and b.resolve_redemption then
+      -- Placed on a redeem whose reply was lost: what it booked, replayed by its reference.
+      local res = b:resolve_redemption(h.payload)
+      red = res and not res.none and { id = res.redemption_id, points = res.points } or nil
+    end
   end
   local reverse_points = red and red.id and ledger.reversal_points(L, plan, tonumber(red.points)) or 0
   local ref = return_ref(order, kind)

@@ -1,12 +1,15 @@
 -- Injected faults: `POST /sandbox/faults` registers specs; each matching request (path prefix and
--- optional method) takes one from the spec's count until it is used up.
+-- optional method) takes one from the spec's count until it is used up. `apply_drop` runs the
+-- request as usual (the write is booked) and then closes the connection without a reply: a lost
+-- reply, as a timeout after the CRM applied the write would be. `ignore_args` handles the request
+-- as if the query arguments it names (`args = {"offset"}`) were not sent: a CRM that pages otherwise.
 local json = require("loyalty.sandbox.json")
 local store = require("loyalty.sandbox.store")
 
 local _M = {}
 
 local ACTIONS = { status = true, delay = true, malformed = true, truncated = true, drop = true, empty = true,
-  body_failure = true, body = true }
+  body_failure = true, body = true, apply_drop = true, ignore_args = true }
 
 --- Validates and stores one spec. Returns the stored spec or nil, message.
 function _M.add(spec)
@@ -18,13 +21,19 @@ function _M.add(spec)
   end
   if action == "delay" and (type(spec.ms) ~= "number" or spec.ms < 0) then return nil, "delay needs ms" end
   if action == "body" and type(spec.body) ~= "string" then return nil, "body fault needs the body text" end
+  if action == "ignore_args" then
+    if type(spec.args) ~= "table" or #spec.args == 0 then return nil, "ignore_args needs args (a list of names)" end
+    for _, a in ipairs(spec.args) do
+      if type(a) ~= "string" then return nil, "ignore_args: args are query argument names" end
+    end
+  end
   local count = spec.count or 1
   if type(count) ~= "number" or count < 1 then return nil, "count must be >= 1" end
   local n = store.next_seq("fault")
   local stored = {
     id = n, match = spec.match or "/", method = spec.method and tostring(spec.method):upper(),
     count = count, action = action, status = spec.status, ms = spec.ms, retry_after = spec.retry_after,
-    code = spec.code, message = spec.message, body = spec.body,
+    code = spec.code, message = spec.message, body = spec.body, args = spec.args,
   }
   store.set_json("fault:" .. n, stored)
   store.set("fault:" .. n .. ":left", count)

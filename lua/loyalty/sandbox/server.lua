@@ -131,6 +131,13 @@ end
 
 local function apply_fault(f, gen)
   local action = f.action
+  if action == "apply_drop" then return false end -- applied by the handler, the reply dropped after
+  if action == "ignore_args" then -- handled as if these query arguments were not sent
+    local args = ngx.req.get_uri_args()
+    for _, name in ipairs(f.args) do args[name] = nil end
+    ngx.req.set_uri_args(args)
+    return false
+  end
   if action == "delay" then
     ngx.sleep(f.ms / 1000)
     return false
@@ -223,6 +230,7 @@ local function dispatch()
   local gen = generation(path)
   local f = faults.take(path, method)
   if f and apply_fault(f, gen) then return end
+  local drop_reply = f and f.action == "apply_drop"
 
   local cfg = store.config()
   local route, path_id
@@ -253,7 +261,9 @@ local function dispatch()
   if err then return bad_request(gen, err) end
   local req = { method = method, path = path, path_id = path_id, args = ngx.req.get_uri_args(), body = body,
     cfg = cfg, auth = auth, attribution = attribution, gen = gen }
-  return send(route[2](req))
+  local status, reply = route[2](req)
+  if drop_reply then return ngx.exit(444) end -- booked, and the reply never leaves
+  return send(status, reply)
 end
 
 local function on_error(e)

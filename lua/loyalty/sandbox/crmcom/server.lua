@@ -330,6 +330,10 @@ function _M.handle(ctx)
   if f and ctx.apply_fault(f, "crmcom") then return end
   local cfg = cstore.config()
   if not cfg then return ctx.send(err(C.unknown_method, "the sandbox seed has no crmcom section")) end
+  if f and f.action == "apply_drop" then
+    route(ctx, cfg, name, method)
+    return ngx.exit(444) -- booked, and the reply never leaves
+  end
   return ctx.send(route(ctx, cfg, name, method))
 end
 
