@@ -5,7 +5,7 @@
 -- worker's own cost. The peer's location does lua-resty-http request_uri with a keep-alive pool
 -- plus cjson.decode. Cases are interleaved round by round; best and median are reported.
 --
---   lua5.4 bench/nginx.lua [seconds per run] [rounds]
+--   lua5.4 bench/nginx.lua [seconds per run] [rounds] [parts, e.g. 1 or 123 (default)] [cases, e.g. socket,peer]
 --
 -- Three parts: (1) constant CRM, 64 connections: req/s and worker CPU per call, ratios to the
 -- peer; (2) CRM answering after 50 ms, 64 connections: share of the 64 / 0.05 s bound;
@@ -21,6 +21,18 @@ local core = require "loyalty.core"
 
 local SECONDS = tonumber(arg and arg[1]) or 3
 local ROUNDS = tonumber(arg and arg[2]) or 5
+-- while iterating: only some parts ("1") and cases ("socket,peer"; the peer is always kept)
+local PARTS = arg and arg[3] or "123"
+local ONLY = arg and arg[4]
+-- LOYALTY_BENCH_PROFILE=file: GET /b/prof starts LuaJIT's sampling profiler (jit.p) in the
+-- storefront worker, /b/prof?stop=1 writes its report
+local PROF = os.getenv("LOYALTY_BENCH_PROFILE") and ("location = /b/prof { content_by_lua_block { " ..
+  "package.path = '/usr/share/luajit-2.1.0-beta3/?.lua;' .. package.path; local p = require 'jit.p' " ..
+  "if ngx.var.arg_stop then p.stop() else p.start('" .. (os.getenv("LOYALTY_BENCH_PROFILE_MODE") or "Fl") ..
+  "', '" .. os.getenv("LOYALTY_BENCH_PROFILE") .. "') end ngx.say('ok') } }") or ""
+-- LOYALTY_BENCH_JITV=file: the storefront's LuaJIT trace log (jit.v), to find what aborts traces
+local JITV = os.getenv("LOYALTY_BENCH_JITV") and ("package.path = '/usr/share/luajit-2.1.0-beta3/?.lua;' .. " ..
+  "package.path; require('jit.v').on('" .. os.getenv("LOYALTY_BENCH_JITV") .. "')") or ""
 local CONNECTIONS = 64
 local LATENCY_MS = 50
 local BOUND = CONNECTIONS / (LATENCY_MS / 1000)
@@ -105,6 +117,7 @@ server {
 local STORE_CONF = [[
 lua_shared_dict loyalty_tokens 1m;
 init_by_lua_block {
+  JITV
   -- a pool as large as the 1,000-connection case needs: otherwise most calls connect anew
   require("loyalty.ngx").configure { proxy_upstreams = { ["CRM_URL"] = "crm" }, socket_pool_size = 1024 }
   require "loyalty.client"
@@ -162,6 +175,7 @@ server {
   keepalive_requests 1000000;
   include EXAMPLE_DIR/loyalty_proxy.conf;
 
+  PROF
   location = /b/socket { content_by_lua_block { package.loaded["bench.handlers"].loyalty("socket", "") } }
   location = /b/proxy { content_by_lua_block { package.loaded["bench.handlers"].loyalty("proxy", "") } }
   location = /b/thread { content_by_lua_block { package.loaded["bench.handlers"].loyalty("thread", "") } }
@@ -210,7 +224,7 @@ local ok, err = pcall(function()
   local example_dir = runner.tree_root() .. "/examples/openresty"
   store = assert(runner.start {
     http = fill(STORE_CONF, { CRM_URL = crm_url, CRM_ADDR = crm_url:match("//(.*)$"), EXAMPLE_DIR = example_dir,
-                              MOBILE = MOBILE, AUTH = core.basic_auth("store.server", "server123") }),
+                              JITV = JITV, PROF = PROF, MOBILE = MOBILE, AUTH = core.basic_auth("store.server", "server123") }),
     main = "thread_pool loyalty threads=" .. CONNECTIONS .. " max_queue=65536;",
     workers = 1, worker_connections = 8192, log_level = "error",
     lua_package_path = PEER .. "/lib/?.lua;",
@@ -230,6 +244,15 @@ local CASES = {
   { name = "thread (libcurl in pool)", path = "/b/thread" },
   { name = "lua-resty-http + cjson (peer)", path = "/b/peer", peer = true },
 }
+if ONLY then
+  local kept = {}
+  for _, case in ipairs(CASES) do
+    if case.peer or ("," .. ONLY .. ","):find("," .. case.path:match("^/b/(%w+)") .. ",", 1, true) then
+      kept[#kept + 1] = case
+    end
+  end
+  CASES = kept
+end
 
 -- Runs every case once per round, in turn; returns per case {rps = {...}, cpu_us = {...}, failed}.
 local function rounds(suffix, connections)
@@ -241,7 +264,10 @@ local function rounds(suffix, connections)
   for _ = 1, ROUNDS do
     for i, case in ipairs(CASES) do
       local cpu0 = worker_cpu(store)
+      local profiled = PROF ~= "" and i == 1
+      if profiled then sh("curl -s " .. store.url .. "/b/prof") end
       local r = wrk(store.url .. case.path .. suffix, connections, SECONDS)
+      if profiled then sh("curl -s '" .. store.url .. "/b/prof?stop=1'") end
       local cpu = worker_cpu(store) - cpu0
       local o = out[i]
       o.rps[#o.rps + 1] = r.rps
@@ -257,6 +283,8 @@ local run_ok, run_err = pcall(function()
   print(string.format("bench/nginx.lua: one storefront worker, %d rounds x %d s per case, interleaved; %s; %s",
                       ROUNDS, SECONDS, where, "machine shared with other work: compare ratios"))
 
+  if not PARTS:find("1", 1, true) then goto part2 end
+  do
   local res = rounds("", CONNECTIONS)
   local peer = res[#CASES]
   local peer_best, peer_median = best(peer.rps), median(peer.rps)
@@ -280,8 +308,12 @@ local run_ok, run_err = pcall(function()
                       table.concat(texts, " "), median(ratios)))
   print(string.format("peer CPU per call / default transport's (median): %.2f", median(peer.cpu_us) /
                       median(res[1].cpu_us)))
+  end
 
-  res = rounds("/slow", CONNECTIONS)
+  ::part2::
+  if not PARTS:find("2", 1, true) then goto part3 end
+  do
+  local res = rounds("/slow", CONNECTIONS)
   -- the CRM alone, wrk straight at it: what its own 50 ms (plus nginx's timer slack) allows
   local direct = {}
   for r = 1, 3 do direct[r] = wrk(crm.url .. "/slow/v1.1/customer/get", CONNECTIONS, SECONDS).rps end
@@ -293,7 +325,10 @@ local run_ok, run_err = pcall(function()
     print(string.format("%-31s %9.0f %9.0f %8.1f%% %8.1f us %6d", case.name, best(o.rps), median(o.rps),
                         median(o.rps) / BOUND * 100, median(o.cpu_us), o.failed))
   end
+  end
 
+  ::part3::
+  if not PARTS:find("3", 1, true) then return end
   print(string.format("\n3. 1,000 connections, CRM answering after %d ms (bound %d req/s)", LATENCY_MS,
                       1000 / (LATENCY_MS / 1000)))
   local rps, p99, failed = {}, {}, 0
