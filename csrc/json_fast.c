@@ -101,16 +101,57 @@ static int fast_literal(lua_State *L, cursor *c, const char *word, size_t n, int
 
 static int fast_value(lua_State *L, cursor *c);
 
+/* Members and elements wait on the stack (up to PENDING_MAX values) and go into a table made
+ * at their final size when the container ends: no table grows by rehashing on the way. Where
+ * the stack has no room for that (deep nesting) each one goes in at once. */
+#define PENDING_MAX 64
+
+/* Moves the n values above slot t (key, value pairs) into the table at t, made by the first
+ * move at the size it needs, in order (a repeated key: the last one counts, as in cjson). */
+static void set_pairs(lua_State *L, int t, int n)
+{
+  int i;
+  if (lua_isnil(L, t)) {
+    lua_createtable(L, 0, n / 2);
+    lua_replace(L, t);
+  }
+  for (i = 1; i < n; i += 2) {
+    lua_pushvalue(L, t + i);
+    lua_pushvalue(L, t + i + 1);
+    lua_rawset(L, t);
+  }
+  lua_settop(L, t);
+}
+
+/* The same for the n elements above slot t, stored from index *next on. */
+static void set_elements(lua_State *L, int t, int n, int *next)
+{
+  int i;
+  if (lua_isnil(L, t)) {
+    lua_createtable(L, n, 0);
+    lua_replace(L, t);
+  }
+  for (i = 1; i <= n; i++) {
+    lua_pushvalue(L, t + i);
+    lua_rawseti(L, t, (*next)++);
+  }
+  lua_settop(L, t);
+}
+
 static int fast_object(lua_State *L, cursor *c)
 {
-  if (++c->depth > FAST_MAX_DEPTH) return 0;
-  luaL_checkstack(L, 4, "json nesting");
-  lua_newtable(L);
+  int t, n = 0, room;
+  if (++c->depth > FAST_MAX_DEPTH || !lua_checkstack(L, 6)) return 0;
+  lua_pushnil(L); /* the table's slot, filled by the first flush */
+  t = lua_gettop(L);
+  room = lua_checkstack(L, 2 * PENDING_MAX + 6) ? 2 * PENDING_MAX : 2;
   c->p++;
   skip_ws(c);
   if (c->p < c->end && *c->p == '}') {
     c->p++;
     c->depth--;
+    lua_newtable(L);
+    lua_replace(L, t);
     return 1;
   }
   for (;;) {
@@ -120,45 +161,58 @@ static int fast_object(lua_State *L, cursor *c)
     if (c->p >= c->end || *c->p != ':') return 0;
     c->p++;
     if (!fast_value(L, c)) return 0;
-    lua_rawset(L, -3);
+    n += 2;
     skip_ws(c);
     if (c->p >= c->end) return 0;
     if (*c->p == ',') {
       c->p++;
+      if (n >= room) {
+        set_pairs(L, t, n);
+        n = 0;
+      }
       continue;
     }
     if (*c->p != '}') return 0;
     c->p++;
     c->depth--;
+    set_pairs(L, t, n);
     return 1;
   }
 }
 
 static int fast_array(lua_State *L, cursor *c)
 {
-  int i = 0;
-  if (++c->depth > FAST_MAX_DEPTH) return 0;
-  luaL_checkstack(L, 4, "json nesting");
-  lua_newtable(L);
+  int t, n = 0, room, next = 1;
+  if (++c->depth > FAST_MAX_DEPTH || !lua_checkstack(L, 6)) return 0;
+  lua_pushnil(L);
+  t = lua_gettop(L);
+  room = lua_checkstack(L, PENDING_MAX + 6) ? PENDING_MAX : 1;
   c->p++;
   skip_ws(c);
   if (c->p < c->end && *c->p == ']') {
     c->p++;
     c->depth--;
+    lua_newtable(L);
+    lua_replace(L, t);
     return 1;
   }
   for (;;) {
     if (!fast_value(L, c)) return 0;
-    lua_rawseti(L, -2, ++i);
+    n++;
     skip_ws(c);
     if (c->p >= c->end) return 0;
     if (*c->p == ',') {
       c->p++;
+      if (n >= room) {
+        set_elements(L, t, n, &next);
+        n = 0;
+      }
       continue;
     }
     if (*c->p != ']') return 0;
     c->p++;
     c->depth--;
+    set_elements(L, t, n, &next);
     return 1;
   }
 }
