@@ -103,45 +103,48 @@ _M.normalize = normalize
 --- Collects every table carrying an item_status, depth first, as
 -- { success, code, message, warnings, item } records; or nil, field, value when an
 -- item_status or its warnings have the wrong type.
-function _M.items(body)
-  local out = {}
-  local bad_field, bad_value
-  local function walk(t, depth)
-    if depth > 6 or bad_field then return end
-    local st = t.item_status
-    if st ~= nil and type(st) ~= "table" and type(st) ~= "userdata" then
-      bad_field, bad_value = "item_status", st
-      return
+-- Module-level (no closure per reply): returns field, value of the first wrong-typed item_status.
+local function walk(t, depth, out)
+  if depth > 6 then return end
+  local st = t.item_status
+  if st ~= nil and type(st) ~= "table" and type(st) ~= "userdata" then return "item_status", st end
+  if type(st) == "table" then
+    local ok = st.success
+    if ok == nil then ok = st.status end
+    local warnings = st.warnings
+    if warnings == nil or type(warnings) == "userdata" then
+      warnings = {}
+    elseif type(warnings) ~= "table" then
+      return "item_status.warnings", warnings
     end
-    if type(st) == "table" then
-      local ok = st.success
-      if ok == nil then ok = st.status end
-      local warnings = st.warnings
-      if warnings == nil or type(warnings) == "userdata" then
-        warnings = {}
-      elseif type(warnings) ~= "table" then
-        bad_field, bad_value = "item_status.warnings", warnings
-        return
+    local code = st.code
+    if type(code) ~= "number" and type(code) ~= "string" then code = nil end
+    out[#out + 1] = {
+      success = ok ~= false, code = code, message = type(st.message) == "string" and st.message or nil,
+      warnings = warnings, item = t,
+    }
+    return
+  end
+  if t[1] ~= nil then
+    for _, v in ipairs(t) do
+      if type(v) == "table" then
+        local bf, bv = walk(v, depth + 1, out)
+        if bf then return bf, bv end
       end
-      local code = st.code
-      if type(code) ~= "number" and type(code) ~= "string" then code = nil end
-      out[#out + 1] = {
-        success = ok ~= false, code = code, message = type(st.message) == "string" and st.message or nil,
-        warnings = warnings, item = t,
-      }
-      return
     end
-    if t[1] ~= nil then
-      for _, v in ipairs(t) do
-        if type(v) == "table" then walk(v, depth + 1) end
-      end
-      return
-    end
-    for _, v in pairs(t) do
-      if type(v) == "table" then walk(v, depth + 1) end
+    return
+  end
+  for _, v in pairs(t) do
+    if type(v) == "table" then
+      local bf, bv = walk(v, depth + 1, out)
+      if bf then return bf, bv end
     end
   end
-  walk(body, 0)
+end
+
+function _M.items(body)
+  local out = {}
+  local bad_field, bad_value = walk(body, 0, out)
   if bad_field then return nil, bad_field, bad_value end
   return out
 end
