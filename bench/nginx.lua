@@ -224,7 +224,8 @@ local ok, err = pcall(function()
   local example_dir = runner.tree_root() .. "/examples/openresty"
   store = assert(runner.start {
     http = fill(STORE_CONF, { CRM_URL = crm_url, CRM_ADDR = crm_url:match("//(.*)$"), EXAMPLE_DIR = example_dir,
-                              JITV = JITV, PROF = PROF, MOBILE = MOBILE, AUTH = core.basic_auth("store.server", "server123") }),
+                              JITV = JITV, PROF = PROF, MOBILE = MOBILE,
+                              AUTH = core.basic_auth("store.server", "server123") }),
     main = "thread_pool loyalty threads=" .. CONNECTIONS .. " max_queue=65536;",
     workers = 1, worker_connections = 8192, log_level = "error",
     lua_package_path = PEER .. "/lib/?.lua;",
