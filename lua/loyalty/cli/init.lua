@@ -7,7 +7,7 @@ local paths = require "loyalty.paths"
 local _M = {}
 
 _M.COMMANDS = {
-  { "rules",   "Check, test and explain loyalty rule files." },
+  { "rules",   "Check, test, explain, replay and chart loyalty rule files; drift against the CRM." },
   { "call",    "Call one CRM endpoint or typed operation and print the reply." },
   { "outbox",  "Drain, inspect and retry the outbox of postings not yet delivered." },
   { "sandbox", "Run the local sandbox CRM (the lua-loyalty-sandbox rock)." },
