@@ -4,7 +4,7 @@ exclude_files = { "build/**" }
 files["spec/**"] = { std = "+busted" }
 -- Code that runs inside nginx sees the `ngx` global (ngx.ctx and ngx.var are assigned to).
 files["lua/loyalty/sandbox/**"] = { globals = { "ngx" } }
-files["lua/loyalty/transport/ngx*.lua"] = { globals = { "ngx" } }
+files["lua/loyalty/ngx/*.lua"] = { globals = { "ngx" } }
 files["lua/loyalty/ngx/**"] = { globals = { "ngx" } }
 files["examples/openresty/**"] = { globals = { "ngx" } }
 files["spec/support/**"] = { globals = { "ngx" } }

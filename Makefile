@@ -98,7 +98,7 @@ clean:
 
 # --- LuaRocks (build.type = "make") ------------------------------------------------------
 # Two rocks: lua-loyalty (the module, `loyalty`, rule tools, outbox) and lua-loyalty-sandbox (the
-# sandbox CRM, its seed, nginx_runner, `loyalty-sandbox`, and a loyalty.core built for nginx's
+# sandbox CRM, its seed, loyalty.ngx.runner, `loyalty-sandbox`, and a loyalty.core built for nginx's
 # LuaJIT). LuaRocks passes LUA_INCDIR, CFLAGS, LIBFLAG, the CURL/OPENSSL/SQLITE3 dirs and INST_*.
 # Users' builds warn but do not stop on warnings; `make all`/`make test` keep -Werror.
 ROCK_WARN := -std=c99 -Wall -Wextra -D_POSIX_C_SOURCE=200809L
@@ -120,8 +120,8 @@ ROCK_INC = -I$(patsubst %/curl/curl.h,%,$(CURL_H)) -I$(OPENSSL_INCDIR) -I$(SQLIT
 ROCK_LIBS := -lcurl -lcrypto -lz -lsqlite3 -lm
 
 # Modules of each rock; X/init.lua installs as X.lua (module X, not X.init).
-SANDBOX_MODULES := loyalty/sandbox loyalty/nginx_runner.lua loyalty/cli/sandbox.lua
-PRODUCT_FIND := loyalty ! -path 'loyalty/sandbox/*' ! -path loyalty/nginx_runner.lua ! -path loyalty/cli/sandbox.lua
+SANDBOX_MODULES := loyalty/sandbox loyalty/ngx/runner.lua loyalty/cli/sandbox.lua
+PRODUCT_FIND := loyalty ! -path 'loyalty/sandbox/*' ! -path loyalty/ngx/runner.lua ! -path loyalty/cli/sandbox.lua
 define install_modules
 	cd lua && for f in $$(find $(1) -name '*.lua' | sort); do \
 	  case "$$f" in */init.lua) d="$${f%/init.lua}.lua";; *) d="$$f";; esac; \

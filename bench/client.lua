@@ -73,7 +73,7 @@ end
 
 local core = require "loyalty.core"
 local sandbox = require "loyalty.sandbox"
-local runner = require "loyalty.nginx_runner"
+local runner = require "loyalty.ngx.runner"
 
 local CALLGRIND = arg[1] == "--callgrind"
 local N = tonumber(arg[1]) or 2000

@@ -15,7 +15,7 @@
 package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
 package.cpath = "build/5.4/?.so;" .. package.cpath
 
-local runner = require "loyalty.nginx_runner"
+local runner = require "loyalty.ngx.runner"
 local sandbox = require "loyalty.sandbox"
 local core = require "loyalty.core"
 

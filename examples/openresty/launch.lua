@@ -1,4 +1,4 @@
--- Starts the example storefront in a private nginx (loyalty.nginx_runner), against the sandbox
+-- Starts the example storefront in a private nginx (loyalty.ngx.runner), against the sandbox
 -- or any CRM. As a script (`lua5.4 examples/openresty/launch.lua [--transport proxy|thread]`) it starts
 -- the sandbox too and serves until Enter. As a module (dofile) it is what specs and bench use.
 local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
@@ -6,7 +6,7 @@ if not package.path:find("/lua/?/init.lua", 1, true) then
   -- run as a script from a checkout: find the in-tree modules
   package.path = here .. "/../../lua/?.lua;" .. here .. "/../../lua/?/init.lua;" .. package.path
 end
-local runner = require "loyalty.nginx_runner"
+local runner = require "loyalty.ngx.runner"
 
 local _M = {}
 
@@ -23,7 +23,7 @@ _M.example_dir = example_dir
 local function fill(template, values)
   return (template:gsub("%${([%w_]+)}", function(name)
     local v = values[name]
-    if v == nil then return nil end -- ${port}/${prefix}: left for nginx_runner
+    if v == nil then return nil end -- ${port}/${prefix}: left for loyalty.ngx.runner
     return tostring(v)
   end))
 end
@@ -35,7 +35,7 @@ local ENV_NAMES = { "LOYALTY_BASE_URL", "LOYALTY_CLIENT_KEY", "LOYALTY_CLIENT_SE
 
 --- start{crm_url, transport = "socket"|"proxy"|"thread", workers = 1, threads = 16, env = {NAME = value},
 -- port, log_level, http_extra (more http{} directives, e.g. extra locations), server_extra}
--- -> nginx_runner server {url, port, prefix, stop(), error_log()} | nil, message
+-- -> loyalty.ngx.runner server {url, port, prefix, stop(), error_log()} | nil, message
 function _M.start(opts)
   opts = opts or {}
   local dir = example_dir()

@@ -94,7 +94,7 @@ local function program()
 end
 
 --- From init_worker_by_lua*: init_worker{dict = "loyalty_locks", interval = seconds}. When the
--- store's settings have an `outbox`, this worker runs the drainer (loyalty.outbox.ngx_timer) on
+-- store's settings have an `outbox`, this worker runs the drainer (loyalty.ngx.outbox_timer) on
 -- the same per-worker program as the handlers; the shared-dict lock lets one worker drain at a
 -- time. The interval defaults to $LOYALTY_OUTBOX_INTERVAL, else 5 s. Without an outbox: nothing.
 function _M.init_worker(opts)
@@ -114,7 +114,7 @@ function _M.init_worker(opts)
     end
     if not (interval and interval > 0) then interval = 5 end
   end
-  local ok, terr = require("loyalty.outbox.ngx_timer").start {
+  local ok, terr = require("loyalty.ngx.outbox_timer").start {
     -- Called in the timer, where cosockets work; init_worker cannot make CRM calls.
     program = program, dict = opts.dict or "loyalty_locks", interval = interval,
     on_drain = function(t)

@@ -52,7 +52,7 @@ local function default_sleep(seconds)
 end
 
 local function default_transport(opts)
-  if in_nginx then return require("loyalty.transport.ngx").new(opts) end
+  if in_nginx then return require("loyalty.ngx.transport").new(opts) end
   return require("loyalty.transport.curl").new(opts)
 end
 

@@ -71,7 +71,7 @@ describe("capillary as documented", function()
 end)
 
 describe("the outbox's return lookup pages customer/transactions as documented", function()
-  local capillary_program = require "loyalty.program.capillary"
+  local capillary_program = require "loyalty.providers.capillary.storefront"
   local core = require "loyalty.core"
 
   local RETURN = { type = "return", number = "B-1", customer = { mobile = "1" },

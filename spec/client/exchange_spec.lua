@@ -2,7 +2,7 @@
 -- give exactly what the general path (build_request, perform, decode_reply) gives.
 local core = require "loyalty.core"
 local loyalty = require "loyalty"
-local runner = require "loyalty.nginx_runner"
+local runner = require "loyalty.ngx.runner"
 local curl_transport = require "loyalty.transport.curl"
 
 local CONF = [[

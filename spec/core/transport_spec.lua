@@ -1,6 +1,6 @@
 -- The libcurl transport against private nginx servers on 127.0.0.1 (plain HTTP and TLS).
 local core = require "loyalty.core"
-local runner = require "loyalty.nginx_runner"
+local runner = require "loyalty.ngx.runner"
 
 local HTTP_CONF = [[
   lua_shared_dict conc 1m;

@@ -1,7 +1,7 @@
 -- The `loyalty` command line as a user meets it: one argparse parser for every command, usage
 -- errors as one line and exit 2, never a Lua traceback, --opt=value and --opt value alike.
 local support = require "support.sandbox"
-local runner = require "loyalty.nginx_runner"
+local runner = require "loyalty.ngx.runner"
 
 local LUA = type(jit) == "table" and "luajit" or "lua5.4"
 

@@ -1,6 +1,6 @@
 -- A checkout under a 0700 directory (root's home, mktemp -d): the sandbox's private nginx must
 -- answer from there, its workers running as the invoking user. Runs a copy of the tree.
-local runner = require "loyalty.nginx_runner"
+local runner = require "loyalty.ngx.runner"
 local q = runner.shell_quote
 
 local function capture(cmd)
@@ -44,7 +44,7 @@ describe("a checkout in a private (0700) directory", function()
         "local c = assert(require('loyalty').client{ base_url = sb.url, username = 'store.server',",
         "  password = 'server123', max_attempts = 1 })",
         "local r, err = c:customer_get{ mobile = '919999000001' }",
-        "local where = require('loyalty.nginx_runner').tree_root()",
+        "local where = require('loyalty.ngx.runner').tree_root()",
         "sb:stop()",
         "print(r and r.customer and r.customer.firstname or ('failed: ' .. tostring(err)), where)",
       }, "\n")

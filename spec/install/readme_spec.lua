@@ -2,7 +2,7 @@
 -- session from the checkout's root (the sandbox `make sandbox` starts is started here, on a free
 -- port), unless a `<!-- readme-spec: ... -->` line above it says what else to check. Every
 -- `loyalty ...` command in README.md and docs/ must parse.
-local runner = require "loyalty.nginx_runner"
+local runner = require "loyalty.ngx.runner"
 local support = require "support.sandbox"
 local cli = require "loyalty.cli"
 

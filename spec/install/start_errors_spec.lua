@@ -1,5 +1,5 @@
 -- What goes wrong when starting the sandbox's nginx is one sentence naming the fix.
-local runner = require "loyalty.nginx_runner"
+local runner = require "loyalty.ngx.runner"
 local sandbox = require "loyalty.sandbox"
 local paths = require "loyalty.paths"
 

@@ -1,7 +1,7 @@
 -- One deadline per call inside nginx: with the CRM hanging, a client call with retries ends
 -- after its deadline (thread transport: it honours req.timeout_ms) or after at most one of the
 -- proxy location's fixed timeouts (proxy transport), never attempts x timeout.
-local runner = require "loyalty.nginx_runner"
+local runner = require "loyalty.ngx.runner"
 local http = require "support.http"
 local sandbox = require "support.sandbox"
 local support = require "nginx.support"
@@ -16,7 +16,7 @@ server {
   location = /call { content_by_lua_block {
     local cjson = require "cjson.safe"
     local a = ngx.req.get_uri_args()
-    local transport = require("loyalty.transport.ngx_" .. a.via).new {}
+    local transport = require("loyalty.ngx." .. a.via).new {}
     local client = assert(require("loyalty.client").new {
       base_url = a.base, username = "store.server", password = "server123", transport = transport,
       max_attempts = 3, timeout_ms = tonumber(a.timeout_ms), backoff_base_ms = 10,

@@ -1,7 +1,7 @@
 -- The setup docs/openresty.md shows (examples/openresty/minimal/nginx.conf and storefront.lua),
 -- run as written with only the checkout path, the port and the workers' user filled in: it starts, serves, logs
 -- a bad setting's real message, and writes no global.
-local runner = require "loyalty.nginx_runner"
+local runner = require "loyalty.ngx.runner"
 local http = require "support.http"
 local sandbox = require "support.sandbox"
 local support = require "nginx.support"

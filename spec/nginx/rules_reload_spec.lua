@@ -2,7 +2,7 @@
 -- saved, a rejected one is logged once with file and line and never reaches shoppers, and new
 -- workers (nginx reload, restart) start from the last good rule set. Also: no request path
 -- ever starts a process.
-local runner = require "loyalty.nginx_runner"
+local runner = require "loyalty.ngx.runner"
 local http = require "support.http"
 local support = require "nginx.support"
 

@@ -4,7 +4,7 @@
 local http = require "support.http"
 local sandbox = require "support.sandbox"
 local support = require "nginx.support"
-local runner = require "loyalty.nginx_runner"
+local runner = require "loyalty.ngx.runner"
 local outbox = require "loyalty.outbox"
 
 local quote = runner.shell_quote

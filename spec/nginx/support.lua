@@ -1,6 +1,6 @@
 -- Helpers for the nginx specs: start the example storefront, run curl in the background, fire
 -- concurrent requests. Every process started here is waited for or stopped by the caller.
-local runner = require "loyalty.nginx_runner"
+local runner = require "loyalty.ngx.runner"
 local cjson = require "cjson.safe"
 
 local _M = {}

@@ -1,6 +1,6 @@
 -- The nginx transports under loyalty.client, inside a real nginx, against the sandbox and
 -- against an echo location that shows what reached the "CRM".
-local runner = require "loyalty.nginx_runner"
+local runner = require "loyalty.ngx.runner"
 local http = require "support.http"
 local sandbox = require "support.sandbox"
 local support = require "nginx.support"
@@ -29,7 +29,7 @@ server {
     local core = require "loyalty.core"
     local a = ngx.req.get_uri_args()
     local settings = setmetatable({ gzip = a.gzip ~= "0" }, { __index = require("loyalty.ngx").settings() })
-    local t = require("loyalty.transport.ngx_socket").new({ timeout_ms = 2000, insecure = a.insecure == "1" }, settings)
+    local t = require("loyalty.ngx.socket").new({ timeout_ms = 2000, insecure = a.insecure == "1" }, settings)
     local out = {}
     for i = 1, tonumber(a.n) or 1 do
       local req = assert(core.build_request { method = "GET", base_url = a.url,
@@ -90,7 +90,7 @@ server {
     local cjson = require "cjson.safe"
     local a = ngx.req.get_uri_args()
     local topts = { timeout_ms = 800 }
-    local transport = require("loyalty.transport." .. (a.via == "ngx" and "ngx" or "ngx_" .. a.via)).new(topts)
+    local transport = require("loyalty.ngx." .. (a.via == "ngx" and "transport" or a.via)).new(topts)
     local function call()
       local client = assert(require("loyalty.client").new {
         base_url = a.base, username = "store.server", password = "server123", transport = transport,
@@ -356,7 +356,7 @@ describe("nginx transports", function()
     local bare = assert(runner.start { http = [[
       server { listen 127.0.0.1:${port};
         location = /t { content_by_lua_block {
-          local t = require("loyalty.transport.ngx_proxy").new()
+          local t = require("loyalty.ngx.proxy").new()
           local res, err = t:send { method = "GET", url = "http://127.0.0.1:9/x", headers = {} }
           ngx.say(res and "reply" or err.kind, " ", err and err.message or "")
         } }

@@ -2,14 +2,14 @@
 -- time drain, and the CRM (the sandbox, in its own nginx) gets each queued order once.
 local loyalty = require "loyalty"
 local support = require "support.sandbox"
-local runner = require "loyalty.nginx_runner"
+local runner = require "loyalty.ngx.runner"
 local outbox = require "loyalty.outbox"
 local proc = require "outbox.helpers.proc"
 local socket = require "socket"
 
 local N = 30
 
-describe("loyalty.outbox.ngx_timer", function()
+describe("loyalty.ngx.outbox_timer", function()
   local sb, dir, server
 
   lazy_setup(function()
@@ -47,7 +47,7 @@ describe("loyalty.outbox.ngx_timer", function()
       http = table.concat({
         "lua_shared_dict loyalty_locks 1m;",
         "init_worker_by_lua_block {",
-        "  assert(require('loyalty.outbox.ngx_timer').start {",
+        "  assert(require('loyalty.ngx.outbox_timer').start {",
         "    program = " .. ("%q"):format(conf) .. ", dict = 'loyalty_locks', interval = 0.05,",
         "    on_drain = function(t) if t.claimed > 0 then ngx.log(ngx.NOTICE, 'drained ', t.delivered) end end,",
         "  })",

@@ -1,6 +1,6 @@
 -- The Redis outbox inside nginx: one outbox per worker serves every request, although a cosocket
 -- belongs to the request that opened it (connections go back to nginx's pool between calls).
-local runner = require "loyalty.nginx_runner"
+local runner = require "loyalty.ngx.runner"
 local outbox = require "loyalty.outbox"
 local http = require "support.http"
 local redis_helper = require "outbox.helpers.redis"
@@ -56,7 +56,7 @@ describe("redis outbox inside nginx", function()
           } }
           # which client carries the outbox here, and a wrong password's answer
           location /which { content_by_lua_block {
-            local resty = require "loyalty.outbox.resty_redis"
+            local resty = require "loyalty.ngx.redis"
             local ob, err = require("loyalty.outbox").open {
               backend = "redis", host = "127.0.0.1", port = %d, password = "wrong(%%" }
             ngx.say(resty.available(), " ", tostring(ob), " ", tostring(err))

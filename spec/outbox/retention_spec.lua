@@ -7,7 +7,7 @@ local cli = require "loyalty.cli.outbox"
 local loyalty = require "loyalty"
 local support = require "support.sandbox"
 local proc = require "outbox.helpers.proc"
-local runner = require "loyalty.nginx_runner"
+local runner = require "loyalty.ngx.runner"
 
 local function tx(number, mobile)
   return { type = "regular", number = number, amount = 100, customer = { mobile = mobile },

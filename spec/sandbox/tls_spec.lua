@@ -1,7 +1,7 @@
 -- The sandbox over HTTPS (sandbox.start{tls = {cert, key}}): the same API on the next port, and the
 -- client verifying it against the given CA file only.
 local support = require("support.sandbox")
-local runner = require("loyalty.nginx_runner")
+local runner = require("loyalty.ngx.runner")
 local loyalty = require("loyalty")
 
 local LOOKUP = { source = "INSTORE", identifierName = "mobile", identifierValue = support.TOM.mobile }

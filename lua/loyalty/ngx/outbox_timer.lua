@@ -1,7 +1,7 @@
 -- The outbox drainer inside OpenResty: a timer in every worker, and a shared-dict lock so that
 -- one worker at a time drains. Call from init_worker_by_lua*:
 --
---   require("loyalty.outbox.ngx_timer").start {
+--   require("loyalty.ngx.outbox_timer").start {
 --     program = "/etc/store/store.conf.lua",  -- settings path or table (with an `outbox`), or a
 --                                            -- function returning a program (called in the timer)
 --     dict = "loyalty_locks",                -- a lua_shared_dict for the lock
@@ -18,7 +18,7 @@ local _M = {}
 local function ngx_api()
   local ngx = rawget(_G, "ngx")
   if type(ngx) ~= "table" or type(ngx.timer) ~= "table" then
-    error("loyalty.outbox.ngx_timer: only available inside nginx (init_worker_by_lua)", 3)
+    error("loyalty.ngx.outbox_timer: only available inside nginx (init_worker_by_lua)", 3)
   end
   return ngx
 end
@@ -34,7 +34,7 @@ end
 function _M.start(opts)
   local ngx = ngx_api()
   if type(opts) ~= "table" or opts.program == nil or type(opts.dict) ~= "string" then
-    error("loyalty.outbox.ngx_timer.start: {program = ..., dict = \"shared dict name\"} expected", 2)
+    error("loyalty.ngx.outbox_timer.start: {program = ..., dict = \"shared dict name\"} expected", 2)
   end
   local dict = ngx.shared[opts.dict]
   if not dict then return nil, "lua_shared_dict '" .. opts.dict .. "' is not declared" end

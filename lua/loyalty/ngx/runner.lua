@@ -264,7 +264,7 @@ end
 -- paths), log_level, keep_prefix.
 -- Returns a Server {port, url, prefix, stop()} or nil, message (one sentence naming the fix when known).
 function _M.start(opts)
-  assert(type(opts) == "table", "nginx_runner.start: options table expected")
+  assert(type(opts) == "table", "loyalty.ngx.runner.start: options table expected")
   local nginx = opts.nginx or find_nginx()
   if not nginx or not (nginx:find("/", 1, true) and exists(nginx) or run("command -v " .. shell_quote(nginx)
                                                                           .. " >/dev/null 2>&1")) then

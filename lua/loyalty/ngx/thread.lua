@@ -29,7 +29,7 @@ end
 
 --- req -> res {status, headers, body, reused, total_ms} | nil, {kind, message, curl_code}
 function Transport:send(req)
-  local called, ok, res, err = pcall(ngx.run_worker_thread, self.pool, "loyalty.transport.ngx_thread",
+  local called, ok, res, err = pcall(ngx.run_worker_thread, self.pool, "loyalty.ngx.thread",
                                      "perform", self.key, self.session_opts, req)
   if not called then
     -- raised: this phase does not allow worker threads (init_worker, log, filters)

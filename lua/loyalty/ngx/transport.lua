@@ -10,7 +10,7 @@ local Transport = {}
 Transport.__index = Transport
 
 local function socket_transport(opts)
-  return require("loyalty.transport.ngx_socket").new(opts)
+  return require("loyalty.ngx.socket").new(opts)
 end
 
 --- new(client_opts) -> transport
@@ -18,8 +18,8 @@ function _M.new(opts)
   opts = opts or {}
   local kind = ngx_conf.settings().transport
   if kind == "socket" then return socket_transport(opts) end
-  if kind == "thread" then return require("loyalty.transport.ngx_thread").new(opts) end
-  return setmetatable({ opts = opts, proxy = require("loyalty.transport.ngx_proxy").new(opts) }, Transport)
+  if kind == "thread" then return require("loyalty.ngx.thread").new(opts) end
+  return setmetatable({ opts = opts, proxy = require("loyalty.ngx.proxy").new(opts) }, Transport)
 end
 
 function Transport:send(req)

@@ -8,7 +8,7 @@
 -- (loyalty_return_ref), and a replay first asks the CRM whether that return is already there.
 local outbox = require "loyalty.outbox"
 local errors = require "loyalty.errors"
-local capillary_program = require "loyalty.program.capillary"
+local capillary_program = require "loyalty.providers.capillary.storefront"
 
 local _M = {}
 

@@ -12,7 +12,7 @@ local resp = require "loyalty.outbox.resp"
 local function client()
   local ngx = rawget(_G, "ngx")
   if type(ngx) == "table" and type(ngx.get_phase) == "function" and ngx.get_phase() ~= "init" then
-    local resty = require "loyalty.outbox.resty_redis"
+    local resty = require "loyalty.ngx.redis"
     if resty.available() then return resty end
   end
   return resp

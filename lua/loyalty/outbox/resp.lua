@@ -1,6 +1,6 @@
 -- A tiny Redis client (RESP2 over lua-socket) for use outside nginx: commands as argument lists,
 -- replies as Lua values. Only what the outbox needs. Inside nginx the outbox uses
--- lua-resty-redis instead (loyalty.outbox.resty_redis); this one still speaks cosockets there if
+-- lua-resty-redis instead (loyalty.ngx.redis); this one still speaks cosockets there if
 -- called directly.
 local _M = {}
 

@@ -79,7 +79,7 @@ function _M.check(t)
   end
   if out.provider == "crmcom" then
     -- Settings without a CRM.COM meaning are refused here, at load; its own defaults are filled.
-    local ok, perr = require("loyalty.program.crmcom").check_settings(out)
+    local ok, perr = require("loyalty.providers.crmcom.storefront").check_settings(out)
     if not ok then return nil, perr end
   end
   for k, s in pairs(SCHEMA) do

@@ -12,7 +12,9 @@ local _M = {}
 local Program = {}
 Program.__index = Program
 
-local BACKENDS = { capillary = "loyalty.program.capillary", crmcom = "loyalty.program.crmcom" }
+local BACKENDS = {
+  capillary = "loyalty.providers.capillary.storefront", crmcom = "loyalty.providers.crmcom.storefront",
+}
 
 local crm_limit_refusal -- below: a CRM redemption-limit refusal, named and warned
 

@@ -7,8 +7,8 @@ local num = require("loyalty.rules.engine").num
 
 local format = string.format
 
--- The purchase lines an order would post (the same mapping as loyalty.program.crmcom: line amounts, shipping
--- as a line of the Default Product).
+-- The purchase lines an order would post (the same mapping as loyalty.providers.crmcom.storefront:
+-- line amounts, shipping as a line of the Default Product).
 local function purchase_lines(cart)
   local lines = {}
   for _, l in ipairs(type(cart.lines) == "table" and cart.lines or {}) do

@@ -1,6 +1,6 @@
 -- Starts the Capillary-compatible sandbox in a private nginx and talks to its /sandbox/ knobs.
 -- Runs in plain Lua (5.4 or LuaJIT), not inside nginx; the server side is loyalty.sandbox.server.
-local runner = require("loyalty.nginx_runner")
+local runner = require("loyalty.ngx.runner")
 local inferred = require("loyalty.sandbox.inferred")
 
 local _M = {}
@@ -35,7 +35,7 @@ local function seed_text(seed)
   return text
 end
 
---- The http{} body for nginx_runner. seed_file: path of the seed JSON; latency_ms: starting latency;
+--- The http{} body for loyalty.ngx.runner. seed_file: path of the seed JSON; latency_ms: starting latency;
 -- tls: {cert, key} (PEM paths) adds the same API over TLS on the next port.
 function _M.http_config(seed_file, latency_ms, tls, crmcom_release)
   return table.concat({

@@ -13,7 +13,7 @@ _M.V11_ROOT_OPTIONAL = true
 -- [DOC, two readings] points/isredeemable `program_id`: optional in S-V11, mandatory (`program_id*`)
 -- in S-DOCS reference/check-if-points-redeemable. The current docs win: the client refuses to send
 -- the call without it (config error, key program_id). [INF] The program learns it from the customer's
--- first points summary when the store sets none (program/capillary.lua).
+-- first points summary when the store sets none (providers/capillary/storefront.lua).
 _M.ISREDEEMABLE_PROGRAM_ID_REQUIRED = true
 
 -- [DOC] 889 "Points processing failed … Reason: Failed to Connect to Service / Invalid Customer
