@@ -1,11 +1,14 @@
--- Capillary v2 endpoints (reference §3.3, §4.2, §4.4, §4.5, §4.7).
+-- Capillary v2 in the sandbox (reference §3.3, §4.2, §4.4, §4.5, §4.7): customers, transactions,
+-- points/reverse and OTPs, booked through the v1.1 modules where the two APIs share a write.
 local json = require("loyalty.sandbox.json")
 local store = require("loyalty.sandbox.store")
-local engine = require("loyalty.sandbox.engine")
-local common = require("loyalty.sandbox.common")
-local otp = require("loyalty.sandbox.otp")
-local inferred = require("loyalty.sandbox.inferred")
-local v11 = require("loyalty.sandbox.v11")
+local cstore = require("loyalty.sandbox.capillary.store")
+local engine = require("loyalty.sandbox.capillary.engine")
+local common = require("loyalty.sandbox.capillary.common")
+local otp = require("loyalty.sandbox.capillary.otp")
+local inferred = require("loyalty.sandbox.capillary.inferred")
+local customer = require("loyalty.sandbox.capillary.v11.customer")
+local transaction = require("loyalty.sandbox.capillary.v11.transaction")
 
 local _M = {}
 local array = json.array
@@ -35,7 +38,7 @@ local function profile_fields(c, body)
   end
   local lt = type(body.loyaltyInfo) == "table" and body.loyaltyInfo.loyaltyType
   if lt and tostring(lt):lower() == "loyalty" then c.type = "LOYALTY" end
-  c.updated_on = store.now_string()
+  c.updated_on = cstore.now_string()
   return p
 end
 
@@ -55,7 +58,7 @@ local function customers_post(req)
       return common.v2_error(H.invalid, 8013, "Invalid identifier type or value: " .. tostring(id.type))
     end
     fields[kind] = tostring(id.value)
-    existing = existing or store.find_customer(kind, tostring(id.value))
+    existing = existing or cstore.find_customer(kind, tostring(id.value))
   end
   local warnings = array {}
   local c
@@ -67,12 +70,12 @@ local function customers_post(req)
       end
     end
     -- Documented: the same identifier in another source merges the accounts (warning 8050).
-    c = v11.locked(existing, function()
-      local cur = store.customer(existing.id)
+    c = cstore.locked(existing, function()
+      local cur = cstore.customer(existing.id)
       cur.sources[#cur.sources + 1] = source
       for kind, v in pairs(fields) do if not cur[kind] or cur[kind] == "" then cur[kind] = v end end
       profile_fields(cur, body)
-      store.put_customer(cur)
+      cstore.put_customer(cur)
       return cur
     end)
     warnings[1] = { status = false, code = 8050, message = "Same Customer found in other sources,Combining" }
@@ -81,17 +84,17 @@ local function customers_post(req)
     fields.type = lt:lower() == "non_loyalty" and "NON_LOYALTY" or "LOYALTY"
     fields.source = source
     fields.associated_with = body.associatedWith
-    c = v11.register(req, fields)
+    c = customer.register(req, fields)
     profile_fields(c, body)
     c.type = fields.type
-    store.put_customer(c)
+    cstore.put_customer(c)
   end
   return 200, { createdId = c.id, warnings = warnings, sideEffects = array {} }
 end
 
 local function customer_by_path(req)
   local id = tonumber(req.path_id)
-  local c = id and store.customer(id)
+  local c = id and cstore.customer(id)
   if not c then
     local e = inferred.V2_BAD_CUSTOMER_ID
     return nil, common.v2_error(H.not_found, e.code, e.message)
@@ -108,10 +111,10 @@ local function customers_put(req)
   if lt and tostring(lt):lower() == "non_loyalty" and c.type == "LOYALTY" then
     return common.v2_error(H.invalid, 1046, "Loyalty customer cannot be made non-loyalty")
   end
-  c = v11.locked(c, function()
-    local cur = store.customer(c.id)
+  c = cstore.locked(c, function()
+    local cur = cstore.customer(c.id)
     profile_fields(cur, body)
-    store.put_customer(cur)
+    cstore.put_customer(cur)
     return cur
   end)
   return 200, { createdId = c.id, warnings = array {}, sideEffects = array {} }
@@ -210,10 +213,10 @@ local function transactions_post(req)
   }
   local item, awarded
   if ttype == "REGULAR" then
-    item, awarded = v11.add_regular(req, t, number, amount)
+    item, awarded = transaction.add_regular(req, t, number, amount)
   elseif ttype == "RETURN" then
     t.type = "return"
-    local _, resp = v11.routes["/v1.1/transaction/add"][2]({ cfg = req.cfg, attribution = req.attribution,
+    local _, resp = transaction.add({ cfg = req.cfg, attribution = req.attribution,
       body = { root = { transaction = { t } } }, args = {} })
     item = resp.response.transactions.transaction[1]
   else
@@ -222,7 +225,7 @@ local function transactions_post(req)
   if item.item_status.success ~= "true" then
     return common.v2_error(H.invalid, item.item_status.code, item.item_status.message)
   end
-  local cur = store.customer(c.id)
+  local cur = cstore.customer(c.id)
   local effects = array {}
   if ttype == "REGULAR" then
     effects[1] = { entityType = "USER", rawAwardedPoints = awarded, awardedPoints = awarded, type = "points" }
@@ -251,19 +254,19 @@ local function points_reverse(req)
   local left = red.points - (red.points_reversed or (red.reversed and red.points or 0))
   if left <= 0 then return common.v2_error(H.invalid, 3802, "Redemption already reversed") end
   if points > left + 1e-9 then return common.v2_error(H.invalid, 901, "Invalid points: more than redeemed") end
-  local result = v11.locked(c, function()
+  local result = cstore.locked(c, function()
     red = store.get_json("red:" .. rid)
     local now_left = red.points - (red.points_reversed or 0)
     if now_left <= 0 or points > now_left + 1e-9 then return nil end
-    local cur = store.customer(c.id)
+    local cur = cstore.customer(c.id)
     local reversal_id = common.random_id(inferred.REDEMPTION_ID_ALPHABET, 6)
-    engine.book_reversal(store, cur, points, rid)
-    store.put_customer(cur)
+    engine.book_reversal(cur, points, rid)
+    cstore.put_customer(cur)
     red.points_reversed = (red.points_reversed or 0) + points
     -- [INF] partial reversals (inferred.PARTIAL_REVERSALS): reversed once nothing is left
     red.reversed = red.points_reversed >= red.points
     red.reversals = red.reversals or {}
-    red.reversals[#red.reversals + 1] = { id = reversal_id, points = points, at = store.now_string(),
+    red.reversals[#red.reversals + 1] = { id = reversal_id, points = points, at = cstore.now_string(),
                                           attribution = req.attribution }
     red.reversal = red.reversals[1]
     store.set_json("red:" .. rid, red)
@@ -285,7 +288,7 @@ local ENTITY_TYPES = { email = "email", mobile = "mobile" }
 
 local function otp_subject(entity_type, value)
   local kind = ENTITY_TYPES[tostring(entity_type or ""):lower()]
-  local c = kind and store.find_customer(kind, tostring(value))
+  local c = kind and cstore.find_customer(kind, tostring(value))
   if c then return otp.customer_subject(c), c end
   return otp.entity_subject(kind or entity_type, value)
 end
@@ -342,7 +345,7 @@ local function otp_get(req)
     return common.v2_error(H.invalid, 8013, "Invalid identifier name or value")
   end
   local kind = common.V2_KINDS[a.identifierName] or a.identifierName
-  local c = store.find_customer(kind, a.identifierValue)
+  local c = cstore.find_customer(kind, a.identifierValue)
   local subject = c and otp.customer_subject(c) or otp.entity_subject(kind, a.identifierValue)
   local rec = otp.current(subject, tostring(a.scope or "POINTS"):upper())
   if not rec then

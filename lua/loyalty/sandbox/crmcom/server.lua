@@ -1,16 +1,17 @@
--- The CRM.COM legacy Web API in the sandbox (`/crmapi/rest/v2/...`): login and tokens, the
--- {status, data} envelope, the POS flow over the wallet engine, products/synchronise, and the
--- /sandbox/crmcom/ knobs. Latency and faults are the sandbox's own (loyalty.sandbox.server).
+-- The CRM.COM sandbox's handler (the legacy Web API, `/crmapi/rest/v2/...`), called by the shared
+-- dispatcher (loyalty.sandbox.server): login and tokens, the {status, data} envelope, the POS flow
+-- over the wallet engine, products/synchronise. Its knobs are crmcom/admin.lua.
 local json = require("loyalty.sandbox.json")
 local cjson = require("cjson.safe")
+local http = require("loyalty.sandbox.http")
 local store = require("loyalty.sandbox.store")
-local faults = require("loyalty.sandbox.faults")
+local admin = require("loyalty.sandbox.crmcom.admin")
 local cstore = require("loyalty.sandbox.crmcom.store")
 local wallet = require("loyalty.sandbox.crmcom.wallet")
 local inferred = require("loyalty.sandbox.crmcom.inferred")
 
 local _M = {}
-_M.PREFIX = "/crmapi/rest/v2/"
+local PREFIX = "/crmapi/rest/v2/"
 local C = inferred.CODES
 local array = json.array
 
@@ -19,9 +20,16 @@ local function envelope(code, message, data)
            data = data == nil and json.null or data }
 end
 
---- http status, body of a failure (used by the sandbox's fault injection too).
-function _M.error_reply(http, code, message)
-  return http, envelope(tostring(code), message)
+function _M.owns(path) return path:sub(1, #PREFIX) == PREFIX end
+
+--- http status, body of a failure (the dispatcher's faults and internal errors too).
+function _M.error_reply(_, status, code, message)
+  return status, envelope(tostring(code), message)
+end
+
+--- A failure inside a 200 reply (the body_failure fault).
+function _M.body_failure(_, code, message)
+  return 200, envelope(tostring(code or "ERROR"), message)
 end
 
 local function ok(data) return 200, envelope("OK", nil, data) end
@@ -40,15 +48,11 @@ local function unflatten(v)
   return { [field] = value }
 end
 
-local function b64url(s) return (ngx.encode_base64(s):gsub("+", "-"):gsub("/", "_"):gsub("=+$", "")) end
-
 local function issue_token(user, org, unit, ttl)
   local now = ngx.time()
   local n = store.next_seq("crmjti")
-  local token = b64url(json.encode { typ = "JWT", alg = "HS256" }) .. "." ..
-    b64url(json.encode { jti = tostring(n), usr = user, org = org, oun = unit or json.null, iat = now,
-                         exp = now + ttl })
-    .. "." .. b64url(ngx.md5_bin(n .. ":" .. ngx.now() .. ":" .. math.random()))
+  local token = http.opaque_jwt({ typ = "JWT", alg = "HS256" },
+    { jti = tostring(n), usr = user, org = org, oun = unit or json.null, iat = now, exp = now + ttl }, n)
   cstore.put_token(token, { usr = user, org = org, unit = unit, exp = now + ttl }, ttl)
   return ok { token = token }
 end
@@ -64,9 +68,7 @@ local function login(cfg, p)
 end
 
 local function key_login(cfg, p, headers)
-  local authz = headers["authorization"]
-  if type(authz) == "table" then authz = authz[1] end
-  local decoded = authz and authz:sub(1, 6):lower() == "basic " and ngx.decode_base64(authz:sub(7))
+  local decoded = http.basic_credentials(headers)
   local key = decoded and (decoded:match("^([^:]*):?$"))
   local k = key and cfg.keys[key]
   if not k then return err(C.login_failed, "Invalid Web API key") end
@@ -280,14 +282,14 @@ local function decode(raw)
   return body
 end
 
-local function route(ctx, cfg, name, method)
+local function route(cfg, name, method)
   local headers = ngx.req.get_headers()
   local params
   if method == "GET" then
     params = ngx.req.get_uri_args()
   else
     local e
-    params, e = decode(ctx.read_body())
+    params, e = decode(http.read_body())
     if not params then return err(C.invalid, e) end
   end
   if name == "authentication/token" and method == "POST" then return login(cfg, params) end
@@ -313,53 +315,24 @@ local function route(ctx, cfg, name, method)
   return r[1](cfg, params, session)
 end
 
---- Handles one /crmapi/rest/v2/ request. ctx: {send(status, body), apply_fault(f, gen) -> done,
--- read_body()}.
-function _M.handle(ctx)
-  local path, method = ngx.var.uri, ngx.req.get_method()
-  local name = path:sub(#_M.PREFIX + 1)
-  cstore.enter(name)
-  local latency = store.latency_ms()
-  if latency > 0 then ngx.sleep(latency / 1000) end
-  local f = faults.take(path, method)
-  if f and f.action == "delay" then
-    ngx.sleep(f.ms / 1000)
-    f = nil
-  end
-  cstore.leave(name)
-  if f and ctx.apply_fault(f, "crmcom") then return end
+local function method_of(path) return path:sub(#PREFIX + 1) end
+
+-- Calls in flight per method, around the latency and a delay fault (max_in_flight_sync).
+function _M.enter(path) cstore.enter(method_of(path)) end
+function _M.leave(path) cstore.leave(method_of(path)) end
+
+--- Handles one /crmapi/rest/v2/ request: status, body, raw, always (true: sent even under
+-- apply_drop, as the answer to a seed without a crmcom section is).
+function _M.handle(path, method)
   local cfg = cstore.config()
-  if not cfg then return ctx.send(err(C.unknown_method, "the sandbox seed has no crmcom section")) end
-  if f and f.action == "apply_drop" then
-    route(ctx, cfg, name, method)
-    return ngx.exit(444) -- booked, and the reply never leaves
+  if not cfg then
+    local status, body = err(C.unknown_method, "the sandbox seed has no crmcom section")
+    return status, body, nil, true
   end
-  return ctx.send(route(ctx, cfg, name, method))
+  return route(cfg, method_of(path), method)
 end
 
--- Knobs --------------------------------------------------------------------------------------
-
-local function state()
-  local c = cstore.counters()
-  local spends = cstore.each_spend()
-  return 200, {
-    participants = cstore.each_participant(), purchases = cstore.each_purchase(), spend_requests = spends,
-    products = cstore.product_count(), logins = c.logins, sync_calls = c.sync_calls,
-    max_in_flight_sync = c.max_in_flight_sync, latency_ms = store.latency_ms(),
-  }
-end
-
-local KNOBS = {
-  ["GET /sandbox/crmcom/state"] = state,
-  ["POST /sandbox/crmcom/expire_tokens"] = function() return 200, { expired = cstore.expire_tokens() } end,
-  ["POST /sandbox/crmcom/reset_counters"] = function() cstore.reset_counters() return 200, { reset = true } end,
-}
-
-function _M.knob(method, path)
-  return KNOBS[method .. " " .. path]
-end
-
-_M.reset = cstore.reset
-_M.init = cstore.init
+_M.init, _M.reset = cstore.init, cstore.reset
+_M.knobs = admin.KNOBS
 
 return _M
