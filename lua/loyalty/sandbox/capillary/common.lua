@@ -69,6 +69,12 @@ function _M.v2_error(http, code, message)
   return _M.v2_errors(http, { { code = code, message = message } })
 end
 
+--- The JSON object body of a v2 write, or nil, status, body of the 400 reply.
+function _M.v2_body(req)
+  if type(req.body) ~= "table" then return nil, _M.v2_error(400, 400, "Invalid input: JSON object expected") end
+  return req.body
+end
+
 -- Identifiers ------------------------------------------------------------------------------------
 
 local V11_KINDS = { "mobile", "email", "external_id", "card_number", "id", "user_id" }

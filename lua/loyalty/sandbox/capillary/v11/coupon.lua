@@ -83,15 +83,9 @@ local function coupon_redeem_one(req, t)
 end
 
 local function coupon_redeem(req)
-  local items, status, body = input.root_items(req, "coupon")
-  if not items then return status, body end
-  local out, ok_count = array {}, 0
-  for _, t in ipairs(items) do
-    local item = coupon_redeem_one(req, t)
-    if item.item_status.success == "true" then ok_count = ok_count + 1 end
-    out[#out + 1] = item
-  end
-  return 200, { response = { status = common.v11_batch_status(ok_count, #items, true),
+  local out, ok_count, body = input.each_item(req, "coupon", function(t) return coupon_redeem_one(req, t) end)
+  if not out then return ok_count, body end
+  return 200, { response = { status = common.v11_batch_status(ok_count, #out, true),
     coupons = { coupon = #out == 1 and out[1] or out } } }
 end
 

@@ -1,9 +1,24 @@
 -- Reading Capillary v1.1 requests, for every v1.1 resource: flags, the root.<name> items of a
 -- body, and the customer named by query arguments.
+local json = require("loyalty.sandbox.json")
 local common = require("loyalty.sandbox.capillary.common")
 
 local _M = {}
 local list = common.list
+
+--- Runs one(t) over the root.<name> items: the replies (an array) and how many succeeded; or nil,
+-- status, body of the 400 reply.
+function _M.each_item(req, name, one)
+  local items, status, body = _M.root_items(req, name)
+  if not items then return nil, status, body end
+  local out, ok_count = json.array {}, 0
+  for _, t in ipairs(items) do
+    local item = one(t)
+    if item.item_status.success == "true" then ok_count = ok_count + 1 end
+    out[#out + 1] = item
+  end
+  return out, ok_count
+end
 
 function _M.truthy(v) return v == true or v == "true" or v == "1" or v == 1 end
 

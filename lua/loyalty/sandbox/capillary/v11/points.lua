@@ -143,17 +143,11 @@ local function redeem_one(req, t, skip_validation)
 end
 
 local function points_redeem(req)
-  local items, status, body = input.root_items(req, "redeem")
-  if not items then return status, body end
   local skip = input.truthy(req.args.skip_validation)
-  local out, ok_count = array {}, 0
-  for _, t in ipairs(items) do
-    local item = redeem_one(req, t, skip)
-    if item.item_status.success == "true" then ok_count = ok_count + 1 end
-    out[#out + 1] = item
-  end
-  local st = common.v11_batch_status(ok_count, #items, false)
-  if #items == 1 then st.total, st.success_count = nil, nil end
+  local out, ok_count, body = input.each_item(req, "redeem", function(t) return redeem_one(req, t, skip) end)
+  if not out then return ok_count, body end
+  local st = common.v11_batch_status(ok_count, #out, false)
+  if #out == 1 then st.total, st.success_count = nil, nil end
   local http = inferred.V11_ITEM_FAILURE_HTTP_STATUS
   if ok_count == 0 and #out == 1 then
     http = inferred.V11_HTTP_BY_CODE[tonumber(out[1].item_status.code)] or http

@@ -148,33 +148,23 @@ local function add_not_interested(req, t, number, amount)
     item_status = item_status(true, 600, "Transaction added successfully") }
 end
 
+local function add_one(req, t)
+  local kind = tostring(t.type or ""):lower()
+  local number = t.number ~= nil and tostring(t.number) or ""
+  local amount = tonumber(t.amount)
+  if number == "" then return txn_failure(t, 602, "Invalid transaction number") end
+  if amount == nil or amount < 0 then return txn_failure(t, 601, "Invalid transaction amount") end
+  if kind == "regular" then return (add_regular(req, t, number, amount)) end
+  if kind == "return" then return add_return(req, t, number, amount) end
+  if kind == "not_interested" then return add_not_interested(req, t, number, amount) end
+  return txn_failure(t, 605, "Invalid transaction type")
+end
+
 local function transaction_add(req)
-  local items, status, body = input.root_items(req, "transaction")
-  if not items then return status, body end
-  local out, ok_count = array {}, 0
-  for _, t in ipairs(items) do
-    local kind = tostring(t.type or ""):lower()
-    local number = t.number ~= nil and tostring(t.number) or ""
-    local amount = tonumber(t.amount)
-    local item
-    if number == "" then
-      item = txn_failure(t, 602, "Invalid transaction number")
-    elseif amount == nil or amount < 0 then
-      item = txn_failure(t, 601, "Invalid transaction amount")
-    elseif kind == "regular" then
-      item = add_regular(req, t, number, amount)
-    elseif kind == "return" then
-      item = add_return(req, t, number, amount)
-    elseif kind == "not_interested" then
-      item = add_not_interested(req, t, number, amount)
-    else
-      item = txn_failure(t, 605, "Invalid transaction type")
-    end
-    if item.item_status.success == "true" then ok_count = ok_count + 1 end
-    out[#out + 1] = item
-  end
-  local st = common.v11_batch_status(ok_count, #items, false)
-  if #items == 1 then st.total, st.success_count = nil, nil end
+  local out, ok_count, body = input.each_item(req, "transaction", function(t) return add_one(req, t) end)
+  if not out then return ok_count, body end
+  local st = common.v11_batch_status(ok_count, #out, false)
+  if #out == 1 then st.total, st.success_count = nil, nil end
   return 200, { response = { status = st, transactions = { transaction = out } } }
 end
 
