@@ -12,7 +12,7 @@ local admin = require("loyalty.sandbox.admin")
 local _M = {}
 
 -- A provider's server module: owns(path), handle(path, method) -> status, body, raw, always,
--- error_reply(path, http, code, message), body_failure(path, code, message), init(settings),
+-- error_reply(path, status, code, message), body_failure(path, code, message), init(settings),
 -- reset(seed); optional enter(path)/leave(path) around the latency and a delay fault, knobs
 -- {["METHOD /sandbox/..."] = fn(req)} and state() (fields of GET /sandbox/state).
 local capillary = require("loyalty.sandbox.capillary.server")
