@@ -3,7 +3,7 @@ describe("inferred files", function()
   local f = assert(io.open("docs/sandbox.md"))
   local doc = f:read("*a")
   f:close()
-  for _, m in ipairs { "loyalty.sandbox.inferred", "loyalty.sandbox.crmcom.inferred",
+  for _, m in ipairs { "loyalty.sandbox.capillary.inferred", "loyalty.sandbox.crmcom.inferred",
                        "loyalty.providers.crmcom.inferred", "loyalty.providers.capillary.inferred" } do
     it(m .. ": every key is in docs/sandbox.md", function()
       local t = require(m)

@@ -1,68 +1,27 @@
--- Test knobs under /sandbox/ (never on Capillary paths): reset, state, faults, latency, otp, hold.
+-- Shared by both CRMs: the generic test knobs under /sandbox/ (never on a CRM's paths): reset,
+-- state, faults, latency. Each provider adds its own (server.knobs: capillary/admin.lua has otp and
+-- hold, crmcom/admin.lua the /sandbox/crmcom/ ones) and its fields of GET /sandbox/state.
 local json = require("loyalty.sandbox.json")
 local store = require("loyalty.sandbox.store")
 local faults = require("loyalty.sandbox.faults")
-local otp = require("loyalty.sandbox.otp")
-local common = require("loyalty.sandbox.common")
-local inferred = require("loyalty.sandbox.inferred")
 
 local _M = {}
 local array = json.array
 
 local function bad(message) return 400, { error = message } end
 
-local function seq_list(name, key_of)
-  local out = array {}
-  for n = 1, store.seq(name) do
-    local v = store.get_json(key_of(n))
-    if v then out[#out + 1] = v end
-  end
-  return out
+--- Reloads the seed: every provider's state, tokens and counters, faults, latency.
+function _M.reset(providers)
+  local seed = store.reset()
+  for _, p in ipairs(providers) do p.reset(seed) end
 end
 
-local function state()
-  local counters = store.request_counts()
-  local redemptions = array {}
-  for n = 1, store.seq("red") do
-    local rid = store.get("redlist:" .. n)
-    local r = rid and store.get_json("red:" .. rid)
-    if r then redemptions[#redemptions + 1] = r end
+local function state(_, providers)
+  local out = { requests = store.request_counts(), faults = faults.list(), latency_ms = store.latency_ms() }
+  for _, p in ipairs(providers) do
+    for k, v in pairs(p.state and p.state() or {}) do out[k] = v end
   end
-  local coupons = array {}
-  for _, code in ipairs(store.get_json("coupons") or {}) do
-    coupons[#coupons + 1] = store.get_json("coupon:" .. code)
-  end
-  return 200, {
-    customers = array(store.each_customer()),
-    ledger = seq_list("ledger", function(n) return "ledger:" .. n end),
-    transactions = seq_list("txn", function(n) return "txn:" .. (inferred.TRANSACTION_ID_BASE + n) end),
-    redemptions = redemptions, coupons = coupons,
-    otps = seq_list("otplog", function(n) return "otplog:" .. n end),
-    requests = counters, token_generations = counters["/v3/oauth/token/generate"] or 0,
-    faults = faults.list(), latency_ms = store.latency_ms(),
-  }
-end
-
-local function customer_of(t)
-  local c = common.identify_v11(t or {})
-  return c
-end
-
-local function read_otp(req)
-  local a = req.args
-  local scope = tostring(a.scope or "POINTS"):upper()
-  local c = customer_of(a)
-  local subject
-  if c then
-    subject = otp.customer_subject(c)
-  elseif a.entity_type and a.entity_value then
-    subject = otp.entity_subject(a.entity_type, a.entity_value)
-  else
-    return 404, { error = "no such customer" }
-  end
-  local rec = otp.current(subject, scope)
-  if not rec then return 404, { error = "no live code" } end
-  return 200, { code = rec.code, valid_until = rec.valid_until, scope = rec.scope, subject = subject }
+  return 200, out
 end
 
 local function add_faults(req)
@@ -78,17 +37,8 @@ local function add_faults(req)
   return 200, { faults = added }
 end
 
-local function hold(req)
-  local b = req.body
-  if type(b) ~= "table" or type(b.ms) ~= "number" or b.ms <= 0 then return bad("{customer, ms} expected") end
-  local c = customer_of(b.customer)
-  if not c then return 404, { error = "no such customer" } end
-  store.hold_lock(c.id, b.ms / 1000)
-  return 200, { customer_id = c.id, held_ms = b.ms }
-end
-
 local ROUTES = {
-  ["POST /sandbox/reset"] = function() store.reset() return 200, { reset = true } end,
+  ["POST /sandbox/reset"] = function(_, providers) _M.reset(providers) return 200, { reset = true } end,
   ["GET /sandbox/state"] = state,
   ["POST /sandbox/faults"] = add_faults,
   ["DELETE /sandbox/faults"] = function() faults.clear() return 200, { faults = array {} } end,
@@ -98,12 +48,15 @@ local ROUTES = {
     store.set_latency(ms)
     return 200, { latency_ms = ms }
   end,
-  ["GET /sandbox/otp"] = read_otp,
-  ["POST /sandbox/hold"] = hold,
 }
 
-function _M.route(method, path)
-  return ROUTES[method .. " " .. path]
+--- The knob for method and path: fn(req, providers) -> status, body; or nil.
+function _M.route(method, path, providers)
+  local key = method .. " " .. path
+  if ROUTES[key] then return ROUTES[key] end
+  for _, p in ipairs(providers) do
+    if p.knobs and p.knobs[key] then return p.knobs[key] end
+  end
 end
 
 return _M

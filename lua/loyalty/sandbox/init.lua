@@ -1,11 +1,14 @@
--- Starts the Capillary-compatible sandbox in a private nginx and talks to its /sandbox/ knobs.
--- Runs in plain Lua (5.4 or LuaJIT), not inside nginx; the server side is loyalty.sandbox.server.
+-- Shared by both CRMs: starts the sandbox (Capillary v1.1/v2/OAuth and CRM.COM in one private
+-- nginx) and talks to its /sandbox/ knobs, the generic ones and each CRM's. Runs in plain Lua (5.4 or
+-- LuaJIT), not inside nginx; the server side is loyalty.sandbox.server (the dispatcher).
 local runner = require("loyalty.ngx.runner")
-local inferred = require("loyalty.sandbox.inferred")
 
 local _M = {}
 
 _M.DEFAULT_PORT = 8089
+
+-- [INF] Bodies beyond client_max_body_size: HTTP 413 with the provider's envelope.
+_M.MAX_BODY = "4m"
 
 -- The seed shipped with the checkout or the lua-loyalty-sandbox rock: path, or nil, message.
 local function default_seed_path()
@@ -44,15 +47,16 @@ function _M.http_config(seed_file, latency_ms, tls, crmcom_release)
     "init_by_lua_block {",
     "  local f = assert(io.open(" .. string.format("%q", seed_file) .. ", 'rb'))",
     "  local raw = f:read('*a') f:close()",
-    "  require('loyalty.sandbox.store').init(raw, " .. tostring(tonumber(latency_ms) or 0) .. ")",
-    "  require('loyalty.sandbox.crmcom.server').init(raw, "
-      .. string.format("%q", crmcom_release or "") .. ")",
+    "  require('loyalty.sandbox.server').init(raw, " .. tostring(tonumber(latency_ms) or 0) .. ", {",
+    "    max_body = " .. string.format("%q", _M.MAX_BODY) .. ",",
+    "    crmcom_release = " .. string.format("%q", crmcom_release or "") .. ",",
+    "  })",
     "}",
     "init_worker_by_lua_block { math.randomseed(math.floor(ngx.now() * 1000) + ngx.worker.pid()) }",
     "keepalive_requests 100000;",
     "keepalive_timeout 75s;",
-    "client_max_body_size " .. inferred.MAX_BODY .. ";",
-    "client_body_buffer_size " .. inferred.MAX_BODY .. ";",
+    "client_max_body_size " .. _M.MAX_BODY .. ";",
+    "client_body_buffer_size " .. _M.MAX_BODY .. ";",
     "server {",
     "  listen 127.0.0.1:${port} backlog=4096;",
     tls and "  listen 127.0.0.1:${next_port} ssl backlog=4096;" or "",
@@ -94,10 +98,13 @@ function Handle:faults(spec) return admin_call(self.url, "POST", "/sandbox/fault
 function Handle:clear_faults() return admin_call(self.url, "DELETE", "/sandbox/faults") end
 function Handle:latency(ms) return admin_call(self.url, "POST", "/sandbox/latency", { ms = ms }) end
 
--- CRM.COM: wallets, events, products, logins and the synchronise concurrency high-water mark.
+-- CRM.COM's knobs (crmcom/admin.lua): wallets, events, products, logins and the synchronise
+-- concurrency high-water mark.
 function Handle:crmcom_state() return admin_call(self.url, "GET", "/sandbox/crmcom/state") end
 function Handle:crmcom_expire_tokens() return admin_call(self.url, "POST", "/sandbox/crmcom/expire_tokens") end
 function Handle:crmcom_reset_counters() return admin_call(self.url, "POST", "/sandbox/crmcom/reset_counters") end
+
+-- Capillary's knobs (capillary/admin.lua).
 
 --- Holds customer's write lock for ms milliseconds (the next write for it answers 521).
 function Handle:hold(customer, ms)

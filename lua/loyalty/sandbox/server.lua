@@ -1,147 +1,58 @@
--- The sandbox request handler (runs inside nginx): request id, counters, latency, faults, auth,
+-- Shared by both CRMs: the sandbox's request dispatcher (runs inside nginx). Request id, request
+-- counters, the /sandbox/ knobs, latency and injected faults, then the handler of the provider
+-- whose paths these are (capillary/server.lua, crmcom/server.lua); an envelope for every failure,
+-- internal bugs included.
 -- luacheck: globals ngx (the handler writes ngx.status and ngx.header)
--- routing, and an envelope for every failure, internal bugs included.
 local json = require("loyalty.sandbox.json")
 local store = require("loyalty.sandbox.store")
-local common = require("loyalty.sandbox.common")
 local faults = require("loyalty.sandbox.faults")
-local inferred = require("loyalty.sandbox.inferred")
+local http = require("loyalty.sandbox.http")
 local admin = require("loyalty.sandbox.admin")
-local v11 = require("loyalty.sandbox.v11")
-local v2 = require("loyalty.sandbox.v2")
-local crmcom = require("loyalty.sandbox.crmcom.server")
 
 local _M = {}
 
-local LOCKED_MESSAGE = "Multiple actions are running for the same customer. Please try after some time."
+-- A provider's server module: owns(path), handle(path, method) -> status, body, raw, always,
+-- error_reply(path, status, code, message), body_failure(path, code, message), init(settings),
+-- reset(seed); optional enter(path)/leave(path) around the latency and a delay fault, knobs
+-- {["METHOD /sandbox/..."] = fn(req)} and state() (fields of GET /sandbox/state).
+local capillary = require("loyalty.sandbox.capillary.server")
+local PROVIDERS = { capillary, require("loyalty.sandbox.crmcom.server") }
 
-local function generation(path)
-  if path:sub(1, #crmcom.PREFIX) == crmcom.PREFIX then return "crmcom" end
-  if path:sub(1, 6) == "/v1.1/" then return "v1.1" end
-  if path:sub(1, 4) == "/v2/" then return "v2" end
-  if path:sub(1, 4) == "/v3/" then return "v3" end
-  return "v1.1"
-end
+-- The settings init_by_lua passed (inherited by every worker): max_body, crmcom_release.
+local settings = {}
 
-local function send(status, body, raw)
-  ngx.status = status
-  ngx.header["Content-Type"] = "application/json"
-  if raw then
-    ngx.print(raw)
-  elseif body ~= nil then
-    ngx.print(json.encode(body))
+-- Paths no provider owns are answered as Capillary v1.1 (the sandbox's first API).
+local function provider_of(path)
+  for _, p in ipairs(PROVIDERS) do
+    if p.owns(path) then return p end
   end
+  return capillary
 end
 
--- The error envelope of the API generation the path belongs to.
-local function error_reply(gen, http, code, message)
-  if gen == "crmcom" then return crmcom.error_reply(http, code, message) end
-  if gen == "v1.1" then return common.v11_error(http, code, message) end
-  if gen == "v3" then
-    return http, { data = json.null, errors = json.array { { status = false, code = code, message = message } } }
-  end
-  return common.v2_error(http, code, message)
+-- The id of this request: every reply carries it under the header Capillary uses (clients of
+-- either CRM read that one).
+local function request_id()
+  local rid = ngx.var.request_id
+  return rid and rid:sub(1, 13):upper()
 end
 
-local function fail(gen, http, code, message)
-  send(error_reply(gen, http, code, message))
-end
-
-local read_body = require("loyalty.ngx").request_body
-
--- Auth -----------------------------------------------------------------------------------------
-
-local function resolve_attribution(cfg, h, default_till)
-  local etype, ecode = h["x-cap-api-attribution-entity-type"], h["x-cap-api-attribution-entity-code"]
-  local legacy = h["x-cap-api-attribution-till-code"]
-  local att = { via = "header" }
-  if ecode then
-    etype = etype and tostring(etype):upper() or "TILL"
-    att.entity_type, att.entity_code = etype, ecode
-    if etype == "TILL" or etype == "TILL_CODE" then
-      att.till = ecode
-      att.store = cfg.tills[ecode] and cfg.tills[ecode].store_code
-    else
-      for code, s in pairs(cfg.stores) do
-        if (etype == "STORE_CODE" and code == ecode) or (etype == "STORE_NAME" and s.name == ecode)
-          or (etype:sub(1, 17) == "STORE_EXTERNAL_ID" and s.external_id == ecode) then
-          att.store = code
-        end
-      end
-    end
-    att.known = att.store ~= nil
-  elseif legacy then
-    att.entity_type, att.entity_code, att.till = "TILL", legacy, legacy
-    att.store = cfg.tills[legacy] and cfg.tills[legacy].store_code
-    att.known = att.store ~= nil
-  else
-    att.via, att.till = "default", default_till
-    att.store = cfg.tills[default_till or ""] and cfg.tills[default_till].store_code
-    att.known = true
-  end
-  return att
-end
-
--- Returns auth, attribution or nil.
-local function authenticate(cfg, h)
-  local authz = h["authorization"]
-  if type(authz) == "table" then authz = authz[1] end
-  local token = h["x-cap-api-oauth-token"] or h["cap-api-access-token"]
-  if not token and authz and authz:sub(1, 7):lower() == "bearer " then token = authz:sub(8) end
-  if token then
-    local t = store.get_json("tok:" .. tostring(token))
-    if not t then return nil end
-    return { scheme = "oauth", client = t.client }, resolve_attribution(cfg, h, t.till)
-  end
-  if authz and authz:sub(1, 6):lower() == "basic " then
-    local decoded = ngx.decode_base64(authz:sub(7))
-    local user, secret = (decoded or ""):match("^([^:]*):(.*)$")
-    local till = user and cfg.tills[user]
-    if till and secret:lower() == till.secret_md5 then
-      return { scheme = "basic", till = user },
-        { via = "credentials", till = user, store = till.store_code, known = true }
-    end
-  end
-  return nil
-end
-
-local function b64url(s)
-  return (ngx.encode_base64(s):gsub("+", "-"):gsub("/", "_"):gsub("=+$", ""))
-end
-
-local function token_generate(cfg, body)
-  local client = type(body) == "table" and cfg.clients[tostring(body.key or "")]
-  if not client or tostring(body.secret or "") ~= client.secret then
-    local e = inferred.OAUTH_FAILURE
-    return error_reply("v3", e.http, e.code, e.message)
-  end
-  local now = ngx.time()
-  local ttl = client.ttl_seconds or 60
-  local n = store.next_seq("token")
-  local token = b64url(json.encode({ kid = "k1", alg = inferred.TOKEN_ALG })) .. "." ..
-    b64url(json.encode({ iss = "CapillarySandbox", iat = now, exp = now + ttl, sub = client.key,
-      client_key = client.key, default_till = client.default_till, org_id = cfg.org.id,
-      token_use = "token_access", jti = tostring(n) })) .. "." ..
-    b64url(ngx.md5_bin(n .. ":" .. ngx.now() .. ":" .. math.random()))
-  store.set_json("tok:" .. token, { client = client.key, till = client.default_till }, ttl)
-  return 200, { data = { accessToken = token, ttlSeconds = ttl }, errors = json.null }
+local function fail(provider, path, status, code, message)
+  http.send(provider.error_reply(path, status, code, message))
 end
 
 -- Faults ---------------------------------------------------------------------------------------
 
-local function apply_fault(f, gen)
+-- Applies fault f (not a delay: taken before) to a request for provider; true when f answered.
+local function apply_fault(f, provider, path)
   local action = f.action
-  if action == "apply_drop" then return false end -- applied by the handler, the reply dropped after
+  if action == "apply_drop" then return false end -- handled as usual, the reply dropped after
   if action == "ignore_args" then -- handled as if these query arguments were not sent
     local args = ngx.req.get_uri_args()
     for _, name in ipairs(f.args) do args[name] = nil end
     ngx.req.set_uri_args(args)
     return false
   end
-  if action == "delay" then
-    ngx.sleep(f.ms / 1000)
-    return false
-  elseif action == "drop" then
+  if action == "drop" then
     return ngx.exit(444)
   elseif action == "empty" then
     ngx.status = f.status or 200
@@ -149,10 +60,10 @@ local function apply_fault(f, gen)
     ngx.header["Content-Length"] = 0
     return true
   elseif action == "malformed" then
-    send(f.status or 200, nil, '{"response": {"status": {"success": "true", "code": 200, <html>oops')
+    http.send(f.status or 200, nil, '{"response": {"status": {"success": "true", "code": 200, <html>oops')
     return true
   elseif action == "truncated" then
-    local _, body = error_reply(gen, 200, 200, "Success")
+    local _, body = provider.error_reply(path, 200, 200, "Success")
     local full = json.encode(body) .. string.rep(" ", 64)
     ngx.status = f.status or 200
     ngx.header["Content-Type"] = "application/json"
@@ -166,104 +77,48 @@ local function apply_fault(f, gen)
     ngx.print(f.body)
     return ngx.exit(ngx.status)
   elseif action == "body_failure" then
-    local code = f.code or 500
-    local message = f.message or "All requests have failed due to errors"
-    if gen == "v1.1" then
-      send(200, { response = { status = common.v11_status(false, code, message) } })
-    elseif gen == "crmcom" then
-      send(crmcom.error_reply(200, f.code or "ERROR", message))
-    else
-      send(200, { errors = json.array { { status = false, code = code, message = message } },
-        warnings = json.array {} })
-    end
+    http.send(provider.body_failure(path, f.code, f.message or "All requests have failed due to errors"))
     return true
   end
-  -- A status fault: the envelope of the generation, Retry-After when asked.
+  -- A status fault: the provider's envelope, Retry-After when asked.
   if f.retry_after then ngx.header["Retry-After"] = tostring(f.retry_after) end
-  fail(gen, f.status, f.code or f.status, f.message or ("Injected fault " .. f.status))
+  fail(provider, path, f.status, f.code or f.status, f.message or ("Injected fault " .. f.status))
   return true
 end
 
 -- Dispatch -------------------------------------------------------------------------------------
 
-local function decode_body(method)
-  if method ~= "POST" and method ~= "PUT" then return nil end
-  local raw = read_body()
-  if raw == nil or raw == "" then return nil, "request body is required" end
-  local body, err = json.decode(raw)
-  if body == nil then return nil, "invalid JSON: " .. tostring(err) end
-  if type(body) ~= "table" then return nil, "JSON object expected" end
-  return body
-end
-
-local function bad_request(gen, message)
-  if gen == "v1.1" then
-    local e = inferred.V11_BAD_REQUEST
-    return fail(gen, e.http, e.code, e.message .. ": " .. message)
-  end
-  return fail(gen, 400, 400, "Invalid input: " .. message)
+local function knob(method, path)
+  local fn = admin.route(method, path, PROVIDERS)
+  if not fn then return http.send(404, { error = "no such sandbox endpoint: " .. method .. " " .. path }) end
+  local body, err = http.decode_body(method)
+  if err and path ~= "/sandbox/reset" and method ~= "DELETE" then return http.send(400, { error = err }) end
+  return http.send(fn({ method = method, path = path, args = ngx.req.get_uri_args(), body = body }, PROVIDERS))
 end
 
 local function dispatch()
-  local rid = ngx.var.request_id
-  ngx.header["X-Cap-Requestid"] = rid and rid:sub(1, 13):upper() or tostring(ngx.now())
+  ngx.header["X-Cap-Requestid"] = request_id() or tostring(ngx.now())
   local path = ngx.var.uri
   local method = ngx.req.get_method()
   store.count_request(path)
+  if path:sub(1, 9) == "/sandbox/" then return knob(method, path) end
 
-  if path:sub(1, 9) == "/sandbox/" then
-    local fn = admin.route(method, path) or crmcom.knob(method, path)
-    if not fn then return send(404, { error = "no such sandbox endpoint: " .. method .. " " .. path }) end
-    local body, err = decode_body(method)
-    if err and path ~= "/sandbox/reset" and method ~= "DELETE" then return send(400, { error = err }) end
-    local status, reply = fn({ method = method, path = path, args = ngx.req.get_uri_args(), body = body })
-    if path == "/sandbox/reset" then crmcom.reset() end
-    return send(status, reply)
-  end
-  if path:sub(1, #crmcom.PREFIX) == crmcom.PREFIX then
-    return crmcom.handle { send = send, apply_fault = apply_fault, read_body = read_body }
-  end
-
+  local provider = provider_of(path)
+  if provider.enter then provider.enter(path) end
   local latency = store.latency_ms()
   if latency > 0 then ngx.sleep(latency / 1000) end
-
-  local gen = generation(path)
   local f = faults.take(path, method)
-  if f and apply_fault(f, gen) then return end
-  local drop_reply = f and f.action == "apply_drop"
-
-  local cfg = store.config()
-  local route, path_id
-  if gen == "v1.1" then
-    route = v11.routes[path]
-  elseif gen == "v2" then
-    route = v2.routes[path]
-    if not route then
-      path_id = path:match("^/v2/customers/(%d+)$")
-      if path_id then
-        local fn = v2.customer_id_routes[method]
-        route = { fn and method or "GET/PUT", fn }
-      end
-    end
-  elseif path == "/v3/oauth/token/generate" then
-    if method ~= "POST" then return fail("v3", 405, 405, "Incorrect HTTP method") end
-    local body, err = decode_body(method)
-    if err then return fail("v3", 400, 400, "Invalid input: " .. err) end
-    return send(token_generate(cfg, body))
+  if f and f.action == "delay" then
+    ngx.sleep(f.ms / 1000)
+    f = nil
   end
-  if not route then return fail(gen, 404, 404, "Incorrect resource") end
-  if route[1] ~= method then return fail(gen, 405, 405, "Incorrect HTTP method") end
+  if provider.leave then provider.leave(path) end
+  if f and apply_fault(f, provider, path) then return end
 
-  local auth, attribution = authenticate(cfg, ngx.req.get_headers())
-  if not auth then return fail(gen, 401, 401, inferred.AUTH_FAILURE_MESSAGE) end
-
-  local body, err = decode_body(method)
-  if err then return bad_request(gen, err) end
-  local req = { method = method, path = path, path_id = path_id, args = ngx.req.get_uri_args(), body = body,
-    cfg = cfg, auth = auth, attribution = attribution, gen = gen }
-  local status, reply = route[2](req)
-  if drop_reply then return ngx.exit(444) end -- booked, and the reply never leaves
-  return send(status, reply)
+  local status, body, raw, always = provider.handle(path, method)
+  -- apply_drop: booked, and the reply never leaves (unless the provider says it is always sent).
+  if f and f.action == "apply_drop" and not always then return ngx.exit(444) end
+  return http.send(status, body, raw)
 end
 
 local function on_error(e)
@@ -275,22 +130,33 @@ end
 function _M.handle()
   local ok, err = xpcall(dispatch, on_error)
   if ok then return end
-  local gen = generation(ngx.var.uri or "/")
-  if type(err) == "table" and err.sandbox_locked then
-    local status, body = error_reply(gen, 521, 521, LOCKED_MESSAGE)
-    if not ngx.headers_sent then return send(status, body) end
+  local path = ngx.var.uri or "/"
+  local provider = provider_of(path)
+  -- A handler raises {sandbox_refusal = {http, code, message}} to answer in its provider's envelope.
+  local refusal = type(err) == "table" and err.sandbox_refusal
+  if refusal then
+    if not ngx.headers_sent then return fail(provider, path, refusal.http, refusal.code, refusal.message) end
     return ngx.exit(ngx.ERROR)
   end
   ngx.log(ngx.ERR, "sandbox internal error: ", tostring(err))
   if ngx.headers_sent then return ngx.exit(ngx.ERROR) end
-  fail(gen, 500, 500, "Internal sandbox error")
+  fail(provider, path, 500, 500, "Internal sandbox error")
 end
 
 --- Bodies beyond client_max_body_size (error_page 413).
 function _M.too_large()
-  local rid = ngx.var.request_id
-  ngx.header["X-Cap-Requestid"] = rid and rid:sub(1, 13):upper() or ""
-  fail(generation(ngx.var.uri or "/"), 413, 413, "Request body too large (max " .. inferred.MAX_BODY .. ")")
+  ngx.header["X-Cap-Requestid"] = request_id() or ""
+  local path = ngx.var.uri or "/"
+  fail(provider_of(path), path, 413, 413, "Request body too large (max " .. tostring(settings.max_body) .. ")")
+end
+
+--- Called from init_by_lua with the seed JSON text, the starting latency and the settings
+-- ({max_body = "4m", crmcom_release = "R16"}, each provider reads its own); loads the seed.
+function _M.init(raw, latency_ms, with)
+  settings = with or {}
+  store.init(raw, latency_ms)
+  for _, p in ipairs(PROVIDERS) do p.init(settings) end
+  admin.reset(PROVIDERS)
 end
 
 return _M

@@ -1,54 +1,38 @@
--- The CRM.COM legacy Web API in the sandbox (`/crmapi/rest/v2/...`): login and tokens, the
--- {status, data} envelope, the POS flow over the wallet engine, products/synchronise, and the
--- /sandbox/crmcom/ knobs. Latency and faults are the sandbox's own (loyalty.sandbox.server).
+-- The CRM.COM sandbox's handler (the legacy Web API, `/crmapi/rest/v2/...`), called by the shared
+-- dispatcher (loyalty.sandbox.server): its routes (the methods in methods.lua, by name, and the
+-- release's HTTP verbs), login and tokens, the envelope (common.lua). Its knobs are crmcom/admin.lua.
 local json = require("loyalty.sandbox.json")
-local cjson = require("cjson.safe")
+local http = require("loyalty.sandbox.http")
 local store = require("loyalty.sandbox.store")
-local faults = require("loyalty.sandbox.faults")
+local admin = require("loyalty.sandbox.crmcom.admin")
 local cstore = require("loyalty.sandbox.crmcom.store")
-local wallet = require("loyalty.sandbox.crmcom.wallet")
+local common = require("loyalty.sandbox.crmcom.common")
+local methods = require("loyalty.sandbox.crmcom.methods")
 local inferred = require("loyalty.sandbox.crmcom.inferred")
 
 local _M = {}
-_M.PREFIX = "/crmapi/rest/v2/"
+local PREFIX = "/crmapi/rest/v2/"
 local C = inferred.CODES
-local array = json.array
+local ROUTES = methods.ROUTES
+local envelope, ok, err, release = common.envelope, common.ok, common.err, common.release
 
-local function envelope(code, message, data)
-  return { status = { code = code, message = message or json.null, description = json.null },
-           data = data == nil and json.null or data }
+function _M.owns(path) return path:sub(1, #PREFIX) == PREFIX end
+
+--- http status, body of a failure (the dispatcher's faults and internal errors too).
+function _M.error_reply(_, status, code, message)
+  return status, envelope(tostring(code), message)
 end
 
---- http status, body of a failure (used by the sandbox's fault injection too).
-function _M.error_reply(http, code, message)
-  return http, envelope(tostring(code), message)
+--- A failure inside a 200 reply (the body_failure fault).
+function _M.body_failure(_, code, message)
+  return 200, envelope(tostring(code or "ERROR"), message)
 end
-
-local function ok(data) return 200, envelope("OK", nil, data) end
-local function err(code, message)
-  return inferred.ERROR_HTTP[code] or inferred.DEFAULT_ERROR_HTTP, envelope(code, message)
-end
-
--- The release the sandbox serves (seed crmcom.release, default inferred.DEFAULT_RELEASE) as a number.
-local function release(cfg) return cfg.release or 17 end
-
--- GET identifiers arrive flattened: `rewards_participant_identifier=number=29`.
-local function unflatten(v)
-  if type(v) ~= "string" then return v end
-  local field, value = v:match("^([%w_]+)=(.*)$")
-  if not field then return nil end
-  return { [field] = value }
-end
-
-local function b64url(s) return (ngx.encode_base64(s):gsub("+", "-"):gsub("/", "_"):gsub("=+$", "")) end
 
 local function issue_token(user, org, unit, ttl)
   local now = ngx.time()
   local n = store.next_seq("crmjti")
-  local token = b64url(json.encode { typ = "JWT", alg = "HS256" }) .. "." ..
-    b64url(json.encode { jti = tostring(n), usr = user, org = org, oun = unit or json.null, iat = now,
-                         exp = now + ttl })
-    .. "." .. b64url(ngx.md5_bin(n .. ":" .. ngx.now() .. ":" .. math.random()))
+  local token = http.opaque_jwt({ typ = "JWT", alg = "HS256" },
+    { jti = tostring(n), usr = user, org = org, oun = unit or json.null, iat = now, exp = now + ttl }, n)
   cstore.put_token(token, { usr = user, org = org, unit = unit, exp = now + ttl }, ttl)
   return ok { token = token }
 end
@@ -64,9 +48,7 @@ local function login(cfg, p)
 end
 
 local function key_login(cfg, p, headers)
-  local authz = headers["authorization"]
-  if type(authz) == "table" then authz = authz[1] end
-  local decoded = authz and authz:sub(1, 6):lower() == "basic " and ngx.decode_base64(authz:sub(7))
+  local decoded = http.basic_credentials(headers)
   local key = decoded and (decoded:match("^([^:]*):?$"))
   local k = key and cfg.keys[key]
   if not k then return err(C.login_failed, "Invalid Web API key") end
@@ -76,203 +58,6 @@ local function key_login(cfg, p, headers)
   return issue_token("webapi:" .. key:sub(1, 4), cfg.organisation, unit, ttl)
 end
 
--- fields_set: the listed top-level keys of data (of each item for arrays).
-local function select_fields(data, fs)
-  if type(fs) ~= "string" or fs == "" or type(data) ~= "table" then return data end
-  local keep = {}
-  for f in fs:gmatch("[^,%s]+") do keep[f] = true end
-  local function pick(t)
-    local out = {}
-    for k, v in pairs(t) do if keep[k] then out[k] = v end end
-    return out
-  end
-  if data[1] ~= nil or getmetatable(data) then
-    local out = array {}
-    for i, t in ipairs(data) do out[i] = pick(t) end
-    return out
-  end
-  return pick(data)
-end
-
--- [DOC CRM-WIKI x/yHkH, pageId=489928 v5 example] show returns sign_up_on, life_cycle_state,
--- sign_up_by_unit (a Unit object), the udf_* fields (null when unset) and participating_schemes_set.
-local function participant_view(cfg, rp)
-  local ref = wallet.participant_ref(rp)
-  ref.sign_up_on, ref.life_cycle_state = rp.sign_up_on, rp.life_cycle_state
-  local first_unit
-  for id in pairs(cfg.units or {}) do if not first_unit or id < first_unit then first_unit = id end end
-  ref.sign_up_by_unit = wallet.unit_object(cfg, rp.sign_up_unit or first_unit)
-  for i = 1, 8 do ref["udf_string_" .. i] = json.null end
-  for i = 1, 4 do ref["udf_float_" .. i], ref["udf_date_" .. i] = json.null, json.null end
-  ref.participating_schemes_set = array { { scheme = { name = (cstore.config().scheme or {}).name,
-                                                       life_cycle_state = "EFFECTIVE" } } }
-  return ref
-end
-
-local function one_field(ident, name)
-  if type(ident) ~= "table" then return nil, err(C.invalid, name .. " must be an identifier object") end
-  local n = 0
-  for _ in pairs(ident) do n = n + 1 end
-  if n ~= 1 then return nil, err(C.invalid, "exactly one " .. name .. " field is allowed") end
-  return true
-end
-
--- The participant named by a call. `event`: a customer event (purchases, spend requests), where
--- R17+ makes accounts_receivable_identifier mandatory [DOC CRM-WIKI pageId=514482]; before R17
--- exactly one of the two is given. show takes rewards_participant_identifier only.
-local function participant_of(cfg, p, event)
-  local rpi, ari = unflatten(p.rewards_participant_identifier), unflatten(p.accounts_receivable_identifier)
-  if event and release(cfg) >= 17 then
-    if ari == nil then
-      return nil, err(C.invalid, "accounts_receivable_identifier is mandatory (CRM.COM R17.0.0 and later)")
-    end
-    rpi = nil -- deprecated from R17: ignored
-  elseif not event then
-    ari = nil
-  end
-  if rpi ~= nil and ari ~= nil then
-    return nil, err(C.invalid, "give rewards_participant_identifier or accounts_receivable_identifier, not both")
-  end
-  local ident, name = rpi, "rewards_participant_identifier"
-  if ari ~= nil then ident, name = ari, "accounts_receivable_identifier" end
-  if ident == nil then return nil, err(C.invalid, name .. " is mandatory") end
-  local fine, e1, e2 = one_field(ident, name)
-  if not fine then return nil, e1, e2 end
-  local rp
-  if ari ~= nil then
-    rp = cstore.find_account(ident)
-  else
-    if ident.access_token_identifier ~= nil and release(cfg) < 5 then
-      return nil, err(C.invalid, "access_token_identifier is not a rewards participant identifier field before R5")
-    end
-    rp = cstore.find_participant(ident)
-  end
-  if not rp then return nil, err(C.not_found, "Rewards participant not found") end
-  return rp
-end
-
-local function purchase_view(p)
-  local v = {}
-  for k, x in pairs(p) do v[k] = x end
-  v.spend_requests, v.rewards_participant_number = nil, nil
-  return v
-end
-
-local function synchronise(cfg, p)
-  local def = p.synchronisation_definition_identifier
-  if def ~= nil or release(cfg) >= inferred.SYNC_DEFINITION_FROM then
-    if def == nil then
-      return err(C.invalid, "synchronisation_definition_identifier is mandatory")
-    end
-    local fine, e1, e2 = one_field(def, "synchronisation_definition_identifier")
-    if not fine then return e1, e2 end
-    if not cstore.find_definition(def) then return err(C.not_found, "synchronisation definition not found") end
-  end
-  local set = p.products_set
-  if type(set) ~= "table" or (set[1] == nil and next(set) ~= nil) then
-    return err(C.invalid, "products_set is mandatory")
-  end
-  if #set > inferred.MAX_SYNC_PRODUCTS then
-    return err(C.too_many, "At most " .. inferred.MAX_SYNC_PRODUCTS .. " products can be synchronised per call")
-  end
-  store.incr("crm:synccalls", 1)
-  local processed, unprocessed = array {}, array {}
-  local PC = inferred.PRODUCT_CODES
-  for _, prod in ipairs(set) do
-    local code = type(prod) == "table" and prod.code
-    if type(code) == "number" then code = tostring(code) end
-    if type(code) ~= "string" or code == "" then
-      unprocessed[#unprocessed + 1] = { request_code = json.null, error_code = PC.missing_code,
-                                        error_description = "code is mandatory" }
-    elseif #code > inferred.MAX_PRODUCT_CODE or code:find("[%c]") then
-      unprocessed[#unprocessed + 1] = { request_code = code, error_code = PC.invalid_code,
-                                        error_description = "code is invalid" }
-    else
-      local id = cstore.upsert_product { code = code, description = prod.description,
-                                         alternative_code = prod.alternative_code }
-      processed[#processed + 1] = { request_code = code, id = id, code = code }
-    end
-  end
-  local data = select_fields({ processed_products_set = processed, unprocessed_products_set = unprocessed },
-                             p.fields_set)
-  -- A thousand items per reply: encoded by cjson, empty sets spelled as arrays by hand.
-  local parts = {}
-  for _, k in ipairs { "processed_products_set", "unprocessed_products_set" } do
-    local items = data[k]
-    if items then
-      parts[#parts + 1] = '"' .. k .. '":' .. (#items == 0 and "[]" or assert(cjson.encode(items)))
-    end
-  end
-  return 200, nil, '{"status":{"code":"OK","message":null,"description":null},"data":{' ..
-    table.concat(parts, ",") .. "}}"
-end
-
-local function list_purchases(cfg, p)
-  local rp
-  if p.rewards_participant_identifier or p.accounts_receivable_identifier then
-    local e1, e2
-    rp, e1, e2 = participant_of(cfg, p, true)
-    if not rp then return e1, e2 end
-  end
-  local n = tonumber(p.number_of_results) or inferred.DEFAULT_NUMBER_OF_RESULTS
-  local offset = tonumber(p.offset) or 0
-  if n < 0 or offset < 0 then return err(C.invalid, "number_of_results and offset must be >= 0") end
-  local out, skipped = array {}, 0
-  for _, pur in ipairs(cstore.each_purchase()) do
-    if not rp or pur.rewards_participant_number == rp.number then
-      if skipped < offset then
-        skipped = skipped + 1
-      elseif #out < n then
-        out[#out + 1] = purchase_view(pur)
-      end
-    end
-  end
-  return ok(select_fields(out, p.fields_set))
-end
-
--- method -> { http method(s), handler(cfg, params, session) }
-local ROUTES = {
-  -- [DOC CRM-WIKI pageId=491668] GET on R4, POST from R5 (the level decides, see route()).
-  ["rewards_participants/show"] = { GET = true, POST = true, function(cfg, p)
-    local rp, e1, e2 = participant_of(cfg, p, false)
-    if not rp then return e1, e2 end
-    return ok(select_fields(participant_view(cfg, rp), p.fields_set))
-  end },
-  ["customer_events/purchases/preview"] = { POST = true, function(cfg, p)
-    local rp, e1, e2 = participant_of(cfg, p, true)
-    if not rp then return e1, e2 end
-    local data, code, message = wallet.preview(cfg, rp, p)
-    if not data then return err(code, message) end
-    return ok(data)
-  end },
-  ["customer_events/purchases/create"] = { POST = true, function(cfg, p, session)
-    local rp, e1, e2 = participant_of(cfg, p, true)
-    if not rp then return e1, e2 end
-    local data, code, message = wallet.create_purchase(cfg, rp, p, session.unit)
-    if not data then return err(code, message) end
-    return ok(purchase_view(data))
-  end },
-  ["customer_events/purchases/show"] = { GET = true, POST = true, function(_, p)
-    local pur = cstore.find_purchase(unflatten(p.purchase_customer_event_identifier))
-    if not pur then return err(C.not_found, "purchase customer event not found") end
-    return ok(select_fields(purchase_view(pur), p.fields_set))
-  end },
-  ["customer_events/purchases/list"] = { POST = true, function(cfg, p) return list_purchases(cfg, p) end },
-  ["customer_events/purchases/cancel"] = { POST = true, function(_, p)
-    local data, code, message = wallet.cancel(p)
-    if not data then return err(code, message) end
-    return ok(purchase_view(data))
-  end },
-  ["customer_events/spend_requests/create"] = { POST = true, function(cfg, p, session)
-    local rp, e1, e2 = participant_of(cfg, p, true)
-    if not rp then return e1, e2 end
-    local data, code, message = wallet.spend(cfg, rp, p, session.unit)
-    if not data then return err(code, message) end
-    return ok(data)
-  end },
-  ["products/synchronise"] = { POST = true, function(cfg, p) return synchronise(cfg, p) end },
-}
-
 local function decode(raw)
   if raw == nil or raw == "" then return nil, "request body is required" end
   local body, derr = json.decode(raw)
@@ -280,14 +65,14 @@ local function decode(raw)
   return body
 end
 
-local function route(ctx, cfg, name, method)
+local function route(cfg, name, method)
   local headers = ngx.req.get_headers()
   local params
   if method == "GET" then
     params = ngx.req.get_uri_args()
   else
     local e
-    params, e = decode(ctx.read_body())
+    params, e = decode(http.read_body())
     if not params then return err(C.invalid, e) end
   end
   if name == "authentication/token" and method == "POST" then return login(cfg, params) end
@@ -313,53 +98,24 @@ local function route(ctx, cfg, name, method)
   return r[1](cfg, params, session)
 end
 
---- Handles one /crmapi/rest/v2/ request. ctx: {send(status, body), apply_fault(f, gen) -> done,
--- read_body()}.
-function _M.handle(ctx)
-  local path, method = ngx.var.uri, ngx.req.get_method()
-  local name = path:sub(#_M.PREFIX + 1)
-  cstore.enter(name)
-  local latency = store.latency_ms()
-  if latency > 0 then ngx.sleep(latency / 1000) end
-  local f = faults.take(path, method)
-  if f and f.action == "delay" then
-    ngx.sleep(f.ms / 1000)
-    f = nil
-  end
-  cstore.leave(name)
-  if f and ctx.apply_fault(f, "crmcom") then return end
+local function method_of(path) return path:sub(#PREFIX + 1) end
+
+-- Calls in flight per method, around the latency and a delay fault (max_in_flight_sync).
+function _M.enter(path) cstore.enter(method_of(path)) end
+function _M.leave(path) cstore.leave(method_of(path)) end
+
+--- Handles one /crmapi/rest/v2/ request: status, body, raw, always (true: sent even under
+-- apply_drop, as the answer to a seed without a crmcom section is).
+function _M.handle(path, method)
   local cfg = cstore.config()
-  if not cfg then return ctx.send(err(C.unknown_method, "the sandbox seed has no crmcom section")) end
-  if f and f.action == "apply_drop" then
-    route(ctx, cfg, name, method)
-    return ngx.exit(444) -- booked, and the reply never leaves
+  if not cfg then
+    local status, body = err(C.unknown_method, "the sandbox seed has no crmcom section")
+    return status, body, nil, true
   end
-  return ctx.send(route(ctx, cfg, name, method))
+  return route(cfg, method_of(path), method)
 end
 
--- Knobs --------------------------------------------------------------------------------------
-
-local function state()
-  local c = cstore.counters()
-  local spends = cstore.each_spend()
-  return 200, {
-    participants = cstore.each_participant(), purchases = cstore.each_purchase(), spend_requests = spends,
-    products = cstore.product_count(), logins = c.logins, sync_calls = c.sync_calls,
-    max_in_flight_sync = c.max_in_flight_sync, latency_ms = store.latency_ms(),
-  }
-end
-
-local KNOBS = {
-  ["GET /sandbox/crmcom/state"] = state,
-  ["POST /sandbox/crmcom/expire_tokens"] = function() return 200, { expired = cstore.expire_tokens() } end,
-  ["POST /sandbox/crmcom/reset_counters"] = function() cstore.reset_counters() return 200, { reset = true } end,
-}
-
-function _M.knob(method, path)
-  return KNOBS[method .. " " .. path]
-end
-
-_M.reset = cstore.reset
-_M.init = cstore.init
+_M.init, _M.reset = cstore.init, cstore.reset
+_M.knobs = admin.KNOBS
 
 return _M

@@ -7,8 +7,8 @@ local inferred = require("loyalty.sandbox.crmcom.inferred")
 
 local _M = {}
 
--- Kept from init_by_lua (inherited by workers) so that /sandbox/reset can reseed.
-local seed_raw, release_override
+-- The release to serve when the sandbox was started with one (crmcom_release), from init_by_lua.
+local release_override
 
 local function index_by(list, field)
   local map = {}
@@ -95,17 +95,9 @@ function _M.new_purchase_number()
   return string.format("CE%08d", n), hex_id("purchase", n)
 end
 
--- Every record numbered by sequence `seq` (numbers `fmt` % n), as read by `get`, in order.
-local function each_numbered(seq, fmt, get)
-  local out = json.array {}
-  for n = 1, store.seq(seq) do
-    local r = get(string.format(fmt, n))
-    if r then out[#out + 1] = r end
-  end
-  return out
+function _M.each_purchase()
+  return store.each_numbered("crmpur", function(n) return _M.purchase(string.format("CE%08d", n)) end)
 end
-
-function _M.each_purchase() return each_numbered("crmpur", "CE%08d", _M.purchase) end
 
 function _M.spend(number) return store.get_json("crm:sr:" .. tostring(number)) end
 function _M.put_spend(s) store.set_json("crm:sr:" .. s.number, s) end
@@ -120,7 +112,9 @@ function _M.find_spend_ref(ref)
   return n and _M.spend(n)
 end
 
-function _M.each_spend() return each_numbered("crmsr", "SR%08d", _M.spend) end
+function _M.each_spend()
+  return store.each_numbered("crmsr", function(n) return _M.spend(string.format("SR%08d", n)) end)
+end
 
 -- Products ---------------------------------------------------------------------------------
 
@@ -212,9 +206,8 @@ local function seed_participant(p, i)
   return rp.number
 end
 
---- Reseeds the CRM.COM part from the seed's `crmcom` section (the dict was flushed by store.reset).
-function _M.reset()
-  local seed = seed_raw and json.decode(seed_raw)
+--- Reseeds the CRM.COM part from the (decoded) seed's `crmcom` section (the dict was flushed by store.reset).
+function _M.reset(seed)
   local c = type(seed) == "table" and seed.crmcom
   if type(c) ~= "table" then return end
   local major = tonumber(tostring(release_override or c.release or inferred.DEFAULT_RELEASE):match("^[Rr]?(%d+)"))
@@ -232,11 +225,11 @@ function _M.reset()
   _M.reset_counters()
 end
 
---- Called from init_by_lua with the seed JSON text (and the release to serve, "" for the seed's).
-function _M.init(raw, release)
-  seed_raw = raw
+--- Called from init_by_lua with the sandbox's settings: crmcom_release, the release to serve (nil or
+-- "" for the seed's).
+function _M.init(settings)
+  local release = settings.crmcom_release
   release_override = release ~= "" and release or nil
-  _M.reset()
 end
 
 return _M

@@ -1,8 +1,10 @@
--- Helpers shared by the sandbox handlers: envelopes, identifier lookup, customer renderings.
+-- Helpers shared by the Capillary sandbox's v1.1 and v2 handlers: envelopes, identifier lookup,
+-- customer renderings.
 local json = require("loyalty.sandbox.json")
 local store = require("loyalty.sandbox.store")
-local engine = require("loyalty.sandbox.engine")
-local inferred = require("loyalty.sandbox.inferred")
+local cstore = require("loyalty.sandbox.capillary.store")
+local engine = require("loyalty.sandbox.capillary.engine")
+local inferred = require("loyalty.sandbox.capillary.inferred")
 
 local _M = {}
 local array = json.array
@@ -67,6 +69,12 @@ function _M.v2_error(http, code, message)
   return _M.v2_errors(http, { { code = code, message = message } })
 end
 
+--- The JSON object body of a v2 write, or nil, status, body of the 400 reply.
+function _M.v2_body(req)
+  if type(req.body) ~= "table" then return nil, _M.v2_error(400, 400, "Invalid input: JSON object expected") end
+  return req.body
+end
+
 -- Identifiers ------------------------------------------------------------------------------------
 
 local V11_KINDS = { "mobile", "email", "external_id", "card_number", "id", "user_id" }
@@ -83,7 +91,7 @@ function _M.identify_v11(t)
     if v ~= nil and v ~= "" then
       v = tostring(v)
       given_kind, given_value = given_kind or kind, given_value or v
-      local c = store.find_customer(kind, v)
+      local c = cstore.find_customer(kind, v)
       if c then return c, kind, v end
     end
   end
@@ -97,7 +105,7 @@ _M.V2_KINDS = V2_KINDS
 function _M.find_v2(name, value)
   local kind = V2_KINDS[name or ""] or V2_KINDS[(name or ""):lower()]
   if not kind then return nil, "kind" end
-  return store.find_customer(kind, value)
+  return cstore.find_customer(kind, value)
 end
 
 -- Renderings -------------------------------------------------------------------------------------

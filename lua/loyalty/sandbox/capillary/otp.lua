@@ -1,8 +1,8 @@
--- Validation codes (OTPs): one live code per subject and scope, the same code reissued inside its
--- validity window [DOC], a daily limit per subject [DOC: 10 per user per day].
+-- The Capillary sandbox's validation codes (OTPs): one live code per subject and scope, the same
+-- code reissued inside its validity window [DOC], a daily limit per subject [DOC: 10 per user per day].
 local store = require("loyalty.sandbox.store")
-local inferred = require("loyalty.sandbox.inferred")
-local common = require("loyalty.sandbox.common")
+local inferred = require("loyalty.sandbox.capillary.inferred")
+local common = require("loyalty.sandbox.capillary.common")
 
 local _M = {}
 

@@ -1,5 +1,8 @@
--- The sandbox loyalty engine: earning, returns, redemption limits, tiers and the points ledger.
+-- The Capillary sandbox's loyalty engine: earning, returns, redemption limits, tiers and the points
+-- ledger.
 local json = require("loyalty.sandbox.json")
+local store = require("loyalty.sandbox.store")
+local cstore = require("loyalty.sandbox.capillary.store")
 
 local _M = {}
 
@@ -49,23 +52,23 @@ function _M.points_for(cfg, c, amount)
   return _M.round(cfg, amount * cfg.program.points_per_currency_unit * (tier.multiplier or 1))
 end
 
-local function post_ledger(store, c, kind, points, ref)
+local function post_ledger(c, kind, points, ref)
   local n = store.next_seq("ledger")
   store.set_json("ledger:" .. n, {
     id = n, customer_id = c.id, type = kind, points = points, balance = c.loyalty_points,
-    ref = ref, at = store.now_string(),
+    ref = ref, at = cstore.now_string(),
   })
 end
 
 --- Books a regular bill: balances, tier upgrade, ledger. Returns awarded points.
-function _M.book_regular(store, cfg, c, amount, bill_number)
+function _M.book_regular(cfg, c, amount, bill_number)
   local points = _M.points_for(cfg, c, amount)
   c.loyalty_points = c.loyalty_points + points
   c.lifetime_points = c.lifetime_points + points
   c.lifetime_purchases = c.lifetime_purchases + math.max(amount, 0)
   local tier = _M.tier_for(cfg, c.lifetime_purchases)
   if (tier.serial or 0) > (_M.tier_named(cfg, c.slab).serial or 0) then c.slab = tier.name end
-  if points ~= 0 then post_ledger(store, c, "earn", points, bill_number) end
+  if points ~= 0 then post_ledger(c, "earn", points, bill_number) end
   return points
 end
 
@@ -144,14 +147,14 @@ function _M.return_points(cfg, original, return_type, amount, lines)
 end
 
 --- Books a return against customer c. Returns nothing; mutates c and original.
-function _M.book_return(store, c, original, points, returned_amount, ref)
+function _M.book_return(c, original, points, returned_amount, ref)
   c.loyalty_points = c.loyalty_points - points
   c.lifetime_points = c.lifetime_points - points
   c.returned = (c.returned or 0) + points
   c.lifetime_purchases = math.max(c.lifetime_purchases - returned_amount, 0)
   original.points_reversed = (original.points_reversed or 0) + points
   original.amount_returned = (original.amount_returned or 0) + returned_amount
-  if points ~= 0 then post_ledger(store, c, "return", -points, ref) end
+  if points ~= 0 then post_ledger(c, "return", -points, ref) end
 end
 
 --- Checks a redemption of `points` against the program limits and c's balance.
@@ -179,16 +182,16 @@ function _M.redemption_error(cfg, c, points)
   return nil
 end
 
-function _M.book_redemption(store, c, points, ref)
+function _M.book_redemption(c, points, ref)
   c.loyalty_points = c.loyalty_points - points
   c.redeemed = (c.redeemed or 0) + points
-  post_ledger(store, c, "redeem", -points, ref)
+  post_ledger(c, "redeem", -points, ref)
 end
 
-function _M.book_reversal(store, c, points, ref)
+function _M.book_reversal(c, points, ref)
   c.loyalty_points = c.loyalty_points + points
   c.redeemed = (c.redeemed or 0) - points
-  post_ledger(store, c, "reversal", points, ref)
+  post_ledger(c, "reversal", points, ref)
 end
 
 --- The v1.1 points_summary entry (string-typed as in the documented samples).

@@ -1,4 +1,4 @@
--- Every sandbox behaviour that Capillary does not document lives here, each marked [INF] with the
+-- Every Capillary sandbox behaviour that Capillary does not document lives here, each marked [INF] with the
 -- reason, so that a correction is a one-line change. Documented facts live next to the handlers.
 local _M = {}
 
@@ -116,9 +116,6 @@ _M.REDEMPTION_ID_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ234
 
 -- [INF] Whole-request problems (bad JSON, missing root) in v1.1: HTTP 400 with status code 400.
 _M.V11_BAD_REQUEST = { http = 400, code = 400, message = "Input is invalid" }
-
--- [INF] Bodies beyond client_max_body_size: HTTP 413 with the provider's envelope.
-_M.MAX_BODY = "4m"
 
 -- [INF] Per-customer write lock TTL (seconds): long enough for any write, short enough that a
 -- crashed writer cannot wedge a customer.
