@@ -4,6 +4,7 @@ local core = require "loyalty.core"
 local errors = require "loyalty.errors"
 local token_store = require "loyalty.token_store"
 local log = require "loyalty.log"
+local env = require "loyalty.env"
 
 local type = type -- an upvalue: the per-call checks skip a global lookup on Lua 5.4
 local floor = math.floor
@@ -39,17 +40,13 @@ local MIN_ATTEMPT_S = 0.01
 -- then cuts it to errors.RAW_CAP (a cut first could leave part of a secret behind).
 local RAW_UNCUT = 64 * 1024 * 1024
 
-local in_nginx = type(ngx) == "table" and type(ngx.get_phase) == "function" -- luacheck: ignore ngx
-
 -- Part of a token cache key: a secret's digest (salted, so it is not the Basic header's md5).
 local function secret_hash(secret)
   return core.md5_hex("lua-loyalty token key\0" .. secret)
 end
 
-local function default_sleep(seconds)
-  if in_nginx then return ngx.sleep(seconds) end -- luacheck: ignore ngx
-  return core.sleep(seconds)
-end
+local in_nginx = env.in_nginx
+local default_sleep = env.sleep
 
 local function default_transport(opts)
   if in_nginx then return require("loyalty.ngx.transport").new(opts) end

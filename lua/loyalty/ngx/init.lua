@@ -1,5 +1,7 @@
 -- OpenResty glue: which nginx transport carries CRM calls, the shared token store, and one
 -- storefront program per worker. Call `configure` from init_by_lua*; everything else is lazy.
+local env = require "loyalty.env"
+
 local _M = {}
 
 local DEFAULTS = {
@@ -209,7 +211,18 @@ end
 --- True where ngx.location.capture is allowed (and so the proxy transport can run).
 local CAPTURE_PHASES = { rewrite = true, access = true, content = true }
 function _M.capture_allowed()
-  return CAPTURE_PHASES[ngx.get_phase()] == true
+  return CAPTURE_PHASES[env.phase()] == true
+end
+
+--- The default loyalty.log sink in nginx: one error_log line "loyalty: <event> k=v ..." (keys sorted).
+function _M.log(level, event, fields)
+  local parts = { "loyalty: ", event }
+  local keys = {}
+  for k in pairs(fields) do keys[#keys + 1] = tostring(k) end
+  table.sort(keys)
+  for _, k in ipairs(keys) do parts[#parts + 1] = " " .. k .. "=" .. tostring(fields[k]) end
+  local lvl = ({ debug = ngx.DEBUG, info = ngx.INFO, warn = ngx.WARN, error = ngx.ERR })[level] or ngx.INFO
+  ngx.log(lvl, table.concat(parts))
 end
 
 return _M

@@ -12,15 +12,14 @@
 -- where cosockets are available. With the SQLite backend each put/claim is a short blocking
 -- fsync in the worker; a fleet should prefer the Redis backend.
 local drainer = require "loyalty.outbox.drainer"
+local env = require "loyalty.env"
 
 local _M = {}
 
-local function ngx_api()
-  local ngx = rawget(_G, "ngx")
-  if type(ngx) ~= "table" or type(ngx.timer) ~= "table" then
+local function require_nginx()
+  if not env.in_nginx then
     error("loyalty.ngx.outbox_timer: only available inside nginx (init_worker_by_lua)", 3)
   end
-  return ngx
 end
 
 local function make_program(spec)
@@ -32,7 +31,7 @@ end
 -- -> true | nil, message. lock_ttl (default 10 × interval, at least 60 s) bounds how long a
 -- worker that died mid-drain keeps others out.
 function _M.start(opts)
-  local ngx = ngx_api()
+  require_nginx()
   if type(opts) ~= "table" or opts.program == nil or type(opts.dict) ~= "string" then
     error("loyalty.ngx.outbox_timer.start: {program = ..., dict = \"shared dict name\"} expected", 2)
   end

@@ -8,6 +8,7 @@
 -- (loyalty_return_ref), and a replay first asks the CRM whether that return is already there.
 local outbox = require "loyalty.outbox"
 local errors = require "loyalty.errors"
+local env = require "loyalty.env"
 local capillary_program = require "loyalty.providers.capillary.storefront"
 
 local _M = {}
@@ -22,14 +23,6 @@ _M.ALREADY = ALREADY
 
 -- Kinds of error no retry can fix: the CRM understood and refused, or the entry is malformed.
 local PERMANENT = { api = true, config = true, http = true, refused = true }
-
-local function default_sleep(seconds)
-  local ngx = rawget(_G, "ngx")
-  if type(ngx) == "table" and type(ngx.sleep) == "function" and ngx.get_phase and ngx.get_phase() ~= "init" then
-    return ngx.sleep(seconds)
-  end
-  return require("loyalty.core").sleep(seconds)
-end
 
 -- The client (and attribution) to replay an entry with: the program's till for the entry's
 -- store when the target is a program, else the client itself.
@@ -123,7 +116,7 @@ function _M.new(target, ob, opts)
     batch = opts.batch or 50,
     clock = opts.clock or ob.clock or outbox.clock,
     random = opts.random or math.random,
-    sleep = opts.sleep or default_sleep,
+    sleep = opts.sleep or env.sleep,
     log = opts.log or function() end,
   }, Drainer)
 end

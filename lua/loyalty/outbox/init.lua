@@ -13,6 +13,7 @@
 --           created_at, lease_until }
 local core = require "loyalty.core"
 local errors = require "loyalty.errors"
+local env = require "loyalty.env"
 
 local _M = {}
 
@@ -102,14 +103,7 @@ end
 
 -- Wall-clock seconds with sub-second precision where available (entries outlive processes, so
 -- a monotonic clock would not do).
-local function wall_clock()
-  local ngx = rawget(_G, "ngx")
-  if type(ngx) == "table" and type(ngx.now) == "function" then return ngx.now end
-  local ok, socket = pcall(require, "socket")
-  if ok and type(socket) == "table" and socket.gettime then return socket.gettime end
-  return os.time
-end
-_M.clock = wall_clock()
+_M.clock = env.wall_time
 
 local BACKENDS = { sqlite = "loyalty.outbox.sqlite", redis = "loyalty.outbox.redis" }
 

@@ -7,11 +7,11 @@
 local errors = require "loyalty.errors"
 local base = require "loyalty.outbox"
 local resp = require "loyalty.outbox.resp"
+local env = require "loyalty.env"
 
 -- Inside nginx (where cosockets work) lua-resty-redis and nginx's pool; elsewhere the small client.
 local function client()
-  local ngx = rawget(_G, "ngx")
-  if type(ngx) == "table" and type(ngx.get_phase) == "function" and ngx.get_phase() ~= "init" then
+  if env.can_yield() then
     local resty = require "loyalty.ngx.redis"
     if resty.available() then return resty end
   end

@@ -2,6 +2,8 @@
 -- replies as Lua values. Only what the outbox needs. Inside nginx the outbox uses
 -- lua-resty-redis instead (loyalty.ngx.redis); this one still speaks cosockets there if
 -- called directly.
+local env = require "loyalty.env"
+
 local _M = {}
 
 local Conn = {}
@@ -29,10 +31,8 @@ end
 local POOL_IDLE_MS, POOL_SIZE = 60000, 16
 
 local function tcp()
-  local ngx = rawget(_G, "ngx")
-  if type(ngx) == "table" and ngx.socket and type(ngx.get_phase) == "function" and ngx.get_phase() ~= "init" then
-    return ngx.socket.tcp(), 1, true -- timeouts in milliseconds, pooled
-  end
+  local cosocket = env.tcp()
+  if cosocket then return cosocket, 1, true end -- timeouts in milliseconds, pooled
   return require("socket").tcp(), 1000, false -- timeouts in seconds
 end
 

@@ -1,5 +1,7 @@
 -- File access for rule sets: reading whole files, listing folders and stat-ing them through
 -- LuaFileSystem (a declared dependency: no process is ever started to list a folder).
+local env = require "loyalty.env"
+
 local _M = {}
 
 -- lfs 1.8 on Lua 5.1/LuaJIT also sets the global `lfs` when loaded; inside an nginx request that
@@ -72,8 +74,7 @@ end
 
 -- A name no other process or worker picks at the same moment (for temporary files).
 local function unique()
-  local ngx = rawget(_G, "ngx")
-  local pid = type(ngx) == "table" and ngx.worker and ngx.worker.pid() or ""
+  local pid = env.worker_pid() or ""
   return pid .. "-" .. os.time() .. "-" .. math.random(1, 1e9) .. "-" .. (tostring({}):match("0x(%x+)") or "")
 end
 _M.unique = unique

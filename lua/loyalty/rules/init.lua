@@ -40,6 +40,7 @@ local files = require("loyalty.rules.files")
 local explain = require("loyalty.rules.explain")
 local fixtures = require("loyalty.rules.fixtures")
 local namecheck = require("loyalty.rules.names")
+local loyalty_env = require("loyalty.env")
 
 local ERR_MT = { __tostring = function(e) return e.message end }
 
@@ -415,12 +416,6 @@ local function content_sig(paths)
   return hash.hex(parts)
 end
 
-local function default_clock()
-  local ngx = rawget(_G, "ngx")
-  if type(ngx) == "table" and ngx.now then return ngx.now() * 1000 end
-  return os.time() * 1000
-end
-
 local function emit(self, level, event, fields)
   if self.log then pcall(self.log, level, event, fields) end
 end
@@ -532,7 +527,7 @@ function _M.watch(dir, opts)
     end
   end
   local w = setmetatable({ dir = dir, opts = load_opts, interval = opts.check_interval_ms or 1000,
-    clock = opts.clock or default_clock, run_fixtures = opts.run_fixtures ~= false, last_good = opts.last_good,
+    clock = opts.clock or loyalty_env.time_ms, run_fixtures = opts.run_fixtures ~= false, last_good = opts.last_good,
     log = opts.log, stats = {}, checks = 0, reloads = 0, rejections = 0 }, Watcher)
   w:check()
   if not w.good and w.last_good then
