@@ -199,11 +199,7 @@ function _M.request_body()
   local data = ngx.req.get_body_data()
   if data == nil then
     local file = ngx.req.get_body_file()
-    local f = file and io.open(file, "rb")
-    if f then
-      data = f:read("*a")
-      f:close()
-    end
+    if file then data = require("loyalty.util").read_file(file) end
   end
   return data
 end

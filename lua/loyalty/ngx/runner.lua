@@ -1,5 +1,7 @@
 -- Starts and stops a private nginx (with the Lua module) under a temporary prefix.
 -- Used by the sandbox, the OpenResty example and the tests; never touches the system nginx.
+local util = require "loyalty.util"
+
 local _M = {}
 
 local MODULE_DIRS = { "/usr/lib/nginx/modules", "/usr/share/nginx/modules" }
@@ -17,19 +19,11 @@ local function run(cmd)
 end
 _M.run = run
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-_M.read_file = read_file
+local read_file = util.read_file
+_M.read_file = read_file -- the specs' helper too
 
 local function write_file(path, data)
-  local f = assert(io.open(path, "wb"))
-  f:write(data)
-  f:close()
+  assert(util.write_file(path, data))
 end
 
 local function exists(path)

@@ -9,6 +9,7 @@
 local outbox = require "loyalty.outbox"
 local errors = require "loyalty.errors"
 local env = require "loyalty.env"
+local util = require "loyalty.util"
 local capillary_program = require "loyalty.providers.capillary.storefront"
 
 local _M = {}
@@ -123,10 +124,7 @@ end
 
 -- Full-jitter-half exponential backoff; a longer Retry-After from the CRM wins.
 function Drainer:backoff(attempts, retry_after)
-  local d = math.min(self.backoff_max, self.backoff_base * 2 ^ math.max(0, attempts - 1))
-  d = d / 2 + self.random() * d / 2
-  if retry_after and retry_after > d then d = math.min(retry_after, self.backoff_max) end
-  return d
+  return util.backoff(attempts, self.backoff_base, self.backoff_max, self.random, retry_after)
 end
 
 -- Settles one claimed entry; returns "delivered" | "failed" | "dead" | nil, err (storage).

@@ -14,6 +14,7 @@
 local core = require "loyalty.core"
 local errors = require "loyalty.errors"
 local env = require "loyalty.env"
+local util = require "loyalty.util"
 
 local _M = {}
 
@@ -39,7 +40,7 @@ function _M.storage_error(message, fields)
 end
 
 local function check_text(name, v, max)
-  if type(v) ~= "string" or v == "" or #v > max or v:find("[%z\r\n]") then
+  if not util.single_line(v, max) then
     error("loyalty.outbox: " .. name .. " must be a non-empty single-line string of at most " .. max .. " bytes", 4)
   end
 end
@@ -96,9 +97,9 @@ function _M.error_text(err)
   if type(err) == "table" then
     local s = tostring(err)
     if s:sub(1, 6) == "table:" then s = tostring(err.message or err.kind) end
-    return (s:gsub("[%z\r\n]", " "):sub(1, 1000))
+    return util.one_line(s, 1000)
   end
-  return (tostring(err):gsub("[%z\r\n]", " "):sub(1, 1000))
+  return util.one_line(err, 1000)
 end
 
 -- Wall-clock seconds with sub-second precision where available (entries outlive processes, so

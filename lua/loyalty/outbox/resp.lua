@@ -3,27 +3,18 @@
 -- lua-resty-redis instead (loyalty.ngx.redis); this one still speaks cosockets there if
 -- called directly.
 local env = require "loyalty.env"
+local util = require "loyalty.util"
 
 local _M = {}
 
 local Conn = {}
 Conn.__index = Conn
 
--- Replaces every occurrence of secret in s as plain text: a password is never a pattern (one
--- ending in "%" would raise; one with "(" would not be found).
+-- Replaces every occurrence of secret in s as plain text (a password is never a pattern).
 function _M.redact(s, secret)
   s = tostring(s)
   if not secret or secret == "" then return s end
-  local out, from = {}, 1
-  while true do
-    local a, b = s:find(secret, from, true)
-    if not a then break end
-    out[#out + 1] = s:sub(from, a - 1)
-    out[#out + 1] = "[REDACTED]"
-    from = b + 1
-  end
-  out[#out + 1] = s:sub(from)
-  return table.concat(out)
+  return util.replace_plain(s, secret, "[REDACTED]")
 end
 
 -- Inside nginx a cosocket belongs to the request or timer that made it, so connections are not

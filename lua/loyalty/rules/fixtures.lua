@@ -4,6 +4,7 @@ local _M = {}
 
 local sandbox = require("loyalty.rules.sandbox")
 local files = require("loyalty.rules.files")
+local util = require("loyalty.util")
 local explain = require("loyalty.rules.explain")
 
 local format = string.format
@@ -22,7 +23,7 @@ local function show(v)
 end
 
 local function read_lua(path, name, limits)
-  local src = files.read(path)
+  local src = util.read_file(path)
   if not src then return nil, "cannot read " .. name end
   if too_big(src, name) then return nil, too_big(src, name) end
   local env = setmetatable({}, { __index = function(_, k) error("unknown name '" .. tostring(k) .. "'", 2) end,
@@ -43,7 +44,7 @@ local function read_lua(path, name, limits)
 end
 
 local function read_json(path, name)
-  local src = files.read(path)
+  local src = util.read_file(path)
   if not src then return nil, "cannot read " .. name end
   if too_big(src, name) then return nil, too_big(src, name) end
   local ok_cjson, cjson = pcall(require, "cjson.safe")
@@ -73,7 +74,7 @@ function _M.read(path, name, limits)
   if type(data.cart) ~= "table" then return nil, name .. " has no cart" end
   if type(data.expect) ~= "table" then return nil, name .. " has no expect = { ... } table" end
   -- unknown keys anywhere are errors: a misspelt expectation would otherwise pass unchecked (loyalty.rules.strict)
-  local problems = require("loyalty.rules.strict").check(data, name, files.read(path))
+  local problems = require("loyalty.rules.strict").check(data, name, util.read_file(path))
   if #problems > 0 then return nil, table.concat(problems, "\n") end
   -- what strict leaves (a shape no evaluation could take) is one FAIL line, never a raise
   local problem = _M.check_shape(data)

@@ -41,6 +41,7 @@ local explain = require("loyalty.rules.explain")
 local fixtures = require("loyalty.rules.fixtures")
 local namecheck = require("loyalty.rules.names")
 local loyalty_env = require("loyalty.env")
+local util = require("loyalty.util")
 
 local ERR_MT = { __tostring = function(e) return e.message end }
 
@@ -89,7 +90,7 @@ local function is_rule_source(src) return RULE_SOURCES[src] == true end
 local function read_dir(dir)
   local sources, present, problems, skipped = {}, {}, {}, {}
   for _, f in ipairs(vocab.FILES) do
-    local src = files.read(dir .. "/" .. f)
+    local src = util.read_file(dir .. "/" .. f)
     if src then sources[f] = src; present[#present + 1] = f end
   end
   local known = vocab.set_of(vocab.FILES)
@@ -412,7 +413,7 @@ end
 
 local function content_sig(paths)
   local parts = {}
-  for i, p in ipairs(paths) do parts[i] = files.read(p) or "\0absent" end
+  for i, p in ipairs(paths) do parts[i] = util.read_file(p) or "\0absent" end
   return hash.hex(parts)
 end
 
@@ -426,14 +427,9 @@ end
 local LAST_GOOD_KEEP = 3
 
 local function copy_file(from, to)
-  local data = files.read(from)
+  local data = util.read_file(from)
   if not data then return true end
-  local f, err = io.open(to, "wb")
-  if not f then return nil, err end
-  local ok, werr = f:write(data)
-  f:close()
-  if not ok then return nil, werr end
-  return true
+  return util.write_file(to, data)
 end
 
 local function persist(store, rs)
@@ -442,14 +438,14 @@ local function persist(store, rs)
   local name = "rules-" .. rs.hash
   local final = store .. "/" .. name
   if files.stat(final .. "/program.lua", "mode") ~= "file" then
-    local tmp = store .. "/.tmp-" .. files.unique()
+    local tmp = store .. "/.tmp-" .. util.unique_name()
     ok, err = files.mkdir_p(tmp .. "/fixtures")
     if not ok then return nil, err end
     for _, f in ipairs(rs.files) do
       ok, err = copy_file(rs.dir .. "/" .. f, tmp .. "/" .. f)
       if ok and rs.sources and rs.sources[f] then
         -- the very text that was accepted, not what the file holds now
-        ok, err = files.write_atomic(tmp .. "/" .. f, rs.sources[f])
+        ok, err = util.write_atomic(tmp .. "/" .. f, rs.sources[f])
       end
       if not ok then files.remove_tree(tmp) return nil, err end
     end
@@ -464,7 +460,7 @@ local function persist(store, rs)
       if files.stat(final .. "/program.lua", "mode") ~= "file" then return nil, rerr end
     end
   end
-  ok, err = files.write_atomic(store .. "/current", name .. "\n" .. rs.source_dir .. "\n")
+  ok, err = util.write_atomic(store .. "/current", name .. "\n" .. rs.source_dir .. "\n")
   if not ok then return nil, err end
   -- keep the newest few versions
   local versions = {}
@@ -481,7 +477,7 @@ end
 
 -- The saved rule set for source_dir, or nil, reason.
 local function load_last_good(store, source_dir, opts)
-  local pointer = files.read(store .. "/current")
+  local pointer = util.read_file(store .. "/current")
   if not pointer then return nil, "no last good rule set saved in " .. store end
   local name, saved_for = pointer:match("^(rules%-%x+)\n([^\n]*)")
   if not name then return nil, store .. "/current is not a rule set pointer" end
