@@ -5,6 +5,7 @@ local errors = require "loyalty.errors"
 local token_store = require "loyalty.token_store"
 local log = require "loyalty.log"
 local env = require "loyalty.env"
+local timeouts = require "loyalty.timeouts"
 
 local type = type -- an upvalue: the per-call checks skip a global lookup on Lua 5.4
 local floor = math.floor
@@ -32,7 +33,7 @@ local OPTIONS = {
   now = "function", -- monotonic seconds for deadlines (default core.now)
 }
 
-local DEFAULT_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS = 10000, 3000
+local DEFAULT_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS = timeouts.request_ms, timeouts.connect_ms
 -- A retry is only started when at least this long (or as long as the last attempt took) is
 -- left before the deadline, after its backoff.
 local MIN_ATTEMPT_S = 0.01

@@ -1,6 +1,7 @@
 -- OpenResty glue: which nginx transport carries CRM calls, the shared token store, and one
 -- storefront program per worker. Call `configure` from init_by_lua*; everything else is lazy.
 local env = require "loyalty.env"
+local timeouts = require "loyalty.timeouts"
 
 local _M = {}
 
@@ -12,10 +13,10 @@ local DEFAULTS = {
   proxy_upstreams = {},
   thread_pool = "loyalty",
   token_dict = "loyalty_tokens",
-  lock_timeout = 10, -- seconds a worker waits for another worker's token refresh
-  lock_ttl = 30,     -- a crashed refresher's lock expires after this
+  lock_timeout = timeouts.token_lock_wait_s, -- seconds a worker waits for another worker's token refresh
+  lock_ttl = timeouts.token_lock_ttl_s,       -- a crashed refresher's lock expires after this
   socket_pool_size = 64,        -- keep-alive connections per CRM origin, per worker
-  socket_keepalive_ms = 60000,  -- idle time before a pooled connection is closed
+  socket_keepalive_ms = timeouts.keepalive_ms, -- idle time before a pooled connection is closed
   gzip = true,                  -- send Accept-Encoding: gzip (the reply is inflated by the C core)
   -- lua_shared_dict for loyalty.ngx.metrics (nil: no metrics)
   metrics_dict = nil,

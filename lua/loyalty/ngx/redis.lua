@@ -2,6 +2,8 @@
 -- else `nginx.redis` from Debian's lua-nginx-redis) with nginx's connection pool, behind the
 -- same small interface as loyalty.outbox.resp: connect{...} -> conn; conn:call(cmd, ...),
 -- conn:release() (back to the pool), conn:close(). A nil bulk reply is false, as in resp.
+local timeouts = require "loyalty.timeouts"
+
 local _M = {}
 
 local ngx = ngx -- luacheck: ignore ngx (only loaded inside nginx)
@@ -21,7 +23,7 @@ function _M.available()
   return name
 end
 
-local POOL_IDLE_MS, POOL_SIZE = 60000, 16
+local POOL_IDLE_MS, POOL_SIZE = timeouts.keepalive_ms, 16
 
 local Conn = {}
 Conn.__index = Conn
@@ -42,7 +44,7 @@ function _M.connect(opts)
   local redis, lerr = library()
   if not redis then return nil, lerr end
   local red = redis:new()
-  red:set_timeout(opts.timeout_ms or 2000)
+  red:set_timeout(opts.timeout_ms or timeouts.redis_ms)
   local host, port = opts.host or "127.0.0.1", opts.port or 6379
   -- one pool per server and password: a pooled connection is already signed in as this user
   local pool = "loyalty-redis:" .. host .. ":" .. port .. ":" .. (opts.password and ngx.md5(opts.password) or "")

@@ -1,6 +1,8 @@
 -- OAuth tokens in a lua_shared_dict: every worker reads the same token, and a lock in the same
 -- dict lets one worker refresh while the others wait (ngx.sleep, never blocking the loop).
 -- Interface as loyalty.token_store: get(key), set(key, token, expires_at, ttl), lock(key).
+local timeouts = require "loyalty.timeouts"
+
 local _M = {}
 
 local Store = {}
@@ -19,8 +21,8 @@ function _M.new(dict_name, opts)
   end
   return setmetatable({
     dict = dict, name = dict_name,
-    lock_timeout = opts.lock_timeout or 10,
-    lock_ttl = opts.lock_ttl or 30,
+    lock_timeout = opts.lock_timeout or timeouts.token_lock_wait_s,
+    lock_ttl = opts.lock_ttl or timeouts.token_lock_ttl_s,
   }, Store)
 end
 

@@ -4,6 +4,7 @@
 -- called directly.
 local env = require "loyalty.env"
 local util = require "loyalty.util"
+local timeouts = require "loyalty.timeouts"
 
 local _M = {}
 
@@ -19,7 +20,7 @@ end
 
 -- Inside nginx a cosocket belongs to the request or timer that made it, so connections are not
 -- kept by their owner but returned to nginx's pool after each use (release).
-local POOL_IDLE_MS, POOL_SIZE = 60000, 16
+local POOL_IDLE_MS, POOL_SIZE = timeouts.keepalive_ms, 16
 
 local function tcp()
   local cosocket = env.tcp()
@@ -31,7 +32,7 @@ end
 -- conn:release() when done (inside nginx); otherwise keep it.
 function _M.connect(opts)
   local sock, per_second, pooled = tcp()
-  sock:settimeout((opts.timeout_ms or 2000) / per_second)
+  sock:settimeout((opts.timeout_ms or timeouts.redis_ms) / per_second)
   local ok, err = sock:connect(opts.host or "127.0.0.1", opts.port or 6379)
   if not ok then return nil, "redis connect: " .. tostring(err) end
   local c = setmetatable({ sock = sock, pooled = pooled }, Conn)

@@ -35,7 +35,7 @@ end
 
 -- How long a write waits for a lock another process holds: a checkout pays at most this before
 -- it gets its storage error (and keeps its order).
-_M.BUSY_TIMEOUT_MS = 500
+_M.BUSY_TIMEOUT_MS = require("loyalty.timeouts").sqlite_busy_ms
 
 -- Delivered entries are kept this long (for `loyalty outbox status` and audits), then purged.
 _M.KEEP_DELIVERED_S = 3 * 86400
