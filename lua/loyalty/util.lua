@@ -14,6 +14,13 @@ function _M.one_line(s, max)
   return (tostring(s):gsub("[%z\r\n]", " "):sub(1, max))
 end
 
+--- The text of an error for a sentence of one's own: err.message of an error table, else
+-- tostring(err) (tostring of a loyalty.errors table adds "loyalty: <kind> error: ").
+function _M.message_of(err)
+  if type(err) == "table" and err.message ~= nil then return tostring(err.message) end
+  return tostring(err)
+end
+
 --- A whole file's bytes, or nil and io.open's message.
 function _M.read_file(path)
   local f, err = io.open(path, "rb")

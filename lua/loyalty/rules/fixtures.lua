@@ -124,7 +124,7 @@ local function run_one(ruleset, fx, file)
     local res, err = ruleset:earn(customer, fx.cart)
     result.earn = res  -- what was checked, for coverage (loyalty.rules.coverage)
     if not res then
-      diff[#diff + 1] = "points: expected " .. show(expect.points) .. ", but earning failed: " .. tostring(err)
+      diff[#diff + 1] = "points: expected " .. show(expect.points) .. ", but earning failed: " .. util.message_of(err)
     elseif res.points ~= expect.points then
       diff[#diff + 1] = format("points: expected %s, got %s", show(expect.points), show(res.points))
     end
@@ -133,7 +133,7 @@ local function run_one(ruleset, fx, file)
     local res, err = ruleset:redemption(customer, fx.cart, fx.requested_points)
     result.redemption = res
     local before = #diff
-    if not res then diff[#diff + 1] = "redemption: the check failed: " .. tostring(err)
+    if not res then diff[#diff + 1] = "redemption: the check failed: " .. util.message_of(err)
     else
       for _, k in ipairs(REDEMPTION_KEYS) do
         local want = expect.redemption[k]
@@ -200,7 +200,9 @@ function _M.run_all(ruleset)
     local r
     if not fx then
       r = { name = file, file = file, ok = false, diff = {} }
-      for msg in tostring(err):gmatch("[^\n]+") do r.diff[#r.diff + 1] = "could not read the fixture: " .. msg end
+      for msg in util.message_of(err):gmatch("[^\n]+") do
+        r.diff[#r.diff + 1] = "could not read the fixture: " .. msg
+      end
     else r = _M.run_one(ruleset, fx, file) end
     out.results[#out.results + 1] = r
     if r.ok then out.passed = out.passed + 1 else out.failed = out.failed + 1 end

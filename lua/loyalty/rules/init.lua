@@ -28,7 +28,8 @@ the small functions `bonus` (earn.lua) and `refuse` (redemption.lua).
   customer: { tier = "GOLD", points = 1234 }
   cart: { currency = "INR", lines = { { sku, qty, price, amount, categories = {...}, discount } }, shipping, tax,
           total }
-  err: { kind = "rules", file, line, message } (message names file and line in plain words; tostring(err) gives it)
+  err: a loyalty.errors table { kind = "rules", file, line, message } (message names file and line in plain
+       words; tostring(err) gives "loyalty: rules error: " .. message)
 ]==]
 local _M = {}
 
@@ -42,14 +43,13 @@ local fixtures = require("loyalty.rules.fixtures")
 local namecheck = require("loyalty.rules.names")
 local loyalty_env = require("loyalty.env")
 local util = require("loyalty.util")
-
-local ERR_MT = { __tostring = function(e) return e.message end }
+local errors = require("loyalty.errors")
 
 local function rules_error(problem, file, line)
   local message = problem
   if file and line then message = problem .. " in " .. file .. " line " .. line
   elseif file then message = problem .. " in " .. file end
-  return setmetatable({ kind = "rules", file = file, line = line, message = message }, ERR_MT)
+  return errors.new { kind = "rules", file = file, line = line, message = message }
 end
 _M.error = rules_error
 
@@ -485,7 +485,7 @@ local function load_last_good(store, source_dir, opts)
     return nil, store .. " holds the rules of " .. saved_for .. ", not " .. source_dir
   end
   local rs, err = _M.load(store .. "/" .. name, opts)
-  if not rs then return nil, tostring(err) end
+  if not rs then return nil, err.message end
   return rs, store .. "/" .. name
 end
 
