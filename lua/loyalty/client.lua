@@ -6,6 +6,7 @@ local token_store = require "loyalty.token_store"
 local log = require "loyalty.log"
 local env = require "loyalty.env"
 local timeouts = require "loyalty.timeouts"
+local util = require "loyalty.util"
 
 local type = type -- an upvalue: the per-call checks skip a global lookup on Lua 5.4
 local floor = math.floor
@@ -426,7 +427,7 @@ function Client:token(force, deadline)
   local release, lerr = store:lock(key, deadline and math.max(deadline - self.now(), 0) or nil)
   if not release then
     -- Another refresh holds the lock past what this call may wait: try again later (queueable).
-    return nil, errors.new { kind = "timeout", retryable = true, message = "token lock: " .. tostring(lerr) }
+    return nil, errors.new { kind = "timeout", retryable = true, message = "token lock: " .. util.message_of(lerr) }
   end
   local tok, exp = store:get(key)
   if tok and exp > now and not (force and tok == force) then

@@ -3,6 +3,7 @@
 --   store:get(key) -> token, expires_at | nil
 --   store:set(key, token, expires_at, ttl)
 --   store:lock(key [, wait_s]) -> release() | nil, err   (one refresh at a time; wait at most wait_s)
+-- A failing store answers `nil, err` with a loyalty.errors table (timeout, storage or config).
 local env = require "loyalty.env"
 
 local _M = {}

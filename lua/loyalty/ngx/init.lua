@@ -1,6 +1,7 @@
 -- OpenResty glue: which nginx transport carries CRM calls, the shared token store, and one
 -- storefront program per worker. Call `configure` from init_by_lua*; everything else is lazy.
 local env = require "loyalty.env"
+local errors = require "loyalty.errors"
 local timeouts = require "loyalty.timeouts"
 
 local _M = {}
@@ -37,10 +38,12 @@ local stores = {}
 local metrics -- this worker's loyalty.ngx.metrics, made on first use
 
 --- The worker's metrics (loyalty.ngx.metrics) when configure{metrics_dict} names a declared
--- lua_shared_dict; nil, message otherwise.
+-- lua_shared_dict; nil, err (kind config) otherwise.
 function _M.metrics()
   if metrics then return metrics end
-  if not settings.metrics_dict then return nil, "metrics are off (configure{metrics_dict = ...})" end
+  if not settings.metrics_dict then
+    return nil, errors.config("metrics are off (configure{metrics_dict = ...})", "metrics_dict")
+  end
   local m, err = require("loyalty.ngx.metrics").new(settings.metrics_dict)
   if not m then return nil, err end
   metrics = m
@@ -162,7 +165,7 @@ function _M.program(config)
     end
   end
   local ok, p, err = pcall(require("loyalty.program").new, settings_for)
-  if not ok then p, err = nil, { kind = "config", message = tostring(p) } end
+  if not ok then p, err = nil, errors.config(tostring(p)) end
   if not p then
     log_failure(config, err)
     return nil, err

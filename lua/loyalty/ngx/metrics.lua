@@ -37,10 +37,13 @@ local function escape(v)
   return (tostring(v):gsub("[\\\n\"]", { ["\\"] = "\\\\", ["\n"] = "\\n", ['"'] = '\\"' }))
 end
 
---- new(dict_name) -> metrics | nil, message (the dict is not declared)
+--- new(dict_name) -> metrics | nil, err (kind config: the dict is not declared)
 function _M.new(dict_name)
   local dict = ngx.shared[dict_name]
-  if not dict then return nil, "lua_shared_dict " .. tostring(dict_name) .. " is not declared" end
+  if not dict then
+    return nil, require("loyalty.errors").config("lua_shared_dict " .. tostring(dict_name) .. " is not declared",
+                                                 "metrics_dict")
+  end
   -- the worker label is found on first use in a worker: made in init_by_lua, this object is
   -- copied into every worker by the fork
   return setmetatable({ dict = dict, keys = {} }, Metrics)

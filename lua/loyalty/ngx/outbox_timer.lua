@@ -13,6 +13,7 @@
 -- fsync in the worker; a fleet should prefer the Redis backend.
 local drainer = require "loyalty.outbox.drainer"
 local env = require "loyalty.env"
+local errors = require "loyalty.errors"
 
 local _M = {}
 
@@ -28,7 +29,7 @@ local function make_program(spec)
 end
 
 --- start{program, dict, key, interval, lock_ttl, drain = {drainer options}, on_drain(totals)}
--- -> true | nil, message. lock_ttl (default 10 × interval, at least 60 s) bounds how long a
+-- -> true | nil, err (kind config). lock_ttl (default 10 × interval, at least 60 s) bounds how long a
 -- worker that died mid-drain keeps others out.
 function _M.start(opts)
   require_nginx()
@@ -36,7 +37,7 @@ function _M.start(opts)
     error("loyalty.ngx.outbox_timer.start: {program = ..., dict = \"shared dict name\"} expected", 2)
   end
   local dict = ngx.shared[opts.dict]
-  if not dict then return nil, "lua_shared_dict '" .. opts.dict .. "' is not declared" end
+  if not dict then return nil, errors.config("lua_shared_dict '" .. opts.dict .. "' is not declared", "dict") end
   local interval = opts.interval or 5
   local key = opts.key or "loyalty:outbox:drain"
   local ttl = opts.lock_ttl or math.max(60, interval * 10)
@@ -78,7 +79,7 @@ function _M.start(opts)
   end
 
   local ok, err = ngx.timer.every(interval, tick)
-  if not ok then return nil, "cannot start the outbox timer: " .. tostring(err) end
+  if not ok then return nil, errors.config("cannot start the outbox timer: " .. tostring(err)) end
   return true
 end
 

@@ -1,6 +1,7 @@
 -- Starts and stops a private nginx (with the Lua module) under a temporary prefix.
 -- Used by the sandbox, the OpenResty example and the tests; never touches the system nginx.
 local util = require "loyalty.util"
+local errors = require "loyalty.errors"
 
 local _M = {}
 
@@ -244,11 +245,18 @@ local function first_lines(text)
   return table.concat(lines, "; ")
 end
 
+-- nginx that cannot start is a setup problem (packages, ports, configuration): kind config.
+local function start_error(message)
+  return errors.config(message, "nginx")
+end
+
 local function failure(text, port)
   local why = _M.diagnose(text, port)
   local said = first_lines(text)
-  if why then return "nginx did not start: " .. why .. (said ~= "" and (" (nginx said: " .. said .. ")") or "") end
-  return "nginx did not start: " .. (said ~= "" and said or "it printed nothing")
+  if why then
+    return start_error("nginx did not start: " .. why .. (said ~= "" and (" (nginx said: " .. said .. ")") or ""))
+  end
+  return start_error("nginx did not start: " .. (said ~= "" and said or "it printed nothing"))
 end
 
 --- Starts nginx. opts: http (string, the http{} body; "${port}", "${next_port}" (port + 1, for a
@@ -256,13 +264,14 @@ end
 -- foreground (check the configuration, then exec in the foreground and return when nginx exits:
 -- true, or nil, message [, "exited" when it ran and then failed]), lua_package_path/cpath (prepended to the in-tree
 -- paths), log_level, keep_prefix.
--- Returns a Server {port, url, prefix, stop()} or nil, message (one sentence naming the fix when known).
+-- Returns a Server {port, url, prefix, stop()} or nil, err (kind config; err.message is one sentence
+-- naming the fix when known).
 function _M.start(opts)
   assert(type(opts) == "table", "loyalty.ngx.runner.start: options table expected")
   local nginx = opts.nginx or find_nginx()
   if not nginx or not (nginx:find("/", 1, true) and exists(nginx) or run("command -v " .. shell_quote(nginx)
                                                                           .. " >/dev/null 2>&1")) then
-    return nil, "nginx is not installed: apt-get install nginx libnginx-mod-http-lua"
+    return nil, start_error("nginx is not installed: apt-get install nginx libnginx-mod-http-lua")
   end
   local tries = opts.port and 1 or 8
   local last_err
@@ -293,7 +302,7 @@ function _M.start(opts)
         return nil, failure(text, port)
       end
       io.stderr:write(text)
-      return nil, "nginx exited with an error (its log is above)", "exited"
+      return nil, start_error("nginx exited with an error (its log is above)"), "exited"
     end
     local ok = run(cmd .. " 2>" .. shell_quote(prefix .. "/start.err"))
     if ok then

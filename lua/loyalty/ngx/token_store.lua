@@ -2,6 +2,7 @@
 -- dict lets one worker refresh while the others wait (ngx.sleep, never blocking the loop).
 -- Interface as loyalty.token_store: get(key), set(key, token, expires_at, ttl), lock(key).
 local timeouts = require "loyalty.timeouts"
+local errors = require "loyalty.errors"
 
 local _M = {}
 
@@ -9,15 +10,19 @@ local Store = {}
 Store.__index = Store
 
 local LOCK_PREFIX = "lock\0"
+
+local function dict_error(name, err)
+  return errors.new { kind = "storage", retryable = true, message = "shared dict '" .. name .. "': " .. tostring(err) }
+end
 local lock_serial = 0
 
---- new(dict_name [, {lock_timeout = seconds, lock_ttl = seconds}]) -> store | nil, err
+--- new(dict_name [, {lock_timeout = seconds, lock_ttl = seconds}]) -> store | nil, err (kind config)
 function _M.new(dict_name, opts)
   if type(dict_name) ~= "string" then error("loyalty.ngx.token_store: dict name expected", 2) end
   opts = opts or {}
   local dict = ngx.shared[dict_name]
   if not dict then
-    return nil, "lua_shared_dict '" .. dict_name .. "' is not defined in nginx.conf"
+    return nil, errors.config("lua_shared_dict '" .. dict_name .. "' is not defined in nginx.conf", "token_dict")
   end
   return setmetatable({
     dict = dict, name = dict_name,
@@ -40,7 +45,7 @@ function Store:set(key, token, expires_at, ttl)
   local keep = ttl or (expires_at - ngx.time())
   if keep <= 0 then keep = 1 end
   local ok, err = self.dict:set(key, expires_at .. " " .. token, keep)
-  if not ok then return nil, "shared dict '" .. self.name .. "': " .. tostring(err) end
+  if not ok then return nil, dict_error(self.name, err) end
   return true
 end
 
@@ -48,9 +53,9 @@ function Store:delete(key)
   self.dict:delete(key)
 end
 
---- lock(key [, wait_s]) -> release() | nil, err. Spins on dict:add with growing ngx.sleep steps
--- until the holder releases (or its lock expires after lock_ttl), giving up after lock_timeout
--- or wait_s (what is left of the caller's deadline), whichever is shorter.
+--- lock(key [, wait_s]) -> release() | nil, err (kind timeout, or storage). Spins on dict:add with
+-- growing ngx.sleep steps until the holder releases (or its lock expires after lock_ttl), giving
+-- up after lock_timeout or wait_s (what is left of the caller's deadline), whichever is shorter.
 function Store:lock(key, wait_s)
   local limit = self.lock_timeout
   if type(wait_s) == "number" and wait_s < limit then limit = math.max(wait_s, 0) end
@@ -61,9 +66,10 @@ function Store:lock(key, wait_s)
   while true do
     local ok, err = dict:add(lock_key, owner, self.lock_ttl)
     if ok then break end
-    if err ~= "exists" then return nil, "shared dict '" .. self.name .. "': " .. tostring(err) end
+    if err ~= "exists" then return nil, dict_error(self.name, err) end
     if waited >= limit then
-      return nil, "timed out after " .. waited .. "s waiting for another worker's token refresh"
+      return nil, errors.new { kind = "timeout", retryable = true,
+        message = "timed out after " .. waited .. "s waiting for another worker's token refresh" }
     end
     ngx.sleep(step)
     waited = waited + step

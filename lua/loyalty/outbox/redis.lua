@@ -94,8 +94,10 @@ return 1
 
 local function num(v) return string.format("%.6f", v) end
 
-local function fail(message)
-  return nil, base.storage_error(message)
+-- The connection's errors are storage errors already; anything else becomes one.
+local function fail(err)
+  if errors.is_error(err) then return nil, err end
+  return nil, base.storage_error(tostring(err))
 end
 
 --- open{host, port, key, timeout_ms, password, clock} -> outbox | nil, err
