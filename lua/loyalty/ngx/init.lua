@@ -2,6 +2,7 @@
 -- storefront program per worker. Call `configure` from init_by_lua*; everything else is lazy.
 local env = require "loyalty.env"
 local errors = require "loyalty.errors"
+local schema = require "loyalty.schema"
 local timeouts = require "loyalty.timeouts"
 
 local _M = {}
@@ -23,12 +24,16 @@ local DEFAULTS = {
   metrics_dict = nil,
 }
 
-local TYPES = {
-  transport = "string", proxy_location = "string", proxy_upstreams = "table", thread_pool = "string",
-  token_dict = "string", lock_timeout = "number", lock_ttl = "number", socket_pool_size = "number",
-  socket_keepalive_ms = "number", gzip = "boolean", metrics_dict = "string",
+-- configure's options (loyalty.schema fields); the defaults are DEFAULTS, kept by `settings`.
+local OPTIONS = {
+  transport = { type = "string", one_of = { socket = true, proxy = true, thread = true } },
+  proxy_location = "string", proxy_upstreams = "table", thread_pool = "string", token_dict = "string",
+  lock_timeout = { type = "number", above = 0, doc = "seconds" },
+  lock_ttl = { type = "number", above = 0, doc = "seconds" },
+  socket_pool_size = { type = "number", above = 0, doc = "connections per origin" },
+  socket_keepalive_ms = { type = "number", above = 0, doc = "milliseconds" },
+  gzip = "boolean", metrics_dict = "string",
 }
-local TRANSPORTS = { socket = true, proxy = true, thread = true }
 
 local settings = {}
 for k, v in pairs(DEFAULTS) do settings[k] = v end
@@ -66,18 +71,7 @@ _M.normalise_origin = normalise_origin
 -- thread_pool, token_dict, lock_timeout, lock_ttl, metrics_dict}. Raises on unknown keys or bad values
 -- (configuration is code in nginx.conf). Returns the effective settings.
 function _M.configure(opts)
-  if type(opts) ~= "table" then error("loyalty.ngx.configure: options table expected", 2) end
-  for k, v in pairs(opts) do
-    local want = TYPES[k]
-    if not want then error("loyalty.ngx.configure: unknown option '" .. tostring(k) .. "'", 2) end
-    if type(v) ~= want then error("loyalty.ngx.configure: option '" .. k .. "' must be a " .. want, 2) end
-  end
-  if opts.transport and not TRANSPORTS[opts.transport] then
-    error("loyalty.ngx.configure: transport must be \"socket\", \"proxy\" or \"thread\"", 2)
-  end
-  for _, k in ipairs { "socket_pool_size", "socket_keepalive_ms", "lock_timeout", "lock_ttl" } do
-    if opts[k] ~= nil and opts[k] <= 0 then error("loyalty.ngx.configure: option '" .. k .. "' must be > 0", 2) end
-  end
+  schema.assert(OPTIONS, opts, "loyalty.ngx.configure", 2)
   for k, v in pairs(opts) do
     if k == "proxy_upstreams" then
       -- merged, so a storefront can add its CRM's upstream once it knows the base_url

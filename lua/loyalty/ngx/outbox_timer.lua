@@ -14,6 +14,7 @@
 local drainer = require "loyalty.outbox.drainer"
 local env = require "loyalty.env"
 local errors = require "loyalty.errors"
+local schema = require "loyalty.schema"
 
 local _M = {}
 
@@ -28,17 +29,28 @@ local function make_program(spec)
   return require("loyalty.program").new(spec)
 end
 
+local OPTIONS = {
+  program = { type = { "string", "table", "function" }, doc = "settings path or table, or a function making one" },
+  dict = { type = "string", doc = "a lua_shared_dict for the lock" },
+  key = "string",
+  interval = { type = "number", above = 0, default = 5, doc = "seconds between drains" },
+  lock_ttl = { type = "number", above = 0, doc = "seconds" },
+  drain = { type = "table", doc = "loyalty.outbox.drainer options" },
+  on_drain = "function",
+}
+
 --- start{program, dict, key, interval, lock_ttl, drain = {drainer options}, on_drain(totals)}
 -- -> true | nil, err (kind config). lock_ttl (default 10 × interval, at least 60 s) bounds how long a
 -- worker that died mid-drain keeps others out.
 function _M.start(opts)
   require_nginx()
-  if type(opts) ~= "table" or opts.program == nil or type(opts.dict) ~= "string" then
+  opts = schema.assert(OPTIONS, opts, "loyalty.ngx.outbox_timer.start", 2)
+  if opts.program == nil or opts.dict == nil then
     error("loyalty.ngx.outbox_timer.start: {program = ..., dict = \"shared dict name\"} expected", 2)
   end
   local dict = ngx.shared[opts.dict]
   if not dict then return nil, errors.config("lua_shared_dict '" .. opts.dict .. "' is not declared", "dict") end
-  local interval = opts.interval or 5
+  local interval = opts.interval
   local key = opts.key or "loyalty:outbox:drain"
   local ttl = opts.lock_ttl or math.max(60, interval * 10)
   local program, failures = nil, 0

@@ -3,11 +3,17 @@
 -- Interface as loyalty.token_store: get(key), set(key, token, expires_at, ttl), lock(key).
 local timeouts = require "loyalty.timeouts"
 local errors = require "loyalty.errors"
+local schema = require "loyalty.schema"
 
 local _M = {}
 
 local Store = {}
 Store.__index = Store
+
+local OPTIONS = {
+  lock_timeout = { type = "number", above = 0, default = timeouts.token_lock_wait_s, doc = "seconds" },
+  lock_ttl = { type = "number", above = 0, default = timeouts.token_lock_ttl_s, doc = "seconds" },
+}
 
 local LOCK_PREFIX = "lock\0"
 
@@ -19,15 +25,15 @@ local lock_serial = 0
 --- new(dict_name [, {lock_timeout = seconds, lock_ttl = seconds}]) -> store | nil, err (kind config)
 function _M.new(dict_name, opts)
   if type(dict_name) ~= "string" then error("loyalty.ngx.token_store: dict name expected", 2) end
-  opts = opts or {}
+  opts = schema.assert(OPTIONS, opts or {}, "loyalty.ngx.token_store", 2)
   local dict = ngx.shared[dict_name]
   if not dict then
     return nil, errors.config("lua_shared_dict '" .. dict_name .. "' is not defined in nginx.conf", "token_dict")
   end
   return setmetatable({
     dict = dict, name = dict_name,
-    lock_timeout = opts.lock_timeout or timeouts.token_lock_wait_s,
-    lock_ttl = opts.lock_ttl or timeouts.token_lock_ttl_s,
+    lock_timeout = opts.lock_timeout,
+    lock_ttl = opts.lock_ttl,
   }, Store)
 end
 

@@ -102,6 +102,8 @@ end
 
 --- open{host, port, key, timeout_ms, password, clock} -> outbox | nil, err
 function _M.open(opts)
+  local checked, cerr = base.check_options(opts)
+  if not checked then return nil, cerr end
   local key = opts.key or "loyalty:outbox"
   if type(key) ~= "string" or key == "" or key:find("[%s%z]") then
     return nil, errors.config("outbox.key must be a non-empty string without spaces", "outbox.key")

@@ -44,6 +44,7 @@ local namecheck = require("loyalty.rules.names")
 local loyalty_env = require("loyalty.env")
 local util = require("loyalty.util")
 local errors = require("loyalty.errors")
+local schema = require("loyalty.schema")
 
 local function rules_error(problem, file, line)
   local message = problem
@@ -58,28 +59,28 @@ Ruleset.__index = Ruleset
 
 local LIMIT_KEYS = { "instruction_limit", "time_limit_ms", "memory_limit_kb", "hook_interval" }
 
+-- The options of check, load and watch (loyalty.schema fields); the limits default to the sandbox's.
+local OPTIONS = {
+  categories = { type = "table", doc = "known category names" },
+  tiers = { type = "table", doc = "known tier names" },
+  skus = { type = "table", doc = "known SKUs" },
+  check_interval_ms = { type = "number", min = 0, doc = "watch: milliseconds between checks" },
+  clock = { type = "function", doc = "watch: milliseconds now" },
+  run_fixtures = "boolean",
+  last_good = { type = "string", doc = "a directory path" },
+  log = { type = "function", doc = "log(level, event, fields)" },
+}
+for _, k in ipairs(LIMIT_KEYS) do OPTIONS[k] = { type = "number", above = 0, default = sandbox.DEFAULTS[k] } end
+
 local function build_limits(opts)
   local limits = {}
-  for _, k in ipairs(LIMIT_KEYS) do
-    local v = opts[k]
-    if v == nil then v = sandbox.DEFAULTS[k] end
-    if type(v) ~= "number" or v <= 0 then error("loyalty.rules: option " .. k .. " must be a positive number", 3) end
-    limits[k] = v
-  end
+  for _, k in ipairs(LIMIT_KEYS) do limits[k] = opts[k] end
   return limits
 end
 
-local KNOWN_OPTS = { instruction_limit = true, time_limit_ms = true, memory_limit_kb = true, hook_interval = true,
-  categories = true, check_interval_ms = true, clock = true, run_fixtures = true, tiers = true, skus = true,
-  last_good = true, log = true }
-
+-- Options are code: a wrong key or type raises (at the caller of check, load or watch).
 local function check_opts(opts)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then error("loyalty.rules: opts must be a table", 3) end
-  for k in pairs(opts) do
-    if not KNOWN_OPTS[k] then error("loyalty.rules: unknown option '" .. tostring(k) .. "'", 3) end
-  end
-  return opts
+  return schema.assert(OPTIONS, opts or {}, "loyalty.rules", 3)
 end
 
 local RULE_SOURCES = {}
@@ -511,11 +512,6 @@ Watcher.__index = Watcher
 function _M.watch(dir, opts)
   if type(dir) ~= "string" then error("loyalty.rules: dir must be a string", 2) end
   opts = check_opts(opts)
-  build_limits(opts)
-  if opts.last_good ~= nil and type(opts.last_good) ~= "string" then
-    error("loyalty.rules: option last_good must be a directory path", 2)
-  end
-  if opts.log ~= nil and type(opts.log) ~= "function" then error("loyalty.rules: option log must be a function", 2) end
   local load_opts = {}
   for k, v in pairs(opts) do
     if k ~= "last_good" and k ~= "log" and k ~= "check_interval_ms" and k ~= "clock" and k ~= "run_fixtures" then
