@@ -186,11 +186,6 @@ function _M.program(config)
   return p
 end
 
-function _M.reset_caches()
-  stores, programs = {}, setmetatable({}, { __mode = "k" })
-  failures, made, made_since, metrics = setmetatable({}, { __mode = "k" }), 0, nil, nil
-end
-
 --- The request body as a string (nil when there is none): nginx keeps a large one in a temp file.
 function _M.request_body()
   ngx.req.read_body()

@@ -14,7 +14,6 @@
 local _M = {}
 
 local BUCKETS = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 }
-_M.BUCKETS = BUCKETS
 
 local HELP = {
   loyalty_crm_calls_total = { "counter", "CRM calls by operation and result (ok or the error kind)" },

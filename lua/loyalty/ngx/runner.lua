@@ -84,7 +84,6 @@ local function default_paths()
   if ver == "5.1" then cpath = cpath .. tree .. "/lib/lua/5.1/?.so;" end
   return share .. "/?.lua;" .. share .. "/?/init.lua;;", cpath .. ";;"
 end
-_M.default_paths = default_paths
 
 local function mktemp_dir()
   local p = io.popen("mktemp -d /tmp/loyalty-nginx.XXXXXX")
@@ -151,7 +150,6 @@ local function render(opts, prefix, port)
     "",
   }, "\n")
 end
-_M.render = render
 
 local Server = {}
 Server.__index = Server

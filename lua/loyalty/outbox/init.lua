@@ -29,8 +29,6 @@ _M.KINDS = {
   redemption_hold = true,        -- a redemption's hold: due at its expiry, reversed unless the bill is there
 }
 
-_M.STATES = { pending = true, delivered = true, dead = true }
-
 local MAX_KEY = 512
 local MAX_PAYLOAD = 256 * 1024
 

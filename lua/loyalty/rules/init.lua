@@ -629,6 +629,4 @@ function Watcher:counters()
            from_last_good = self.from_last_good ~= nil }
 end
 
-_M.load_last_good = load_last_good
-
 return _M

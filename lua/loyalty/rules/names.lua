@@ -371,7 +371,6 @@ local function nested_where(outlines, file, setting, key, sub)
   if k and k.tree and k.tree.keys[sub] then return k.tree.keys[sub].line end
   return where(outlines, file, setting, key)
 end
-_M.nested_where = nested_where
 
 -- line_of(file, setting [, key [, sub]]): where a setting, one of its keys (or list items) or a key inside a
 -- key's table is written in the rule sources { [file] = src }; nil when unknown.
