@@ -1,6 +1,7 @@
 -- loyalty.env outside nginx, and the rule that it is the only code asking whether it runs in
--- nginx: code under lua/loyalty/ngx/ (nginx code) and the sandbox (an nginx app) may use the ngx
--- API, nothing else may test for it. The nginx side is spec/nginx/env_spec.lua.
+-- nginx or may yield: code under lua/loyalty/ngx/ (nginx code) and the sandbox (an nginx app) may
+-- use the ngx API without testing for it; nothing else may touch ngx. The nginx side is
+-- spec/nginx/env_spec.lua.
 local env = require "loyalty.env"
 local core = require "loyalty.core"
 local lfs = require "lfs"
@@ -50,10 +51,10 @@ local PROBES = {
   "%f[%w_%.]ngx%.[%a_][%w_]*%s*[%(%[]", -- ngx.sleep(...), ngx.shared[...] on the global
 }
 
-local function findings(lines, path)
+local function findings(lines, path, probes)
   local out = {}
   for i, line in ipairs(lines) do
-    for _, p in ipairs(PROBES) do
+    for _, p in ipairs(probes or PROBES) do
       if line:find(p) then out[#out + 1] = path .. ":" .. i .. ": " .. line break end
     end
   end
@@ -98,6 +99,17 @@ describe("looking at ngx", function()
       end
     end
     assert.is_true(#files > 50)
+    assert.same({}, found)
+  end)
+
+  it("nginx code uses the ngx API but never tests whether it runs in nginx or may yield", function()
+    local found = {}
+    local tests = { PROBES[1], PROBES[2], PROBES[3] }
+    for _, dir in ipairs { "lua/loyalty/ngx", "lua/loyalty/sandbox" } do
+      for _, path in ipairs(lua_files(dir, {})) do
+        for _, f in ipairs(findings(code_lines(path), path, tests)) do found[#found + 1] = f end
+      end
+    end
     assert.same({}, found)
   end)
 end)
