@@ -67,10 +67,4 @@ function _M.tcp()
   return nil
 end
 
---- The lua_shared_dict called name, or nil (outside nginx, or not declared in nginx.conf).
-function _M.shared(name)
-  if in_nginx and ngx.shared then return ngx.shared[name] end
-  return nil
-end
-
 return _M

@@ -12,7 +12,6 @@ describe("loyalty.env outside nginx", function()
     assert.is_nil(env.phase())
     assert.is_false(env.can_yield())
     assert.is_nil(env.tcp())
-    assert.is_nil(env.shared("loyalty_tokens"))
     assert.is_nil(env.worker_pid())
   end)
 
