@@ -331,19 +331,19 @@ static int pragma(sqlite3 *db, const char *sql, const char *want)
   return ok;
 }
 
-/* core.sqlite_open(path [, {busy_timeout_ms = 5000}]) -> db | nil, err */
+/* core.sqlite_open(path [, {busy_timeout_ms = 500}]) -> db | nil, err (lua/loyalty/timeouts.lua) */
 static int l_open(lua_State *L)
 {
   size_t len;
   const char *path = luaL_checklstring(L, 1, &len);
-  long long busy = 5000;
+  long long busy = 500;
   handle *h;
   int rc;
   luaL_argcheck(L, len > 0 && len < 4096 && strlen(path) == len, 1, "database path expected");
   if (!lua_isnoneornil(L, 2)) {
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_getfield(L, 2, "busy_timeout_ms");
-    busy = compat_optcount(L, -1, 5000);
+    busy = compat_optcount(L, -1, 500);
     lua_pop(L, 1);
     luaL_argcheck(L, busy <= 600000, 2, "busy_timeout_ms must be at most 600000");
   }

@@ -42,8 +42,8 @@ void opts_read(lua_State *L, int idx, core_opts *o)
 {
   int i;
   memset(o, 0, sizeof *o);
-  o->connect_timeout_ms = 10000;
-  o->timeout_ms = 30000;
+  o->connect_timeout_ms = 3000; /* lua/loyalty/timeouts.lua connect_ms */
+  o->timeout_ms = 10000;        /* lua/loyalty/timeouts.lua request_ms */
   o->accept_encoding = "";
   if (lua_isnoneornil(L, idx)) return;
   luaL_checktype(L, idx, LUA_TTABLE);

@@ -352,7 +352,7 @@ function _M.metrics()
   local m, err = loyalty_ngx.metrics()
   if not m then
     ngx.status = 404
-    ngx.say(err)
+    ngx.say(err.message)
     return
   end
   local p = program()

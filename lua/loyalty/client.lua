@@ -4,6 +4,9 @@ local core = require "loyalty.core"
 local errors = require "loyalty.errors"
 local token_store = require "loyalty.token_store"
 local log = require "loyalty.log"
+local env = require "loyalty.env"
+local timeouts = require "loyalty.timeouts"
+local util = require "loyalty.util"
 
 local type = type -- an upvalue: the per-call checks skip a global lookup on Lua 5.4
 local floor = math.floor
@@ -31,7 +34,7 @@ local OPTIONS = {
   now = "function", -- monotonic seconds for deadlines (default core.now)
 }
 
-local DEFAULT_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS = 10000, 3000
+local DEFAULT_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS = timeouts.request_ms, timeouts.connect_ms
 -- A retry is only started when at least this long (or as long as the last attempt took) is
 -- left before the deadline, after its backoff.
 local MIN_ATTEMPT_S = 0.01
@@ -39,17 +42,13 @@ local MIN_ATTEMPT_S = 0.01
 -- then cuts it to errors.RAW_CAP (a cut first could leave part of a secret behind).
 local RAW_UNCUT = 64 * 1024 * 1024
 
-local in_nginx = type(ngx) == "table" and type(ngx.get_phase) == "function" -- luacheck: ignore ngx
-
 -- Part of a token cache key: a secret's digest (salted, so it is not the Basic header's md5).
 local function secret_hash(secret)
   return core.md5_hex("lua-loyalty token key\0" .. secret)
 end
 
-local function default_sleep(seconds)
-  if in_nginx then return ngx.sleep(seconds) end -- luacheck: ignore ngx
-  return core.sleep(seconds)
-end
+local in_nginx = env.in_nginx
+local default_sleep = env.sleep
 
 local function default_transport(opts)
   if in_nginx then return require("loyalty.ngx.transport").new(opts) end
@@ -428,7 +427,7 @@ function Client:token(force, deadline)
   local release, lerr = store:lock(key, deadline and math.max(deadline - self.now(), 0) or nil)
   if not release then
     -- Another refresh holds the lock past what this call may wait: try again later (queueable).
-    return nil, errors.new { kind = "timeout", retryable = true, message = "token lock: " .. tostring(lerr) }
+    return nil, errors.new { kind = "timeout", retryable = true, message = "token lock: " .. util.message_of(lerr) }
   end
   local tok, exp = store:get(key)
   if tok and exp > now and not (force and tok == force) then

@@ -45,9 +45,25 @@ function _M.time_ms()
   return os.time() * 1000
 end
 
+--- Wall-clock seconds with sub-second precision where there is a clock for it (nginx's cached
+-- time, else LuaSocket's gettime, else whole seconds): times stored for other processes.
+_M.wall_time = (function()
+  if in_nginx then return ngx.now end
+  local ok, socket = pcall(require, "socket")
+  if ok and type(socket) == "table" and socket.gettime then return socket.gettime end
+  return os.time
+end)()
+
 --- The nginx worker's pid, or nil outside nginx.
 function _M.worker_pid()
   if in_nginx and ngx.worker then return ngx.worker.pid() end
+  return nil
+end
+
+--- A cosocket (ngx.socket.tcp) where the current phase may use one; nil elsewhere (plain Lua, or
+-- a phase such as init or init_worker that cannot yield): the caller then uses LuaSocket.
+function _M.tcp()
+  if in_nginx and YIELDING[ngx.get_phase()] then return ngx.socket.tcp() end
   return nil
 end
 

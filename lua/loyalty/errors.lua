@@ -80,20 +80,7 @@ function _M.bad_field(r, field, want, got)
   }
 end
 
--- Replaces every occurrence of one (non-empty) secret; linear, never loops.
-local function replace_plain(s, secret)
-  local a, b = s:find(secret, 1, true)
-  if not a then return s end
-  local parts, from = {}, 1
-  while a do
-    parts[#parts + 1] = s:sub(from, a - 1)
-    parts[#parts + 1] = REDACTED
-    from = b + 1
-    a, b = s:find(secret, from, true)
-  end
-  parts[#parts + 1] = s:sub(from)
-  return table.concat(parts)
-end
+local replace_plain = require("loyalty.util").replace_plain
 
 --- Removes every registered secret from a string. Secrets that are not strings or shorter than
 -- MIN_SECRET bytes are ignored. Give longer secrets first (the client does), so that a
@@ -103,7 +90,7 @@ local function scrub_string(s, secrets)
   local min = _M.MIN_SECRET
   for i = 1, #secrets do
     local secret = secrets[i]
-    if type(secret) == "string" and #secret >= min and #s >= #secret then s = replace_plain(s, secret) end
+    if type(secret) == "string" and #secret >= min and #s >= #secret then s = replace_plain(s, secret, REDACTED) end
   end
   return s
 end

@@ -3,27 +3,15 @@
 -- "queued", "rules_rejected", "point_value_mismatch", …) and fields a flat table.
 -- Strings in fields are scrubbed of the caller's secrets; a failing sink never breaks a call.
 local errors = require "loyalty.errors"
+local env = require "loyalty.env"
 
 local _M = {}
 
 _M.LEVELS = { debug = true, info = true, warn = true, error = true }
 
-local in_nginx = type(ngx) == "table" and type(ngx.get_phase) == "function" -- luacheck: ignore ngx
-
-local function ngx_sink(level, event, fields)
-  local ngx = ngx -- luacheck: ignore ngx
-  local lvl = ({ debug = ngx.DEBUG, info = ngx.INFO, warn = ngx.WARN, error = ngx.ERR })[level] or ngx.INFO
-  local parts = { "loyalty: ", event }
-  local keys = {}
-  for k in pairs(fields) do keys[#keys + 1] = tostring(k) end
-  table.sort(keys)
-  for _, k in ipairs(keys) do parts[#parts + 1] = " " .. k .. "=" .. tostring(fields[k]) end
-  ngx.log(lvl, table.concat(parts))
-end
-
---- The sink used when the caller names none: ngx.log inside nginx, nothing elsewhere.
+--- The sink used when the caller names none: ngx.log inside nginx (loyalty.ngx.log), nothing elsewhere.
 function _M.default()
-  if in_nginx then return ngx_sink end
+  if env.in_nginx then return require("loyalty.ngx").log end
   return nil
 end
 

@@ -6,7 +6,9 @@ local errors = require "loyalty.errors"
 local _M = {}
 
 -- A field: a type name ("string"), or a table
--- { type, default = v, doc = "what it is", one_of = { a = true, ... }, min = n, max = n, integer = true }.
+-- { type, default = v, doc = "what it is", one_of = { a = true, ... }, min = n, max = n, above = n,
+--   integer = true }. type may also be a list of names ({ "string", "function" }): any of them.
+-- min and max include the bound, above excludes it (above = 0: more than zero).
 local function field_of(spec)
   if type(spec) == "string" then return { type = spec } end
   return spec
@@ -15,6 +17,15 @@ _M.field = field_of
 
 local function fail(where, key, message)
   return nil, errors.config(where .. ": " .. message, key)
+end
+
+-- true when v has the field's type; the type's name for messages ("a string or a table").
+local function type_ok(f, v)
+  local want = f.type
+  if type(want) ~= "table" then return type(v) == want, want end
+  local ok = false
+  for _, t in ipairs(want) do ok = ok or type(v) == t end
+  return ok, table.concat(want, " or a ")
 end
 
 --- check(fields, t, where [, word]) -> out | nil, err (kind "config", err.key names the field).
@@ -28,9 +39,10 @@ function _M.check(fields, t, where, word)
     local spec = fields[k]
     if spec == nil then return fail(where, tostring(k), "unknown " .. word .. " '" .. tostring(k) .. "'") end
     local f = field_of(spec)
-    if type(v) ~= f.type then
+    local ok, want = type_ok(f, v)
+    if not ok then
       local what = f.doc and (" (" .. f.doc .. ")") or ""
-      return fail(where, k, word .. " '" .. k .. "' must be a " .. f.type .. what .. ", got " .. type(v))
+      return fail(where, k, word .. " '" .. k .. "' must be a " .. want .. what .. ", got " .. type(v))
     end
     if f.one_of and not f.one_of[v] then
       local names = {}
@@ -39,8 +51,8 @@ function _M.check(fields, t, where, word)
       return fail(where, k, word .. " '" .. k .. "': '" .. tostring(v) .. "' is not one of "
                             .. table.concat(names, ", "))
     end
-    if f.type == "number" then
-      if v ~= v or ((f.min or f.max) and (v == math.huge or v == -math.huge)) then
+    if type(v) == "number" then
+      if v ~= v or ((f.min or f.max or f.above) and (v == math.huge or v == -math.huge)) then
         return fail(where, k, word .. " '" .. k .. "' must be a finite number")
       end
       if f.integer and v ~= math.floor(v) then
@@ -49,6 +61,9 @@ function _M.check(fields, t, where, word)
       if (f.min and v < f.min) or (f.max and v > f.max) then
         return fail(where, k, word .. " '" .. k .. "' must be from " .. tostring(f.min or "-inf") .. " to "
                              .. tostring(f.max or "inf"))
+      end
+      if f.above and v <= f.above then
+        return fail(where, k, word .. " '" .. k .. "' must be more than " .. tostring(f.above))
       end
     end
     out[k] = v

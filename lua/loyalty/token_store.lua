@@ -3,6 +3,9 @@
 --   store:get(key) -> token, expires_at | nil
 --   store:set(key, token, expires_at, ttl)
 --   store:lock(key [, wait_s]) -> release() | nil, err   (one refresh at a time; wait at most wait_s)
+-- A failing store answers `nil, err` with a loyalty.errors table (timeout, storage or config).
+local env = require "loyalty.env"
+
 local _M = {}
 
 local Memory = {}
@@ -37,7 +40,7 @@ end
 --- The default: inside nginx the workers' shared dict (when configured, so one worker
 -- refreshes and all share), else this process's memory.
 function _M.default()
-  if type(ngx) == "table" and type(ngx.shared) == "table" then -- luacheck: ignore ngx
+  if env.in_nginx then
     local ok, ngx_loyalty = pcall(require, "loyalty.ngx")
     local store = ok and ngx_loyalty.token_store()
     if store then return store end

@@ -6,6 +6,8 @@ describe("loyalty.schema", function()
     name = "string",
     count = { type = "number", min = 1, max = 10, integer = true, default = 3, doc = "how many" },
     mode = { type = "string", one_of = { fast = true, safe = true } },
+    wait = { type = "number", above = 0 },
+    program = { type = { "string", "table" } },
   }
 
   it("fills defaults and keeps given values", function()
@@ -21,6 +23,9 @@ describe("loyalty.schema", function()
       { { count = 0 / 0 }, "t: option 'count' must be a finite number", "count" },
       { { count = 1.5 }, "t: option 'count' must be a whole number", "count" },
       { { mode = "slow" }, "t: option 'mode': 'slow' is not one of fast, safe", "mode" },
+      { { wait = 0 }, "t: option 'wait' must be more than 0", "wait" },
+      { { wait = math.huge }, "t: option 'wait' must be a finite number", "wait" },
+      { { program = 1 }, "t: option 'program' must be a string or a table, got number", "program" },
     }
     for _, c in ipairs(cases) do
       local out, err = schema.check(F, c[1], "t")
@@ -29,6 +34,12 @@ describe("loyalty.schema", function()
       assert.equal(c[2], err.message)
       assert.equal(c[3], err.key)
     end
+  end)
+
+  it("takes any of several types, and a bound it excludes", function()
+    local out = assert(schema.check(F, { program = { 1 }, wait = 0.5 }, "t"))
+    assert.same({ program = { 1 }, wait = 0.5, count = 3 }, out)
+    assert.equal("p", assert(schema.check(F, { program = "p" }, "t")).program)
   end)
 
   it("says 'setting' where asked, and refuses a non-table", function()
@@ -45,15 +56,3 @@ describe("loyalty.schema", function()
   end)
 end)
 
-describe("loyalty.env outside nginx", function()
-  local env = require "loyalty.env"
-  it("knows it is not in nginx and still sleeps and tells time", function()
-    assert.is_false(env.in_nginx)
-    assert.is_false(env.can_yield())
-    assert.is_nil(env.phase())
-    local t0 = env.now()
-    env.sleep(0.01)
-    assert.is_true(env.now() - t0 >= 0.009)
-    assert.is_true(math.abs(env.time_ms() / 1000 - os.time()) <= 1)
-  end)
-end)

@@ -7,7 +7,8 @@ describe("starting nginx, when it cannot start", function()
   it("no nginx: says which packages to install", function()
     local srv, err = runner.start { http = "", nginx = "/nonexistent/sbin/nginx" }
     assert.is_nil(srv)
-    assert.equal("nginx is not installed: apt-get install nginx libnginx-mod-http-lua", err)
+    assert.same({ "config", "nginx is not installed: apt-get install nginx libnginx-mod-http-lua" },
+                { err.kind, err.message })
   end)
 
   it("a busy port: names the port and what to do", function()
@@ -15,8 +16,8 @@ describe("starting nginx, when it cannot start", function()
     local other, err = sandbox.start { port = sb.port }
     sb:stop()
     assert.is_nil(other)
-    assert.truthy(err:find("port " .. sb.port .. " is already in use: stop what listens there or choose another port",
-                           1, true), err)
+    assert.truthy(tostring(err):find("port " .. sb.port .. " is already in use: stop what listens there or choose "
+                                     .. "another port", 1, true), tostring(err))
   end)
 
   it("a missing seed: names the file", function()
@@ -29,8 +30,9 @@ describe("starting nginx, when it cannot start", function()
     local ok, err = runner.start { foreground = true,
       http = "init_by_lua_block { require('loyalty.no_such_module') }\nserver { listen 127.0.0.1:${port}; }" }
     assert.is_nil(ok)
-    assert.truthy(err:find("nginx's LuaJIT cannot find the loyalty modules", 1, true), err)
-    assert.truthy(err:find("no_such_module", 1, true), err)
+    assert.equal("config", err.kind)
+    assert.truthy(err.message:find("nginx's LuaJIT cannot find the loyalty modules", 1, true), err.message)
+    assert.truthy(err.message:find("no_such_module", 1, true), err.message)
   end)
 
   it("data a rock does not have: names the rock to install", function()

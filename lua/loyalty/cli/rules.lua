@@ -4,7 +4,7 @@
 local _M = {}
 
 local rules = require("loyalty.rules")
-local files = require("loyalty.rules.files")
+local util = require("loyalty.util")
 local cli = require("loyalty.cli")
 
 local DIR_HELP = "The rule set's directory (the installed examples: \"$(loyalty --examples-dir)/rules\")."
@@ -98,7 +98,7 @@ local out, err -- this run's writers
 local decode_json = require("loyalty.cli.rules_input").decode_json
 
 local function read_list(path)
-  local text, e = files.read(path)
+  local text, e = util.read_file(path)
   if not text then return nil, "cannot read " .. path .. ": " .. tostring(e) end
   if text:match("^%s*%[") then
     local list, je = decode_json(text, path)

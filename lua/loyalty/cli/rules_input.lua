@@ -2,7 +2,7 @@
 -- checked strictly (unknown keys, JSON errors as line:column). Returns customer, cart, requested or nil, message.
 local _M = {}
 
-local files = require("loyalty.rules.files")
+local util = require("loyalty.util")
 local sandbox = require("loyalty.rules.sandbox")
 local strict = require("loyalty.rules.strict")
 local names = require("loyalty.rules.names")
@@ -42,7 +42,7 @@ end
 
 -- path -> doc (the table in the file) or nil, message.
 function _M.read_doc(path, limits)
-  local text, e = files.read(path)
+  local text, e = util.read_file(path)
   if not text then return nil, "cannot read " .. path .. ": " .. tostring(e) end
   local doc, err
   if path:match("%.lua$") then doc, err = read_lua(text, path, limits)

@@ -1,5 +1,10 @@
 -- OpenResty glue: which nginx transport carries CRM calls, the shared token store, and one
 -- storefront program per worker. Call `configure` from init_by_lua*; everything else is lazy.
+local env = require "loyalty.env"
+local errors = require "loyalty.errors"
+local schema = require "loyalty.schema"
+local timeouts = require "loyalty.timeouts"
+
 local _M = {}
 
 local DEFAULTS = {
@@ -10,21 +15,25 @@ local DEFAULTS = {
   proxy_upstreams = {},
   thread_pool = "loyalty",
   token_dict = "loyalty_tokens",
-  lock_timeout = 10, -- seconds a worker waits for another worker's token refresh
-  lock_ttl = 30,     -- a crashed refresher's lock expires after this
+  lock_timeout = timeouts.token_lock_wait_s, -- seconds a worker waits for another worker's token refresh
+  lock_ttl = timeouts.token_lock_ttl_s,       -- a crashed refresher's lock expires after this
   socket_pool_size = 64,        -- keep-alive connections per CRM origin, per worker
-  socket_keepalive_ms = 60000,  -- idle time before a pooled connection is closed
+  socket_keepalive_ms = timeouts.keepalive_ms, -- idle time before a pooled connection is closed
   gzip = true,                  -- send Accept-Encoding: gzip (the reply is inflated by the C core)
   -- lua_shared_dict for loyalty.ngx.metrics (nil: no metrics)
   metrics_dict = nil,
 }
 
-local TYPES = {
-  transport = "string", proxy_location = "string", proxy_upstreams = "table", thread_pool = "string",
-  token_dict = "string", lock_timeout = "number", lock_ttl = "number", socket_pool_size = "number",
-  socket_keepalive_ms = "number", gzip = "boolean", metrics_dict = "string",
+-- configure's options (loyalty.schema fields); the defaults are DEFAULTS, kept by `settings`.
+local OPTIONS = {
+  transport = { type = "string", one_of = { socket = true, proxy = true, thread = true } },
+  proxy_location = "string", proxy_upstreams = "table", thread_pool = "string", token_dict = "string",
+  lock_timeout = { type = "number", above = 0, doc = "seconds" },
+  lock_ttl = { type = "number", above = 0, doc = "seconds" },
+  socket_pool_size = { type = "number", above = 0, doc = "connections per origin" },
+  socket_keepalive_ms = { type = "number", above = 0, doc = "milliseconds" },
+  gzip = "boolean", metrics_dict = "string",
 }
-local TRANSPORTS = { socket = true, proxy = true, thread = true }
 
 local settings = {}
 for k, v in pairs(DEFAULTS) do settings[k] = v end
@@ -34,10 +43,12 @@ local stores = {}
 local metrics -- this worker's loyalty.ngx.metrics, made on first use
 
 --- The worker's metrics (loyalty.ngx.metrics) when configure{metrics_dict} names a declared
--- lua_shared_dict; nil, message otherwise.
+-- lua_shared_dict; nil, err (kind config) otherwise.
 function _M.metrics()
   if metrics then return metrics end
-  if not settings.metrics_dict then return nil, "metrics are off (configure{metrics_dict = ...})" end
+  if not settings.metrics_dict then
+    return nil, errors.config("metrics are off (configure{metrics_dict = ...})", "metrics_dict")
+  end
   local m, err = require("loyalty.ngx.metrics").new(settings.metrics_dict)
   if not m then return nil, err end
   metrics = m
@@ -60,18 +71,7 @@ _M.normalise_origin = normalise_origin
 -- thread_pool, token_dict, lock_timeout, lock_ttl, metrics_dict}. Raises on unknown keys or bad values
 -- (configuration is code in nginx.conf). Returns the effective settings.
 function _M.configure(opts)
-  if type(opts) ~= "table" then error("loyalty.ngx.configure: options table expected", 2) end
-  for k, v in pairs(opts) do
-    local want = TYPES[k]
-    if not want then error("loyalty.ngx.configure: unknown option '" .. tostring(k) .. "'", 2) end
-    if type(v) ~= want then error("loyalty.ngx.configure: option '" .. k .. "' must be a " .. want, 2) end
-  end
-  if opts.transport and not TRANSPORTS[opts.transport] then
-    error("loyalty.ngx.configure: transport must be \"socket\", \"proxy\" or \"thread\"", 2)
-  end
-  for _, k in ipairs { "socket_pool_size", "socket_keepalive_ms", "lock_timeout", "lock_ttl" } do
-    if opts[k] ~= nil and opts[k] <= 0 then error("loyalty.ngx.configure: option '" .. k .. "' must be > 0", 2) end
-  end
+  schema.assert(OPTIONS, opts, "loyalty.ngx.configure", 2)
   for k, v in pairs(opts) do
     if k == "proxy_upstreams" then
       -- merged, so a storefront can add its CRM's upstream once it knows the base_url
@@ -159,7 +159,7 @@ function _M.program(config)
     end
   end
   local ok, p, err = pcall(require("loyalty.program").new, settings_for)
-  if not ok then p, err = nil, { kind = "config", message = tostring(p) } end
+  if not ok then p, err = nil, errors.config(tostring(p)) end
   if not p then
     log_failure(config, err)
     return nil, err
@@ -186,22 +186,13 @@ function _M.program(config)
   return p
 end
 
-function _M.reset_caches()
-  stores, programs = {}, setmetatable({}, { __mode = "k" })
-  failures, made, made_since, metrics = setmetatable({}, { __mode = "k" }), 0, nil, nil
-end
-
 --- The request body as a string (nil when there is none): nginx keeps a large one in a temp file.
 function _M.request_body()
   ngx.req.read_body()
   local data = ngx.req.get_body_data()
   if data == nil then
     local file = ngx.req.get_body_file()
-    local f = file and io.open(file, "rb")
-    if f then
-      data = f:read("*a")
-      f:close()
-    end
+    if file then data = require("loyalty.util").read_file(file) end
   end
   return data
 end
@@ -209,7 +200,18 @@ end
 --- True where ngx.location.capture is allowed (and so the proxy transport can run).
 local CAPTURE_PHASES = { rewrite = true, access = true, content = true }
 function _M.capture_allowed()
-  return CAPTURE_PHASES[ngx.get_phase()] == true
+  return CAPTURE_PHASES[env.phase()] == true
+end
+
+--- The default loyalty.log sink in nginx: one error_log line "loyalty: <event> k=v ..." (keys sorted).
+function _M.log(level, event, fields)
+  local parts = { "loyalty: ", event }
+  local keys = {}
+  for k in pairs(fields) do keys[#keys + 1] = tostring(k) end
+  table.sort(keys)
+  for _, k in ipairs(keys) do parts[#parts + 1] = " " .. k .. "=" .. tostring(fields[k]) end
+  local lvl = ({ debug = ngx.DEBUG, info = ngx.INFO, warn = ngx.WARN, error = ngx.ERR })[level] or ngx.INFO
+  ngx.log(lvl, table.concat(parts))
 end
 
 return _M

@@ -14,7 +14,6 @@
 local _M = {}
 
 local BUCKETS = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 }
-_M.BUCKETS = BUCKETS
 
 local HELP = {
   loyalty_crm_calls_total = { "counter", "CRM calls by operation and result (ok or the error kind)" },
@@ -37,10 +36,13 @@ local function escape(v)
   return (tostring(v):gsub("[\\\n\"]", { ["\\"] = "\\\\", ["\n"] = "\\n", ['"'] = '\\"' }))
 end
 
---- new(dict_name) -> metrics | nil, message (the dict is not declared)
+--- new(dict_name) -> metrics | nil, err (kind config: the dict is not declared)
 function _M.new(dict_name)
   local dict = ngx.shared[dict_name]
-  if not dict then return nil, "lua_shared_dict " .. tostring(dict_name) .. " is not declared" end
+  if not dict then
+    return nil, require("loyalty.errors").config("lua_shared_dict " .. tostring(dict_name) .. " is not declared",
+                                                 "metrics_dict")
+  end
   -- the worker label is found on first use in a worker: made in init_by_lua, this object is
   -- copied into every worker by the fork
   return setmetatable({ dict = dict, keys = {} }, Metrics)

@@ -12,15 +12,16 @@
 -- where cosockets are available. With the SQLite backend each put/claim is a short blocking
 -- fsync in the worker; a fleet should prefer the Redis backend.
 local drainer = require "loyalty.outbox.drainer"
+local env = require "loyalty.env"
+local errors = require "loyalty.errors"
+local schema = require "loyalty.schema"
 
 local _M = {}
 
-local function ngx_api()
-  local ngx = rawget(_G, "ngx")
-  if type(ngx) ~= "table" or type(ngx.timer) ~= "table" then
+local function require_nginx()
+  if not env.in_nginx then
     error("loyalty.ngx.outbox_timer: only available inside nginx (init_worker_by_lua)", 3)
   end
-  return ngx
 end
 
 local function make_program(spec)
@@ -28,17 +29,28 @@ local function make_program(spec)
   return require("loyalty.program").new(spec)
 end
 
+local OPTIONS = {
+  program = { type = { "string", "table", "function" }, doc = "settings path or table, or a function making one" },
+  dict = { type = "string", doc = "a lua_shared_dict for the lock" },
+  key = "string",
+  interval = { type = "number", above = 0, default = 5, doc = "seconds between drains" },
+  lock_ttl = { type = "number", above = 0, doc = "seconds" },
+  drain = { type = "table", doc = "loyalty.outbox.drainer options" },
+  on_drain = "function",
+}
+
 --- start{program, dict, key, interval, lock_ttl, drain = {drainer options}, on_drain(totals)}
--- -> true | nil, message. lock_ttl (default 10 × interval, at least 60 s) bounds how long a
+-- -> true | nil, err (kind config). lock_ttl (default 10 × interval, at least 60 s) bounds how long a
 -- worker that died mid-drain keeps others out.
 function _M.start(opts)
-  local ngx = ngx_api()
-  if type(opts) ~= "table" or opts.program == nil or type(opts.dict) ~= "string" then
+  require_nginx()
+  opts = schema.assert(OPTIONS, opts, "loyalty.ngx.outbox_timer.start", 2)
+  if opts.program == nil or opts.dict == nil then
     error("loyalty.ngx.outbox_timer.start: {program = ..., dict = \"shared dict name\"} expected", 2)
   end
   local dict = ngx.shared[opts.dict]
-  if not dict then return nil, "lua_shared_dict '" .. opts.dict .. "' is not declared" end
-  local interval = opts.interval or 5
+  if not dict then return nil, errors.config("lua_shared_dict '" .. opts.dict .. "' is not declared", "dict") end
+  local interval = opts.interval
   local key = opts.key or "loyalty:outbox:drain"
   local ttl = opts.lock_ttl or math.max(60, interval * 10)
   local program, failures = nil, 0
@@ -79,7 +91,7 @@ function _M.start(opts)
   end
 
   local ok, err = ngx.timer.every(interval, tick)
-  if not ok then return nil, "cannot start the outbox timer: " .. tostring(err) end
+  if not ok then return nil, errors.config("cannot start the outbox timer: " .. tostring(err)) end
   return true
 end
 

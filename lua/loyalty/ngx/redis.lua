@@ -2,6 +2,8 @@
 -- else `nginx.redis` from Debian's lua-nginx-redis) with nginx's connection pool, behind the
 -- same small interface as loyalty.outbox.resp: connect{...} -> conn; conn:call(cmd, ...),
 -- conn:release() (back to the pool), conn:close(). A nil bulk reply is false, as in resp.
+local timeouts = require "loyalty.timeouts"
+
 local _M = {}
 
 local ngx = ngx -- luacheck: ignore ngx (only loaded inside nginx)
@@ -21,12 +23,13 @@ function _M.available()
   return name
 end
 
-local POOL_IDLE_MS, POOL_SIZE = 60000, 16
+local POOL_IDLE_MS, POOL_SIZE = timeouts.keepalive_ms, 16
 
 local Conn = {}
 Conn.__index = Conn
 
-local redact = require("loyalty.outbox.resp").redact -- plain text, never a pattern
+local resp = require "loyalty.outbox.resp"
+local redact, fail = resp.redact, resp.fail -- plain text, never a pattern; a storage error
 
 -- resty.redis gives ngx.null for nil replies (also inside arrays); resp gives false.
 local function plain(v)
@@ -37,38 +40,38 @@ local function plain(v)
   return v
 end
 
---- connect{host, port, timeout_ms, password} -> conn | nil, message
+--- connect{host, port, timeout_ms, password} -> conn | nil, err (kind storage)
 function _M.connect(opts)
   local redis, lerr = library()
-  if not redis then return nil, lerr end
+  if not redis then return fail(lerr) end
   local red = redis:new()
-  red:set_timeout(opts.timeout_ms or 2000)
+  red:set_timeout(opts.timeout_ms or timeouts.redis_ms)
   local host, port = opts.host or "127.0.0.1", opts.port or 6379
   -- one pool per server and password: a pooled connection is already signed in as this user
   local pool = "loyalty-redis:" .. host .. ":" .. port .. ":" .. (opts.password and ngx.md5(opts.password) or "")
   local ok, err = red:connect(host, port, { pool = pool, pool_size = POOL_SIZE })
-  if not ok then return nil, "redis connect: " .. tostring(err) end
+  if not ok then return fail("redis connect: " .. tostring(err)) end
   if opts.password and (red:get_reused_times() or 0) == 0 then
     local r, aerr = red:auth(opts.password)
     if not r then
       red:close()
-      return nil, "redis auth failed: " .. redact(aerr, opts.password)
+      return fail("redis auth failed: " .. redact(aerr, opts.password))
     end
   end
   return setmetatable({ red = red, sock = true, pooled = true, password = opts.password }, Conn)
 end
 
---- call(cmd, ...) -> reply | nil, message
+--- call(cmd, ...) -> reply | nil, err (kind storage)
 function Conn:call(cmd, ...)
-  if not self.red then return nil, "redis connection closed" end
+  if not self.red then return fail("redis connection closed") end
   local method = self.red[cmd:lower()]
-  if not method then return nil, "redis command " .. tostring(cmd) .. " is not known to lua-resty-redis" end
+  if not method then return fail("redis command " .. tostring(cmd) .. " is not known to lua-resty-redis") end
   local r, err = method(self.red, ...)
   if r == nil then
     -- a reply from Redis ("ERR ...", "NOSCRIPT ...") leaves the connection usable; anything
     -- else (timeout, closed) does not
     if not (type(err) == "string" and err:match("^[A-Z]+ ")) then self:close() end
-    return nil, redact(err, self.password)
+    return fail(redact(err, self.password))
   end
   return plain(r)
 end

@@ -1,5 +1,8 @@
 -- Starts and stops a private nginx (with the Lua module) under a temporary prefix.
 -- Used by the sandbox, the OpenResty example and the tests; never touches the system nginx.
+local util = require "loyalty.util"
+local errors = require "loyalty.errors"
+
 local _M = {}
 
 local MODULE_DIRS = { "/usr/lib/nginx/modules", "/usr/share/nginx/modules" }
@@ -17,19 +20,11 @@ local function run(cmd)
 end
 _M.run = run
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-_M.read_file = read_file
+local read_file = util.read_file
+_M.read_file = read_file -- the specs' helper too
 
 local function write_file(path, data)
-  local f = assert(io.open(path, "wb"))
-  f:write(data)
-  f:close()
+  assert(util.write_file(path, data))
 end
 
 local function exists(path)
@@ -89,7 +84,6 @@ local function default_paths()
   if ver == "5.1" then cpath = cpath .. tree .. "/lib/lua/5.1/?.so;" end
   return share .. "/?.lua;" .. share .. "/?/init.lua;;", cpath .. ";;"
 end
-_M.default_paths = default_paths
 
 local function mktemp_dir()
   local p = io.popen("mktemp -d /tmp/loyalty-nginx.XXXXXX")
@@ -156,7 +150,6 @@ local function render(opts, prefix, port)
     "",
   }, "\n")
 end
-_M.render = render
 
 local Server = {}
 Server.__index = Server
@@ -250,11 +243,18 @@ local function first_lines(text)
   return table.concat(lines, "; ")
 end
 
+-- nginx that cannot start is a setup problem (packages, ports, configuration): kind config.
+local function start_error(message)
+  return errors.config(message, "nginx")
+end
+
 local function failure(text, port)
   local why = _M.diagnose(text, port)
   local said = first_lines(text)
-  if why then return "nginx did not start: " .. why .. (said ~= "" and (" (nginx said: " .. said .. ")") or "") end
-  return "nginx did not start: " .. (said ~= "" and said or "it printed nothing")
+  if why then
+    return start_error("nginx did not start: " .. why .. (said ~= "" and (" (nginx said: " .. said .. ")") or ""))
+  end
+  return start_error("nginx did not start: " .. (said ~= "" and said or "it printed nothing"))
 end
 
 --- Starts nginx. opts: http (string, the http{} body; "${port}", "${next_port}" (port + 1, for a
@@ -262,13 +262,14 @@ end
 -- foreground (check the configuration, then exec in the foreground and return when nginx exits:
 -- true, or nil, message [, "exited" when it ran and then failed]), lua_package_path/cpath (prepended to the in-tree
 -- paths), log_level, keep_prefix.
--- Returns a Server {port, url, prefix, stop()} or nil, message (one sentence naming the fix when known).
+-- Returns a Server {port, url, prefix, stop()} or nil, err (kind config; err.message is one sentence
+-- naming the fix when known).
 function _M.start(opts)
   assert(type(opts) == "table", "loyalty.ngx.runner.start: options table expected")
   local nginx = opts.nginx or find_nginx()
   if not nginx or not (nginx:find("/", 1, true) and exists(nginx) or run("command -v " .. shell_quote(nginx)
                                                                           .. " >/dev/null 2>&1")) then
-    return nil, "nginx is not installed: apt-get install nginx libnginx-mod-http-lua"
+    return nil, start_error("nginx is not installed: apt-get install nginx libnginx-mod-http-lua")
   end
   local tries = opts.port and 1 or 8
   local last_err
@@ -299,7 +300,7 @@ function _M.start(opts)
         return nil, failure(text, port)
       end
       io.stderr:write(text)
-      return nil, "nginx exited with an error (its log is above)", "exited"
+      return nil, start_error("nginx exited with an error (its log is above)"), "exited"
     end
     local ok = run(cmd .. " 2>" .. shell_quote(prefix .. "/start.err"))
     if ok then

@@ -16,7 +16,8 @@ local _M = {}
 local Transport = {}
 Transport.__index = Transport
 
-local DEFAULT_TIMEOUT_MS, DEFAULT_CONNECT_MS = 10000, 3000
+local timeouts = require "loyalty.timeouts"
+local DEFAULT_TIMEOUT_MS, DEFAULT_CONNECT_MS = timeouts.request_ms, timeouts.connect_ms
 -- Reply bytes are read as they arrive; a known Content-Length is read in one go.
 local READ_CHUNK = 65536
 -- Lines the transport writes itself (framing belongs to the transport, not the caller).
@@ -43,7 +44,7 @@ function _M.new(opts, settings)
     verify = not opts.insecure,
     proxy = opts.proxy,
     pool_size = settings.socket_pool_size or 64,
-    keepalive_ms = settings.socket_keepalive_ms or 60000,
+    keepalive_ms = settings.socket_keepalive_ms or timeouts.keepalive_ms,
     accept = (settings.gzip ~= false) and "Accept-Encoding: gzip\r\n" or "",
     origins = {},
     heads = setmetatable({}, { __mode = "k" }), -- header-line arrays -> their wire text

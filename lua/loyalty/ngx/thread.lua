@@ -14,8 +14,8 @@ local SESSION_OPTIONS = { "timeout_ms", "connect_timeout_ms", "ca_file", "ca_pat
 function _M.new(opts, pool)
   opts = opts or {}
   local session_opts = {
-    timeout_ms = opts.timeout_ms or 10000,
-    connect_timeout_ms = opts.connect_timeout_ms or 3000,
+    timeout_ms = opts.timeout_ms or require("loyalty.timeouts").request_ms,
+    connect_timeout_ms = opts.connect_timeout_ms or require("loyalty.timeouts").connect_ms,
     ca_file = opts.ca_file, ca_path = opts.ca_path, insecure = opts.insecure, proxy = opts.proxy,
   }
   local key = {}

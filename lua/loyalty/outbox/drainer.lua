@@ -8,6 +8,9 @@
 -- (loyalty_return_ref), and a replay first asks the CRM whether that return is already there.
 local outbox = require "loyalty.outbox"
 local errors = require "loyalty.errors"
+local env = require "loyalty.env"
+local util = require "loyalty.util"
+local schema = require "loyalty.schema"
 local capillary_program = require "loyalty.providers.capillary.storefront"
 
 local _M = {}
@@ -22,14 +25,6 @@ _M.ALREADY = ALREADY
 
 -- Kinds of error no retry can fix: the CRM understood and refused, or the entry is malformed.
 local PERMANENT = { api = true, config = true, http = true, refused = true }
-
-local function default_sleep(seconds)
-  local ngx = rawget(_G, "ngx")
-  if type(ngx) == "table" and type(ngx.sleep) == "function" and ngx.get_phase and ngx.get_phase() ~= "init" then
-    return ngx.sleep(seconds)
-  end
-  return require("loyalty.core").sleep(seconds)
-end
 
 -- The client (and attribution) to replay an entry with: the program's till for the entry's
 -- store when the target is a program, else the client itself.
@@ -107,33 +102,43 @@ end
 local Drainer = {}
 Drainer.__index = Drainer
 
+-- The drainer's options (loyalty.schema fields); run() also takes max_passes.
+local OPTIONS = {
+  max_attempts = { type = "number", default = 8, integer = true, min = 1, doc = "claims before a dead letter" },
+  backoff_base_s = { type = "number", default = 2, min = 0, doc = "seconds" },
+  backoff_max_s = { type = "number", default = 600, min = 0, doc = "seconds" },
+  lease_s = { type = "number", default = 120, above = 0, doc = "seconds a claim is held" },
+  batch = { type = "number", default = 50, integer = true, min = 1, doc = "entries per pass" },
+  max_passes = { type = "number", integer = true, min = 1 },
+  clock = "function", random = "function", sleep = "function", log = "function",
+}
+_M.OPTIONS = OPTIONS
+
 --- new(target, ob, opts): target is a loyalty.program or a loyalty.client. opts: max_attempts (8),
 -- backoff_base_s (2), backoff_max_s (600), lease_s (120), batch (50), clock, random, sleep, log.
+-- Raises on an unknown option or a wrong type (options are code).
 function _M.new(target, ob, opts)
   if type(target) ~= "table" or type(ob) ~= "table" then
     error("loyalty.outbox.drainer: target (program or client) and outbox expected", 2)
   end
-  opts = opts or {}
+  opts = schema.assert(OPTIONS, opts or {}, "loyalty.outbox.drainer", 2)
   return setmetatable({
     target = target, ob = ob,
-    max_attempts = opts.max_attempts or 8,
-    backoff_base = opts.backoff_base_s or 2,
-    backoff_max = opts.backoff_max_s or 600,
-    lease = opts.lease_s or 120,
-    batch = opts.batch or 50,
+    max_attempts = opts.max_attempts,
+    backoff_base = opts.backoff_base_s,
+    backoff_max = opts.backoff_max_s,
+    lease = opts.lease_s,
+    batch = opts.batch,
     clock = opts.clock or ob.clock or outbox.clock,
     random = opts.random or math.random,
-    sleep = opts.sleep or default_sleep,
+    sleep = opts.sleep or env.sleep,
     log = opts.log or function() end,
   }, Drainer)
 end
 
 -- Full-jitter-half exponential backoff; a longer Retry-After from the CRM wins.
 function Drainer:backoff(attempts, retry_after)
-  local d = math.min(self.backoff_max, self.backoff_base * 2 ^ math.max(0, attempts - 1))
-  d = d / 2 + self.random() * d / 2
-  if retry_after and retry_after > d then d = math.min(retry_after, self.backoff_max) end
-  return d
+  return util.backoff(attempts, self.backoff_base, self.backoff_max, self.random, retry_after)
 end
 
 -- Settles one claimed entry; returns "delivered" | "failed" | "dead" | nil, err (storage).

@@ -13,6 +13,9 @@
 --           created_at, lease_until }
 local core = require "loyalty.core"
 local errors = require "loyalty.errors"
+local env = require "loyalty.env"
+local util = require "loyalty.util"
+local schema = require "loyalty.schema"
 
 local _M = {}
 
@@ -26,8 +29,6 @@ _M.KINDS = {
   redemption_hold = true,        -- a redemption's hold: due at its expiry, reversed unless the bill is there
 }
 
-_M.STATES = { pending = true, delivered = true, dead = true }
-
 local MAX_KEY = 512
 local MAX_PAYLOAD = 256 * 1024
 
@@ -38,7 +39,7 @@ function _M.storage_error(message, fields)
 end
 
 local function check_text(name, v, max)
-  if type(v) ~= "string" or v == "" or #v > max or v:find("[%z\r\n]") then
+  if not util.single_line(v, max) then
     error("loyalty.outbox: " .. name .. " must be a non-empty single-line string of at most " .. max .. " bytes", 4)
   end
 end
@@ -95,32 +96,49 @@ function _M.error_text(err)
   if type(err) == "table" then
     local s = tostring(err)
     if s:sub(1, 6) == "table:" then s = tostring(err.message or err.kind) end
-    return (s:gsub("[%z\r\n]", " "):sub(1, 1000))
+    return util.one_line(s, 1000)
   end
-  return (tostring(err):gsub("[%z\r\n]", " "):sub(1, 1000))
+  return util.one_line(err, 1000)
 end
 
 -- Wall-clock seconds with sub-second precision where available (entries outlive processes, so
 -- a monotonic clock would not do).
-local function wall_clock()
-  local ngx = rawget(_G, "ngx")
-  if type(ngx) == "table" and type(ngx.now) == "function" then return ngx.now end
-  local ok, socket = pcall(require, "socket")
-  if ok and type(socket) == "table" and socket.gettime then return socket.gettime end
-  return os.time
-end
-_M.clock = wall_clock()
+_M.clock = env.wall_time
 
 local BACKENDS = { sqlite = "loyalty.outbox.sqlite", redis = "loyalty.outbox.redis" }
 
---- outbox.open{backend = "sqlite", path} | {backend = "redis", host, port, key, timeout_ms,
--- password_env} -> outbox | nil, err
+-- The options of open (loyalty.schema fields): the backend's, and the drainer's that a program's
+-- `outbox` setting carries beside them.
+_M.OPTIONS = {
+  backend = { type = "string", one_of = { sqlite = true, redis = true }, default = "sqlite" },
+  path = { type = "string", doc = "the SQLite file" },
+  busy_timeout_ms = { type = "number", min = 0, max = 600000, doc = "SQLite: wait for another process's lock" },
+  keep_delivered_s = { type = "number", min = 0, doc = "SQLite: seconds delivered entries are kept" },
+  host = "string", port = "number", key = "string", password = "string",
+  timeout_ms = { type = "number", above = 0, doc = "Redis: milliseconds per command" },
+  always = { type = "boolean", doc = "queue every write, not only failed ones" },
+  max_attempts = "number", backoff_base_s = "number", backoff_max_s = "number", lease_s = "number",
+  clock = { type = "function", doc = "wall clock in seconds" },
+}
+
+--- The checked options with defaults (backend "sqlite"), or nil, err (kind config, err.key
+-- "outbox.<name>"). The backends call it, so opening one directly reads the same.
+function _M.check_options(opts)
+  local out, err = schema.check(_M.OPTIONS, opts, "loyalty.outbox")
+  if not out then
+    err.key = "outbox." .. tostring(err.key or "(options)")
+    return nil, err
+  end
+  return out
+end
+
+--- outbox.open{backend = "sqlite", path, busy_timeout_ms, keep_delivered_s} | {backend = "redis",
+-- host, port, key, password, timeout_ms} -> outbox | nil, err
 function _M.open(opts)
   if type(opts) ~= "table" then error("loyalty.outbox: options table expected", 2) end
-  local name = opts.backend or "sqlite"
-  local mod = BACKENDS[name]
-  if not mod then return nil, errors.config("unknown outbox backend '" .. tostring(name) .. "'", "outbox.backend") end
-  return require(mod).open(opts)
+  local checked, err = _M.check_options(opts)
+  if not checked then return nil, err end
+  return require(BACKENDS[checked.backend]).open(opts)
 end
 
 return _M

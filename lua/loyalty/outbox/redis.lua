@@ -7,11 +7,11 @@
 local errors = require "loyalty.errors"
 local base = require "loyalty.outbox"
 local resp = require "loyalty.outbox.resp"
+local env = require "loyalty.env"
 
 -- Inside nginx (where cosockets work) lua-resty-redis and nginx's pool; elsewhere the small client.
 local function client()
-  local ngx = rawget(_G, "ngx")
-  if type(ngx) == "table" and type(ngx.get_phase) == "function" and ngx.get_phase() ~= "init" then
+  if env.can_yield() then
     local resty = require "loyalty.ngx.redis"
     if resty.available() then return resty end
   end
@@ -94,12 +94,16 @@ return 1
 
 local function num(v) return string.format("%.6f", v) end
 
-local function fail(message)
-  return nil, base.storage_error(message)
+-- The connection's errors are storage errors already; anything else becomes one.
+local function fail(err)
+  if errors.is_error(err) then return nil, err end
+  return nil, base.storage_error(tostring(err))
 end
 
 --- open{host, port, key, timeout_ms, password, clock} -> outbox | nil, err
 function _M.open(opts)
+  local checked, cerr = base.check_options(opts)
+  if not checked then return nil, cerr end
   local key = opts.key or "loyalty:outbox"
   if type(key) ~= "string" or key == "" or key:find("[%s%z]") then
     return nil, errors.config("outbox.key must be a non-empty string without spaces", "outbox.key")

@@ -2,53 +2,52 @@
 -- replies as Lua values. Only what the outbox needs. Inside nginx the outbox uses
 -- lua-resty-redis instead (loyalty.ngx.redis); this one still speaks cosockets there if
 -- called directly.
+local env = require "loyalty.env"
+local errors = require "loyalty.errors"
+local util = require "loyalty.util"
+local timeouts = require "loyalty.timeouts"
+
 local _M = {}
 
 local Conn = {}
 Conn.__index = Conn
 
--- Replaces every occurrence of secret in s as plain text: a password is never a pattern (one
--- ending in "%" would raise; one with "(" would not be found).
+-- Every failure is the outbox's storage error (retryable: the store may be back next time).
+local function fail(message)
+  return nil, errors.new { kind = "storage", retryable = true, message = message }
+end
+_M.fail = fail
+
+-- Replaces every occurrence of secret in s as plain text (a password is never a pattern).
 function _M.redact(s, secret)
   s = tostring(s)
   if not secret or secret == "" then return s end
-  local out, from = {}, 1
-  while true do
-    local a, b = s:find(secret, from, true)
-    if not a then break end
-    out[#out + 1] = s:sub(from, a - 1)
-    out[#out + 1] = "[REDACTED]"
-    from = b + 1
-  end
-  out[#out + 1] = s:sub(from)
-  return table.concat(out)
+  return util.replace_plain(s, secret, "[REDACTED]")
 end
 
 -- Inside nginx a cosocket belongs to the request or timer that made it, so connections are not
 -- kept by their owner but returned to nginx's pool after each use (release).
-local POOL_IDLE_MS, POOL_SIZE = 60000, 16
+local POOL_IDLE_MS, POOL_SIZE = timeouts.keepalive_ms, 16
 
 local function tcp()
-  local ngx = rawget(_G, "ngx")
-  if type(ngx) == "table" and ngx.socket and type(ngx.get_phase) == "function" and ngx.get_phase() ~= "init" then
-    return ngx.socket.tcp(), 1, true -- timeouts in milliseconds, pooled
-  end
+  local cosocket = env.tcp()
+  if cosocket then return cosocket, 1, true end -- timeouts in milliseconds, pooled
   return require("socket").tcp(), 1000, false -- timeouts in seconds
 end
 
---- connect{host, port, timeout_ms, password} -> conn | nil, message. conn.pooled: call
+--- connect{host, port, timeout_ms, password} -> conn | nil, err (kind storage). conn.pooled: call
 -- conn:release() when done (inside nginx); otherwise keep it.
 function _M.connect(opts)
   local sock, per_second, pooled = tcp()
-  sock:settimeout((opts.timeout_ms or 2000) / per_second)
+  sock:settimeout((opts.timeout_ms or timeouts.redis_ms) / per_second)
   local ok, err = sock:connect(opts.host or "127.0.0.1", opts.port or 6379)
-  if not ok then return nil, "redis connect: " .. tostring(err) end
+  if not ok then return fail("redis connect: " .. tostring(err)) end
   local c = setmetatable({ sock = sock, pooled = pooled }, Conn)
   if opts.password and not (pooled and (sock:getreusedtimes() or 0) > 0) then -- a pooled one is signed in
     local r, aerr = c:call("AUTH", opts.password)
     if not r then
       c:close()
-      return nil, "redis auth failed: " .. _M.redact(aerr, opts.password)
+      return fail("redis auth failed: " .. _M.redact(util.message_of(aerr), opts.password))
     end
   end
   return c
@@ -94,17 +93,19 @@ local function read_reply(sock)
   return nil, "redis protocol error", true
 end
 
---- call(cmd, ...) -> reply | nil, message. A nil bulk reply is false.
+--- call(cmd, ...) -> reply | nil, err (kind storage; a Redis error reply is its message). A nil
+-- bulk reply is false.
 function Conn:call(...)
-  if not self.sock then return nil, "redis connection closed" end
+  if not self.sock then return fail("redis connection closed") end
   local ok, err = self.sock:send(encode({ ... }))
   if not ok then
     self:close()
-    return nil, "redis write: " .. tostring(err)
+    return fail("redis write: " .. tostring(err))
   end
   local v, rerr, broken = read_reply(self.sock)
   if broken then self:close() end
-  return v, rerr
+  if v == nil then return fail(rerr) end
+  return v
 end
 
 function Conn:close()

@@ -35,14 +35,16 @@ end
 
 -- How long a write waits for a lock another process holds: a checkout pays at most this before
 -- it gets its storage error (and keeps its order).
-_M.BUSY_TIMEOUT_MS = 500
+_M.BUSY_TIMEOUT_MS = require("loyalty.timeouts").sqlite_busy_ms
 
 -- Delivered entries are kept this long (for `loyalty outbox status` and audits), then purged.
 _M.KEEP_DELIVERED_S = 3 * 86400
 
 --- open{path, busy_timeout_ms (500), clock, keep_delivered_s} -> outbox | nil, err
 function _M.open(opts)
-  if type(opts.path) ~= "string" or opts.path == "" then
+  local checked, cerr = base.check_options(opts)
+  if not checked then return nil, cerr end
+  if not opts.path or opts.path == "" then
     return nil, errors.config("the SQLite outbox needs a path", "outbox.path")
   end
   local db, err = core.sqlite_open(opts.path, { busy_timeout_ms = opts.busy_timeout_ms or _M.BUSY_TIMEOUT_MS })
@@ -54,10 +56,6 @@ function _M.open(opts)
     return fail(err)
   end
   local keep = opts.keep_delivered_s
-  if keep ~= nil and (type(keep) ~= "number" or keep < 0) then
-    db:close()
-    return nil, errors.config("outbox.keep_delivered_s must be a number of seconds >= 0", "outbox.keep_delivered_s")
-  end
   return setmetatable({ db = db, path = opts.path, clock = opts.clock or base.clock, backend = "sqlite",
                         keep_delivered_s = keep or _M.KEEP_DELIVERED_S }, Outbox)
 end

@@ -29,7 +29,7 @@ end
 local SNAPPED_ROUNDERS = { floor = floor, ceil = ceil, round = round_half_away }
 
 local function money(x) return floor(x * 100 + 0.5 + 1e-9) / 100 end
-_M.money = money
+_M.money = money -- rules.replay totals money as the engine does
 
 -- Numbers in words: 3400 rather than 3400.0 (JSON input gives floats on 5.4).
 local function num(x)

@@ -4,6 +4,7 @@ local _M = {}
 local format, concat = string.format, table.concat
 
 local num = require("loyalty.rules.engine").num
+local util = require("loyalty.util")
 _M.num = num
 
 local function money(x) return format("%.2f", x) end
@@ -97,10 +98,10 @@ function _M.text(ruleset, customer, earn_res, earn_err, red_res, red_err)
   out[#out + 1] = format("Customer: tier %s, balance %s points", tostring(customer.tier or "(none)"),
     num(tonumber(customer.points) or 0))
   if earn_res then earn_lines(out, c, earn_res)
-  else out[#out + 1] = "Earn: " .. tostring(earn_err) end
+  else out[#out + 1] = "Earn: " .. util.message_of(earn_err) end
   out[#out + 1] = ""
   if red_res then redemption_lines(out, c, red_res)
-  else out[#out + 1] = "Redemption: " .. tostring(red_err) end
+  else out[#out + 1] = "Redemption: " .. util.message_of(red_err) end
   return concat(out, "\n") .. "\n"
 end
 

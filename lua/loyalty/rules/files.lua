@@ -1,5 +1,5 @@
--- File access for rule sets: reading whole files, listing folders and stat-ing them through
--- LuaFileSystem (a declared dependency: no process is ever started to list a folder).
+-- Folders for rule sets: listing, stat-ing, making and removing them through LuaFileSystem (a
+-- declared dependency: no process is ever started to list a folder). Whole files: loyalty.util.
 local _M = {}
 
 -- lfs 1.8 on Lua 5.1/LuaJIT also sets the global `lfs` when loaded; inside an nginx request that
@@ -22,15 +22,6 @@ local function load_lfs()
 end
 local lfs = load_lfs()
 _M.lfs = lfs
-
--- A whole file, or nil and io.open's message.
-function _M.read(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local data = f:read("*a")
-  f:close()
-  return data
-end
 
 -- Sorted names of regular files in dir ending in one of `suffixes`; {} when dir does not exist.
 function _M.list(dir, suffixes)
@@ -67,33 +58,6 @@ function _M.mkdir_p(path)
   end
   local ok, err = lfs.mkdir(path)
   if not ok and lfs.attributes(path, "mode") ~= "directory" then return nil, path .. ": " .. tostring(err) end
-  return true
-end
-
--- A name no other process or worker picks at the same moment (for temporary files).
-local function unique()
-  local ngx = rawget(_G, "ngx")
-  local pid = type(ngx) == "table" and ngx.worker and ngx.worker.pid() or ""
-  return pid .. "-" .. os.time() .. "-" .. math.random(1, 1e9) .. "-" .. (tostring({}):match("0x(%x+)") or "")
-end
-_M.unique = unique
-
---- Writes data to path atomically (a temporary file in the same directory, then rename).
-function _M.write_atomic(path, data)
-  local tmp = path .. ".tmp-" .. unique()
-  local f, err = io.open(tmp, "wb")
-  if not f then return nil, err end
-  local ok, werr = f:write(data)
-  local closed, cerr = f:close()
-  if not (ok and closed) then
-    os.remove(tmp)
-    return nil, tostring(werr or cerr)
-  end
-  local renamed, rerr = os.rename(tmp, path)
-  if not renamed then
-    os.remove(tmp)
-    return nil, rerr
-  end
   return true
 end
 

@@ -4,6 +4,7 @@ local _M = {}
 
 local sandbox = require("loyalty.rules.sandbox")
 local files = require("loyalty.rules.files")
+local util = require("loyalty.util")
 local explain = require("loyalty.rules.explain")
 
 local format = string.format
@@ -22,7 +23,7 @@ local function show(v)
 end
 
 local function read_lua(path, name, limits)
-  local src = files.read(path)
+  local src = util.read_file(path)
   if not src then return nil, "cannot read " .. name end
   if too_big(src, name) then return nil, too_big(src, name) end
   local env = setmetatable({}, { __index = function(_, k) error("unknown name '" .. tostring(k) .. "'", 2) end,
@@ -43,7 +44,7 @@ local function read_lua(path, name, limits)
 end
 
 local function read_json(path, name)
-  local src = files.read(path)
+  local src = util.read_file(path)
   if not src then return nil, "cannot read " .. name end
   if too_big(src, name) then return nil, too_big(src, name) end
   local ok_cjson, cjson = pcall(require, "cjson.safe")
@@ -73,7 +74,7 @@ function _M.read(path, name, limits)
   if type(data.cart) ~= "table" then return nil, name .. " has no cart" end
   if type(data.expect) ~= "table" then return nil, name .. " has no expect = { ... } table" end
   -- unknown keys anywhere are errors: a misspelt expectation would otherwise pass unchecked (loyalty.rules.strict)
-  local problems = require("loyalty.rules.strict").check(data, name, files.read(path))
+  local problems = require("loyalty.rules.strict").check(data, name, util.read_file(path))
   if #problems > 0 then return nil, table.concat(problems, "\n") end
   -- what strict leaves (a shape no evaluation could take) is one FAIL line, never a raise
   local problem = _M.check_shape(data)
@@ -123,7 +124,7 @@ local function run_one(ruleset, fx, file)
     local res, err = ruleset:earn(customer, fx.cart)
     result.earn = res  -- what was checked, for coverage (loyalty.rules.coverage)
     if not res then
-      diff[#diff + 1] = "points: expected " .. show(expect.points) .. ", but earning failed: " .. tostring(err)
+      diff[#diff + 1] = "points: expected " .. show(expect.points) .. ", but earning failed: " .. util.message_of(err)
     elseif res.points ~= expect.points then
       diff[#diff + 1] = format("points: expected %s, got %s", show(expect.points), show(res.points))
     end
@@ -132,7 +133,7 @@ local function run_one(ruleset, fx, file)
     local res, err = ruleset:redemption(customer, fx.cart, fx.requested_points)
     result.redemption = res
     local before = #diff
-    if not res then diff[#diff + 1] = "redemption: the check failed: " .. tostring(err)
+    if not res then diff[#diff + 1] = "redemption: the check failed: " .. util.message_of(err)
     else
       for _, k in ipairs(REDEMPTION_KEYS) do
         local want = expect.redemption[k]
@@ -199,7 +200,9 @@ function _M.run_all(ruleset)
     local r
     if not fx then
       r = { name = file, file = file, ok = false, diff = {} }
-      for msg in tostring(err):gmatch("[^\n]+") do r.diff[#r.diff + 1] = "could not read the fixture: " .. msg end
+      for msg in util.message_of(err):gmatch("[^\n]+") do
+        r.diff[#r.diff + 1] = "could not read the fixture: " .. msg
+      end
     else r = _M.run_one(ruleset, fx, file) end
     out.results[#out.results + 1] = r
     if r.ok then out.passed = out.passed + 1 else out.failed = out.failed + 1 end

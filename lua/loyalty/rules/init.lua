@@ -28,7 +28,8 @@ the small functions `bonus` (earn.lua) and `refuse` (redemption.lua).
   customer: { tier = "GOLD", points = 1234 }
   cart: { currency = "INR", lines = { { sku, qty, price, amount, categories = {...}, discount } }, shipping, tax,
           total }
-  err: { kind = "rules", file, line, message } (message names file and line in plain words; tostring(err) gives it)
+  err: a loyalty.errors table { kind = "rules", file, line, message } (message names file and line in plain
+       words; tostring(err) gives "loyalty: rules error: " .. message)
 ]==]
 local _M = {}
 
@@ -40,14 +41,16 @@ local files = require("loyalty.rules.files")
 local explain = require("loyalty.rules.explain")
 local fixtures = require("loyalty.rules.fixtures")
 local namecheck = require("loyalty.rules.names")
-
-local ERR_MT = { __tostring = function(e) return e.message end }
+local loyalty_env = require("loyalty.env")
+local util = require("loyalty.util")
+local errors = require("loyalty.errors")
+local schema = require("loyalty.schema")
 
 local function rules_error(problem, file, line)
   local message = problem
   if file and line then message = problem .. " in " .. file .. " line " .. line
   elseif file then message = problem .. " in " .. file end
-  return setmetatable({ kind = "rules", file = file, line = line, message = message }, ERR_MT)
+  return errors.new { kind = "rules", file = file, line = line, message = message }
 end
 _M.error = rules_error
 
@@ -56,28 +59,28 @@ Ruleset.__index = Ruleset
 
 local LIMIT_KEYS = { "instruction_limit", "time_limit_ms", "memory_limit_kb", "hook_interval" }
 
+-- The options of check, load and watch (loyalty.schema fields); the limits default to the sandbox's.
+local OPTIONS = {
+  categories = { type = "table", doc = "known category names" },
+  tiers = { type = "table", doc = "known tier names" },
+  skus = { type = "table", doc = "known SKUs" },
+  check_interval_ms = { type = "number", min = 0, doc = "watch: milliseconds between checks" },
+  clock = { type = "function", doc = "watch: milliseconds now" },
+  run_fixtures = "boolean",
+  last_good = { type = "string", doc = "a directory path" },
+  log = { type = "function", doc = "log(level, event, fields)" },
+}
+for _, k in ipairs(LIMIT_KEYS) do OPTIONS[k] = { type = "number", above = 0, default = sandbox.DEFAULTS[k] } end
+
 local function build_limits(opts)
   local limits = {}
-  for _, k in ipairs(LIMIT_KEYS) do
-    local v = opts[k]
-    if v == nil then v = sandbox.DEFAULTS[k] end
-    if type(v) ~= "number" or v <= 0 then error("loyalty.rules: option " .. k .. " must be a positive number", 3) end
-    limits[k] = v
-  end
+  for _, k in ipairs(LIMIT_KEYS) do limits[k] = opts[k] end
   return limits
 end
 
-local KNOWN_OPTS = { instruction_limit = true, time_limit_ms = true, memory_limit_kb = true, hook_interval = true,
-  categories = true, check_interval_ms = true, clock = true, run_fixtures = true, tiers = true, skus = true,
-  last_good = true, log = true }
-
+-- Options are code: a wrong key or type raises (at the caller of check, load or watch).
 local function check_opts(opts)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then error("loyalty.rules: opts must be a table", 3) end
-  for k in pairs(opts) do
-    if not KNOWN_OPTS[k] then error("loyalty.rules: unknown option '" .. tostring(k) .. "'", 3) end
-  end
-  return opts
+  return schema.assert(OPTIONS, opts or {}, "loyalty.rules", 3)
 end
 
 local RULE_SOURCES = {}
@@ -88,7 +91,7 @@ local function is_rule_source(src) return RULE_SOURCES[src] == true end
 local function read_dir(dir)
   local sources, present, problems, skipped = {}, {}, {}, {}
   for _, f in ipairs(vocab.FILES) do
-    local src = files.read(dir .. "/" .. f)
+    local src = util.read_file(dir .. "/" .. f)
     if src then sources[f] = src; present[#present + 1] = f end
   end
   local known = vocab.set_of(vocab.FILES)
@@ -411,14 +414,8 @@ end
 
 local function content_sig(paths)
   local parts = {}
-  for i, p in ipairs(paths) do parts[i] = files.read(p) or "\0absent" end
+  for i, p in ipairs(paths) do parts[i] = util.read_file(p) or "\0absent" end
   return hash.hex(parts)
-end
-
-local function default_clock()
-  local ngx = rawget(_G, "ngx")
-  if type(ngx) == "table" and ngx.now then return ngx.now() * 1000 end
-  return os.time() * 1000
 end
 
 local function emit(self, level, event, fields)
@@ -431,14 +428,9 @@ end
 local LAST_GOOD_KEEP = 3
 
 local function copy_file(from, to)
-  local data = files.read(from)
+  local data = util.read_file(from)
   if not data then return true end
-  local f, err = io.open(to, "wb")
-  if not f then return nil, err end
-  local ok, werr = f:write(data)
-  f:close()
-  if not ok then return nil, werr end
-  return true
+  return util.write_file(to, data)
 end
 
 local function persist(store, rs)
@@ -447,14 +439,14 @@ local function persist(store, rs)
   local name = "rules-" .. rs.hash
   local final = store .. "/" .. name
   if files.stat(final .. "/program.lua", "mode") ~= "file" then
-    local tmp = store .. "/.tmp-" .. files.unique()
+    local tmp = store .. "/.tmp-" .. util.unique_name()
     ok, err = files.mkdir_p(tmp .. "/fixtures")
     if not ok then return nil, err end
     for _, f in ipairs(rs.files) do
       ok, err = copy_file(rs.dir .. "/" .. f, tmp .. "/" .. f)
       if ok and rs.sources and rs.sources[f] then
         -- the very text that was accepted, not what the file holds now
-        ok, err = files.write_atomic(tmp .. "/" .. f, rs.sources[f])
+        ok, err = util.write_atomic(tmp .. "/" .. f, rs.sources[f])
       end
       if not ok then files.remove_tree(tmp) return nil, err end
     end
@@ -469,7 +461,7 @@ local function persist(store, rs)
       if files.stat(final .. "/program.lua", "mode") ~= "file" then return nil, rerr end
     end
   end
-  ok, err = files.write_atomic(store .. "/current", name .. "\n" .. rs.source_dir .. "\n")
+  ok, err = util.write_atomic(store .. "/current", name .. "\n" .. rs.source_dir .. "\n")
   if not ok then return nil, err end
   -- keep the newest few versions
   local versions = {}
@@ -486,7 +478,7 @@ end
 
 -- The saved rule set for source_dir, or nil, reason.
 local function load_last_good(store, source_dir, opts)
-  local pointer = files.read(store .. "/current")
+  local pointer = util.read_file(store .. "/current")
   if not pointer then return nil, "no last good rule set saved in " .. store end
   local name, saved_for = pointer:match("^(rules%-%x+)\n([^\n]*)")
   if not name then return nil, store .. "/current is not a rule set pointer" end
@@ -494,7 +486,7 @@ local function load_last_good(store, source_dir, opts)
     return nil, store .. " holds the rules of " .. saved_for .. ", not " .. source_dir
   end
   local rs, err = _M.load(store .. "/" .. name, opts)
-  if not rs then return nil, tostring(err) end
+  if not rs then return nil, err.message end
   return rs, store .. "/" .. name
 end
 
@@ -520,11 +512,6 @@ Watcher.__index = Watcher
 function _M.watch(dir, opts)
   if type(dir) ~= "string" then error("loyalty.rules: dir must be a string", 2) end
   opts = check_opts(opts)
-  build_limits(opts)
-  if opts.last_good ~= nil and type(opts.last_good) ~= "string" then
-    error("loyalty.rules: option last_good must be a directory path", 2)
-  end
-  if opts.log ~= nil and type(opts.log) ~= "function" then error("loyalty.rules: option log must be a function", 2) end
   local load_opts = {}
   for k, v in pairs(opts) do
     if k ~= "last_good" and k ~= "log" and k ~= "check_interval_ms" and k ~= "clock" and k ~= "run_fixtures" then
@@ -532,7 +519,7 @@ function _M.watch(dir, opts)
     end
   end
   local w = setmetatable({ dir = dir, opts = load_opts, interval = opts.check_interval_ms or 1000,
-    clock = opts.clock or default_clock, run_fixtures = opts.run_fixtures ~= false, last_good = opts.last_good,
+    clock = opts.clock or loyalty_env.time_ms, run_fixtures = opts.run_fixtures ~= false, last_good = opts.last_good,
     log = opts.log, stats = {}, checks = 0, reloads = 0, rejections = 0 }, Watcher)
   w:check()
   if not w.good and w.last_good then
@@ -641,7 +628,5 @@ function Watcher:counters()
   return { checks = self.checks, reloads = self.reloads, rejections = self.rejections,
            from_last_good = self.from_last_good ~= nil }
 end
-
-_M.load_last_good = load_last_good
 
 return _M

@@ -7,7 +7,6 @@ local find, sub, match = string.find, string.sub, string.match
 local KEYWORDS = {}
 for w in ([[and break do else elseif end false for function goto if in local nil not or repeat return then
   true until while]]):gmatch("%a+") do KEYWORDS[w] = true end
-_M.KEYWORDS = KEYWORDS
 
 local OPS3 = { ["..."] = true }
 local OPS2 = { ["=="] = true, ["~="] = true, ["<="] = true, [">="] = true, [".."] = true, ["::"] = true,

@@ -371,7 +371,6 @@ local function nested_where(outlines, file, setting, key, sub)
   if k and k.tree and k.tree.keys[sub] then return k.tree.keys[sub].line end
   return where(outlines, file, setting, key)
 end
-_M.nested_where = nested_where
 
 -- line_of(file, setting [, key [, sub]]): where a setting, one of its keys (or list items) or a key inside a
 -- key's table is written in the rule sources { [file] = src }; nil when unknown.
@@ -618,12 +617,12 @@ end
 -- the fixtures that cannot be read (strict keys, JSON mistakes): { {problem, file} }.
 function _M.fixture_mentions(dir, limits)
   local fixtures = require("loyalty.rules.fixtures")
-  local files = require("loyalty.rules.files")
+  local util = require("loyalty.util")
   local out, unreadable = {}, {}
   for _, file in ipairs(fixtures.list(dir)) do
     local path = dir .. "/fixtures/" .. file
     local ok, fx, ferr = pcall(fixtures.read, path, file, limits)
-    local src = files.read(path) or ""
+    local src = util.read_file(path) or ""
     if ok and fx == nil then
       -- the message already names the place: only the folder is added
       for msg in tostring(ferr):gmatch("[^\n]+") do

@@ -33,18 +33,15 @@ do
   end
 end
 _M.HARD_MEMORY_CAP = memcap_start ~= nil
-_M.WALL_CLOCK = os_clock ~= os.clock
 
 -- Sizes: one block (a string, a table's array or hash part) and one library result at most MAX_BLOCK
 -- bytes, so no single instruction or library call of a rule touches more than that much memory.
 local MAX_BLOCK = 1024 * 1024
-_M.MAX_BLOCK = MAX_BLOCK
 local PRINT_LIMIT = 4096          -- bytes of print output kept per evaluation (or per rule set load)
 _M.PRINT_LIMIT = PRINT_LIMIT
 -- Pattern matching is bounded by a worst-case estimate of the matcher's steps (see match_cost); one
 -- step cost at most about 2 ns in the worst cases measured here, so one call stays within ~10 ms.
 local PATTERN_BUDGET = 5000000
-_M.PATTERN_BUDGET = PATTERN_BUDGET
 local CLOCK_AFTER = 20000         -- calls estimated above this many steps check the clock when they return
 
 -- The guard's state. Hooks are global per VM under LuaJIT, so state lives here and the hook is removed on

@@ -9,7 +9,6 @@ local COLOURS = { "#1b6ca8", "#d1495b", "#2e933c", "#edae49", "#6a4c93", "#00798
 local function esc(s)
   return (tostring(s):gsub("&", "&amp;"):gsub("<", "&lt;"):gsub(">", "&gt;"):gsub('"', "&quot;"))
 end
-_M.escape = esc
 
 local function log10(x) return log(x) / log(10) end
 

@@ -260,28 +260,4 @@ local function set_of(list)
 end
 _M.set_of = set_of
 
--- Category names a rule set mentions, with where: { {name=, file=, setting=} }.
-function _M.mentioned_categories(settings)
-  local out = {}
-  local function add(name, file, setting) out[#out + 1] = { name = name, file = file, setting = setting } end
-  local e, r, c = settings["earn.lua"], settings["redemption.lua"], settings["categories.lua"]
-  if e then
-    for _, n in ipairs(e.exclude_categories or {}) do add(n, "earn.lua", "exclude_categories") end
-    for n in pairs(e.category_multipliers or {}) do add(n, "earn.lua", "category_multipliers") end
-  end
-  if r then
-    for _, n in ipairs(r.refuse_categories or {}) do add(n, "redemption.lua", "refuse_categories") end
-  end
-  if c then
-    for n in pairs(c.attributes or {}) do add(n, "categories.lua", "attributes") end
-    for _, n in ipairs(c.precedence or {}) do add(n, "categories.lua", "precedence") end
-  end
-  table.sort(out, function(x, y)
-    if x.file ~= y.file then return x.file < y.file end
-    if x.setting ~= y.setting then return x.setting < y.setting end
-    return x.name < y.name
-  end)
-  return out
-end
-
 return _M

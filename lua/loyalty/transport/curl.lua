@@ -9,8 +9,8 @@ Transport.__index = Transport
 function _M.new(opts)
   opts = opts or {}
   local session = core.session {
-    timeout_ms = opts.timeout_ms or 10000,
-    connect_timeout_ms = opts.connect_timeout_ms or 3000,
+    timeout_ms = opts.timeout_ms or require("loyalty.timeouts").request_ms,
+    connect_timeout_ms = opts.connect_timeout_ms or require("loyalty.timeouts").connect_ms,
     ca_file = opts.ca_file, ca_path = opts.ca_path, insecure = opts.insecure, proxy = opts.proxy,
   }
   return setmetatable({ session = session }, Transport)
