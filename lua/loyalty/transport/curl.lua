@@ -1,5 +1,10 @@
--- The libcurl transport: one keep-alive session per client. Blocking: outside nginx only.
+-- The libcurl transport: one keep-alive session per client, batches over libcurl's multi
+-- interface. Blocking: outside nginx only. The contract is in loyalty.transport.
 local core = require "loyalty.core"
+local transport = require "loyalty.transport"
+
+local as_error = transport.as_error
+local perform_multi = core.perform_multi
 
 local _M = {}
 
@@ -8,17 +13,40 @@ Transport.__index = Transport
 
 function _M.new(opts)
   opts = opts or {}
-  local session = core.session {
+  local session_opts = {
     timeout_ms = opts.timeout_ms or 10000,
     connect_timeout_ms = opts.connect_timeout_ms or 3000,
     ca_file = opts.ca_file, ca_path = opts.ca_path, insecure = opts.insecure, proxy = opts.proxy,
   }
-  return setmetatable({ session = session }, Transport)
+  -- send_many's handles are made per batch with the same options as the session's.
+  return setmetatable({ session = core.session(session_opts), multi_opts = session_opts }, Transport)
 end
 
---- req (from core.build_request) -> res {status, headers, body} | nil, err {kind, message, curl_code}
+--- req (from core.build_request) -> res {status, headers, body, reused, total_ms} | nil, err
 function Transport:send(req)
-  return self.session:perform(req)
+  local res, err = self.session:perform(req)
+  if res then return res end
+  return nil, as_error(err)
+end
+
+--- The client's one-call path: build_request, perform and decode_reply in one C call
+-- (session:exchange), none of their intermediate tables. -> reply | nil, err, stage
+function Transport:exchange(spec, base_url, header_lines, raw_cap, timeout_ms, connect_timeout_ms)
+  local reply, err, stage = self.session:exchange(spec.method, base_url, spec.path, spec.query, spec.json, spec.body,
+                                                  header_lines, raw_cap, timeout_ms, connect_timeout_ms)
+  if reply then return reply end
+  if stage == "transport" then err = as_error(err) end
+  return nil, err, stage
+end
+
+--- reqs run concurrently, at most max_in_flight at once -> out[i] = res | { err = err }
+function Transport:send_many(reqs, max_in_flight)
+  local out = perform_multi(self.multi_opts, reqs, max_in_flight)
+  for i = 1, #out do
+    local r = out[i]
+    if r.err then r.err = as_error(r.err) end
+  end
+  return out
 end
 
 function Transport:stats()
