@@ -208,8 +208,9 @@ function _M.new(opts)
   -- The built-in transports, and one that builds its own requests (exchange), never modify a
   -- request: they share the client's header lines between calls.
   if not opts.transport or transport.exchange then self.header_cache, self.build_args = {}, {} end
-  -- send's one-call path, where the transport offers one (libcurl: build, perform, decode in C).
-  self.one_call = self.header_cache ~= nil and transport.exchange ~= nil
+  -- send's one-call path, where the transport offers one (libcurl: build, perform, decode in C):
+  -- its exchange function, which send calls without a lookup through the transport's class.
+  self.one_call = self.header_cache and transport.exchange or nil
   local client = setmetatable(self, class_for(provider))
   client:refresh_secrets()
   return client
@@ -378,12 +379,13 @@ local function send(self, spec, auth_value, timeout_ms)
   timeout_ms = timeout_ms or floor(self.timeout * 1000)
   local connect_ms = self.connect_timeout_ms
   if connect_ms > timeout_ms then connect_ms = timeout_ms end
-  if self.one_call and not spec.attribution and not spec.headers then
+  local exchange = self.one_call
+  if exchange and not spec.attribution and not spec.headers then
     -- Build, send and decode in one step of the transport's (libcurl: one C call, the same C code
     -- as build_request, perform and decode_reply without their intermediate tables).
     local lines, lerr = header_lines(self, auth_value, spec.json ~= nil)
     if not lines then return nil, build_error(lerr) end
-    local reply, err, stage = self.transport:exchange(spec, self.base_url, lines, RAW_UNCUT, timeout_ms, connect_ms)
+    local reply, err, stage = exchange(self.transport, spec, self.base_url, lines, RAW_UNCUT, timeout_ms, connect_ms)
     if reply then return judge(self, reply, nil, spec) end
     if stage == "reply" then return judge(self, nil, err, spec) end
     if stage == "build" then return nil, build_error(err) end

@@ -275,7 +275,7 @@ describe("one send path", function()
       end,
     }
     local c = client_with(t, { timeout_ms = 4000, connect_timeout_ms = 1500 })
-    assert.is_true(c.one_call)
+    assert.is_function(c.one_call)
     assert.equals(9, assert(c:v2_customer_lookup { mobile = "1" }).customer_id)
     assert.same({ { "GET", "/v2/customers/lookup", "http://crm.test", "table", true, 4000, 1500 } }, calls)
   end)
