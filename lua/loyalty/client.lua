@@ -2,6 +2,7 @@
 -- loyalty.core builds requests and decodes replies, a transport moves the bytes.
 local core = require "loyalty.core"
 local errors = require "loyalty.errors"
+local transports = require "loyalty.transport"
 local token_store = require "loyalty.token_store"
 local log = require "loyalty.log"
 local env = require "loyalty.env"
@@ -10,6 +11,7 @@ local util = require "loyalty.util"
 
 local type = type -- an upvalue: the per-call checks skip a global lookup on Lua 5.4
 local floor = math.floor
+local as_error = transports.as_error
 
 local _M = {}
 
@@ -200,18 +202,14 @@ function _M.new(opts)
   if provider.attribution_headers then
     self.attribution = provider.attribution_headers(opts.attribution)
   end
-  self.transport = opts.transport or default_transport(opts)
-  if not opts.transport then
-    self.header_cache, self.build_args = {}, {}
-    -- The libcurl transport's session: send's one-call path. nginx transports have none.
-    self.session = self.transport.session
-  end
-  if not opts.transport and not in_nginx then
-    -- request_many runs batches concurrently over libcurl's multi interface with these options.
-    self.multi_opts = { timeout_ms = opts.timeout_ms or DEFAULT_TIMEOUT_MS,
-                        connect_timeout_ms = self.connect_timeout_ms, ca_file = opts.ca_file, ca_path = opts.ca_path,
-                        insecure = opts.insecure, proxy = opts.proxy }
-  end
+  local transport = opts.transport or default_transport(opts)
+  self.transport = transport
+  -- The built-in transports, and one that builds its own requests (exchange), never modify a
+  -- request: they share the client's header lines between calls.
+  if not opts.transport or transport.exchange then self.header_cache, self.build_args = {}, {} end
+  -- send's one-call path, where the transport offers one (libcurl: build, perform, decode in C):
+  -- its exchange function, which send calls without a lookup through the transport's class.
+  self.one_call = self.header_cache and transport.exchange or nil
   local client = setmetatable(self, class_for(provider))
   client:refresh_secrets()
   return client
@@ -266,19 +264,7 @@ end
 
 -- Full-jitter exponential backoff; a server's Retry-After wins when longer (capped).
 function Client:backoff(attempt, retry_after)
-  local d = math.min(self.backoff_max, self.backoff_base * 2 ^ (attempt - 1))
-  d = d / 2 + self.random() * d / 2
-  if retry_after and retry_after > d then d = math.min(retry_after, self.retry_after_max) end
-  return d
-end
-
-local function transport_error(terr)
-  local kind = terr.kind
-  if not errors.KINDS[kind] then kind = "network" end
-  return errors.new {
-    kind = kind, message = terr.message, curl_code = terr.curl_code,
-    retryable = kind == "network" or kind == "timeout",
-  }
+  return util.backoff(attempt, self.backoff_base, self.backoff_max, self.random, retry_after, self.retry_after_max)
 end
 
 local function build_error(err)
@@ -389,24 +375,23 @@ local function send(self, spec, auth_value, timeout_ms)
   timeout_ms = timeout_ms or floor(self.timeout * 1000)
   local connect_ms = self.connect_timeout_ms
   if connect_ms > timeout_ms then connect_ms = timeout_ms end
-  local session = self.session
-  if session and not spec.attribution and not spec.headers then
-    -- The built-in libcurl transport: build, perform and decode in one C call (the same C code as
-    -- build_request, perform and decode_reply, without their intermediate tables).
+  local exchange = self.one_call
+  if exchange and not spec.attribution and not spec.headers then
+    -- Build, send and decode in one step of the transport's (libcurl: one C call, the same C code
+    -- as build_request, perform and decode_reply without their intermediate tables).
     local lines, lerr = header_lines(self, auth_value, spec.json ~= nil)
     if not lines then return nil, build_error(lerr) end
-    local reply, err, stage = session:exchange(spec.method, self.base_url, spec.path, spec.query, spec.json,
-                                               spec.body, lines, RAW_UNCUT, timeout_ms, connect_ms)
+    local reply, err, stage = exchange(self.transport, spec, self.base_url, lines, RAW_UNCUT, timeout_ms, connect_ms)
     if reply then return judge(self, reply, nil, spec) end
     if stage == "reply" then return judge(self, nil, err, spec) end
     if stage == "build" then return nil, build_error(err) end
-    return nil, transport_error(err)
+    return nil, as_error(err)
   end
   local req, err = self:build(spec, auth_value)
   if not req then return nil, err end
   req.timeout_ms, req.connect_timeout_ms = timeout_ms, connect_ms
   local res, terr = self.transport:send(req)
-  if not res then return nil, transport_error(terr) end
+  if not res then return nil, as_error(terr) end
   return self:interpret(res, spec)
 end
 Client.send = send
@@ -481,10 +466,40 @@ local function deadline_error(err, attempts, budget_ms, self)
   return err
 end
 
-local function with_retries(self, spec, auth_value, deadline, budget_ms)
-  if not deadline then deadline, budget_ms = deadline_of(self, spec) end
+-- What follows failed attempt number `attempts` of spec (started at `started`, failed at
+-- `finished`): a wait in seconds before the next attempt, or false and the outcome (the result
+-- of a duplicate, or nil and the error to give back). The single call and request_many both ask.
+local function after_failure(self, spec, err, attempts, started, finished, deadline, budget_ms)
+  if spec.duplicate_code and attempts > 1 and err.code == spec.duplicate_code then
+    -- An earlier attempt of this idempotent write reached the CRM.
+    return false, { status = err.status, request_id = err.request_id, duplicate = true, attempts = attempts,
+                    body = {}, warnings = {}, items = {} }
+  end
+  if err.kind == "timeout" and finished >= deadline - 0.001 then
+    return false, nil, deadline_error(err, attempts, budget_ms, self) -- the attempt had only what was left
+  end
   local max = (spec.method == "GET" or spec.idempotent or spec.path == "/v3/oauth/token/generate")
               and self.max_attempts or 1
+  if not err.retryable or attempts >= max then
+    err.attempts = attempts
+    return false, nil, err
+  end
+  local d = self:backoff(attempts, err.retry_after)
+  local took = finished - started
+  if took < MIN_ATTEMPT_S then took = MIN_ATTEMPT_S end
+  -- A retry that cannot finish inside the deadline is not started (nor slept for).
+  if finished + d + took > deadline then return false, nil, deadline_error(err, attempts, budget_ms, self) end
+  self:emit("info", "retry", { attempt = attempts, kind = err.kind, status = err.status, wait_ms = d * 1000 })
+  return d
+end
+
+-- The CRM refused the token (revoked, or expired early): worth one renewal and a replay.
+local function token_rejected(err)
+  return err.kind == "auth" and (err.status == 401 or err.token_rejected)
+end
+
+local function with_retries(self, spec, auth_value, deadline, budget_ms)
+  if not deadline then deadline, budget_ms = deadline_of(self, spec) end
   local now = self.now
   local attempts, last = 0, nil
   while true do
@@ -497,26 +512,9 @@ local function with_retries(self, spec, auth_value, deadline, budget_ms)
       result.attempts = attempts
       return result
     end
-    if spec.duplicate_code and attempts > 1 and err.code == spec.duplicate_code then
-      -- An earlier attempt of this idempotent write reached the CRM.
-      return { status = err.status, request_id = err.request_id, duplicate = true, attempts = attempts,
-               body = {}, warnings = {}, items = {} }
-    end
-    local finished = now()
-    if err.kind == "timeout" and finished >= deadline - 0.001 then
-      return nil, deadline_error(err, attempts, budget_ms, self) -- the attempt had only what was left
-    end
-    if not err.retryable or attempts >= max then
-      err.attempts = attempts
-      return nil, err
-    end
-    local d = self:backoff(attempts, err.retry_after)
-    local took = finished - started
-    if took < MIN_ATTEMPT_S then took = MIN_ATTEMPT_S end
-    -- A retry that cannot finish inside the deadline is not started (nor slept for).
-    if finished + d + took > deadline then return nil, deadline_error(err, attempts, budget_ms, self) end
-    self:emit("info", "retry", { attempt = attempts, kind = err.kind, status = err.status, wait_ms = d * 1000 })
-    self.sleep(d)
+    local wait, outcome, final = after_failure(self, spec, err, attempts, started, now(), deadline, budget_ms)
+    if not wait then return outcome, final end
+    self.sleep(wait)
     last = err
   end
 end
@@ -530,9 +528,8 @@ end
 
 local function failed(err) return { err = err } end
 
--- Runs specs concurrently (libcurl multi, at most max_in_flight at once) with the client's
--- auth; each failure retryable by the usual rules is retried in the next round, and an auth
--- rejection renews the token once. Returns an array: [i] = result | { err = err }.
+-- One attempt of each specs[i] for i in idx, through the transport's send_many (at most
+-- max_in_flight at once) with the client's auth. Returns out[n] = result | { err = err } for idx[n].
 function Client:run_round(specs, idx, token, max_in_flight, timeout_ms)
   local reqs, out, sent = {}, {}, {}
   timeout_ms = timeout_ms or floor(self.timeout * 1000)
@@ -550,12 +547,12 @@ function Client:run_round(specs, idx, token, max_in_flight, timeout_ms)
       out[n] = failed(err)
     end
   end
-  local replies = #reqs > 0 and core.perform_multi(self.multi_opts, reqs, max_in_flight) or {}
+  local replies = #reqs > 0 and transports.send_many(self.transport, reqs, max_in_flight) or {}
   for n in ipairs(idx) do
     if type(out[n]) == "number" then
       local res, spec = replies[out[n]], sent[n]
       if res.err then
-        out[n] = failed(transport_error(res.err))
+        out[n] = failed(res.err)
       else
         local result, err = self:interpret(res, spec)
         out[n] = result or failed(err)
@@ -565,74 +562,76 @@ function Client:run_round(specs, idx, token, max_in_flight, timeout_ms)
   return out
 end
 
---- Batch call: specs (as for request) run concurrently, at most max_in_flight at once (default 4).
--- Returns an array of results where [i] is the result of specs[i] or { err = err }; never nil.
+--- Batch call: specs (as for request) run concurrently, at most max_in_flight at once (default 4),
+-- where the transport can (send_many); one after another where it cannot. Each failure is decided
+-- as a single call's is (after_failure: attempts, Retry-After, duplicate_code, the deadline) and
+-- retried in a later round; a token rejection renews the token once for the batch. Returns an
+-- array where [i] is the result of specs[i] or { err = err }; never nil.
 function Client:request_many(specs, max_in_flight)
   if type(specs) ~= "table" then error("loyalty: array of request specs expected", 2) end
   max_in_flight = max_in_flight or 4
-  if not self.multi_opts then
-    -- A custom transport or nginx: one call at a time through the normal path.
-    local out = {}
-    for i, spec in ipairs(specs) do
-      local r, err = self:request(spec)
-      out[i] = r or failed(err)
-    end
-    return out
-  end
-  -- Each request has the client's timeout; the batch one per wave of max_in_flight requests, and
+  local now = self.now
+  -- Each request has the client's timeout; the batch one per wave of requests sent together, and
   -- a retry round starts only when it can finish inside that.
-  local waves = math.max(1, math.ceil(#specs / max_in_flight))
+  local per_wave = transports.concurrent(self.transport) and max_in_flight or 1
+  local waves = math.max(1, math.ceil(#specs / per_wave))
   local budget_ms = floor(self.timeout * 1000 + 0.5)
-  local deadline = self.now() + self.timeout * waves
+  local batch_ms = budget_ms * waves
+  local deadline = now() + self.timeout * waves
   local token, terr
   if self.client_key or self.login_spec then
-    token, terr = self:token(nil, self.now() + self.timeout)
+    token, terr = self:token(nil, now() + self.timeout)
     if not token then
       local out = {}
       for i = 1, #specs do out[i] = failed(errors.scrub(terr, self.secrets)) end
       return out
     end
   end
-  local results, pending, attempts, renewed = {}, {}, {}, false
+  local results, pending, attempts, last, renewed = {}, {}, {}, {}, false
   for i = 1, #specs do pending[i], attempts[i] = i, 0 end
   while #pending > 0 do
-    local started = self.now()
-    local round = self:run_round(specs, pending, token, max_in_flight, budget_ms)
-    local took = self.now() - started
-    local again, rejected, last = {}, false, {}
+    local started = now()
+    local left_ms = floor((deadline - started) * 1000)
+    if left_ms < 1 then
+      for _, i in ipairs(pending) do
+        results[i] = failed(errors.scrub(deadline_error(last[i], attempts[i], batch_ms, self), self.secrets))
+      end
+      break
+    end
+    local round = self:run_round(specs, pending, token, max_in_flight, math.min(budget_ms, left_ms))
+    local finished = now()
+    local again, rejected, wait = {}, false, 0
     for n, i in ipairs(pending) do
       local r = round[n]
       attempts[i] = attempts[i] + 1
       local err = r.err
-      last[i] = err
-      local max = (specs[i].method == "GET" or specs[i].idempotent) and self.max_attempts or 1
-      if err and token and not renewed and err.kind == "auth" and (err.status == 401 or err.token_rejected) then
-        again[#again + 1], rejected = i, true
-      elseif err and err.retryable and attempts[i] < max then
-        again[#again + 1] = i
+      if not err then
+        r.attempts = attempts[i]
+        results[i] = r
+      elseif token and not renewed and token_rejected(err) then
+        -- As a single call does: a new token, and the attempts counted afresh with it.
+        again[#again + 1], rejected, attempts[i] = i, true, 0
       else
-        if err then err.attempts = attempts[i] else r.attempts = attempts[i] end
-        results[i] = err and failed(errors.scrub(err, self.secrets)) or r
+        local w, outcome, final = after_failure(self, specs[i], err, attempts[i], started, finished, deadline,
+                                                batch_ms)
+        if w then
+          again[#again + 1], last[i] = i, err
+          if w > wait then wait = w end
+        else
+          results[i] = outcome or failed(errors.scrub(final, self.secrets))
+        end
       end
     end
     if rejected then
       renewed = true
-      token, terr = self:token(token, self.now() + self.timeout)
+      token, terr = self:token(token, now() + self.timeout)
       if not token then
         for _, i in ipairs(again) do results[i] = failed(errors.scrub(terr, self.secrets)) end
         again = {}
       end
-    elseif #again > 0 then
-      local d = self:backoff(math.max(attempts[again[1]], 1))
-      if self.now() + d + math.max(took, MIN_ATTEMPT_S) > deadline then
-        for _, i in ipairs(again) do
-          results[i] = failed(errors.scrub(deadline_error(last[i], attempts[i], budget_ms * waves), self.secrets))
-        end
-        again = {}
-      else
-        self.sleep(d)
-      end
     end
+    -- One sleep per round: the longest wait any retried request asked for.
+    if #again > 0 and wait > 0 then self.sleep(wait) end
     pending = again
   end
   return results
@@ -659,7 +658,7 @@ function call(self, spec)
     if token then
       local s, auth_value = self:with_token(spec, token)
       result, err = with_retries(self, s, auth_value, deadline, budget_ms)
-      if not result and err.kind == "auth" and (err.status == 401 or err.token_rejected) then
+      if not result and token_rejected(err) then
         -- The token may have been revoked or expired early: regenerate once and replay.
         token, err = self:token(token, deadline)
         if token then

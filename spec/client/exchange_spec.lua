@@ -1,5 +1,6 @@
--- The client's one-call path over libcurl (session:exchange) against a private nginx: it must
--- give exactly what the general path (build_request, perform, decode_reply) gives.
+-- The client's one-call path over libcurl (transport:exchange, one session:exchange in C) against a
+-- private nginx: it must give exactly what the general path (build_request, transport:send,
+-- decode_reply) gives.
 local core = require "loyalty.core"
 local loyalty = require "loyalty"
 local runner = require "loyalty.ngx.runner"
@@ -57,8 +58,8 @@ local CONF = [[
 
 local LOOKUP = { source = "INSTORE", identifierName = "mobile", identifierValue = "919999000001" }
 
--- The same client twice: the default (one-call path) and one given the libcurl transport
--- explicitly (the general path), with instant retries.
+-- The same client twice: the default (one-call path) and one whose transport offers only the
+-- contract's send, over the same libcurl transport (the general path), with instant retries.
 local function clients(url)
   local opts = function(extra)
     local o = { base_url = url, username = "store.server", password = "server123", max_attempts = 1,
@@ -66,10 +67,12 @@ local function clients(url)
     for k, v in pairs(extra or {}) do o[k] = v end
     return o
   end
+  local curl = curl_transport.new {}
+  local send_only = { send = function(_, req) return curl:send(req) end, close = function() curl:close() end }
   local fast = assert(loyalty.client(opts()))
-  local general = assert(loyalty.client(opts { transport = curl_transport.new {} }))
-  assert.is_not_nil(fast.session)
-  assert.is_nil(general.session)
+  local general = assert(loyalty.client(opts { transport = send_only }))
+  assert.is_function(fast.one_call)
+  assert.is_nil(general.one_call)
   return fast, general
 end
 
@@ -81,7 +84,7 @@ local function comparable(r, err)
   return copy, r == nil
 end
 
-describe("client one-call path (session:exchange)", function()
+describe("client one-call path (transport:exchange)", function()
   local server, fast, general
 
   lazy_setup(function()
@@ -165,7 +168,7 @@ describe("client one-call path (session:exchange)", function()
   it("keeps one connection for many calls", function()
     local c = assert(loyalty.client { base_url = server.url, username = "u", password = "p" })
     for _ = 1, 5 do assert(c:v2_customer_lookup(LOOKUP)) end
-    assert.same({ requests = 5, connects = 1 }, c.session:stats())
+    assert.same({ requests = 5, connects = 1 }, c.transport:stats())
     c:close()
   end)
 

@@ -118,6 +118,44 @@ server {
     ngx.say(cjson.encode(out))
   } }
 
+  # GET /many?via=...&base=<url>&path=<path>&n=4[&timer=1]: one client:request_many of n GETs,
+  # n at once, and how long it took
+  location = /many { content_by_lua_block {
+    local cjson = require "cjson.safe"
+    local a = ngx.req.get_uri_args()
+    local transport = require("loyalty.ngx." .. (a.via == "ngx" and "transport" or a.via)).new { timeout_ms = 3000 }
+    local function batch()
+      local client = assert(require("loyalty.client").new {
+        base_url = a.base, username = "store.server", password = "server123", transport = transport,
+        timeout_ms = 3000, max_attempts = 1,
+      })
+      local specs = {}
+      for i = 1, tonumber(a.n) do specs[i] = { method = "GET", path = a.path, query = { i = tostring(i) } } end
+      ngx.update_time()
+      local t0 = ngx.now()
+      local out = client:request_many(specs, #specs)
+      ngx.update_time()
+      local res = { elapsed_ms = (ngx.now() - t0) * 1000, results = {} }
+      for i, r in ipairs(out) do
+        res.results[i] = r.err and { error = r.err.kind, message = r.err.message }
+                         or { status = r.status, i = r.body.i }
+      end
+      return res
+    end
+    local out
+    if a.timer then
+      ngx.timer.at(0, function() out = batch() out.phase = "timer" end)
+      for _ = 1, 200 do
+        if out then break end
+        ngx.sleep(0.02)
+      end
+    else
+      out = batch()
+    end
+    ngx.header["Content-Type"] = "application/json"
+    ngx.say(cjson.encode(out))
+  } }
+
   # a "CRM" that answers with what it received
   location /echo/ { content_by_lua_block {
     ngx.req.read_body()
@@ -138,13 +176,21 @@ server {
 }
 ]]
 
--- a second nginx: TLS with a certificate nobody trusts
+-- a second nginx: TLS with a certificate nobody trusts; and a slow "CRM" whose connections stay
+-- out of the first nginx's cosocket pools (the keep-alive specs count those)
 local UNTRUSTED = [[
 server {
   listen 127.0.0.1:${port} ssl;
   ssl_certificate CERTDIR/other.pem;
   ssl_certificate_key CERTDIR/other.key;
   location / { default_type application/json; return 200 '{"tls":"other"}'; }
+}
+server {
+  listen 127.0.0.1:${next_port};
+  location = /slow {
+    default_type application/json;
+    content_by_lua_block { ngx.sleep(0.4) ngx.print('{"i":"', ngx.var.arg_i or "", '"}') }
+  }
 }
 ]]
 
@@ -185,10 +231,12 @@ describe("nginx transports", function()
     if certdir then runner.run("rm -rf " .. runner.shell_quote(certdir)) end
   end)
 
+  local function slow_url() return "http://127.0.0.1:" .. (other.port + 1) end
+
   local function call(args, headers)
     local q = {}
     for k, v in pairs(args) do q[#q + 1] = k .. "=" .. esc(v) end
-    local r = assert(http.get(srv.url .. "/call?" .. table.concat(q, "&"), headers))
+    local r = assert(http.get(srv.url .. (args.n and "/many?" or "/call?") .. table.concat(q, "&"), headers))
     assert.equal(200, r.status)
     return r.json
   end
@@ -236,6 +284,15 @@ describe("nginx transports", function()
         -- a port nobody listens on: the sandbox's, once we know it is closed
         local out = call { via = via, base = "http://127.0.0.1:9", path = "/v1.1/customer/get", mobile = "1" }
         assert.same("network", out.error.kind)
+      end)
+
+      it("runs request_many concurrently (send_many on light threads)", function()
+        local out = call { via = via, base = slow_url(), path = "/slow", n = "4" }
+        for i = 1, 4 do
+          assert.same({ status = 200, i = tostring(i) }, out.results[i])
+        end
+        -- four 400 ms replies: one after another would take 1.6 s
+        assert.is_true(out.elapsed_ms < 1200, out.elapsed_ms)
       end)
 
       it("reports a slow CRM as a timeout", function()
@@ -342,6 +399,15 @@ describe("nginx transports", function()
       assert.is_nil(out.error)
       assert.equal(200, out.status)
     end)
+  end)
+
+  it("runs request_many concurrently in a timer, through the cosocket fallback too", function()
+    for _, via in ipairs { "socket", "ngx" } do
+      local out = call { via = via, timer = "1", base = slow_url(), path = "/slow", n = "3" }
+      assert.equal("timer", out.phase)
+      for i = 1, 3 do assert.same({ status = 200, i = tostring(i) }, out.results[i]) end
+      assert.is_true(out.elapsed_ms < 1000, out.elapsed_ms)
+    end
   end)
 
   it("falls back to the cosocket transport in a timer, where capture is disabled", function()

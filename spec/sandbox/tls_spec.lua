@@ -38,7 +38,7 @@ describe("sandbox over TLS", function()
     local b = assert(plain:v2_customer_lookup(LOOKUP))
     assert.equal(b.customer_id, a.customer_id)
     for _ = 1, 3 do assert(tls:v2_customer_lookup(LOOKUP)) end
-    assert.equal(1, tls.session:stats().connects) -- one TLS session for every call
+    assert.equal(1, tls.transport:stats().connects) -- one TLS session for every call
     tls:close()
     plain:close()
   end)

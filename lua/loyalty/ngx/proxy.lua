@@ -2,6 +2,9 @@
 -- examples/openresty/loyalty_proxy.conf) that proxy_passes with keepalive and TLS verification.
 -- Non-blocking; only in rewrite/access/content phases (capture is disabled in timers).
 local ngx_conf = require "loyalty.ngx"
+local transport = require "loyalty.transport"
+
+local failure = transport.error
 
 local _M = {}
 
@@ -43,12 +46,12 @@ local function lowercase_headers(h)
 end
 
 --- req {method, url, headers = {"Name: value"...}, body} -> res {status, headers, body}
---  | nil, {kind = "network"|"timeout"|"config", message}
+--  | nil, err (loyalty.errors: kind network, timeout or config)
 function Transport:send(req)
   local method = METHODS[req.method]
-  if not method then return nil, { kind = "config", message = "unsupported method " .. tostring(req.method) } end
+  if not method then return nil, failure("config", "unsupported method " .. tostring(req.method)) end
   local origin, scheme, authority, host, rest = split_url(req.url)
-  if not scheme then return nil, { kind = "config", message = "not an http(s) URL" } end
+  if not scheme then return nil, failure("config", "not an http(s) URL") end
   local upstream = origin and self.upstreams[origin]
   local ctx = {
     loyalty_proxy = {
@@ -66,30 +69,34 @@ function Transport:send(req)
   -- and calls in the same request fail at once (one CRM wait per request, not one per attempt).
   local rctx = ngx.ctx
   if rctx.loyalty_proxy_timed_out then
-    return nil, { kind = "timeout",
-                  message = "CRM timed out earlier in this request (nginx upstream); not waiting again" }
+    return nil, failure("timeout", "CRM timed out earlier in this request (nginx upstream); not waiting again")
   end
   local ok, res = pcall(ngx.location.capture, self.location, { method = method, body = body, ctx = ctx })
   if not ok then
-    return nil, { kind = "config", message = "proxy transport unavailable here: " .. tostring(res) }
+    return nil, failure("config", "proxy transport unavailable here: " .. tostring(res))
   end
   if not ctx.prepared then
-    return nil, { kind = "config", message = "proxy location " .. self.location ..
-      " is missing: include loyalty_proxy.conf in the server block" }
+    return nil, failure("config", "proxy location " .. self.location ..
+      " is missing: include loyalty_proxy.conf in the server block")
   end
   -- When nginx itself fails the upstream (connect, TLS, timeout), capture reports the
   -- subrequest as truncated with nginx's 502/504; a CRM's own 502 arrives whole.
   if res.truncated then
     if res.status == ngx.HTTP_GATEWAY_TIMEOUT then
       rctx.loyalty_proxy_timed_out = true
-      return nil, { kind = "timeout", message = "CRM timed out (nginx upstream)" }
+      return nil, failure("timeout", "CRM timed out (nginx upstream)")
     elseif res.status >= 500 then
-      return nil, { kind = "network", message = "CRM unreachable through nginx (connect, TLS or protocol " ..
-        "error; see the nginx error log)" }
+      return nil, failure("network", "CRM unreachable through nginx (connect, TLS or protocol " ..
+        "error; see the nginx error log)")
     end
-    return nil, { kind = "network", message = "CRM reply truncated (HTTP " .. res.status .. ")" }
+    return nil, failure("network", "CRM reply truncated (HTTP " .. res.status .. ")")
   end
   return { status = res.status, headers = lowercase_headers(res.header or {}), body = res.body or "" }
+end
+
+--- reqs as subrequests on up to max_in_flight light threads -> out[i] = res | { err = err }
+function Transport:send_many(reqs, max_in_flight)
+  return require("loyalty.ngx.transport").send_concurrently(self, reqs, max_in_flight)
 end
 
 function Transport.close() end

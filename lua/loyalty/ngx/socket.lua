@@ -256,4 +256,19 @@ end
 
 function Transport.close() end
 
+-- The transport contract's error shape (loyalty.errors, see loyalty.transport) at the boundary,
+-- outside the send internals above.
+local as_error = require("loyalty.transport").as_error
+local send_once = Transport.send
+function Transport:send(req)
+  local res, err = send_once(self, req)
+  if res then return res end
+  return nil, as_error(err)
+end
+
+--- reqs on up to max_in_flight light threads -> out[i] = res | { err = err }
+function Transport:send_many(reqs, max_in_flight)
+  return require("loyalty.ngx.transport").send_concurrently(self, reqs, max_in_flight)
+end
+
 return _M

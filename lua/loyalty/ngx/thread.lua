@@ -3,6 +3,10 @@
 -- Each pool thread runs its own Lua VM, so `perform` below keeps its own sessions (keep-alive
 -- per thread VM) keyed by the session options; only strings, numbers, booleans and plain tables
 -- cross between the VMs.
+local transport = require "loyalty.transport"
+
+local failure, as_error = transport.error, transport.as_error
+
 local _M = {}
 
 local Transport = {}
@@ -27,20 +31,25 @@ function _M.new(opts, pool)
   }, Transport)
 end
 
---- req -> res {status, headers, body, reused, total_ms} | nil, {kind, message, curl_code}
+--- req -> res {status, headers, body, reused, total_ms} | nil, err (loyalty.errors)
 function Transport:send(req)
   local called, ok, res, err = pcall(ngx.run_worker_thread, self.pool, "loyalty.ngx.thread",
                                      "perform", self.key, self.session_opts, req)
   if not called then
     -- raised: this phase does not allow worker threads (init_worker, log, filters)
-    return nil, { kind = "config", message = "worker threads unavailable here: " .. tostring(ok) }
+    return nil, failure("config", "worker threads unavailable here: " .. tostring(ok))
   end
   if not ok then
     -- The pool is missing, its queue is full, or no thread VM could be made.
-    return nil, { kind = "network", message = "worker thread pool '" .. self.pool .. "': " .. tostring(res) }
+    return nil, failure("network", "worker thread pool '" .. self.pool .. "': " .. tostring(res))
   end
-  if not res then return nil, err end
+  if not res then return nil, as_error(err) end -- plain tables cross the VMs: the shape is made here
   return res
+end
+
+--- reqs on up to max_in_flight light threads, each waiting for a pool thread -> out[i] = res | { err = err }
+function Transport:send_many(reqs, max_in_flight)
+  return require("loyalty.ngx.transport").send_concurrently(self, reqs, max_in_flight)
 end
 
 function Transport.close() end
