@@ -12,6 +12,7 @@ function _M.new(opts)
     timeout_ms = opts.timeout_ms or 10000,
     connect_timeout_ms = opts.connect_timeout_ms or 3000,
     ca_file = opts.ca_file, ca_path = opts.ca_path, insecure = opts.insecure, proxy = opts.proxy,
+    request_id_headers = opts.request_id_headers, -- the provider's, from the client
   }
   return setmetatable({ session = session }, Transport)
 end
