@@ -1166,8 +1166,8 @@ function Program:order_returned(user, order, ret)
   local s = self.settings
   local email_only = is_email_only(s, user)
   -- Not posted to earn: the CRM has no bill of it, unless its redemption booked the order there.
-  if not self.storefront.REDEMPTION_BOOKS_ORDER and (not s.earn_on_order or (email_only and not s.post_email_only_orders))
-  then
+  local unposted = not s.earn_on_order or (email_only and not s.post_email_only_orders)
+  if unposted and not self.storefront.REDEMPTION_BOOKS_ORDER then
     return self:return_unposted(order, ret)
   end
   local ident, err = self:identify(user, self.settings.post_email_only_orders)
