@@ -791,7 +791,7 @@ function Program:redeem(user, req)
   rate, err = self:point_value(ident, c, b)
   if not rate then return nil, with_ids(err, ids) end
   -- The analyst's limits (share caps in money at the CRM's rate) are checked here; the balance is
-  -- the CRM's to judge (803), so that a retried redeem for the same order reaches the CRM and gets
+  -- the CRM's to judge (its refusal), so that a retried redeem for the same order reaches the CRM and gets
   -- its original redemption back.
   local v
   v, err = verdict(self, c, rate, type(cart) == "table" and cart or { total = cart }, req.points,
