@@ -57,7 +57,7 @@ function _M.deliver(target, entry)
     return nil, outbox.storage_error("unknown entry kind " .. tostring(entry.kind) .. " for provider " ..
                                      tostring(client.provider.name), { retryable = false })
   end
-  local spec, err = policy.request(client.provider.ops, p)
+  local spec, err = policy.request(client.provider.ops, p, client.profile)
   if not spec then return nil, err end
   if policy.lookup and (entry.attempts or 0) > 0 then
     -- Attempts count claims, this one included, and the program may have sent the write before

@@ -131,12 +131,19 @@ local function recorder(client, capture_only, ids)
   local rec = {}
   if ids then client = tracer(client, ids) end
   local ops = client.provider.ops
+  -- A provider with a profile takes it as its operations' first argument (as client methods do).
+  local profile, profiled = client.profile, client.provider.profile ~= nil
+  local function spec_of(op, ...)
+    if profiled then return op(profile, ...) end
+    return op(...)
+  end
   local captured = function()
     return nil, errors.new { kind = "refused", message = "queued for the outbox", captured = true }
   end
   local proxy = {
-    auth_header = client.auth_header,
-    provider = { name = client.provider.name, ops = setmetatable({}, { __index = function(_, name)
+    auth_header = client.auth_header, profile = profile,
+    provider = { name = client.provider.name, profile = client.provider.profile,
+                 ops = setmetatable({}, { __index = function(_, name)
       local op = ops[name]
       if op then return function(...) rec.kind, rec.args = name, { ... } return op(...) end end
     end }) },
@@ -150,7 +157,7 @@ local function recorder(client, capture_only, ids)
     if not op then return nil end
     return function(_, ...)
       rec.kind, rec.args = name, { ... }
-      local spec, err = op(...)
+      local spec, err = spec_of(op, ...)
       if not spec then return nil, err end
       if capture_only then return captured() end
       return client:request(spec)

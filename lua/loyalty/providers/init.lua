@@ -25,12 +25,14 @@ init.lua returns a table; nothing outside that folder knows its hosts, paths, he
                          functions: AWARDS_MONEY, POINT_UNIT, REDEMPTION_BOOKS_ORDER, check_settings(s),
                          limit_refusal(err), already_reversed(err), preview(program, ident, cart)
   replay                 the module (or its name) of its outbox replay policy: kinds[entry kind] =
-                         { request(ops, payload) -> spec | nil, err, already(err) -> bool,
+                         { request(ops, payload, profile) -> spec | nil, err, already(err) -> bool,
                            lookup(client, payload) -> true | false | nil, err (before a replay) }
   cli                    `loyalty call`: { credentials = "text", options = {{ flag, help, key, env, target }},
                          env = { option = "VAR" }, how = { option = "hint" }, raw_spec(spec, args) }
   password_auth(username, password) -> { header, value, secrets }
                          how a username/password is sent (none: the provider takes no password auth)
+  error_sample           a documented error reply { reply = { status, body }, spec, code }: the contract
+                         spec checks that interpret maps it to a loyalty.errors table with that code
   optional: profile(opts), apply_token(spec, token), attribution_headers(a), CONTENT_TYPE_ALWAYS
 ]]
 local _M = {}
@@ -68,11 +70,18 @@ local function validate(name, p)
   if type(p) ~= "table" then bad(name, "a module table expected") end
   if p.name ~= name then bad(name, "its name field must be '" .. tostring(name) .. "'") end
   if type(p.title) ~= "string" then bad(name, "title must be a string") end
-  for _, f in ipairs { "base_url", "interpret", "token_from" } do
+  for _, f in ipairs { "base_url", "interpret" } do
     if type(p[f]) ~= "function" then bad(name, f .. " must be a function") end
   end
-  if type(p.login) ~= "function" and type(p.token_request) ~= "function" then
-    bad(name, "login or token_request must be a function")
+  if type(p.login) ~= "function" and type(p.token_request) ~= "function" and type(p.password_auth) ~= "function" then
+    bad(name, "password_auth, login or token_request must be a function")
+  end
+  if (p.login or p.token_request) and type(p.token_from) ~= "function" then
+    bad(name, "token_from must be a function (it has a login or token request)")
+  end
+  local sample = p.error_sample
+  if type(sample) ~= "table" or type(sample.reply) ~= "table" or type(sample.reply.status) ~= "number" then
+    bad(name, "error_sample must be { reply = { status, body }, spec, code } (a documented error reply)")
   end
   if type(p.ops) ~= "table" then bad(name, "ops must be a table of functions") end
   check_functions(name, p.ops, "ops")

@@ -14,6 +14,13 @@ local _M = { name = "capillary", title = "Capillary", inferred = inferred,
 -- Reply headers carrying the request id, first found wins (capillary.md: tracking headers).
 _M.REQUEST_ID_HEADERS = { "x-cap-requestid", "x-cap-request-id", "x-request-id" }
 
+-- A documented v2 error reply (capillary.md §5): an `errors` list, the first one naming the code.
+_M.error_sample = {
+  reply = { status = 400, body = { errors = { { code = 8015, message = "Customer not found for given identifiers" } },
+                                   warnings = {} } },
+  spec = { version = "v2" }, code = 8015,
+}
+
 -- Client options of its own: none (environment/cluster, OAuth keys and attribution are the
 -- client's generic options, read through base_url, token_request and attribution_headers).
 _M.config = {}

@@ -470,7 +470,13 @@ function Backend:cancel_redemption(_, p)
     return { placed = true, request_id = t.request_id }
   end
   if not t and not (err.kind == "api" and NO_BILL[tonumber(err.code)]) then return nil, err end
+  -- Holds stored before the storefront built the reversal carry it as p.reverse.
   local reverse = p.reverse
+  if not reverse and not p.unknown then
+    local key, value = next(type(p.customer) == "table" and p.customer or {})
+    reverse = { redemptionId = p.redemption_id, pointsToBeReversed = tonumber(p.points),
+                identifier = { type = key == "external_id" and "externalId" or key, value = tostring(value) } }
+  end
   if p.unknown then
     local res
     res, err = self:resolve_redemption(p)

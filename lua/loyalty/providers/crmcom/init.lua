@@ -12,6 +12,14 @@ local _M = { name = "crmcom", title = "CRM.COM", inferred = inferred,
 -- [INF] CRM.COM documents no request-id header: the generic one, when a proxy adds it.
 _M.REQUEST_ID_HEADERS = { "x-request-id" }
 
+-- The {status, data} envelope of a refusal: a code other than OK ([INF] NOT_FOUND: no error
+-- catalogue is documented, see inferred.NOT_FOUND_CODES).
+_M.error_sample = {
+  reply = { status = 200, body = { status = { code = "NOT_FOUND", message = "Rewards participant not found",
+                                              description = "No rewards participant matches the identifier" } } },
+  spec = {}, code = "NOT_FOUND",
+}
+
 -- Client options of its own (loyalty.schema form): the login and the release the account speaks.
 _M.config = {
   organisation = { type = "string", doc = "the organisation a username/password logs in to" },
