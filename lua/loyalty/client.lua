@@ -80,7 +80,7 @@ function _M.foreign_option(opts, provider)
   end
 end
 
-local classes = {}
+local classes = setmetatable({}, { __mode = "k" }) -- per provider table: a provider registered again gets its own
 -- The per-call steps (call, with_retries, send, header_lines, judge) call each other as locals: on
 -- Lua 5.4 a method call through the class costs about what a small step does. They stay methods.
 local call -- request without its argument checks, for the operations' own specs
@@ -88,7 +88,7 @@ local call -- request without its argument checks, for the operations' own specs
 -- One method per provider operation: client:customer_get{...} etc. Batch operations
 -- (provider.batch_ops) plan several requests, run them with request_many and combine the results.
 local function class_for(provider)
-  local cls = classes[provider.name]
+  local cls = classes[provider]
   if cls then return cls end
   cls = { __close = Client.close, __gc = Client.close }
   -- Client's methods copied in: one table lookup per method call instead of a metatable chain.
@@ -116,7 +116,7 @@ local function class_for(provider)
   end
   setmetatable(cls, { __index = Client })
   cls.__index = cls
-  classes[provider.name] = cls
+  classes[provider] = cls
   return cls
 end
 

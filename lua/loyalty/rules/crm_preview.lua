@@ -86,7 +86,8 @@ function _M.explain_cli(rs, opts, customer, cart, out, err)
   local earn = rs.compiled.earn and rs:earn(customer, cart)
   local red = rs.compiled.redemption and rs:redemption({ tier = customer.tier, points = p.wallet_balance /
     (rs.compiled.redemption.point_value) }, cart)
-  local name = program.storefront.PREVIEW_NAME
+  local provider = providers.get(program.settings.provider)
+  local name = provider.title .. " " .. tostring(program.storefront.PREVIEW_NAME)
   for _, l in ipairs(_M.lines(rs, earn, red, p, name)) do out(l .. "\n") end
   return 0
 end

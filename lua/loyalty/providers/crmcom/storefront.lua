@@ -308,7 +308,7 @@ end
 -- Dry run ---------------------------------------------------------------------------------------
 
 -- The documented dry run (crmcom.md §4.2): customer_events/purchases/preview books nothing.
-_M.PREVIEW_NAME = "CRM.COM purchase preview"
+_M.PREVIEW_NAME = "purchase preview"
 
 -- The purchase lines an order would post for `rules explain --crm`: line amounts, shipping as a
 -- line of the Default Product.
