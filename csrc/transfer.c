@@ -115,8 +115,9 @@ static void note_header(transfer *t, const char *line, size_t len, size_t at)
   size_t name_len = 0;
   int k;
   for (k = 0; k < NOTED_MAX; k++) {
-    /* An unused slot's name is empty: no line starts with NUL, so it stops here too. */
-    const char *name = k < NOTED_RETRY_AFTER ? t->request_ids.name[k] : "retry-after";
+    const char *name;
+    if (k == t->request_ids.count) k = NOTED_RETRY_AFTER; /* past the names given: Retry-After's slot */
+    name = k < NOTED_RETRY_AFTER ? t->request_ids.name[k] : "retry-after";
     if (t->noted[k].at || (line[0] | 0x20) != name[0]) continue; /* most lines stop here */
     if (!colon) {
       colon = memchr(line, ':', len);

@@ -207,7 +207,7 @@ end
 local function dispatch()
   local rid = ngx.var.request_id
   ngx.header["X-Cap-Requestid"] = rid and rid:sub(1, 13):upper() or tostring(ngx.now())
-  ngx.header["X-Request-Id"] = ngx.header["X-Cap-Requestid"] -- the generic name, for providers that read only it
+  if ngx.var.uri:find("^/crmapi/") then ngx.header["X-Request-Id"] = ngx.header["X-Cap-Requestid"] end -- CRM.COM's
   local path = ngx.var.uri
   local method = ngx.req.get_method()
   store.count_request(path)
@@ -291,7 +291,7 @@ end
 function _M.too_large()
   local rid = ngx.var.request_id
   ngx.header["X-Cap-Requestid"] = rid and rid:sub(1, 13):upper() or ""
-  ngx.header["X-Request-Id"] = ngx.header["X-Cap-Requestid"]
+  if (ngx.var.uri or ""):find("^/crmapi/") then ngx.header["X-Request-Id"] = ngx.header["X-Cap-Requestid"] end
   fail(generation(ngx.var.uri or "/"), 413, 413, "Request body too large (max " .. inferred.MAX_BODY .. ")")
 end
 
