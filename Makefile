@@ -43,6 +43,7 @@ test: deps all lint spec spec-valgrind spec-asan spec-rock
 
 lint:
 	luacheck -q lua bin/loyalty bin/loyalty-sandbox spec examples bench
+	scripts/provider-leaks.sh
 
 spec: spec-5.4 spec-jit
 

@@ -1,4 +1,5 @@
-/* Capillary Basic auth: "Basic " .. base64(user .. ":" .. md5_hex(password)). */
+/* A Basic header over a digested password: "Basic " .. base64(user .. ":" .. md5_hex(password)), for a
+ * provider whose password login takes that shape (it chooses to use it). */
 #include <string.h>
 #include <openssl/evp.h>
 #include <openssl/err.h>

@@ -46,9 +46,18 @@ int core_push_reply(lua_State *L, long status, core_text request_id, core_text r
 extern const char core_lowercase_headers_key;
 /* reply.c: true when the n bytes at s spell the lowercase header name lname, in any case. */
 int core_name_is(const char *s, size_t n, const char *lname);
-/* reply.c: the header names a request id may come under, lowercase, NULL-terminated. */
-#define CORE_REQUEST_ID_HEADER_COUNT 3
-extern const char *const CORE_REQUEST_ID_HEADERS[CORE_REQUEST_ID_HEADER_COUNT + 1];
+/* The reply headers a request id may come under: the provider's list (lowercase, the first
+ * found wins), given as an array of names; without one, the generic CORE_REQUEST_ID_DEFAULT. */
+#define CORE_REQUEST_ID_MAX 4
+#define CORE_HEADER_NAME_MAX 64
+#define CORE_REQUEST_ID_DEFAULT "x-request-id"
+typedef struct {
+  int count;
+  char name[CORE_REQUEST_ID_MAX][CORE_HEADER_NAME_MAX]; /* NUL-terminated, lowercase */
+} core_header_names;
+/* reply.c: copies the array of names at idx (none or nil: the default); raises unless it holds 1 to
+ * CORE_REQUEST_ID_MAX lowercase strings shorter than CORE_HEADER_NAME_MAX (programmer errors). */
+void core_header_names_read(lua_State *L, int idx, core_header_names *names);
 
 /* gunzip.c: pushes the gzip data at s inflated (1) or nil, message (returns 0); at most cap bytes. */
 int core_gunzip(lua_State *L, const char *s, size_t n, size_t cap);

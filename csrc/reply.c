@@ -2,8 +2,46 @@
 #include <string.h>
 #include "core.h"
 
-const char *const CORE_REQUEST_ID_HEADERS[CORE_REQUEST_ID_HEADER_COUNT + 1] = {"x-cap-requestid", "x-cap-request-id",
-                                                                               "x-request-id", NULL};
+/* A name the caller gives must be one a lowercase lookup can find. */
+static int lowercase_name(const char *s, size_t len)
+{
+  size_t i;
+  if (len == 0 || len >= CORE_HEADER_NAME_MAX) return 0;
+  for (i = 0; i < len; i++) {
+    char c = s[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_')) return 0;
+  }
+  return 1;
+}
+
+void core_header_names_read(lua_State *L, int idx, core_header_names *names)
+{
+  int i;
+  memset(names, 0, sizeof *names);
+  if (idx == 0 || lua_isnoneornil(L, idx)) {
+    memcpy(names->name[0], CORE_REQUEST_ID_DEFAULT, sizeof CORE_REQUEST_ID_DEFAULT);
+    names->count = 1;
+    return;
+  }
+  if (lua_type(L, idx) != LUA_TTABLE) luaL_error(L, "request_id_headers must be an array of header names");
+  idx = compat_absindex(L, idx);
+  for (i = 1;; i++) {
+    size_t len;
+    const char *s;
+    lua_rawgeti(L, idx, i);
+    if (lua_isnil(L, -1)) {
+      lua_pop(L, 1);
+      break;
+    }
+    s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+    if (!s || !lowercase_name(s, len)) luaL_error(L, "request_id_headers[%d] must be a lowercase header name", i);
+    if (i > CORE_REQUEST_ID_MAX) luaL_error(L, "request_id_headers: at most %d names", CORE_REQUEST_ID_MAX);
+    memcpy(names->name[i - 1], s, len + 1);
+    lua_pop(L, 1);
+  }
+  if (i == 1) luaL_error(L, "request_id_headers must name at least one header");
+  names->count = i - 1;
+}
 
 int core_name_is(const char *s, size_t n, const char *lname)
 {
@@ -130,11 +168,20 @@ static int l_decode_reply(lua_State *L)
   luaL_checktype(L, 2, LUA_TTABLE);
   if (!lua_isnoneornil(L, 3)) body = luaL_checklstring(L, 3, &body_len);
   raw_cap = (size_t)compat_optcount(L, 4, LOYALTY_DEFAULT_RAW_CAP);
-  lua_settop(L, 3);
+  lua_settop(L, 5);
 
-  for (i = 0; CORE_REQUEST_ID_HEADERS[i] && !request_id.s; i++) {
-    lua_settop(L, 3);
-    request_id = header_text(L, 2, CORE_REQUEST_ID_HEADERS[i]);
+  if (lua_isnil(L, 5)) {
+    request_id = header_text(L, 2, CORE_REQUEST_ID_DEFAULT);
+  } else {
+    /* The caller's names (the provider's), read in place: the first one received wins. */
+    luaL_checktype(L, 5, LUA_TTABLE);
+    for (i = 1; !request_id.s; i++) {
+      lua_settop(L, 5);
+      lua_rawgeti(L, 5, i);
+      if (lua_isnil(L, -1)) break;
+      if (lua_type(L, -1) != LUA_TSTRING) return luaL_error(L, "request_id_headers[%d] must be a string", i);
+      request_id = header_text(L, 2, lua_tostring(L, -1));
+    }
   }
   retry_after = header_text(L, 2, "retry-after"); /* both texts stay on the stack until the end */
   n = core_push_reply(L, (long)lua_tointeger(L, 1), request_id, retry_after, body, body_len, raw_cap);

@@ -53,13 +53,13 @@ static int l_perform(lua_State *L)
 }
 
 /* Texts of the reply headers the client reads, borrowed from the transfer's header buffer: the
- * request id (CORE_REQUEST_ID_HEADERS, the first name received wins) and Retry-After. */
+ * request id (the session's request_id_headers, the first name listed that came wins) and Retry-After. */
 static void reply_headers(const transfer *t, core_text *request_id, core_text *retry_after)
 {
   int i;
   request_id->s = NULL;
   request_id->len = 0;
-  for (i = 0; i < CORE_REQUEST_ID_HEADER_COUNT && !request_id->s; i++) *request_id = transfer_noted(t, i);
+  for (i = 0; i < t->request_ids.count && !request_id->s; i++) *request_id = transfer_noted(t, i);
   *retry_after = transfer_noted(t, NOTED_RETRY_AFTER);
 }
 

@@ -8,7 +8,7 @@
 /* ---- options ------------------------------------------------------------------------- */
 
 static const char *const OPT_KEYS[] = {"connect_timeout_ms", "timeout_ms", "ca_file", "ca_path",
-                                       "insecure", "proxy", "accept_encoding", NULL};
+                                       "insecure", "proxy", "accept_encoding", "request_id_headers", NULL};
 
 static long opt_ms(lua_State *L, int idx, const char *name, long dflt)
 {
@@ -45,7 +45,10 @@ void opts_read(lua_State *L, int idx, core_opts *o)
   o->connect_timeout_ms = 3000; /* lua/loyalty/timeouts.lua connect_ms */
   o->timeout_ms = 10000;        /* lua/loyalty/timeouts.lua request_ms */
   o->accept_encoding = "";
-  if (lua_isnoneornil(L, idx)) return;
+  if (lua_isnoneornil(L, idx)) {
+    core_header_names_read(L, 0, &o->request_ids);
+    return;
+  }
   luaL_checktype(L, idx, LUA_TTABLE);
   idx = compat_absindex(L, idx);
   lua_pushnil(L);
@@ -74,6 +77,9 @@ void opts_read(lua_State *L, int idx, core_opts *o)
   lua_getfield(L, idx, "insecure");
   if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TBOOLEAN) luaL_error(L, "session option insecure must be a boolean");
   o->insecure = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  lua_getfield(L, idx, "request_id_headers");
+  core_header_names_read(L, -1, &o->request_ids);
   lua_pop(L, 1);
 }
 
@@ -109,7 +115,9 @@ static void note_header(transfer *t, const char *line, size_t len, size_t at)
   size_t name_len = 0;
   int k;
   for (k = 0; k < NOTED_MAX; k++) {
-    const char *name = k < NOTED_RETRY_AFTER ? CORE_REQUEST_ID_HEADERS[k] : "retry-after";
+    const char *name;
+    if (k == t->request_ids.count) k = NOTED_RETRY_AFTER; /* past the names given: Retry-After's slot */
+    name = k < NOTED_RETRY_AFTER ? t->request_ids.name[k] : "retry-after";
     if (t->noted[k].at || (line[0] | 0x20) != name[0]) continue; /* most lines stop here */
     if (!colon) {
       colon = memchr(line, ':', len);
@@ -175,6 +183,7 @@ static int configure(transfer *t, const core_opts *o)
 int transfer_init(transfer *t, const core_opts *o)
 {
   memset(t, 0, sizeof *t);
+  t->request_ids = o->request_ids;
   t->easy = curl_easy_init();
   if (!t->easy) return 0;
   if (!configure(t, o)) {

@@ -17,14 +17,15 @@ typedef struct {
   long connect_timeout_ms, timeout_ms;
   const char *ca_file, *ca_path, *proxy, *accept_encoding;
   int insecure;
+  core_header_names request_ids; /* the reply headers that name the request id (request_id_headers) */
 } core_opts;
 
 /* A reply header session:exchange reads: its value at head.data + at - 1 (at 0: not received). */
 typedef struct {
   size_t at, len;
 } noted_header;
-/* One slot per name of CORE_REQUEST_ID_HEADERS, then Retry-After. */
-#define NOTED_RETRY_AFTER CORE_REQUEST_ID_HEADER_COUNT
+/* One slot per request-id header name (request_ids), then Retry-After. */
+#define NOTED_RETRY_AFTER CORE_REQUEST_ID_MAX
 #define NOTED_MAX (NOTED_RETRY_AFTER + 1)
 
 typedef struct {
@@ -34,6 +35,7 @@ typedef struct {
   int get_set;                /* the handle is set up for a plain GET */
   buf body, head;
   noted_header noted[NOTED_MAX]; /* found as each header line arrives: no second pass */
+  core_header_names request_ids; /* what noted[0 .. request_ids.count - 1] look for */
   int too_large;
   long timeout_ms, connect_timeout_ms; /* the session's defaults */
   long set_timeout_ms, set_connect_ms; /* what the handle holds now */

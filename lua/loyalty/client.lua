@@ -8,6 +8,8 @@ local log = require "loyalty.log"
 local env = require "loyalty.env"
 local timeouts = require "loyalty.timeouts"
 local util = require "loyalty.util"
+local providers = require "loyalty.providers"
+local schema = require "loyalty.schema"
 
 local type = type -- an upvalue: the per-call checks skip a global lookup on Lua 5.4
 local floor = math.floor
@@ -21,7 +23,7 @@ local USER_AGENT = "lua-loyalty/" .. _M.VERSION
 local Client = {}
 Client.__index = Client
 
--- option -> expected Lua type
+-- The options every client takes (loyalty.schema form); a provider adds its own (its `config`).
 local OPTIONS = {
   provider = "string", base_url = "string", environment = "string", cluster = "string",
   username = "string", password = "string", client_key = "string", client_secret = "string",
@@ -30,8 +32,6 @@ local OPTIONS = {
   backoff_base_ms = "number", backoff_max_ms = "number", retry_after_max_ms = "number",
   sleep = "function", random = "function", clock = "function", transport = "table", token_store = "table",
   ca_file = "string", ca_path = "string", insecure = "boolean", proxy = "string", user_agent = "string",
-  organisation = "string", unit = "string", api_key = "string", -- CRM.COM logins
-  release = "string", sync_definition = "table", -- CRM.COM: the release the account speaks
   log = "function", -- log(level, event, fields): loyalty.log
   now = "function", -- monotonic seconds for deadlines (default core.now)
 }
@@ -57,18 +57,31 @@ local function default_transport(opts)
   return require("loyalty.transport.curl").new(opts)
 end
 
-local function check_options(opts)
-  if type(opts) ~= "table" then error("loyalty.client: options table expected", 3) end
-  for k, v in pairs(opts) do
-    local want = OPTIONS[k]
-    if not want then error("loyalty.client: unknown option '" .. tostring(k) .. "'", 3) end
-    if type(v) ~= want then
-      error("loyalty.client: option '" .. k .. "' must be a " .. want .. ", got " .. type(v), 3)
-    end
+-- The fields a client's options are checked with: the generic ones and every provider's own
+-- (an option of another provider is then a config error naming its owner, not a raise).
+local function all_option_fields()
+  local fields = {}
+  for k, f in pairs(OPTIONS) do fields[k] = f end
+  for _, p in ipairs(providers.all()) do
+    for k, f in pairs(p.config) do fields[k] = fields[k] or f end
+  end
+  return fields
+end
+
+--- The option fields of a client of `provider` (a provider table): the generic ones and its config.
+function _M.option_fields(provider)
+  return schema.merge(OPTIONS, provider.config)
+end
+
+--- The first option in opts that `provider` does not take but another provider does: key, owner.
+function _M.foreign_option(opts, provider)
+  local owners = providers.option_owners()
+  for k in pairs(opts) do
+    if OPTIONS[k] == nil and provider.config[k] == nil and owners[k] then return k, owners[k] end
   end
 end
 
-local classes = {}
+local classes = setmetatable({}, { __mode = "k" }) -- per provider table: a provider registered again gets its own
 -- The per-call steps (call, with_retries, send, header_lines, judge) call each other as locals: on
 -- Lua 5.4 a method call through the class costs about what a small step does. They stay methods.
 local call -- request without its argument checks, for the operations' own specs
@@ -76,12 +89,12 @@ local call -- request without its argument checks, for the operations' own specs
 -- One method per provider operation: client:customer_get{...} etc. Batch operations
 -- (provider.batch_ops) plan several requests, run them with request_many and combine the results.
 local function class_for(provider)
-  local cls = classes[provider.name]
+  local cls = classes[provider]
   if cls then return cls end
   cls = { __close = Client.close, __gc = Client.close }
   -- Client's methods copied in: one table lookup per method call instead of a metatable chain.
   for name, method in pairs(Client) do cls[name] = method end
-  -- A provider with a profile (CRM.COM: the release) gets it as its operations' first argument.
+  -- A provider with a profile (say, the release the account runs) gets it as its operations' first argument.
   local profiled = provider.profile ~= nil
   for name, op in pairs(provider.ops) do
     cls[name] = profiled and function(self, ...)
@@ -104,24 +117,22 @@ local function class_for(provider)
   end
   setmetatable(cls, { __index = Client })
   cls.__index = cls
-  classes[provider.name] = cls
+  classes[provider] = cls
   return cls
 end
 
 --- Creates a client. Returns client or nil, err (kind "config") for missing or inconsistent
 -- settings; raises for unknown options or wrong types (programmer errors).
 function _M.new(opts)
-  check_options(opts)
-  local pname = opts.provider or "capillary"
-  local ok, provider = pcall(require, "loyalty.providers." .. pname)
-  if not ok then return nil, errors.config("unknown provider '" .. pname .. "'", "provider") end
-
-  if not provider.login then
-    for _, k in ipairs { "organisation", "unit", "api_key", "release", "sync_definition" } do
-      if opts[k] ~= nil then
-        return nil, errors.config("option '" .. k .. "' belongs to the crmcom provider, not " .. pname, k)
-      end
-    end
+  if type(opts) ~= "table" then error("loyalty.client: options table expected", 2) end
+  schema.assert(all_option_fields(), opts, "loyalty.client", 2)
+  local pname = opts.provider or providers.DEFAULT
+  local provider, gerr = providers.get(pname)
+  if not provider then return nil, gerr end
+  local foreign, owner = _M.foreign_option(opts, provider)
+  if foreign then
+    return nil, errors.config("option '" .. foreign .. "' belongs to the " .. owner .. " provider, not " .. pname,
+                              foreign)
   end
 
   local base_url = opts.base_url
@@ -159,7 +170,7 @@ function _M.new(opts)
   end
 
   if provider.login then
-    -- The provider owns its login (CRM.COM: a token from a login call, sent as a parameter).
+    -- The provider owns its login (a token from a login call, sent where apply_token puts it).
     local login, lerr = provider.login(opts)
     if not login then return nil, lerr end
     self.login_spec = login.spec
@@ -172,12 +183,15 @@ function _M.new(opts)
       return nil, errors.config("Basic auth needs both username and password",
                                 opts.username and "password" or "username")
     end
-    self.auth_header = core.basic_auth(opts.username, opts.password)
-    self.auth_value = { "Authorization", self.auth_header }
+    if not provider.password_auth then
+      return nil, errors.config("the " .. pname .. " provider takes no username/password", "username")
+    end
+    -- The provider's shape of a password header (and the secrets derived from it, scrubbed too).
+    local auth = provider.password_auth(opts.username, opts.password)
+    self.auth_header = auth.value
+    self.auth_value = { auth.header or "Authorization", auth.value }
     local secrets = self.static_secrets
-    secrets[#secrets + 1] = opts.password
-    secrets[#secrets + 1] = self.auth_header:sub(7)
-    secrets[#secrets + 1] = core.md5_hex(opts.password)
+    for _, secret in ipairs(auth.secrets) do secrets[#secrets + 1] = secret end
   elseif opts.client_key or opts.client_secret then
     if not (opts.client_key and opts.client_secret) then
       return nil, errors.config("OAuth needs both client_key and client_secret",
@@ -202,7 +216,9 @@ function _M.new(opts)
   if provider.attribution_headers then
     self.attribution = provider.attribution_headers(opts.attribution)
   end
-  local transport = opts.transport or default_transport(opts)
+  -- The provider's request-id headers, for a transport that reads replies in C.
+  local transport = opts.transport
+                    or default_transport(schema.merge(opts, { request_id_headers = provider.REQUEST_ID_HEADERS }))
   self.transport = transport
   -- The built-in transports, and one that builds its own requests (exchange), never modify a
   -- request: they share the client's header lines between calls.
@@ -274,7 +290,7 @@ end
 -- The client's own headers (user agent, auth, attribution) as a name -> value table.
 function Client:base_headers(auth_value)
   local headers = { ["User-Agent"] = self.user_agent, Accept = "application/json" }
-  -- Capillary lists Content-Type as required on every call, GETs too (providers.capillary).
+  -- A provider may require Content-Type on every call, GETs too (provider.CONTENT_TYPE_ALWAYS).
   if self.provider.CONTENT_TYPE_ALWAYS then headers["Content-Type"] = "application/json" end
   if auth_value then headers[auth_value[1]] = auth_value[2] end
   if self.attribution then
@@ -364,7 +380,7 @@ Client.judge = judge
 
 -- A transport's reply -> result | nil, err.
 function Client:interpret(res, spec)
-  local reply, derr = core.decode_reply(res.status, res.headers, res.body, RAW_UNCUT)
+  local reply, derr = core.decode_reply(res.status, res.headers, res.body, RAW_UNCUT, self.provider.REQUEST_ID_HEADERS)
   if reply then reply.headers = nil end -- a result may be the reply itself: the same fields on every path
   return judge(self, reply, derr, spec)
 end
@@ -478,7 +494,7 @@ local function after_failure(self, spec, err, attempts, started, finished, deadl
   if err.kind == "timeout" and finished >= deadline - 0.001 then
     return false, nil, deadline_error(err, attempts, budget_ms, self) -- the attempt had only what was left
   end
-  local max = (spec.method == "GET" or spec.idempotent or spec.path == "/v3/oauth/token/generate")
+  local max = (spec.method == "GET" or spec.idempotent or spec.retry_safe)
               and self.max_attempts or 1
   if not err.retryable or attempts >= max then
     err.attempts = attempts

@@ -24,8 +24,8 @@ function _M.object(r, v, field)
   return v
 end
 
---- One object given as an object or as a one-element array of it (v1.1 replies come out of
--- XML either way, capillary.md §3.2), or nil.
+--- One object given as an object or as a one-element array of it (replies converted from XML
+-- come either way), or nil.
 function _M.one(r, v, field)
   if absent(v) then return nil end
   if type(v) == "table" and v[1] ~= nil then

@@ -176,7 +176,7 @@ describe("client one-call path (transport:exchange)", function()
     local lines = { "Accept: application/json" }
 
     it("returns the reply without a headers table, and the stage of a failure", function()
-      local s = core.session {}
+      local s = core.session { request_id_headers = { "x-cap-requestid", "x-request-id" } }
       local reply = assert(s:exchange("GET", server.url, "/v2/customers/lookup", LOOKUP, nil, nil, lines))
       assert.same({ status = 200, request_id = "rid-lookup",
                     body = { entity = 343445001, warnings = { { code = 1, message = "w" } },

@@ -1,9 +1,12 @@
 local core = require "loyalty.core"
 
+-- A provider's request-id headers (the client passes its provider's REQUEST_ID_HEADERS).
+local IDS = { "x-cap-requestid", "x-cap-request-id", "x-request-id" }
+
 describe("loyalty.core decode_reply", function()
-  it("decodes the body and finds the Capillary request id", function()
+  it("decodes the body and finds the request id under the provider's header", function()
     local headers = { ["x-cap-requestid"] = "5670FF17B7D58" }
-    local reply = core.decode_reply(200, headers, '{"createdId":130713699,"warnings":[]}')
+    local reply = core.decode_reply(200, headers, '{"createdId":130713699,"warnings":[]}', nil, IDS)
     assert.equal(200, reply.status)
     assert.equal(headers, reply.headers)
     assert.equal("5670FF17B7D58", reply.request_id)
@@ -12,11 +15,26 @@ describe("loyalty.core decode_reply", function()
   end)
 
   it("accepts the request id header variants and any casing", function()
-    assert.equal("a", core.decode_reply(200, { ["X-CAP-REQUEST-ID"] = "a" }, "{}").request_id)
-    assert.equal("b", core.decode_reply(200, { ["x-request-id"] = "b" }, "{}").request_id)
-    assert.equal("c", core.decode_reply(200, { ["X-Cap-Requestid"] = { "c", "d" } }, "{}").request_id)
-    assert.equal("e", core.decode_reply(200, { ["x-cap-requestid"] = "e", ["x-request-id"] = "f" }, "{}").request_id)
-    assert.is_nil(core.decode_reply(200, {}, "{}").request_id)
+    assert.equal("a", core.decode_reply(200, { ["X-CAP-REQUEST-ID"] = "a" }, "{}", nil, IDS).request_id)
+    assert.equal("b", core.decode_reply(200, { ["x-request-id"] = "b" }, "{}", nil, IDS).request_id)
+    assert.equal("c", core.decode_reply(200, { ["X-Cap-Requestid"] = { "c", "d" } }, "{}", nil, IDS).request_id)
+    assert.equal("e", core.decode_reply(200, { ["x-cap-requestid"] = "e", ["x-request-id"] = "f" }, "{}", nil, IDS)
+      .request_id)
+    assert.is_nil(core.decode_reply(200, {}, "{}", nil, IDS).request_id)
+  end)
+
+  it("reads only the generic x-request-id without a list, and the list's order otherwise", function()
+    local h = { ["x-cap-requestid"] = "cap", ["x-request-id"] = "generic", ["x-acme-id"] = "acme" }
+    assert.equal("generic", core.decode_reply(200, h, "{}").request_id)
+    assert.is_nil(core.decode_reply(200, { ["x-cap-requestid"] = "cap" }, "{}").request_id)
+    assert.equal("acme", core.decode_reply(200, h, "{}", nil, { "x-acme-id", "x-request-id" }).request_id)
+    assert.equal("generic", core.decode_reply(200, h, "{}", nil, { "x-none", "x-request-id" }).request_id)
+    assert.has_error(function() core.decode_reply(200, h, "{}", nil, "x-request-id") end)
+    assert.has_error(function() core.decode_reply(200, h, "{}", nil, { 5 }) end)
+    -- a session (and perform_multi) takes the list as an option, checked once
+    assert.has_error(function() core.session { request_id_headers = { "X-Upper" } } end)
+    assert.has_error(function() core.session { request_id_headers = { "a", "b", "c", "d", "e" } } end)
+    core.session({ request_id_headers = { "x-acme-id" } }):close()
   end)
 
   it("parses Retry-After as delta-seconds only", function()
@@ -34,7 +52,7 @@ describe("loyalty.core decode_reply", function()
 
   it("returns a decode error for an invalid body, whatever the content type", function()
     local reply, err = core.decode_reply(502, { ["content-type"] = "text/html", ["x-cap-requestid"] = "r1" },
-      "<html>Bad Gateway</html>")
+      "<html>Bad Gateway</html>", nil, IDS)
     assert.is_nil(reply)
     assert.equal("decode", err.kind)
     assert.equal(502, err.status)

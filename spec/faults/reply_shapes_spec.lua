@@ -80,7 +80,7 @@ local function replayer(rec, key, text, status)
     t.n = t.n + 1
     local k = req.method .. " " .. req.url:gsub("%?.*$", ""):gsub("^https?://[^/]+", "")
     local r = rec.by_key[k]
-    local headers = { ["x-cap-request-id"] = "RID-" .. t.n }
+    local headers = { ["x-cap-request-id"] = "RID-" .. t.n, ["x-request-id"] = "RID-" .. t.n } -- each provider's
     if k == key then return { status = status or r.status, headers = headers, body = text } end
     if not r then return { status = 404, headers = headers, body = "{}" } end
     return { status = r.status, headers = headers, body = r.body }

@@ -2,9 +2,29 @@
 -- Credentials come from the environment, never the command line (where `ps` would show them).
 local cli = require "loyalty.cli"
 
+local providers = require "loyalty.providers"
+
 local _M = {}
 
-local PROVIDERS = { "capillary", "crmcom" }
+-- Each provider's `loyalty call` options (its cli.options): the flag -> the providers that take it.
+local function cli_options()
+  local by_flag, order = {}, {}
+  for _, p in ipairs(providers.all()) do
+    for _, o in ipairs(p.cli.options) do
+      local entry = by_flag[o.flag]
+      if not entry then
+        entry = { option = o, owners = {} }
+        by_flag[o.flag] = entry
+        order[#order + 1] = o.flag
+      end
+      entry.owners[p.name] = true
+    end
+  end
+  return by_flag, order
+end
+
+-- "--environment" -> "environment" (argparse's name for the parsed value).
+local function arg_name(flag) return (flag:gsub("^%-%-", ""):gsub("%-", "_")) end
 
 function _M.configure(cmd)
   cmd:description([[
@@ -14,25 +34,25 @@ Calls one CRM endpoint and prints the (normalised) reply body as JSON, with the 
 OPERATION is a typed operation such as customer_get or points_isredeemable; key=value pairs become
 its argument table (nested keys with dots: customer.mobile=9198...). With METHOD PATH, pairs become
 the query (GET) or the JSON body (other methods).]])
-  cmd:epilog([[
-Credentials come from the environment, never the command line:
-  Capillary: LOYALTY_USERNAME / LOYALTY_PASSWORD (a till), or LOYALTY_CLIENT_KEY / LOYALTY_CLIENT_SECRET
-  CRM.COM:   LOYALTY_USERNAME / LOYALTY_PASSWORD with --organisation, or LOYALTY_API_KEY
-Against `make sandbox`: LOYALTY_USERNAME=store.server LOYALTY_PASSWORD=server123 (the seed's till).]])
+  local lines = { "Credentials come from the environment, never the command line:" }
+  for _, p in ipairs(providers.all()) do
+    lines[#lines + 1] = ("  %-10s %s"):format(p.title .. ":", p.cli.credentials)
+  end
+  lines[#lines + 1] = "Against `make sandbox`: LOYALTY_USERNAME=store.server LOYALTY_PASSWORD=server123 " ..
+    "(the seed's till)."
+  cmd:epilog(table.concat(lines, "\n"))
   cmd:argument("what", "OPERATION [key=value ...] or METHOD PATH [key=value ...]"):args("+")
   cmd:option("--base-url", "CRM base URL (default $LOYALTY_BASE_URL, else http://127.0.0.1:8089).")
     :argname("<url>")
-  cmd:option("--provider", "The CRM."):choices(PROVIDERS):default("capillary")
-  cmd:option("--environment", "Capillary instead of --base-url: production, dev or stage (with --cluster).")
-  cmd:option("--cluster", "Capillary cluster: india, apac2, sea, eu, us, ushc, china.")
-  cmd:option("--organisation", "CRM.COM: the organisation a username/password logs in to "
-    .. "(default $LOYALTY_ORGANISATION).")
-  cmd:option("--unit", "CRM.COM: the business unit to log in to (optional).")
+  cmd:option("--provider", "The CRM."):choices(providers.names()):default(providers.DEFAULT)
+  local by_flag, order = cli_options()
+  for _, flag in ipairs(order) do
+    local o = by_flag[flag].option
+    if o.flag_only then cmd:flag(flag, o.help) else cmd:option(flag, o.help) end
+  end
   cmd:option("--timeout-ms", "Deadline of the call in milliseconds (default 10000).")
     :convert(cli.number("--timeout-ms", true))
     :argname("<ms>")
-  cmd:flag("--v2", "Capillary, with METHOD PATH: read the reply as a v2 envelope (default: v1.1 for "
-    .. "/v1.1/ paths).")
 end
 
 local function set_path(t, key, value)
@@ -45,14 +65,12 @@ local function set_path(t, key, value)
   t[key] = value
 end
 
--- Where `loyalty call` takes each client setting from, for a config error naming one.
+-- Where `loyalty call` takes each client setting from, for a config error naming one (the
+-- provider's cli.how adds its own).
 local HOW = {
-  organisation = "pass --organisation ORG (or set LOYALTY_ORGANISATION)",
   username = "set LOYALTY_USERNAME and LOYALTY_PASSWORD",
   password = "set LOYALTY_PASSWORD",
   base_url = "pass --base-url URL (or set LOYALTY_BASE_URL)",
-  cluster = "pass --environment and --cluster, or --base-url",
-  environment = "pass --environment and --cluster, or --base-url",
 }
 
 local METHODS = { GET = true, POST = true, PUT = true, DELETE = true, PATCH = true }
@@ -64,22 +82,40 @@ local function env(name)
 end
 
 -- The client options for this provider, from the flags and the environment.
-local function client_options(a)
+local function client_options(a, provider)
   local o = { provider = a.provider, timeout_ms = a.timeout_ms or 10000 }
-  if a.environment or a.cluster then
-    o.environment, o.cluster = a.environment, a.cluster
+  local host_given = false
+  for _, opt in ipairs(provider.cli.options) do
+    local v = a[arg_name(opt.flag)]
+    if v == nil and opt.env then v = env(opt.env) end
+    if opt.key then o[opt.key] = v end
+    if v ~= nil and opt.instead_of_base_url then host_given = true end
+  end
+  if host_given then
+    o.base_url = nil
   else
     o.base_url = a.base_url or env("LOYALTY_BASE_URL") or "http://127.0.0.1:8089"
   end
   o.username, o.password = env("LOYALTY_USERNAME"), env("LOYALTY_PASSWORD")
-  if a.provider == "crmcom" then
-    o.organisation = a.organisation or env("LOYALTY_ORGANISATION")
-    o.unit = a.unit
-    o.api_key = env("LOYALTY_API_KEY")
-  else
-    o.client_key, o.client_secret = env("LOYALTY_CLIENT_KEY"), env("LOYALTY_CLIENT_SECRET")
-  end
+  for key, var in pairs(provider.cli.env or {}) do o[key] = env(var) end
   return o
+end
+
+-- The first flag given that only other providers take: "--a and --b are for --provider x".
+local function foreign_flags(a, provider)
+  local by_flag = cli_options()
+  for _, entry in pairs(by_flag) do
+    local given = a[arg_name(entry.option.flag)]
+    if given ~= nil and given ~= false and not entry.owners[provider.name] then
+      local owner = next(entry.owners)
+      local flags = {}
+      for _, o in ipairs(assert(providers.get(owner)).cli.options) do
+        if not (by_flag[o.flag].owners[provider.name]) then flags[#flags + 1] = o.flag end
+      end
+      local text = #flags > 1 and (table.concat(flags, ", ", 1, #flags - 1) .. " and " .. flags[#flags]) or flags[1]
+      return text .. (#flags > 1 and " are" or " is") .. " for --provider " .. owner
+    end
+  end
 end
 
 function _M.run(a, out, err)
@@ -90,8 +126,10 @@ function _M.run(a, out, err)
     local k, v = w:match("^([^=]+)=(.*)$")
     if k and #positional > 0 then set_path(argt, k, v) else positional[#positional + 1] = w end
   end
-  if a.provider ~= "crmcom" and (a.organisation or a.unit) then
-    err:write("loyalty call: --organisation and --unit are for --provider crmcom\n")
+  local provider = assert(providers.get(a.provider))
+  local foreign = foreign_flags(a, provider)
+  if foreign then
+    err:write("loyalty call: ", foreign, "\n")
     return 2
   end
   if #positional > 2 or (#positional == 2 and not METHODS[positional[1]:upper()]) then
@@ -99,9 +137,9 @@ function _M.run(a, out, err)
               table.concat(positional, " "), "' (see --help)\n")
     return 2
   end
-  local client, cerr = loyalty.client(client_options(a))
+  local client, cerr = loyalty.client(client_options(a, provider))
   if not client then
-    local how = HOW[cerr.key]
+    local how = (provider.cli.how or {})[cerr.key] or HOW[cerr.key]
     err:write(tostring(cerr), how and ("; " .. how) or "", "\n")
     return 1
   end
@@ -109,8 +147,8 @@ function _M.run(a, out, err)
   if #positional == 2 then
     local method, path = positional[1]:upper(), positional[2]
     local spec = { method = method, path = path }
-    if a.provider ~= "crmcom" then spec.version = (not a.v2 and path:find("^/v1%.1/")) and "v1.1" or "v2" end
     if method == "GET" then spec.query = argt else spec.json = argt end
+    if provider.cli.raw_spec then spec = provider.cli.raw_spec(spec, a) end
     result, rerr = client:request(spec)
   else
     local name = positional[1]

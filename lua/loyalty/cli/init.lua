@@ -54,8 +54,10 @@ function _M.command(parent, state, name, description, epilog)
 end
 
 local function build(state)
+  local titles = {}
+  for _, p in ipairs(require("loyalty.providers").all()) do titles[#titles + 1] = p.title end
   local parser = argparse("loyalty", "lua-loyalty " .. paths.VERSION ..
-    ": loyalty CRMs (Capillary, CRM.COM) for Lua and OpenResty storefronts.")
+    ": loyalty CRMs (" .. table.concat(titles, ", ") .. ") for Lua and OpenResty storefronts.")
   help_flag(parser, state)
   parser:flag("--version", "Print the version and exit."):action(function() state.version = true end)
   parser:flag("--examples-dir", "Print where the installed examples (rules, settings files) are, and exit.")

@@ -45,9 +45,9 @@ A fixture looks like:
 Prints, line by line, the base amount, the rule that applied, its multiplier, rounding, the cap and
 the total, then the redemption limits and verdict in words. CART (.json or .lua) is a fixture or a
 bare cart, read strictly (unknown keys are errors). With --crm SETTINGS --customer ID the CRM's own
-answer on this cart is shown beside the rules' arithmetic (CRM.COM purchase preview: a dry run,
-nothing is booked). Exit code 0 when explained, 1 when the rules or the cart are invalid (or the
-CRM cannot answer).]])
+answer on this cart is shown beside the rules' arithmetic (where the provider documents a dry run,
+such as a purchase preview: nothing is booked). Exit code 0 when explained, 1 when the rules or the
+cart are invalid (or the CRM cannot answer).]])
   explain:argument("dir", DIR_HELP)
   explain:argument("cart", "A fixture (.lua or .json) or a bare cart.")
   explain:option("--tier", "Set or override the customer's tier (compared in capitals, as the store does).")

@@ -1,27 +1,19 @@
 -- The drainer: replays due outbox entries against the CRM. A claim hands out at most one entry
 -- per customer and leases it, so one customer's writes go one at a time and in order (the CRM
--- answers concurrent writes for a customer with 521). Failures back off exponentially with
--- jitter; after max_attempts, or at once for a refusal that no retry can change, an entry
--- becomes a dead letter with its last error. Replays are idempotent where the CRM allows it:
--- a bill number it already has (604), a return already made (626/628/633/634), a reversal already done
--- (3802) count as delivered. A return has no key at the CRM: it carries its own reference
--- (loyalty_return_ref), and a replay first asks the CRM whether that return is already there.
+-- may refuse concurrent writes for a customer). Failures back off exponentially with jitter;
+-- after max_attempts, or at once for a refusal that no retry can change, an entry becomes a dead
+-- letter with its last error. Replays are idempotent where the CRM allows it: the provider's
+-- replay policy (loyalty.providers: `replay`) names, per entry kind, the request to replay, the
+-- refusals that mean "already delivered", and a lookup a write without a key at the CRM needs
+-- before it is sent again.
 local outbox = require "loyalty.outbox"
 local errors = require "loyalty.errors"
 local env = require "loyalty.env"
 local util = require "loyalty.util"
 local schema = require "loyalty.schema"
-local capillary_program = require "loyalty.providers.capillary.storefront"
+local providers = require "loyalty.providers"
 
 local _M = {}
-
--- Error codes meaning "this write is already at the CRM", per entry kind.
-local ALREADY = {
-  transaction_add = { [604] = true },
-  transaction_return = { [626] = true, [628] = true, [633] = true, [634] = true },
-  points_reverse = { [3802] = true },
-}
-_M.ALREADY = ALREADY
 
 -- Kinds of error no retry can fix: the CRM understood and refused, or the entry is malformed.
 local PERMANENT = { api = true, config = true, http = true, refused = true }
@@ -44,38 +36,29 @@ end
 function _M.deliver(target, entry)
   local client, attribution = client_for(target, entry)
   if not client then return nil, attribution end
-  local ops = client.provider.ops
   local p = entry.payload
-  local spec, err
-  if entry.kind == "transaction_add" or entry.kind == "transaction_return" then
-    spec, err = ops.transaction_add(p)
-    if spec and entry.kind == "transaction_return" then
-      -- A return shares its order's bill number: 604 says nothing about the return itself.
-      spec.idempotent, spec.duplicate_code = false, nil
-    end
-  elseif entry.kind == "customer_add" then
-    spec, err = ops.customer_add(p)
-  elseif entry.kind == "customer_subscriptions" then
-    spec, err = ops.customer_subscriptions(p)
-  elseif entry.kind == "points_reverse" then
-    spec, err = ops.v2_points_reverse(p)
-  elseif entry.kind == "redemption_hold" then
+  if entry.kind == "redemption_hold" then
     -- Expired (or cancelled while the CRM was down): reversed unless the order's bill is there.
-    local r, herr = capillary_program.new(client, {}):cancel_redemption(nil, p)
+    local backend = providers.part(client.provider, "storefront").new(client, {})
+    local r, herr = backend:cancel_redemption(nil, p)
     if not r then return nil, herr end
     local ob = type(target.outbox) == "table" and target.outbox or nil
     if ob then ob:mark_failed(entry.id, r.placed and "placed" or "expired", entry.next_at) end
     r.already = r.already or r.placed
     return r
-  else
-    return nil, outbox.storage_error("unknown entry kind " .. tostring(entry.kind), { retryable = false })
   end
+  local policy = providers.part(client.provider, "replay").kinds[entry.kind]
+  if not policy then
+    return nil, outbox.storage_error("unknown entry kind " .. tostring(entry.kind) .. " for provider " ..
+                                     tostring(client.provider.name), { retryable = false })
+  end
+  local spec, err = policy.request(client.provider.ops, p, client.profile)
   if not spec then return nil, err end
-  if entry.kind == "transaction_return" and (entry.attempts or 0) > 0 and client.customer_transactions then
-    -- Attempts count claims, this one included, and the program may have posted the return before
-    -- queueing it: any claimed return may have landed with its reply lost. A failed lookup posts
+  if policy.lookup and (entry.attempts or 0) > 0 then
+    -- Attempts count claims, this one included, and the program may have sent the write before
+    -- queueing it: any claimed one may have landed with its reply lost. A failed lookup sends
     -- nothing; its error settles the entry (a retryable one keeps it in line).
-    local found, lerr = capillary_program.find_return(client, p)
+    local found, lerr = policy.lookup(client, p)
     if found == nil then return nil, lerr end
     if found then return { already = true, found = true } end
   end
@@ -94,8 +77,7 @@ function _M.deliver(target, entry)
                              message = "partly refused: " .. table.concat(names, ", ") }
   end
   if r then return r end
-  local already = ALREADY[entry.kind]
-  if already and err and already[err.code] then return { already = true, code = err.code } end
+  if policy.already and policy.already(err) then return { already = true, code = err.code } end
   return nil, err
 end
 

@@ -19,13 +19,14 @@ local schema = require "loyalty.schema"
 
 local _M = {}
 
--- What the drainer knows how to replay (client operation behind each).
+-- The program's kinds of must-not-lose write; each provider's replay policy says how it replays
+-- them (loyalty.providers: `replay`). The names are stored with each entry, so they stay.
 _M.KINDS = {
-  transaction_add = true,        -- an order (bill-number idempotent: 604 = already there)
+  transaction_add = true,        -- an order
   transaction_return = true,     -- a return against an order's bill
-  customer_add = true,           -- a sign-up (customer/add upserts)
-  customer_subscriptions = true, -- opt-in / opt-out (sets a state)
-  points_reverse = true,         -- a redemption reversal (3802 = already reversed)
+  customer_add = true,           -- a sign-up
+  customer_subscriptions = true, -- opt-in / opt-out
+  points_reverse = true,         -- a redemption reversal
   redemption_hold = true,        -- a redemption's hold: due at its expiry, reversed unless the bill is there
 }
 

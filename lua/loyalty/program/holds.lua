@@ -32,13 +32,10 @@ local function payload(ident, order_id, r)
              replay = { points = tonumber(r.points), reference = r.reference, bill_number = tostring(order_id),
                         skip_otp = r.skip_otp == true or nil, program_id = r.program_id } }
   end
-  r = { redemption_id = r.redemption_id, points = tonumber(r.points), value = r.value }
-  local id_type = ident.key == "external_id" and "externalId" or ident.key
+  -- What the storefront's cancel_redemption needs to give it back (its reversal request is its own).
   return {
     bill_number = tostring(order_id), customer = { [ident.key] = ident.value },
-    redemption_id = r.redemption_id, points = r.points, value = r.value,
-    reverse = { redemptionId = r.redemption_id, pointsToBeReversed = r.points,
-                identifier = { type = id_type, value = ident.value } },
+    redemption_id = r.redemption_id, points = tonumber(r.points), value = r.value,
   }
 end
 

@@ -6,15 +6,12 @@ local errors = require "loyalty.errors"
 local money = require "loyalty.program.money"
 local ledger = require "loyalty.program.ledger"
 local holds_mod = require "loyalty.program.holds"
+local providers = require "loyalty.providers"
 
 local _M = {}
 
 local Program = {}
 Program.__index = Program
-
-local BACKENDS = {
-  capillary = "loyalty.providers.capillary.storefront", crmcom = "loyalty.providers.crmcom.storefront",
-}
 
 local crm_limit_refusal -- below: a CRM redemption-limit refusal, named and warned
 
@@ -42,7 +39,9 @@ function _M.new(settings)
   if not client then return nil, err end
   local self = setmetatable({ settings = s, client = client, till_clients = {}, attr_idents = {}, attr_count = 0 },
                              Program)
-  self.backend = require(BACKENDS[s.provider]).new(client, s)
+  -- The provider's storefront mapping: the store verbs in its operations (loyalty.providers).
+  self.storefront = assert(providers.storefront(s.provider))
+  self.backend = self.storefront.new(client, s)
   self.clock = s.clock or require("loyalty.outbox").clock
   self.holds = holds_mod.new(self)
   -- Shopper-facing reads answer within their own, shorter deadline (a header widget must not wait).
@@ -97,7 +96,7 @@ _M.tracer = tracer
 --- A backend over a tracing client, and the list its calls' request ids go to.
 function Program:traced(client, ids)
   ids = ids or {}
-  return require(BACKENDS[self.settings.provider]).new(tracer(client or self.client, ids), self.settings), ids
+  return self.storefront.new(tracer(client or self.client, ids), self.settings), ids
 end
 
 -- err with the request ids of the calls behind it (a table error only).
@@ -132,12 +131,19 @@ local function recorder(client, capture_only, ids)
   local rec = {}
   if ids then client = tracer(client, ids) end
   local ops = client.provider.ops
+  -- A provider with a profile takes it as its operations' first argument (as client methods do).
+  local profile, profiled = client.profile, client.provider.profile ~= nil
+  local function spec_of(op, ...)
+    if profiled then return op(profile, ...) end
+    return op(...)
+  end
   local captured = function()
     return nil, errors.new { kind = "refused", message = "queued for the outbox", captured = true }
   end
   local proxy = {
-    auth_header = client.auth_header,
-    provider = { name = client.provider.name, ops = setmetatable({}, { __index = function(_, name)
+    auth_header = client.auth_header, profile = profile,
+    provider = { name = client.provider.name, profile = client.provider.profile,
+                 ops = setmetatable({}, { __index = function(_, name)
       local op = ops[name]
       if op then return function(...) rec.kind, rec.args = name, { ... } return op(...) end end
     end }) },
@@ -151,7 +157,7 @@ local function recorder(client, capture_only, ids)
     if not op then return nil end
     return function(_, ...)
       rec.kind, rec.args = name, { ... }
-      local spec, err = op(...)
+      local spec, err = spec_of(op, ...)
       if not spec then return nil, err end
       if capture_only then return captured() end
       return client:request(spec)
@@ -163,7 +169,7 @@ end
 -- Runs fn(backend, client) against a recording client; returns fn's results and the record.
 function Program:recorded(client, fn, capture_only, ids)
   local proxy, rec = recorder(client, capture_only or self.settings.outbox.always, ids)
-  local r, err = fn(require(BACKENDS[self.settings.provider]).new(proxy, self.settings), proxy)
+  local r, err = fn(self.storefront.new(proxy, self.settings), proxy)
   return r, err, rec
 end
 
@@ -237,7 +243,7 @@ function Program:ruleset()
   return rs, err
 end
 
--- Mobile numbers go to the CRM as digits with the country code (capillary.md §4.3).
+-- Mobile numbers go to the CRM as digits with the country code.
 local function clean_mobile(m)
   if type(m) ~= "string" and type(m) ~= "number" then return nil end
   local digits = tostring(m):gsub("[%s%+%-%(%)]", "")
@@ -389,7 +395,7 @@ function Program:attribute_ident(user, attr, value)
   local fallback = (mobile and { key = "mobile", value = mobile })
     or (not blank(user.email) and { key = "email", value = tostring(user.email) }) or nil
   if fallback then fallback.attribute, fallback.attribute_value, fallback.found_by = attr, value, fallback.key end
-  if not self.backend.find_by_attribute then -- CRM.COM: the attribute is the participant number
+  if not self.backend.find_by_attribute then -- a CRM without custom-field search: the attribute is its number
     return { key = "external_id", value = value, attribute = attr, attribute_value = value }
   end
   local found, err = self.backend:find_by_attribute(attr, value)
@@ -638,14 +644,13 @@ local function verdict(self, c, rate, cart, requested, balance)
   return v
 end
 
--- Capillary's redemption-limit refusals (capillary.md §5): the local rules allowed what the CRM's
--- own limits refuse. 819's documented text ("exceeds the threshold limit (maximum points that can
--- be redeemed in a transaction)") names no maximum, so the quote is not re-made at a guessed one:
--- the refusal stays, named, and the disagreement is a loud warning for whoever owns the rules.
-local CRM_LIMITS = { [819] = "max_per_transaction", [821] = "min_per_transaction", [807] = "multiple_of" }
+-- A refusal by the CRM's own redemption limits (the storefront's limit_refusal names the limit):
+-- the local rules allowed what the CRM refuses. The refusal stays, named, and the disagreement is a
+-- loud warning for whoever owns the rules.
 function crm_limit_refusal(self, err, points, operation)
-  local limit = CRM_LIMITS[tonumber(err.code)]
-  if not limit or self.settings.provider ~= "capillary" then return nil end
+  local named = self.storefront.limit_refusal
+  local limit = named and named(err)
+  if not limit then return nil end
   self:emit("warn", "rules_looser_than_crm", { operation = operation, code = tonumber(err.code), limit = limit,
             points = points, crm_message = err.message })
   return limit
@@ -793,7 +798,7 @@ function Program:redeem(user, req)
   rate, err = self:point_value(ident, c, b)
   if not rate then return nil, with_ids(err, ids) end
   -- The analyst's limits (share caps in money at the CRM's rate) are checked here; the balance is
-  -- the CRM's to judge (803), so that a retried redeem for the same order reaches the CRM and gets
+  -- the CRM's to judge (its refusal), so that a retried redeem for the same order reaches the CRM and gets
   -- its original redemption back.
   local v
   v, err = verdict(self, c, rate, type(cart) == "table" and cart or { total = cart }, req.points,
@@ -1167,7 +1172,9 @@ function Program:order_returned(user, order, ret)
   end
   local s = self.settings
   local email_only = is_email_only(s, user)
-  if s.provider == "capillary" and (not s.earn_on_order or (email_only and not s.post_email_only_orders)) then
+  -- Not posted to earn: the CRM has no bill of it, unless its redemption booked the order there.
+  local unposted = not s.earn_on_order or (email_only and not s.post_email_only_orders)
+  if unposted and not self.storefront.REDEMPTION_BOOKS_ORDER then
     return self:return_unposted(order, ret)
   end
   local ident, err = self:identify(user, self.settings.post_email_only_orders)
@@ -1251,7 +1258,7 @@ function Program:order_returned(user, order, ret)
     err.order_id = order.id
     return nil, with_ids(err, ids)
   end
-  if reverse_points > 0 and r.points_reversed == nil then -- CRM.COM's cancel already refunded the spend
+  if reverse_points > 0 and r.points_reversed == nil then -- nil: the return itself did not refund the spend
     local rev
     rev, err = b:reverse_redemption(ident, red.id, reverse_points)
     if not rev then
@@ -1268,7 +1275,7 @@ end
 
 -- A return of an order that was placed but never posted to earn (earning off, an email-only
 -- order not posted): the CRM has no bill, so nothing is posted; the redemption that paid for it
--- is given back, whole, once (a retry finds nothing left: 3802).
+-- is given back, whole, once (a retry finds nothing left: the storefront's already_reversed).
 function Program:return_unposted(order, ret)
   local why = self.settings.earn_on_order and "email-only orders are not posted" or "earning on orders is off"
   local h, herr = self.holds:find(order.id)
@@ -1288,7 +1295,7 @@ function Program:return_unposted(order, ret)
   local b, ids = self:traced()
   local rev, err = b:reverse_redemption(ident, p.redemption_id, tonumber(p.points))
   if not rev then
-    if err.kind == "api" and tonumber(err.code) == 3802 then
+    if self.storefront.already_reversed and self.storefront.already_reversed(err) then
       local c = b:lookup(ident)
       return { already = true, kind = "FULL", points_deducted = 0, points_reversed = 0, balance = c and c.points,
                request_ids = ids, order_id = order.id }

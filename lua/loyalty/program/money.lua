@@ -14,7 +14,7 @@ function _M.money(x)
   return floor(snap(x) * 100 + 0.5) / 100
 end
 
---- The CRM's value of one point from an isredeemable/redeem item (Capillary): what it pays for
+--- The CRM's value of one point from a redeemability/redeem item: what it pays for
 -- the points it valued (points_redeem_value / the item's own points, else the points asked), else
 -- its points_currency_ratio.
 local function sane(rate)
@@ -91,7 +91,7 @@ end
 -- base: the rules' verdict for this customer and cart with no points asked (its limits, minimum,
 -- step and refusal), or nil without rules; balance: the CRM's; cart_total: money or nil (no cart:
 -- a summary, where no share applies); requested: points or nil (the most allowed).
--- crm (optional): the CRM's own per-transaction limits {min, max} in points (CRM.COM's spend
+-- crm (optional): the CRM's own per-transaction limits {min, max} in points (a wallet's spend
 -- limits), so that nothing is offered that it would refuse, and `unit`, the smallest amount it
 -- books (0.01 where the wallet holds money).
 function _M.verdict(base, balance, rate, cart_total, requested, crm)
@@ -148,7 +148,7 @@ function _M.verdict(base, balance, rate, cart_total, requested, crm)
   elseif requested > max then
     reason = "Not allowed: " .. num(requested) .. " points is above the maximum of " .. num(max) ..
       " for this order (limited by " .. limited_by .. ")."
-  elseif base and requested % step ~= 0 then -- without rules the CRM judges amounts (CRM.COM: money)
+  elseif base and requested % step ~= 0 then -- without rules the CRM judges amounts (a wallet: money)
     reason = "Not allowed: " .. num(requested) .. " is not a multiple of " .. num(step) .. "."
   else
     allowed, points = true, requested

@@ -129,7 +129,7 @@ function Log:record(a)
     rules_hash = a.rules and a.rules.hash or nil,
     cart = cart_record(order, a.rules and a.rules.currency),
     estimate = est,
-    -- CRM.COM awards an amount of money, not points: the estimate in money at the rules' point_value
+    -- for a CRM that awards an amount of money, not points: the estimate in money at the rules' point_value
     estimate_value = est and pv and math.floor(est * pv * 100 + 0.5) / 100 or nil,
     awarded = num(r.points_earned),
     redeemed_points = red_points, redeemed_value = red_value, point_value = rate,

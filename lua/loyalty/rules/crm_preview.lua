@@ -1,57 +1,48 @@
 -- The CRM's own answer for one cart, beside the rules' arithmetic: `rules explain DIR CART --crm SETTINGS`.
--- Only where a provider documents a dry run: CRM.COM's customer_events/purchases/preview (crmcom.md §4.2), which
--- books nothing. Capillary documents no simulation of a bill in the material we follow, so it is refused.
+-- Only where the provider documents a dry run that books nothing (its storefront's `preview`); any
+-- other provider is refused.
+local providers = require "loyalty.providers"
+
 local _M = {}
 
 local num = require("loyalty.rules.engine").num
 
 local format = string.format
 
--- The purchase lines an order would post (the same mapping as loyalty.providers.crmcom.storefront:
--- line amounts, shipping as a line of the Default Product).
-local function purchase_lines(cart)
-  local lines = {}
-  for _, l in ipairs(type(cart.lines) == "table" and cart.lines or {}) do
-    local qty = tonumber(l.qty) or 1
-    lines[#lines + 1] = { code = l.sku, quantity = qty, total = tonumber(l.amount) or (tonumber(l.price) or 0) * qty,
-      vat = 0 }
+-- The dry runs the providers document, for the refusal's message: "<title> (<what>)".
+local function dry_runs()
+  local list = {}
+  for _, p in ipairs(providers.all()) do
+    local sf = providers.part(p, "storefront")
+    if sf.preview then list[#list + 1] = p.title .. " (" .. tostring(sf.PREVIEW_NAME) .. ")" end
   end
-  if type(cart.shipping) == "number" and cart.shipping > 0 then
-    lines[#lines + 1] = { total = cart.shipping, vat = 0 }
-  end
-  return lines
-end
-_M.purchase_lines = purchase_lines
-
-local function participant_args(ident)
-  if ident.key == "external_id" then return { number = ident.value } end
-  return { [ident.key] = ident.value }
+  return #list > 0 and table.concat(list, ", ") or "none"
 end
 
 --[[ Asks the CRM. program: a loyalty.program; user: the store user ({ mobile = ... }); cart.
 Returns { award, eligible_spend, min_spend, max_spend, wallet_balance, allow_spending, reduction_method } or
 nil, err. Nothing is booked: the preview is the documented dry run. ]]
 function _M.preview(program, user, cart)
-  if program.settings.provider ~= "crmcom" then
+  local preview = program.storefront.preview
+  if not preview then
     return nil, "the " .. tostring(program.settings.provider) .. " API documents no dry run of an order; " ..
-      "--crm needs CRM.COM (customer_events/purchases/preview)"
+      "--crm needs a provider that does: " .. dry_runs()
   end
   local ident, err = program:identify(user, true)
   if not ident then return nil, tostring(err.message or err) end
   local r
-  r, err = program.client:purchase_preview { participant = participant_args(ident), lines = purchase_lines(cart),
-    unit = program.settings.crm.unit }
+  r, err = preview(program, ident, cart)
   if not r then return nil, tostring(err.message or err) end
-  return r.preview
+  return r
 end
 
 -- The lines `explain --crm` prints: the CRM's figures next to the rules' own.
-function _M.lines(rs, earn, redemption, p)
+function _M.lines(rs, earn, redemption, p, name)
   local out = {}
   local function w(...) out[#out + 1] = format(...) end
   local value = rs.compiled.redemption and rs.compiled.redemption.point_value
   w("")
-  w("The CRM's own answer (CRM.COM purchase preview; nothing is booked):")
+  w("The CRM's own answer (%s; nothing is booked):", name or "its dry run")
   local local_award = earn and earn.points
   local local_money = local_award and value and local_award * value
   w("  award:       CRM %s; rules %s%s", format("%.2f", p.award),
@@ -90,12 +81,14 @@ function _M.explain_cli(rs, opts, customer, cart, out, err)
   program:close()
   if not p then
     err("loyalty rules explain: the CRM did not answer: " .. e .. "\n")
-    return program.settings.provider ~= "crmcom" and 2 or 1
+    return program.storefront.preview and 1 or 2
   end
   local earn = rs.compiled.earn and rs:earn(customer, cart)
   local red = rs.compiled.redemption and rs:redemption({ tier = customer.tier, points = p.wallet_balance /
     (rs.compiled.redemption.point_value) }, cart)
-  for _, l in ipairs(_M.lines(rs, earn, red, p)) do out(l .. "\n") end
+  local provider = providers.get(program.settings.provider)
+  local name = provider.title .. " " .. tostring(program.storefront.PREVIEW_NAME)
+  for _, l in ipairs(_M.lines(rs, earn, red, p, name)) do out(l .. "\n") end
   return 0
 end
 

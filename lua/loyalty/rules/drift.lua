@@ -5,12 +5,26 @@ local _M = {}
 local replay = require("loyalty.rules.replay")
 local names = require("loyalty.rules.names")
 local num = require("loyalty.rules.engine").num
+local providers = require("loyalty.providers")
 
 local format, concat, abs = string.format, table.concat, math.abs
 
 local function clean(v)
   if type(v) == "userdata" then return nil end
   return v
+end
+
+-- Whether the log's provider awards money, not points (its storefront's AWARDS_MONEY); the
+-- title of the first such provider seen, for the summary.
+local money_titles = {}
+local function awards_money(name)
+  if type(name) ~= "string" then return false end
+  local known = money_titles[name]
+  if known ~= nil then return known ~= false end
+  local p = providers.get(name)
+  local sf = p and providers.part(p, "storefront")
+  money_titles[name] = (sf and sf.AWARDS_MONEY) and p.title or false
+  return money_titles[name] ~= false
 end
 
 local SIZE_BUCKETS = { { 1, 1, "1 line" }, { 2, 3, "2-3 lines" }, { 4, 6, "4-6 lines" }, { 7, 10, "7-10 lines" },
@@ -54,8 +68,8 @@ function _M.run(args)
     local tier = clean(rec.tier)
     tier = type(tier) == "string" and names.tier(tier) or nil
     local est
-    -- CRM.COM awards an amount of money: compare it with the estimate's value at the rules' point_value
-    local in_money = clean(rec.provider) == "crmcom"
+    -- A provider that awards an amount of money: compare it with the estimate's value at the rules' point_value
+    local in_money = awards_money(clean(rec.provider))
     if rs then
       local e = rs:earn({ tier = tier }, rec.cart)
       if not e then s.failed = s.failed + 1 return end
@@ -65,7 +79,10 @@ function _M.run(args)
     else
       est = tonumber(clean(in_money and rec.estimate_value or rec.estimate)) or tonumber(clean(rec.estimate))
     end
-    if in_money then s.in_money = s.in_money + 1 end
+    if in_money then
+      s.in_money = s.in_money + 1
+      s.money_provider = s.money_provider or money_titles[clean(rec.provider)]
+    end
     if est == nil then s.no_estimate = s.no_estimate + 1 return end
     s.compared = s.compared + 1
     s.estimate, s.awarded = s.estimate + est, s.awarded + awarded
@@ -145,8 +162,8 @@ function _M.text(s, args)
   if s.no_estimate > 0 then w("%d order(s) have no estimate (no rules when placed) and are left out", s.no_estimate) end
   if s.failed > 0 then w("%d order(s) could not be estimated with these rules and are left out", s.failed) end
   if s.in_money > 0 then
-    w("%d CRM.COM order(s): the award is an amount, compared with the estimate at the rules' point_value",
-      s.in_money)
+    w("%d %s order(s): the award is an amount, compared with the estimate at the rules' point_value",
+      s.in_money, s.money_provider or "money-awarding")
   end
   w("Orders compared: %d; estimate differs from the award on %d (%s)", s.compared, s.drifting,
     s.compared > 0 and format("%.1f%%", s.drifting / s.compared * 100) or "-")
@@ -164,7 +181,7 @@ function _M.text(s, args)
         num(o.awarded))
     end
     w("  `loyalty rules explain DIR CART --crm SETTINGS --customer ID` shows the CRM's own answer for one cart " ..
-      "(CRM.COM)")
+      "(where its provider documents a dry run)")
   end
   if #s.skipped > 0 then
     w("Skipped log lines:")

@@ -29,11 +29,13 @@ local function provider_of(path)
   return capillary
 end
 
--- The id of this request: every reply carries it under the header Capillary uses (clients of
--- either CRM read that one).
-local function request_id()
+-- The id of this request: every reply carries it under the header Capillary uses, and CRM.COM's
+-- replies under X-Request-Id too (its clients read only that one).
+local function stamp_request_id(fallback)
   local rid = ngx.var.request_id
-  return rid and rid:sub(1, 13):upper()
+  local id = rid and rid:sub(1, 13):upper() or fallback
+  ngx.header["X-Cap-Requestid"] = id
+  if (ngx.var.uri or ""):find("^/crmapi/") then ngx.header["X-Request-Id"] = id end
 end
 
 local function fail(provider, path, status, code, message)
@@ -97,7 +99,7 @@ local function knob(method, path)
 end
 
 local function dispatch()
-  ngx.header["X-Cap-Requestid"] = request_id() or tostring(ngx.now())
+  stamp_request_id(tostring(ngx.now()))
   local path = ngx.var.uri
   local method = ngx.req.get_method()
   store.count_request(path)
@@ -145,7 +147,7 @@ end
 
 --- Bodies beyond client_max_body_size (error_page 413).
 function _M.too_large()
-  ngx.header["X-Cap-Requestid"] = request_id() or ""
+  stamp_request_id("")
   local path = ngx.var.uri or "/"
   fail(provider_of(path), path, 413, 413, "Request body too large (max " .. tostring(settings.max_body) .. ")")
 end

@@ -22,6 +22,7 @@ function _M.new(opts)
     timeout_ms = opts.timeout_ms or timeouts.request_ms,
     connect_timeout_ms = opts.connect_timeout_ms or timeouts.connect_ms,
     ca_file = opts.ca_file, ca_path = opts.ca_path, insecure = opts.insecure, proxy = opts.proxy,
+    request_id_headers = opts.request_id_headers, -- the provider's, from the client
   }
   -- send_many's handles are made per batch with the same options as the session's.
   local session = core.session(session_opts)

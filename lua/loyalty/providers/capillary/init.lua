@@ -1,5 +1,6 @@
 -- Capillary: hosts, endpoint -> request spec, reply -> result or error.
 -- Only this module knows Capillary's paths and envelopes (facts: shared/reference/capillary.md).
+local core = require "loyalty.core"
 local errors = require "loyalty.errors"
 local normalize = require "loyalty.providers.capillary.normalize"
 local inferred = require "loyalty.providers.capillary.inferred"
@@ -7,7 +8,46 @@ local shape = require "loyalty.shape"
 
 local type = type -- an upvalue: the per-call checks skip a global lookup on Lua 5.4
 
-local _M = { name = "capillary", inferred = inferred }
+local _M = { name = "capillary", title = "Capillary", inferred = inferred,
+             storefront = "loyalty.providers.capillary.storefront", replay = "loyalty.providers.capillary.replay" }
+
+-- Reply headers carrying the request id, first found wins (capillary.md: tracking headers).
+_M.REQUEST_ID_HEADERS = { "x-cap-requestid", "x-cap-request-id", "x-request-id" }
+
+-- A documented v2 error reply (capillary.md §5): an `errors` list, the first one naming the code.
+_M.error_sample = {
+  reply = { status = 400, body = { errors = { { code = 8015, message = "Customer not found for given identifiers" } },
+                                   warnings = {} } },
+  spec = { version = "v2" }, code = 8015,
+}
+
+-- Client options of its own: none (environment/cluster, OAuth keys and attribution are the
+-- client's generic options, read through base_url, token_request and attribution_headers).
+_M.config = {}
+
+-- `loyalty call` options: where the host comes from, and how to read a raw path's reply.
+_M.cli = {
+  credentials = "LOYALTY_USERNAME / LOYALTY_PASSWORD (a till), or LOYALTY_CLIENT_KEY / LOYALTY_CLIENT_SECRET",
+  options = {
+    { flag = "--environment", key = "environment", instead_of_base_url = true,
+      help = "Capillary instead of --base-url: production, dev or stage (with --cluster)." },
+    { flag = "--cluster", key = "cluster", instead_of_base_url = true,
+      help = "Capillary cluster: india, apac2, sea, eu, us, ushc, china." },
+    { flag = "--v2", target = "spec", flag_only = true,
+      help = "Capillary, with METHOD PATH: read the reply as a v2 envelope (default: v1.1 for /v1.1/ paths)." },
+  },
+  env = { client_key = "LOYALTY_CLIENT_KEY", client_secret = "LOYALTY_CLIENT_SECRET" },
+  how = {
+    cluster = "pass --environment and --cluster, or --base-url",
+    environment = "pass --environment and --cluster, or --base-url",
+  },
+}
+
+--- A raw METHOD PATH call's spec: the envelope to read it with.
+function _M.cli.raw_spec(spec, args)
+  spec.version = (not args.v2 and spec.path:find("^/v1%.1/")) and "v1.1" or "v2"
+  return spec
+end
 
 -- Production clusters ("hubs"). The reference lists conflicting host sets (§1.1); these are
 -- the v2-doc hosts. [INF] `sea`/`ushc` come from the newer overview. Always overridable by base_url.
@@ -59,10 +99,17 @@ function _M.attribution_headers(a)
   return h
 end
 
+--- A till's username/password: Basic with the md5 of the password (core.basic_auth), and the
+-- secrets derived from it (scrubbed like the password).
+function _M.password_auth(username, password)
+  local value = core.basic_auth(username, password)
+  return { header = "Authorization", value = value, secrets = { password, value:sub(7), core.md5_hex(password) } }
+end
+
 --- The OAuth token request and the reading of its reply.
 function _M.token_request(key, secret)
   return { method = "POST", path = "/v3/oauth/token/generate", json = { key = key, secret = secret },
-           version = "v3" }
+           version = "v3", retry_safe = true } -- a new token replaces none: safe to send again
 end
 
 function _M.token_from(result)

@@ -13,6 +13,35 @@ function _M.new(client, settings)
   return setmetatable({ client = client, settings = settings }, Backend)
 end
 
+-- Settings (loyalty.program.config): the host and the credentials a Capillary till needs.
+function _M.check_settings(s)
+  local crm = s.crm
+  if not (crm.username or crm.client_key) then
+    return nil, errors.config("setting 'crm.username': credentials missing: username/password or "
+                              .. "client_key/client_secret", "crm.username")
+  end
+  if not (crm.base_url or crm.environment) then
+    return nil, errors.config("setting 'crm.environment': set environment (and cluster for production) or base_url",
+                              "crm.environment")
+  end
+  return true
+end
+
+-- The CRM's redemption-limit refusals (capillary.md §5): code -> the limit it names. 819's
+-- documented text ("exceeds the threshold limit (maximum points that can be redeemed in a
+-- transaction)") names no maximum, so the program does not re-quote at a guessed one.
+local CRM_LIMITS = { [819] = "max_per_transaction", [821] = "min_per_transaction", [807] = "multiple_of" }
+
+--- err -> the name of the CRM limit that refused a redemption, or nil.
+function _M.limit_refusal(err)
+  return err ~= nil and CRM_LIMITS[tonumber(err.code)] or nil
+end
+
+--- Whether a reversal was refused because the redemption is reversed already (3802).
+function _M.already_reversed(err)
+  return err ~= nil and err.kind == "api" and tonumber(err.code) == 3802
+end
+
 local NOT_FOUND = { [816] = true, [881] = true, [1011] = true, [1012] = true, [1013] = true, [1020] = true }
 
 local function mark_not_found(err)
@@ -441,7 +470,13 @@ function Backend:cancel_redemption(_, p)
     return { placed = true, request_id = t.request_id }
   end
   if not t and not (err.kind == "api" and NO_BILL[tonumber(err.code)]) then return nil, err end
+  -- Holds stored before the storefront built the reversal carry it as p.reverse.
   local reverse = p.reverse
+  if not reverse and not p.unknown then
+    local key, value = next(type(p.customer) == "table" and p.customer or {})
+    reverse = { redemptionId = p.redemption_id, pointsToBeReversed = tonumber(p.points),
+                identifier = { type = key == "external_id" and "externalId" or key, value = tostring(value) } }
+  end
   if p.unknown then
     local res
     res, err = self:resolve_redemption(p)
@@ -454,7 +489,7 @@ function Backend:cancel_redemption(_, p)
   local r
   r, err = self.client:v2_points_reverse(reverse)
   if not r then
-    if err.kind == "api" and tonumber(err.code) == 3802 then return { already = true, points_reversed = 0 } end
+    if _M.already_reversed(err) then return { already = true, points_reversed = 0 } end
     return nil, err
   end
   return { points_reversed = tonumber(r.body.pointsReversed) or reverse.pointsToBeReversed,

@@ -6,7 +6,40 @@ local errors = require "loyalty.errors"
 local inferred = require "loyalty.providers.crmcom.inferred"
 local shape = require "loyalty.shape"
 
-local _M = { name = "crmcom", inferred = inferred }
+local _M = { name = "crmcom", title = "CRM.COM", inferred = inferred,
+             storefront = "loyalty.providers.crmcom.storefront", replay = "loyalty.providers.crmcom.replay" }
+
+-- [INF] CRM.COM documents no request-id header: the generic one, when a proxy adds it.
+_M.REQUEST_ID_HEADERS = { "x-request-id" }
+
+-- The {status, data} envelope of a refusal: a code other than OK ([INF] NOT_FOUND: no error
+-- catalogue is documented, see inferred.NOT_FOUND_CODES).
+_M.error_sample = {
+  reply = { status = 200, body = { status = { code = "NOT_FOUND", message = "Rewards participant not found",
+                                              description = "No rewards participant matches the identifier" } } },
+  spec = {}, code = "NOT_FOUND",
+}
+
+-- Client options of its own (loyalty.schema form): the login and the release the account speaks.
+_M.config = {
+  organisation = { type = "string", doc = "the organisation a username/password logs in to" },
+  unit = { type = "string", doc = "the business unit to log in to" },
+  api_key = { type = "string", doc = "a Web API key instead of username/password" },
+  release = { type = "string", doc = "the CRM.COM release the account runs, such as R16 or R17.0.0" },
+  sync_definition = { type = "table", doc = "products/synchronise definition {id | name | alternative_code}" },
+}
+
+-- `loyalty call` options.
+_M.cli = {
+  credentials = "LOYALTY_USERNAME / LOYALTY_PASSWORD with --organisation, or LOYALTY_API_KEY",
+  options = {
+    { flag = "--organisation", key = "organisation", env = "LOYALTY_ORGANISATION",
+      help = "CRM.COM: the organisation a username/password logs in to (default $LOYALTY_ORGANISATION)." },
+    { flag = "--unit", key = "unit", help = "CRM.COM: the business unit to log in to (optional)." },
+  },
+  env = { api_key = "LOYALTY_API_KEY" },
+  how = { organisation = "pass --organisation ORG (or set LOYALTY_ORGANISATION)" },
+}
 
 --- CRM.COM runs per customer server: there is no public host to derive from an environment.
 function _M.base_url()
@@ -65,7 +98,8 @@ function _M.login(opts)
     local basic = core.base64(opts.api_key .. (inferred.API_KEY_WITH_COLON and ":" or ""))
     return {
       spec = { method = "POST", path = "/authentication/web_api_key/token", json = { unit = opts.unit },
-               headers = { Authorization = "Basic " .. basic }, idempotent = true, login = true },
+               headers = { Authorization = "Basic " .. basic }, idempotent = true, login = true,
+               retry_safe = true },
       key = "crmcom|key|" .. core.md5_hex(opts.api_key) .. "|" .. (opts.unit or ""),
       secrets = { opts.api_key, basic },
     }
@@ -78,7 +112,7 @@ function _M.login(opts)
     return nil, errors.config("CRM.COM username/password login needs the organisation", "organisation")
   end
   return {
-    spec = { method = "POST", path = "/authentication/token", idempotent = true, login = true,
+    spec = { method = "POST", path = "/authentication/token", idempotent = true, login = true, retry_safe = true,
              json = { username = opts.username, password = opts.password, organisation = opts.organisation,
                       unit = opts.unit } },
     key = "crmcom|" .. opts.organisation .. "|" .. opts.username .. "|" .. (opts.unit or ""),

@@ -12,6 +12,13 @@ local _M = {}
 local Backend = {}
 Backend.__index = Backend
 
+-- The wallet is money: an award is an amount in the CRM's currency, not points (rules drift and
+-- the order log compare it with the estimate's value at the rules' point_value).
+_M.AWARDS_MONEY = true
+-- A redemption makes the order's purchase (a spend request settles a purchase): an order not
+-- posted to earn still has a purchase to cancel when it is returned.
+_M.REDEMPTION_BOOKS_ORDER = true
+
 function _M.new(client, settings)
   return setmetatable({ client = client, settings = settings }, Backend)
 end
@@ -296,6 +303,37 @@ function Backend:cancel_redemption(_, p)
   local r, err = self.client:purchase_cancel { reference_number = tostring(p.bill_number) }
   if not r then return nil, mark_not_found(err) end
   return { points_reversed = r.purchase.spent, transaction_id = r.purchase.number }
+end
+
+-- Dry run ---------------------------------------------------------------------------------------
+
+-- The documented dry run (crmcom.md §4.2): customer_events/purchases/preview books nothing.
+_M.PREVIEW_NAME = "purchase preview"
+
+-- The purchase lines an order would post for `rules explain --crm`: line amounts, shipping as a
+-- line of the Default Product.
+local function preview_lines(cart)
+  local lines = {}
+  for _, l in ipairs(type(cart.lines) == "table" and cart.lines or {}) do
+    local qty = tonumber(l.qty) or 1
+    lines[#lines + 1] = { code = l.sku, quantity = qty, total = tonumber(l.amount) or (tonumber(l.price) or 0) * qty,
+      vat = 0 }
+  end
+  if type(cart.shipping) == "number" and cart.shipping > 0 then
+    lines[#lines + 1] = { total = cart.shipping, vat = 0 }
+  end
+  return lines
+end
+_M.preview_lines = preview_lines
+
+--- The CRM's answer for a cart, booking nothing: program (a loyalty.program), ident, cart ->
+-- { award, eligible_spend, min_spend, max_spend, wallet_balance, allow_spending, reduction_method } | nil, err.
+function _M.preview(program, ident, cart)
+  local who = ident.key == "external_id" and { number = ident.value } or { [ident.key] = ident.value }
+  local r, err = program.client:purchase_preview { participant = who, lines = preview_lines(cart),
+                                                   unit = program.settings.crm.unit }
+  if not r then return nil, err end
+  return r.preview
 end
 
 function Backend.reverse_redemption()
