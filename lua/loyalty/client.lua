@@ -453,6 +453,7 @@ function Client:token(force, deadline)
     return nil, errors.bad_field(result, "ttl", "a finite number of seconds >= 0", ttl)
   end
   self:note_token(token)
+  self:emit("info", "token_refresh", { ttl_s = ttl, forced = force ~= nil and force ~= false })
   local skew = math.min(self.token_skew, ttl / 10)
   store:set(key, token, now + ttl - skew, ttl)
   release()

@@ -304,6 +304,24 @@ describe("loyalty.client", function()
       assert.matches('"key":"key1"', body, 1, true)
     end)
 
+    it("tells the log about each token refresh, never the token", function()
+      local events = {}
+      local c, _, advance = oauth_client { log = function(level, event, fields)
+        events[#events + 1] = { level, event, fields }
+      end }
+      assert(c:customer_get { mobile = "1" })
+      advance(290)
+      assert(c:customer_get { mobile = "1" })
+      local refreshes = {}
+      for _, e in ipairs(events) do
+        if e[2] == "token_refresh" then refreshes[#refreshes + 1] = e end
+        for _, v in pairs(e[3]) do assert.is_nil(tostring(v):find("tok-", 1, true)) end
+      end
+      assert.equals(2, #refreshes)
+      assert.equals("info", refreshes[1][1])
+      assert.is_number(refreshes[1][3].ttl_s)
+    end)
+
     it("refreshes before ttlSeconds runs out", function()
       local c, _, advance, issued = oauth_client()
       assert(c:customer_get { mobile = "1" })

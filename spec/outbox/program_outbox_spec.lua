@@ -55,6 +55,17 @@ describe("program with an outbox", function()
     p:close()
   end)
 
+  it("tells the log about each write it queues", function()
+    local events = {}
+    local p = program(nil, { log = function(level, event, fields) events[#events + 1] = { level, event, fields } end })
+    assert(sb:faults { match = "/v1.1/transaction/add", count = 2, status = 503 })
+    local r = assert(p:order_placed(TOM, order("OB-LOG")))
+    local queued
+    for _, e in ipairs(events) do if e[2] == "write_queued" then queued = e end end
+    assert.same({ "info", "write_queued", { kind = "transaction_add", outbox_id = r.outbox_id } }, queued)
+    p:close()
+  end)
+
   it("with always = true writes only to the outbox; the drainer posts", function()
     local p = program { always = true }
     local r = assert(p:order_placed(TOM, order("OB-3")))

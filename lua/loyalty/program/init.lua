@@ -204,6 +204,7 @@ function Program:enqueue(kind, ident, rec, extra)
     self:emit("error", "outbox_put_failed", { kind = kind, reason = err and err.message })
     return nil, err
   end
+  self:emit("info", "write_queued", { kind = kind, outbox_id = id })
   return { queued = true, outbox_id = id }
 end
 
