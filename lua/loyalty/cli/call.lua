@@ -1,8 +1,8 @@
 -- `loyalty call`: try one endpoint or typed operation and print the reply as JSON.
 -- Credentials come from the environment, never the command line (where `ps` would show them).
 local cli = require "loyalty.cli"
-
 local providers = require "loyalty.providers"
+local timeouts = require "loyalty.timeouts"
 
 local _M = {}
 
@@ -50,7 +50,7 @@ the query (GET) or the JSON body (other methods).]])
     local o = by_flag[flag].option
     if o.flag_only then cmd:flag(flag, o.help) else cmd:option(flag, o.help) end
   end
-  cmd:option("--timeout-ms", "Deadline of the call in milliseconds (default 10000).")
+  cmd:option("--timeout-ms", "Deadline of the call in milliseconds (default " .. timeouts.request_ms .. ").")
     :convert(cli.number("--timeout-ms", true))
     :argname("<ms>")
 end
@@ -83,7 +83,7 @@ end
 
 -- The client options for this provider, from the flags and the environment.
 local function client_options(a, provider)
-  local o = { provider = a.provider, timeout_ms = a.timeout_ms or 10000 }
+  local o = { provider = a.provider, timeout_ms = a.timeout_ms or timeouts.request_ms }
   local host_given = false
   for _, opt in ipairs(provider.cli.options) do
     local v = a[arg_name(opt.flag)]

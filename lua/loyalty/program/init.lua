@@ -3,6 +3,7 @@
 local client_mod = require "loyalty.client"
 local config = require "loyalty.program.config"
 local errors = require "loyalty.errors"
+local util = require "loyalty.util"
 local money = require "loyalty.program.money"
 local ledger = require "loyalty.program.ledger"
 local holds_mod = require "loyalty.program.holds"
@@ -257,7 +258,7 @@ end
 local MAX_ID = 128
 local function bad_value(v, max)
   if type(v) == "number" then return false end
-  return type(v) ~= "string" or v == "" or #v > (max or MAX_ID) or v:find("[%z\r\n]") ~= nil
+  return not util.single_line(v, max or MAX_ID)
 end
 
 local function check_order_ids(order)

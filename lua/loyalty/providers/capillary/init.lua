@@ -2,6 +2,7 @@
 -- Only this module knows Capillary's paths and envelopes (facts: shared/reference/capillary.md).
 local core = require "loyalty.core"
 local errors = require "loyalty.errors"
+local util = require "loyalty.util"
 local normalize = require "loyalty.providers.capillary.normalize"
 local inferred = require "loyalty.providers.capillary.inferred"
 local shape = require "loyalty.shape"
@@ -325,7 +326,7 @@ local function check_value(name, v)
   local t = type(v)
   if t == "number" then return tostring(v) end
   if t ~= "string" then error("loyalty: " .. name .. " must be a string or number", 4) end
-  if v == "" or v:find("[%z\r\n]") or #v > 256 then return nil, name end
+  if not util.single_line(v, 256) then return nil, name end
   return v
 end
 

@@ -3,6 +3,7 @@
 -- Facts: shared/reference/crmcom.md; every inference: loyalty.providers.crmcom.inferred.
 local core = require "loyalty.core"
 local errors = require "loyalty.errors"
+local util = require "loyalty.util"
 local inferred = require "loyalty.providers.crmcom.inferred"
 local shape = require "loyalty.shape"
 
@@ -219,7 +220,7 @@ local function check_string(name, v, max)
   local t = type(v)
   if t == "number" then return tostring(v) end
   if t ~= "string" then error("loyalty: " .. name .. " must be a string or number", 4) end
-  if v == "" or v:find("[%z\r\n]") or #v > (max or 256) then return nil end
+  if not util.single_line(v, max or 256) then return nil end
   return v
 end
 
