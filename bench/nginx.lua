@@ -262,6 +262,18 @@ end
 -- One measured run of a case, after a 1 s warm-up of that same case (so no case pays for the
 -- one before it: the CRM's idle connections, the worker's GC debt). Returns requests, worker CPU
 -- seconds, wall seconds and failures.
+-- Busy and total jiffies of CPU 0 so far (everything on it: wrk, the CRM, other people's work).
+local function cpu0_jiffies()
+  local line = runner.read_file("/proc/stat"):match("\ncpu0 ([^\n]+)") or ""
+  local busy, total, i = 0, 0, 0
+  for n in line:gmatch("%d+") do
+    i = i + 1
+    total = total + tonumber(n)
+    if i ~= 4 and i ~= 5 then busy = busy + tonumber(n) end -- not idle, not iowait
+  end
+  return busy, total
+end
+
 local function measured(case, suffix, connections, profiled)
   local url = store.url .. case.path .. suffix
   wrk(url, connections, 1)
@@ -271,27 +283,30 @@ local function measured(case, suffix, connections, profiled)
                                                                                  SECONDS))
   end
   local cpu0, t0 = worker_cpu(store), core.now()
+  local load0, jiffies0 = cpu0_jiffies()
   local r = wrk(url, connections, SECONDS)
   local cpu, wall = worker_cpu(store) - cpu0, core.now() - t0
+  local load1, jiffies1 = cpu0_jiffies()
   if profiled and PROF ~= "" then sh("curl -s '" .. store.url .. "/b/prof?stop=1'") end
-  return r.requests, cpu, wall, r.failed
+  return r.requests, cpu, wall, r.failed, (load1 - load0) / math.max(jiffies1 - jiffies0, 1)
 end
 
 -- Each round runs the cases in order and then in reverse (A B B A for a transport and the peer):
 -- a slow spell of the shared machine falls on both sides alike. Returns per case the per-round
--- {rps, cpu_us (worker CPU per call), busy (worker CPU / wall time)} and the failures.
+-- {rps, cpu_us (worker CPU per call), busy (worker CPU / wall time), load_busy (CPU 0's busy
+-- share)} and the failures.
 local function rounds(suffix, connections)
   local out = {}
-  for i in ipairs(CASES) do out[i] = { rps = {}, cpu_us = {}, busy = {}, failed = 0 } end
+  for i in ipairs(CASES) do out[i] = { rps = {}, cpu_us = {}, busy = {}, load_busy = {}, failed = 0 } end
   local order = {}
   for i = 1, #CASES do order[i], order[2 * #CASES + 1 - i] = i, i end
   for round = 1, ROUNDS do
     local sums = {}
-    for i in ipairs(CASES) do sums[i] = { requests = 0, cpu = 0, wall = 0 } end
+    for i in ipairs(CASES) do sums[i] = { requests = 0, cpu = 0, wall = 0, load = 0 } end
     for n, i in ipairs(order) do
-      local requests, cpu, wall, failed = measured(CASES[i], suffix, connections, round == 1 and n == 1)
+      local requests, cpu, wall, failed, load = measured(CASES[i], suffix, connections, round == 1 and n == 1)
       local s = sums[i]
-      s.requests, s.cpu, s.wall = s.requests + requests, s.cpu + cpu, s.wall + wall
+      s.requests, s.cpu, s.wall, s.load = s.requests + requests, s.cpu + cpu, s.wall + wall, s.load + load / 2
       out[i].failed = out[i].failed + failed
     end
     for i, s in ipairs(sums) do
@@ -299,6 +314,7 @@ local function rounds(suffix, connections)
       o.rps[round] = s.requests / s.wall
       o.cpu_us[round] = s.requests > 0 and s.cpu / s.requests * 1e6 or 0
       o.busy[round] = s.cpu / s.wall
+      o.load_busy[round] = s.load
     end
   end
   return out
@@ -331,16 +347,16 @@ local run_ok, run_err = pcall(function()
   local peer = res[#CASES]
   print(string.format("\n1. constant CRM reply (sandbox customer/get, %d bytes), %d connections", #runner.read_file(
                       dir .. "/reply.json"), CONNECTIONS))
-  print(string.format("%-31s %9s %9s %10s %10s %11s %11s %6s %6s", "case", "best r/s", "median", "x peer",
-                      "x peer", "CPU/call", "CPU/call", "busy", "failed"))
+  print(string.format("%-31s %9s %9s %10s %10s %11s %11s %6s %6s %6s", "case", "best r/s", "median", "x peer",
+                      "x peer", "CPU/call", "CPU/call", "busy", "CPU 0", "failed"))
   print(string.format("%-31s %9s %9s %10s %10s %11s %11s", "", "", "", "(best rd)", "(median)", "(best)",
                       "(median)"))
   for i, case in ipairs(CASES) do
     local o = res[i]
     local r = ratios(o, peer)
-    print(string.format("%-31s %9.0f %9.0f %9.2fx %9.2fx %8.1f us %8.1f us %5.0f%% %6d", case.name, best(o.rps),
-                        median(o.rps), best(r), median(r), best(o.cpu_us, true), median(o.cpu_us),
-                        median(o.busy) * 100, o.failed))
+    print(string.format("%-31s %9.0f %9.0f %9.2fx %9.2fx %8.1f us %8.1f us %5.0f%% %5.0f%% %6d", case.name,
+                        best(o.rps), median(o.rps), best(r), median(r), best(o.cpu_us, true), median(o.cpu_us),
+                        median(o.busy) * 100, median(o.load_busy) * 100, o.failed))
   end
   -- CPU 0 (wrk and the CRM) has a ceiling of its own: wrk straight at the CRM shows about where
   local direct = {}
@@ -352,7 +368,8 @@ local run_ok, run_err = pcall(function()
                       "(target >= 1.25)", list(rps_ratio), best(rps_ratio), median(rps_ratio)))
   print(string.format("peer CPU per call / default transport's, round by round: %s; best %.2f, median %.2f",
                       list(cpu_ratio), best(cpu_ratio), median(cpu_ratio)))
-  print("(busy: the worker's CPU time / wall time; below ~95% the worker waited on the CRM or wrk, not its own work)")
+  print("(busy: the worker's CPU time / wall time; below ~95% it waited on the CRM or wrk, or lost CPU 1 to other " ..
+        "work; CPU 0: its busy share, wrk, the CRM and anything else there: near 100% it is the limit)")
   end
 
   ::part2::
