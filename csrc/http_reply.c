@@ -14,6 +14,7 @@ typedef struct {
   size_t head_len; /* bytes up to and including the blank line */
   int chunked, has_length, conn_close, conn_keep, gzip, other_coding;
   size_t length;
+  size_t count; /* header fields */
 } head_info;
 
 /* Position after the next line end (LF, optionally preceded by CR) from i, or 0 if none yet.
@@ -30,7 +31,14 @@ static size_t next_line(const char *s, size_t n, size_t i, size_t *end)
 
 static int is_token_char(unsigned char c)
 {
-  return c > 0x20 && c < 0x7f && !strchr("()<>@,;:\\\"/[]?={}", c);
+  if (c <= 0x20 || c >= 0x7f) return 0;
+  switch (c) {
+  case '(': case ')': case '<': case '>': case '@': case ',': case ';': case ':': case '\\': case '"': case '/':
+  case '[': case ']': case '?': case '=': case '{': case '}':
+    return 0;
+  default:
+    return 1;
+  }
 }
 
 /* Does the comma-separated list value contain token tok (lowercase), in any case? */
@@ -59,9 +67,14 @@ static int last_is_chunked(const char *v, size_t n)
   return core_name_is(v + a, b - a, "chunked");
 }
 
-/* Parses one head at s[0..n). Returns 1 done, 0 need more, -1 error (*msg set). When headers_idx
- * is non-zero the header fields are stored there (lowercase names, repeats joined by ", "). */
-static int parse_head(lua_State *L, const char *s, size_t n, head_info *h, int headers_idx, const char **msg)
+/* Where one header field's name and value are in the head (offsets from its start). */
+typedef struct {
+  size_t name, name_len, value, value_len;
+} field_at;
+
+/* Parses one head at s[0..n). Returns 1 done, 0 need more, -1 error (*msg set). The fields are
+ * noted in fields[0..h->count), so the headers table is made without a second parse. */
+static int parse_head(const char *s, size_t n, head_info *h, field_at *fields, const char **msg)
 {
   size_t i, end, count = 0;
   memset(h, 0, sizeof *h);
@@ -89,7 +102,7 @@ static int parse_head(lua_State *L, const char *s, size_t n, head_info *h, int h
     if (s[start] == ' ' || s[start] == '\t') return *msg = "folded header line in reply", -1;
     for (colon = start; colon < end && is_token_char((unsigned char)s[colon]); colon++) {}
     if (colon == start || colon == end || s[colon] != ':') return *msg = "malformed header line in reply", -1;
-    if (++count > HEADERS_MAX) return *msg = "too many reply headers", -1;
+    if (count >= HEADERS_MAX) return *msg = "too many reply headers", -1;
     vs = colon + 1;
     ve = end;
     while (vs < ve && (s[vs] == ' ' || s[vs] == '\t')) vs++;
@@ -97,7 +110,13 @@ static int parse_head(lua_State *L, const char *s, size_t n, head_info *h, int h
     {
       const char *name = s + start, *v = s + vs;
       size_t nl = colon - start, vl = ve - vs;
-      if (core_name_is(name, nl, "content-length")) {
+      field_at *f = &fields[count++];
+      f->name = start;
+      f->name_len = nl;
+      f->value = vs;
+      f->value_len = vl;
+      /* (by length first: most names are none of these four) */
+      if (nl == 14 && core_name_is(name, nl, "content-length")) {
         size_t len = 0, k;
         if (vl == 0 || vl > 15) return *msg = "bad Content-Length in reply", -1;
         for (k = 0; k < vl; k++) {
@@ -107,38 +126,45 @@ static int parse_head(lua_State *L, const char *s, size_t n, head_info *h, int h
         if (h->has_length && h->length != len) return *msg = "conflicting Content-Length in reply", -1;
         h->has_length = 1;
         h->length = len;
-      } else if (core_name_is(name, nl, "transfer-encoding")) {
+      } else if (nl == 17 && core_name_is(name, nl, "transfer-encoding")) {
         h->chunked = last_is_chunked(v, vl);
         if (!h->chunked) return *msg = "unsupported Transfer-Encoding in reply", -1;
-      } else if (core_name_is(name, nl, "connection")) {
+      } else if (nl == 10 && core_name_is(name, nl, "connection")) {
         if (list_has(v, vl, "close")) h->conn_close = 1;
         if (list_has(v, vl, "keep-alive")) h->conn_keep = 1;
-      } else if (core_name_is(name, nl, "content-encoding")) {
+      } else if (nl == 16 && core_name_is(name, nl, "content-encoding")) {
         if (list_has(v, vl, "gzip") || list_has(v, vl, "x-gzip")) h->gzip = 1;
         else if (!list_has(v, vl, "identity")) h->other_coding = 1;
       }
-      if (headers_idx) {
-        char lower[256];
-        size_t k;
-        if (nl >= sizeof lower) return *msg = "reply header name too long", -1;
-        for (k = 0; k < nl; k++) lower[k] = (char)((name[k] >= 'A' && name[k] <= 'Z') ? name[k] + 32 : name[k]);
-        lua_pushlstring(L, lower, nl);
-        lua_pushvalue(L, -1);
-        lua_rawget(L, headers_idx);
-        if (lua_isnil(L, -1)) {
-          lua_pop(L, 1);
-          lua_pushlstring(L, v, vl);
-        } else {
-          lua_pushliteral(L, ", ");
-          lua_pushlstring(L, v, vl);
-          lua_concat(L, 3);
-        }
-        lua_rawset(L, headers_idx);
-      }
     }
   }
+  h->count = count;
   h->head_len = i;
   return 1;
+}
+
+/* The noted fields into the table at headers_idx: lowercase names, repeats joined by ", ". */
+static void set_headers(lua_State *L, int headers_idx, const char *s, const field_at *fields, size_t count)
+{
+  size_t i, k;
+  for (i = 0; i < count; i++) {
+    const field_at *f = &fields[i];
+    const char *name = s + f->name;
+    char lower[256];
+    for (k = 0; k < f->name_len; k++) lower[k] = (char)((name[k] >= 'A' && name[k] <= 'Z') ? name[k] + 32 : name[k]);
+    lua_pushlstring(L, lower, f->name_len);
+    lua_pushvalue(L, -1);
+    lua_rawget(L, headers_idx);
+    if (lua_isnil(L, -1)) {
+      lua_pop(L, 1);
+      lua_pushlstring(L, s + f->value, f->value_len);
+    } else {
+      lua_pushliteral(L, ", ");
+      lua_pushlstring(L, s + f->value, f->value_len);
+      lua_concat(L, 3);
+    }
+    lua_rawset(L, headers_idx);
+  }
 }
 
 /* Chunked body at s[0..n): 1 complete (*total = payload bytes, *used = bytes incl. trailers),
@@ -210,9 +236,10 @@ static int l_http_reply(lua_State *L)
   const char *buf = luaL_checklstring(L, 1, &n), *msg = NULL;
   int eof = lua_toboolean(L, 2), head_req = lua_toboolean(L, 3), r, keep, hidx;
   head_info h;
+  field_at fields[HEADERS_MAX];
   lua_settop(L, 3);
   for (;;) { /* skip interim 1xx heads (not 101: we never ask to switch protocols) */
-    r = parse_head(L, buf + off, n - off, &h, 0, &msg);
+    r = parse_head(buf + off, n - off, &h, fields, &msg);
     if (r < 0) goto bad;
     if (r == 0) goto more;
     if (h.status >= 200 || h.status == 101) break;
@@ -229,7 +256,7 @@ static int l_http_reply(lua_State *L)
   keep = h.minor == 1 ? !h.conn_close : (h.conn_keep && !h.conn_close);
   {
     const char *body = buf + off + h.head_len;
-    size_t avail = n - off - h.head_len, blen, used;
+    size_t avail = n - off - h.head_len, blen, used, k;
     if (head_req || h.status == 204 || h.status == 304) {
       blen = used = 0;
     } else if (h.chunked) {
@@ -270,13 +297,19 @@ static int l_http_reply(lua_State *L)
       keep = 0;
     }
     if (used < avail) keep = 0; /* bytes we did not ask for: do not reuse the connection */
+    for (k = 0; k < h.count; k++) {
+      if (fields[k].name_len >= 256) {
+        msg = "reply header name too long";
+        goto bad;
+      }
+    }
     compat_pushint(L, h.status);
     lua_createtable(L, 0, 8);
     hidx = lua_gettop(L);
     lua_pushlightuserdata(L, (void *)&core_lowercase_headers_key); /* decode_reply needs no case scan */
     lua_rawget(L, LUA_REGISTRYINDEX);
     lua_setmetatable(L, hidx);
-    if (parse_head(L, buf + off, n - off, &h, hidx, &msg) != 1) goto bad;
+    set_headers(L, hidx, buf + off, fields, h.count);
     if (h.chunked && blen > 0) {
       char *tmp = lua_newuserdata(L, blen); /* collected with the stack on any error */
       dechunk(body, avail, tmp, &blen, &used, &msg);

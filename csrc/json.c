@@ -144,36 +144,15 @@ static void integralize(lua_State *L, int t, int depth)
 }
 #endif
 
-/* A number beyond 2^53 has at least 16 digits in a row: text without such a run (almost every
- * reply) needs no quoting pass. */
-static int has_long_digit_run(const char *s, size_t len)
-{
-  size_t i, run = 0;
-  for (i = 0; i < len; i++) {
-    if ((unsigned char)(s[i] - '0') < 10) {
-      if (++run >= 16) return 1;
-    } else {
-      run = 0;
-    }
-  }
-  return 0;
-}
-
 int core_json_decode_buffer(lua_State *L, const char *s, size_t len, size_t raw_cap)
 {
-  int overflow = 0, scanned = 0;
-  size_t big = 0;
+  int overflow = 0;
+  size_t big;
+  /* The fast path refuses integers beyond 2^53 and literals beyond a double: only the cjson
+   * path below meets them, and it quotes the first and refuses the second. */
+  if (core_json_fast_decode(L, s, len)) goto decoded;
   push_registered(L, &decode_key);
-  if (has_long_digit_run(s, len)) {
-    big = quote_big_integers(s, len, NULL, &overflow);
-    scanned = 1;
-  }
-  if (big == 0 && !overflow && core_json_fast_decode(L, s, len)) {
-    lua_remove(L, -2); /* the cjson function */
-    goto decoded;
-  }
-  /* The fast path refuses a literal beyond a double, so only this path can meet one. */
-  if (!scanned) big = quote_big_integers(s, len, NULL, &overflow);
+  big = quote_big_integers(s, len, NULL, &overflow);
   if (overflow) {
     /* JSON has no infinity: a number beyond a double's range is an error, not inf. */
     lua_pop(L, 1);

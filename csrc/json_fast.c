@@ -22,19 +22,29 @@ static void skip_ws(cursor *c)
 
 static int is_digit(char ch) { return ch >= '0' && ch <= '9'; }
 
+/* 1 for the bytes that end the fast path's view of a string: '"', '\\' and control characters. */
+static const unsigned char string_stop[256] = {
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+  0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+};
+
 static int fast_string(lua_State *L, cursor *c)
 {
-  const char *start = ++c->p; /* after the opening quote */
-  const char *p = start;
-  while (p < c->end) {
-    unsigned char ch = (unsigned char)*p;
-    if (ch == '"') break;
-    if (ch == '\\' || ch < 0x20) return 0;
-    p++;
+  const unsigned char *start = (const unsigned char *)++c->p; /* after the opening quote */
+  const unsigned char *p = start, *end = (const unsigned char *)c->end;
+  while (end - p >= 4) { /* four at a time: most keys and values are short */
+    if (string_stop[p[0]]) goto stop;
+    if (string_stop[p[1]]) { p += 1; goto stop; }
+    if (string_stop[p[2]]) { p += 2; goto stop; }
+    if (string_stop[p[3]]) { p += 3; goto stop; }
+    p += 4;
   }
-  if (p >= c->end) return 0;
-  lua_pushlstring(L, start, (size_t)(p - start));
-  c->p = p + 1;
+  while (p < end && !string_stop[*p]) p++;
+stop:
+  if (p >= end || *p != '"') return 0;
+  lua_pushlstring(L, (const char *)start, (size_t)(p - start));
+  c->p = (const char *)p + 1;
   return 1;
 }
 
@@ -75,6 +85,8 @@ static int fast_number(lua_State *L, cursor *c)
   }
   if (plain && digits <= 15) { /* exact in a double: the value strtod would give */
     lua_pushnumber(L, neg ? -v : v);
+  } else if (plain && (digits > 16 || (digits == 16 && memcmp(p - 16, "9007199254740992", 16) > 0))) {
+    return 0; /* an integer beyond 2^53: the cjson path keeps it exact (as a string) */
   } else {
     char tmp[64], *endp;
     size_t n = (size_t)(p - start);

@@ -104,6 +104,33 @@ describe("core.http_reply", function()
     assert.equal("ok", body)
   end)
 
+  it("gives the final head's headers after interim ones, and refuses too many or too long names", function()
+    local status, h = framed("HTTP/1.1 100 Continue\r\nX-Interim: 1\r\n\r\nHTTP/1.1 200 OK\r\nX-Final: 2\r\n" ..
+                             "Content-Length: 0\r\n\r\n")
+    assert.equal(200, status)
+    assert.is_nil(h["x-interim"])
+    assert.equal("2", h["x-final"])
+    local lines = {}
+    for i = 1, 99 do lines[i] = "X-" .. i .. ": v\r\n" end
+    local head = "HTTP/1.1 200 OK\r\n" .. table.concat(lines) .. "Content-Length: 0\r\n\r\n"
+    status, h = core.http_reply(head)
+    assert.equal(200, status)
+    assert.equal("v", h["x-99"])
+    local r, err = core.http_reply("HTTP/1.1 200 OK\r\nX-0: v\r\n" .. head:sub(18))
+    assert.is_nil(r)
+    assert.equal("too many reply headers", err)
+    local long = string.rep("n", 256)
+    r, err = core.http_reply("HTTP/1.1 200 OK\r\n" .. long .. ": v\r\nContent-Length: 0\r\n\r\n")
+    assert.is_nil(r)
+    assert.equal("reply header name too long", err)
+    -- a long name in a skipped interim head does not matter
+    status = core.http_reply("HTTP/1.1 100 Continue\r\n" .. long .. ": v\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n")
+    assert.equal(204, status)
+    status, h = core.http_reply("HTTP/1.1 200 OK\r\n" .. long:sub(2) .. ": v\r\nContent-Length: 0\r\n\r\n")
+    assert.equal(200, status)
+    assert.equal("v", h[long:sub(2)])
+  end)
+
   it("reads to the end of the connection when there is no length, and then does not keep it", function()
     local raw = "HTTP/1.0 200 OK\r\n\r\nuntil close"
     assert.is_false(core.http_reply(raw))

@@ -96,6 +96,35 @@ describe("core.json_decode fast path", function()
     assert.is_table(core.json_decode(ok))
   end)
 
+  it("keeps integers exact at the 2^53 edge, with no pre-scan of the text", function()
+    local v = core.json_decode('{"a":1234567890123456,"b":9007199254740992,"c":-9007199254740992,' ..
+                               '"d":9007199254740993,"e":-9007199254740993,"f":"90071992547409930000",' ..
+                               '"g":[9999999999999999,1000000000000000]}')
+    assert.equal(1234567890123456, v.a)
+    assert.equal(9007199254740992, v.b)
+    assert.equal(-9007199254740992, v.c)
+    assert.equal("9007199254740993", v.d)
+    assert.equal("-9007199254740993", v.e)
+    assert.equal("90071992547409930000", v.f)
+    assert.equal("9999999999999999", v.g[1])
+    assert.equal(1000000000000000, v.g[2])
+    assert.equal("number", type(v.b))
+  end)
+
+  it("scans strings of every length up to each byte that ends them", function()
+    for n = 0, 19 do
+      local s = string.rep("x", n)
+      assert.equal(s, core.json_decode('"' .. s .. '"'))
+      assert.equal(s .. "\\", core.json_decode('"' .. s .. '\\\\"')) -- an escaped backslash
+      assert.equal(s .. "\n", core.json_decode('"' .. s .. '\\n"')) -- an escaped newline
+      assert.equal(s .. '"y', core.json_decode('"' .. s .. '\\"y"')) -- an escaped quote
+      local raw = '"' .. s .. '\1"' -- a raw control character: left to cjson, which takes it
+      assert.equal(cjson.decode(raw), core.json_decode(raw))
+      assert.equal(s .. "\127\200", core.json_decode('"' .. s .. '\127\200"')) -- DEL and high bytes pass
+      assert.is_nil((core.json_decode('"' .. s))) -- unterminated
+    end
+  end)
+
   it("gives null as cjson's null and nested empties as tables", function()
     local v = core.json_decode('{"a":null,"b":[],"c":{},"d":[null,1]}')
     assert.equal(core.null, v.a)

@@ -47,6 +47,38 @@ server {
     ngx.say(cjson.encode(out))
   } }
 
+  # GET /wire?base=<url>: one cosocket transport sends repeated, changed and many URLs to /echo/
+  # (bodiless requests are sent from its wire-text cache); the echoes, in order
+  location = /wire { content_by_lua_block {
+    local cjson = require "cjson.safe"
+    local t = require("loyalty.ngx.socket").new({ timeout_ms = 2000 }, require("loyalty.ngx").settings())
+    local base = ngx.unescape_uri(ngx.var.arg_base)
+    local a_lines, b_lines = { "X-Probe: a", "Accept: application/json" }, { "X-Probe: b" }
+    local function send(method, path, lines, body)
+      local res, err = t:send { method = method, url = base .. path, headers = lines, body = body }
+      if not res then return { error = err } end
+      local echo = cjson.decode(res.body).response
+      return { method = echo.method, uri = echo.uri, probe = echo.headers["x-probe"], body = echo.body,
+               length = echo.headers["content-length"] }
+    end
+    local out = {}
+    out[1] = send("GET", "/echo/one?q=1", a_lines)
+    out[2] = send("GET", "/echo/one?q=1", a_lines)
+    out[3] = send("GET", "/echo/one?q=1", b_lines)
+    out[4] = send("DELETE", "/echo/one?q=1", a_lines)
+    out[5] = send("POST", "/echo/one?q=1", a_lines, "payload")
+    out[6] = send("POST", "/echo/one?q=1", a_lines)
+    out[7] = { wrong = 0 }
+    for i = 1, 300 do
+      local r = send("GET", "/echo/many?i=" .. i, a_lines)
+      if r.uri ~= "/echo/many?i=" .. i or r.probe ~= "a" then out[7].wrong = out[7].wrong + 1 end
+    end
+    out[8] = send("GET", "/echo/one?q=1#frag", a_lines)
+    out[9] = send("GET", "/echo/one?q=1", a_lines)
+    ngx.header["Content-Type"] = "application/json"
+    ngx.say(cjson.encode(out))
+  } }
+
   # a large chunked reply in many pieces, and one delimited by closing the connection
   location = /big {
     default_type application/json;
@@ -331,6 +363,26 @@ describe("nginx transports", function()
       for i = 1, 3 do assert.is_number(out[i].status, out[i].error and out[i].error.message) end
       assert.is_true(out[2].reused)
       assert.is_true(out[3].reused)
+    end)
+
+    it("sends each request's own method, target and headers when the same URL comes again", function()
+      local r = assert(http.get(srv.url .. "/wire?base=" .. esc(srv.url)))
+      assert.equal(200, r.status, r.body)
+      local out = r.json
+      for i = 1, 3 do assert.equal("GET", out[i].method, r.body) end
+      assert.equal("/echo/one?q=1", out[1].uri)
+      assert.same(out[1], out[2])
+      assert.equal("a", out[1].probe)
+      assert.equal("b", out[3].probe)
+      assert.equal("DELETE", out[4].method)
+      assert.equal("POST", out[5].method)
+      assert.equal("payload", out[5].body)
+      assert.equal("7", out[5].length)
+      assert.equal("POST", out[6].method)
+      assert.equal("0", out[6].length)
+      assert.equal(0, out[7].wrong) -- 300 URLs, beyond what is kept: each went where it was meant to
+      assert.equal("/echo/one?q=1", out[8].uri)
+      assert.same(out[1], out[9])
     end)
 
     it("reads a chunked gzip reply", function()

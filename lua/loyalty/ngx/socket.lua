@@ -20,6 +20,11 @@ local timeouts = require "loyalty.timeouts"
 local DEFAULT_TIMEOUT_MS, DEFAULT_CONNECT_MS = timeouts.request_ms, timeouts.connect_ms
 -- Reply bytes are read as they arrive; a known Content-Length is read in one go.
 local READ_CHUNK = 65536
+-- Wire texts of bodiless requests kept per header-line array and method, at most this many
+-- URLs each: the client reuses its arrays, and a shop asks the same URLs again (a shopper's
+-- summary on every page view), so those are sent without building anything.
+local WIRE_MAX = 256
+local NO_HEADERS = {}
 -- Lines the transport writes itself (framing belongs to the transport, not the caller).
 local OWN = { host = true, ["content-length"] = true, connection = true, ["transfer-encoding"] = true,
               ["accept-encoding"] = true }
@@ -48,6 +53,7 @@ function _M.new(opts, settings)
     accept = (settings.gzip ~= false) and "Accept-Encoding: gzip\r\n" or "",
     origins = {},
     heads = setmetatable({}, { __mode = "k" }), -- header-line arrays -> their wire text
+    wires = setmetatable({}, { __mode = "k" }), -- header-line arrays -> method -> url -> {origin, text}
   }, Transport)
 end
 
@@ -186,18 +192,54 @@ function Transport:send(req)
     return failure("config", "the cosocket transport does not use an HTTP proxy: unset 'proxy' or choose the " ..
                    "thread transport")
   end
-  local url = req.url
-  local slash = find(url, "/", 9, true)
-  local origin = slash and sub(url, 1, slash - 1) or url
-  local o = self.origins[origin]
-  if not o then
-    o = parse_origin(self, origin)
-    if not o then return failure("config", "not an http(s) URL") end
-    self.origins[origin] = o
+  local url, method, body, lines = req.url, req.method, req.body, req.headers or NO_HEADERS
+  local o, payload, cache
+  if not body then
+    local by_method = self.wires[lines]
+    if not by_method then
+      by_method = {}
+      self.wires[lines] = by_method
+    end
+    cache = by_method[method]
+    if not cache then
+      cache = { 0 } -- [1]: how many URLs it holds
+      by_method[method] = cache
+    end
+    local hit = cache[url]
+    if hit then o, payload = hit[1], hit[2] end
   end
-  local target = slash and sub(url, slash) or "/"
-  local q = find(target, "#", 1, true)
-  if q then target = sub(target, 1, q - 1) end
+  if not payload then
+    local slash = find(url, "/", 9, true)
+    local origin = slash and sub(url, 1, slash - 1) or url
+    o = self.origins[origin]
+    if not o then
+      o = parse_origin(self, origin)
+      if not o then return failure("config", "not an http(s) URL") end
+      self.origins[origin] = o
+    end
+    local target = slash and sub(url, slash) or "/"
+    local q = find(target, "#", 1, true)
+    if q then target = sub(target, 1, q - 1) end
+    local length = ""
+    if body or method == "POST" or method == "PUT" or method == "PATCH" then
+      length = "Content-Length: " .. #(body or "") .. "\r\n"
+    end
+    -- one string: nginx copies it to the socket as it is (a table is walked twice first)
+    local head = method .. " " .. target .. " HTTP/1.1\r\n" .. o.host_line .. head_text(self, lines) .. length ..
+                 "\r\n"
+    if body then
+      payload = { head, body } -- the body is not copied into a Lua string of its own
+    else
+      payload = head
+      local n = cache[1]
+      if n >= WIRE_MAX then
+        cache = { 0 }
+        self.wires[lines][method] = cache
+        n = 0
+      end
+      cache[url], cache[1] = { o, head }, n + 1
+    end
+  end
 
   local total = req.timeout_ms or self.timeout_ms
   if total < 1 then return failure("timeout", "no time left for the CRM call") end
@@ -205,12 +247,6 @@ function Transport:send(req)
   if connect_ms > total then connect_ms = total end
   local deadline = now() * 1000 + total
 
-  local method, body = req.method, req.body
-  local payload = { method, " ", target, " HTTP/1.1\r\n", o.host_line, head_text(self, req.headers or {}),
-                    "", "\r\n", body or "" }
-  if body or method == "POST" or method == "PUT" or method == "PATCH" then
-    payload[7] = "Content-Length: " .. #(body or "") .. "\r\n"
-  end
   local head_req = method == "HEAD"
 
   for _ = 1, 2 do -- a second time only when a pooled connection turned out closed
