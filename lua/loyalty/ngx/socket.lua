@@ -94,8 +94,10 @@ local function head_text(self, lines)
   return text
 end
 
+-- The transport contract's error shape (loyalty.errors, see loyalty.transport).
+local new_error = require("loyalty.transport").error
 local function failure(kind, message)
-  return nil, { kind = kind, message = message }
+  return nil, new_error(kind, message)
 end
 
 local function io_error(what, err)
@@ -291,16 +293,6 @@ function Transport:send(req)
 end
 
 function Transport.close() end
-
--- The transport contract's error shape (loyalty.errors, see loyalty.transport) at the boundary,
--- outside the send internals above.
-local as_error = require("loyalty.transport").as_error
-local send_once = Transport.send
-function Transport:send(req)
-  local res, err = send_once(self, req)
-  if res then return res end
-  return nil, as_error(err)
-end
 
 --- reqs on up to max_in_flight light threads -> out[i] = res | { err = err }
 function Transport:send_many(reqs, max_in_flight)
