@@ -181,11 +181,13 @@ end
 -- Orders ------------------------------------------------------------------------------------------
 
 -- Store lines -> purchase lines; shipping books the Default Product (no product identifier).
+-- `rules explain --crm` previews an order with the same lines (preview_lines).
 local function purchase_lines(cart)
   local lines = {}
-  for _, l in ipairs(cart.lines or {}) do
-    local qty = l.qty or 1
-    lines[#lines + 1] = { code = l.sku, quantity = qty, total = l.amount or (l.price or 0) * qty, vat = l.vat or 0 }
+  for _, l in ipairs(type(cart.lines) == "table" and cart.lines or {}) do
+    local qty = tonumber(l.qty) or 1
+    lines[#lines + 1] = { code = l.sku, quantity = qty, total = tonumber(l.amount) or (tonumber(l.price) or 0) * qty,
+                          vat = tonumber(l.vat) or 0 }
   end
   if type(cart.shipping) == "number" and cart.shipping > 0 then
     lines[#lines + 1] = { total = cart.shipping, vat = 0 }
@@ -310,27 +312,12 @@ end
 -- The documented dry run (crmcom.md §4.2): customer_events/purchases/preview books nothing.
 _M.PREVIEW_NAME = "purchase preview"
 
--- The purchase lines an order would post for `rules explain --crm`: line amounts, shipping as a
--- line of the Default Product.
-local function preview_lines(cart)
-  local lines = {}
-  for _, l in ipairs(type(cart.lines) == "table" and cart.lines or {}) do
-    local qty = tonumber(l.qty) or 1
-    lines[#lines + 1] = { code = l.sku, quantity = qty, total = tonumber(l.amount) or (tonumber(l.price) or 0) * qty,
-      vat = 0 }
-  end
-  if type(cart.shipping) == "number" and cart.shipping > 0 then
-    lines[#lines + 1] = { total = cart.shipping, vat = 0 }
-  end
-  return lines
-end
-_M.preview_lines = preview_lines
-
 --- The CRM's answer for a cart, booking nothing: program (a loyalty.program), ident, cart ->
 -- { award, eligible_spend, min_spend, max_spend, wallet_balance, allow_spending, reduction_method } | nil, err.
 function _M.preview(program, ident, cart)
   local who = ident.key == "external_id" and { number = ident.value } or { [ident.key] = ident.value }
-  local r, err = program.client:purchase_preview { participant = who, lines = preview_lines(cart),
+  -- the lines the order would post
+  local r, err = program.client:purchase_preview { participant = who, lines = purchase_lines(cart),
                                                    unit = program.settings.crm.unit }
   if not r then return nil, err end
   return r.preview
