@@ -161,8 +161,11 @@ describe("hostile rule files", function()
     end)
 
     it("many texts, each small, stop at the total cap", function()
-      -- a time limit the memory cap must beat even on a loaded machine: which trips is the point here
-      local err = bonus_error("local t = {} for i = 1, 1e9 do t[#t + 1] = ('x'):upper() .. i end", nil,
+      -- a time limit the memory cap must beat even on a loaded machine: which trips is the point here.
+      -- Texts of ~200 bytes reach the total cap while the table's array is far below one block's
+      -- cap (with 10-byte texts, how much garbage the GC had left decided which cap tripped first).
+      local body = "local t, x = {}, '" .. ("x"):rep(200) .. "' for i = 1, 1e9 do t[#t + 1] = x .. i end"
+      local err = bonus_error(body, nil,
         { time_limit_ms = 900, memory_limit_kb = MEM_KB, instruction_limit = 1e15 })
       has(err, "more than " .. MEM_KB .. " KB of memory")
     end)
