@@ -2,10 +2,8 @@
 -- notes and addresses that look like headers, tokens, JSON, SQL or shell reach the CRM exactly
 -- once, with the CRM up, down (queued, then drained) and with outbox.always; a failure to store
 -- an entry is a storage error returned with the order id, never a raise.
-local loyalty = require "loyalty"
-local support = require "support.sandbox"
 local drainer = require "loyalty.outbox.drainer"
-local proc = require "outbox.helpers.proc"
+local programs = require "outbox.helpers.programs"
 
 local TX = "/v1.1/transaction/add"
 
@@ -18,24 +16,13 @@ local HOSTILE = {
 }
 
 describe("hostile order data", function()
-  local sb, dir, n = nil, nil, 0
-  lazy_setup(function()
-    sb = support.start()
-    dir = proc.tmpdir()
-  end)
-  lazy_teardown(function()
-    if sb then sb:stop() end
-    proc.rmdir(dir)
-  end)
-  before_each(function() assert(sb:reset()) end)
+  local ctx = programs.new()
+  ctx.use()
+  local sb
+  before_each(function() sb = ctx.sb end)
 
   local function program(always)
-    n = n + 1
-    return assert(loyalty.program {
-      crm = { base_url = sb.url, username = "store.server", password = "server123", sleep = function() end,
-              max_attempts = 2, timeout_ms = 3000 },
-      outbox = { backend = "sqlite", path = dir .. "/od" .. n .. ".db", always = always },
-    })
+    return ctx.program({ always = always }, { timeout_ms = 3000 })
   end
 
   local function order(id, text)

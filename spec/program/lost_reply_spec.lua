@@ -7,36 +7,22 @@
 local loyalty = require "loyalty"
 local support = require "support.sandbox"
 local drainer = require "loyalty.outbox.drainer"
-local proc = require "outbox.helpers.proc"
+local programs = require "outbox.helpers.programs"
 local token_store = require "loyalty.token_store"
 
 local TOM = { mobile = "919999000001", firstname = "Tom" }
 local CART = { total = 2597, lines = { { sku = "PHONE-CASE", qty = 1, price = 2597, amount = 2597 } } }
 
 describe("a redeem whose reply is lost (Capillary)", function()
-  local sb, dir, n = nil, nil, 0
-  lazy_setup(function()
-    sb = support.start()
-    dir = proc.tmpdir()
-  end)
-  lazy_teardown(function()
-    if sb then sb:stop() end
-    if dir then proc.rmdir(dir) end
-  end)
-  before_each(function() assert(sb:reset()) end)
+  local ctx = programs.new()
+  ctx.use()
+  local sb
+  before_each(function() sb = ctx.sb end)
 
   local function program(extra, with_outbox)
-    local s = {
-      crm = { base_url = sb.url, username = "store.server", password = "server123", sleep = function() end,
-              max_attempts = 2, timeout_ms = 3000 },
-      skip_redemption_otp = true,
-    }
-    if with_outbox then
-      n = n + 1
-      s.outbox = { backend = "sqlite", path = dir .. "/l" .. n .. ".db" }
-    end
+    local s = { skip_redemption_otp = true }
     for k, v in pairs(extra or {}) do s[k] = v end
-    return assert(loyalty.program(s))
+    return ctx.program(with_outbox and {} or false, { timeout_ms = 3000 }, s)
   end
 
   local function balance()

@@ -9,41 +9,27 @@
 --   ONE_RETURN   a line cannot be returned twice; the refusal comes before any write
 --   EARNED_CAP   points taken back never exceed what the order earned
 --   REQUEST_IDS  every result names the CRM calls behind it
-local loyalty = require "loyalty"
-local support = require "support.sandbox"
 local drainer = require "loyalty.outbox.drainer"
-local proc = require "outbox.helpers.proc"
+local programs = require "outbox.helpers.programs"
 
 local RULES = "examples/rules" -- point_value 0.25, max_share 0.5, multiple_of 50, min 200 (the CRM pays 0.5)
 local TOM = { mobile = "919999000001", firstname = "Tom" }
 
 describe("money journeys against the CRM's ledger", function()
-  local sb, dir, n = nil, nil, 0
-  lazy_setup(function()
-    sb = support.start()
-    dir = proc.tmpdir()
-  end)
-  lazy_teardown(function()
-    if sb then sb:stop() end
-    if dir then proc.rmdir(dir) end
-  end)
-  before_each(function() assert(sb:reset()) end)
+  local ctx = programs.new()
+  ctx.use()
+  local sb, dir
+  before_each(function() sb, dir = ctx.sb, ctx.dir end)
 
   local events
   local function program(extra, with_outbox)
     events = {}
     local s = {
-      crm = { base_url = sb.url, username = "store.server", password = "server123", sleep = function() end,
-              max_attempts = 2 },
       rules = RULES, skip_redemption_otp = true,
       log = function(level, event, fields) events[#events + 1] = { level = level, event = event, fields = fields } end,
     }
-    if with_outbox then
-      n = n + 1
-      s.outbox = { backend = "sqlite", path = dir .. "/j" .. n .. ".db" }
-    end
     for k, v in pairs(extra or {}) do s[k] = v end
-    return assert(loyalty.program(s))
+    return ctx.program(with_outbox and {} or false, nil, s)
   end
 
   local function crm_balance(mobile)

@@ -14,38 +14,23 @@
 --   PAID_STAYS_PAID  points that paid for an order the store placed are never given back by a
 --                    hold's expiry, whether or not the order itself is posted to earn points
 local loyalty = require "loyalty"
-local support = require "support.sandbox"
 local drainer = require "loyalty.outbox.drainer"
-local proc = require "outbox.helpers.proc"
+local programs = require "outbox.helpers.programs"
 
 local TOM = { mobile = "919999000001", firstname = "Tom" }
 local CART = { total = 2597, lines = { { sku = "TV-STAND", qty = 1, price = 2597, amount = 2597 } } }
 
 describe("QA journeys against the CRM's ledger", function()
-  local sb, dir, n = nil, nil, 0
-  lazy_setup(function()
-    sb = support.start()
-    dir = proc.tmpdir()
-  end)
-  lazy_teardown(function()
-    if sb then sb:stop() end
-    if dir then proc.rmdir(dir) end
-  end)
-  before_each(function() assert(sb:reset()) end)
+  local ctx = programs.new()
+  ctx.use()
+  local sb
+  before_each(function() sb = ctx.sb end)
 
   local function program(extra, with_outbox)
-    local s = {
-      crm = { base_url = sb.url, username = "store.server", password = "server123", sleep = function() end,
-              max_attempts = 2 },
-      rules = "examples/rules", skip_redemption_otp = true,
-    }
-    if with_outbox then
-      n = n + 1
-      s.outbox = { backend = "sqlite", path = dir .. "/qa" .. n .. ".db" }
-    end
+    local s = { rules = "examples/rules", skip_redemption_otp = true }
     for k, v in pairs(extra or {}) do s[k] = v end
     if s.rules == false then s.rules = nil end
-    return assert(loyalty.program(s))
+    return assert(loyalty.program(ctx.settings(with_outbox and {} or false, nil, s)))
   end
 
   local function crm_balance(field, value)
