@@ -2,6 +2,8 @@
 -- answers and cached), the rules' point_value is only checked against it, and every share cap
 -- (max_share) is worked out in money at that rate. Local limits may be stricter than the CRM's,
 -- never more generous.
+local engine = require "loyalty.rules.engine"
+
 local _M = {}
 
 local floor = math.floor
@@ -82,11 +84,6 @@ function _M.check_rules(program, rs)
   return m
 end
 
-local function num(x)
-  if x == floor(x) and math.abs(x) < 2 ^ 53 then return string.format("%d", x) end
-  return tostring(x)
-end
-
 --- The verdict on a redemption with every money limit at the CRM's rate.
 -- base: the rules' verdict for this customer and cart with no points asked (its limits, minimum,
 -- step and refusal), or nil without rules; balance: the CRM's; cart_total: money or nil (no cart:
@@ -132,28 +129,9 @@ function _M.verdict(base, balance, rate, cart_total, requested, crm)
   if step > 1 then max = floor(max / step) * step end
   if unit < 1 then max = floor(snap(max / unit)) * unit end
   res.max, res.limited_by = max, limited_by
-  local allowed, points, reason = false, 0
-  if refusal then
-    reason = "Not allowed: " .. refusal .. "."
-  elseif base and not base.allowed and balance < min then
-    reason = base.reason
-  elseif max < min or max <= 0 then
-    reason = "Not allowed: at most " .. num(max) .. " points can be used on this order (limited by " .. limited_by ..
-      "), which is below the minimum of " .. num(min) .. "."
-  elseif requested == nil then
-    allowed, points = true, max
-    reason = "Allowed: up to " .. num(max) .. " points can be used on this order (limited by " .. limited_by .. ")."
-  elseif requested < min then
-    reason = "Not allowed: " .. num(requested) .. " points is below the minimum of " .. num(min) .. "."
-  elseif requested > max then
-    reason = "Not allowed: " .. num(requested) .. " points is above the maximum of " .. num(max) ..
-      " for this order (limited by " .. limited_by .. ")."
-  elseif base and requested % step ~= 0 then -- without rules the CRM judges amounts (a wallet: money)
-    reason = "Not allowed: " .. num(requested) .. " is not a multiple of " .. num(step) .. "."
-  else
-    allowed, points = true, requested
-    reason = "Allowed: " .. num(requested) .. " points (between " .. num(min) .. " and " .. num(max) .. ")."
-  end
+  -- Without rules the CRM judges amounts (a wallet: money): no multiple check.
+  local short = base and not base.allowed and balance < min and base.reason or nil
+  local allowed, points, reason = engine.verdict(refusal, short, min, max, limited_by, requested, base and step or nil)
   res.allowed, res.points, res.reason = allowed, points, reason
   res.value = _M.money(points * rate)
   return res

@@ -54,6 +54,34 @@ local function usable(x) return type(x) == "number" and x >= -LIMIT and x <= LIM
 local function bad_rules(message, file, line) error({ message = message, file = file, line = line }, 0) end
 
 -- `where` is a string or a line index, turned into words only when something is wrong.
+--- The verdict on a redemption once its limits are known -> allowed, points, reason (plain words).
+-- short: the reason when the balance is below the minimum (nil when it is not); step nil: the
+-- CRM, not the rules, judges amounts (no multiple check). program/money.lua gives the same words.
+function _M.verdict(refusal, short, min, max, limited_by, requested, step)
+  if refusal then return false, 0, "Not allowed: " .. refusal .. "." end
+  if short then return false, 0, short end
+  if max < min or max <= 0 then
+    return false, 0, "Not allowed: at most " .. num(max) .. " points can be used on this order (limited by " ..
+      limited_by .. "), which is below the minimum of " .. num(min) .. "."
+  end
+  if requested == nil then
+    return true, max, "Allowed: up to " .. num(max) .. " points can be used on this order (limited by " ..
+      limited_by .. ")."
+  end
+  if requested < min then
+    return false, 0, "Not allowed: " .. num(requested) .. " points is below the minimum of " .. num(min) .. "."
+  end
+  if requested > max then
+    return false, 0, "Not allowed: " .. num(requested) .. " points is above the maximum of " .. num(max) ..
+      " for this order (limited by " .. limited_by .. ")."
+  end
+  if step and requested % step ~= 0 then
+    return false, 0, "Not allowed: " .. num(requested) .. " is not a multiple of " .. num(step) .. "."
+  end
+  return true, requested, "Allowed: " .. num(requested) .. " points (between " .. num(min) .. " and " .. num(max) ..
+    ")."
+end
+
 local function number_field(t, key, where, default)
   local v = t[key]
   if v == nil then return default end
@@ -507,31 +535,9 @@ function _M.redemption(c, customer, cart, requested)
       end
     end
   end
-  local allowed, points, reason = false, 0
-  if refusal then
-    reason = "Not allowed: " .. refusal .. "."
-  elseif balance < min then
-    reason = "Not allowed: the customer has " .. num(balance) .. " points; at least " .. num(min) ..
-      " are needed to redeem" ..
-      (min_from_tier and (" (the minimum" .. tier_note .. ")") or "") .. "."
-  elseif max < min or max <= 0 then
-    reason = "Not allowed: at most " .. num(max) .. " points can be used on this order (limited by " .. limited_by ..
-      "), which is below the minimum of " .. num(min) .. "."
-  elseif requested == nil then
-    allowed, points = true, max
-    reason = "Allowed: up to " .. num(max) .. " points can be used on this order (limited by " .. limited_by .. ")."
-  elseif requested < min then
-    reason = "Not allowed: " .. num(requested) .. " points is below the minimum of " .. num(min) .. "."
-  elseif requested > max then
-    reason = "Not allowed: " .. num(requested) .. " points is above the maximum of " .. num(max) ..
-      " for this order (limited by " ..
-      limited_by .. ")."
-  elseif requested % step ~= 0 then
-    reason = "Not allowed: " .. num(requested) .. " is not a multiple of " .. num(step) .. "."
-  else
-    allowed, points = true, requested
-    reason = "Allowed: " .. num(requested) .. " points (between " .. num(min) .. " and " .. num(max) .. ")."
-  end
+  local short = balance < min and ("Not allowed: the customer has " .. num(balance) .. " points; at least " ..
+    num(min) .. " are needed to redeem" .. (min_from_tier and (" (the minimum" .. tier_note .. ")") or "") .. ".")
+  local allowed, points, reason = _M.verdict(refusal, short, min, max, limited_by, requested, step)
   res.allowed, res.points, res.value, res.reason = allowed, points, money(points * r.point_value), reason
   if not (max >= 0 and max <= LIMIT and res.value <= LIMIT) then
     bad_rules("the redemption limit worked out to " .. tostring(max) .. ", outside 0 to " .. LIMIT,
