@@ -410,6 +410,23 @@ function _M.value_line(src, name, value, check)
   end
 end
 
+-- The settings that name tiers, categories and SKUs, in the order they are checked:
+-- { file, setting, kind, keyed (the names are the table's keys, else its values),
+--   only with a store category list (categories.lua's own names define the list otherwise) }.
+local NAMING = {
+  { "earn.lua", "tier_multipliers", "tier", true },
+  { "earn.lua", "exclude_categories", "category" },
+  { "earn.lua", "category_multipliers", "category", true },
+  { "earn.lua", "exclude_skus", "sku" },
+  { "earn.lua", "sku_multipliers", "sku", true },
+  { "redemption.lua", "tiers", "tier", true },
+  { "redemption.lua", "refuse_categories", "category" },
+  { "redemption.lua", "refuse_skus", "sku" },
+  { "categories.lua", "attributes", "category", true, true },
+  { "categories.lua", "precedence", "category", false, true },
+  { "categories.lua", "sku_attributes", "sku", true },
+}
+
 local function sorted_keys(t)
   local out = {}
   for k in pairs(t or {}) do if type(k) == "string" then out[#out + 1] = k end end
@@ -474,50 +491,15 @@ function _M.check(args)
   local function mention(kind, name, file, line, setting)
     mentions[#mentions + 1] = { kind = kind, name = name, file = file, line = line, setting = setting }
   end
-  local e, r = settings["earn.lua"], settings["redemption.lua"]
-  if e then
-    for _, k in ipairs(sorted_keys(e.tier_multipliers)) do
-      mention("tier", k, "earn.lua", where(souts, "earn.lua", "tier_multipliers", k), "tier_multipliers")
-    end
-    for _, n in ipairs(e.exclude_categories or {}) do
-      mention("category", n, "earn.lua", where(souts, "earn.lua", "exclude_categories", nil, n),
-        "exclude_categories")
-    end
-    for _, k in ipairs(sorted_keys(e.category_multipliers)) do
-      mention("category", k, "earn.lua", where(souts, "earn.lua", "category_multipliers", k),
-        "category_multipliers")
-    end
-    for _, n in ipairs(e.exclude_skus or {}) do
-      mention("sku", n, "earn.lua", where(souts, "earn.lua", "exclude_skus", nil, n), "exclude_skus")
-    end
-    for _, k in ipairs(sorted_keys(e.sku_multipliers)) do
-      mention("sku", k, "earn.lua", where(souts, "earn.lua", "sku_multipliers", k), "sku_multipliers")
-    end
-  end
-  if r then
-    for _, k in ipairs(sorted_keys(r.tiers)) do
-      mention("tier", k, "redemption.lua", where(souts, "redemption.lua", "tiers", k), "tiers")
-    end
-    for _, n in ipairs(r.refuse_categories or {}) do
-      mention("category", n, "redemption.lua", where(souts, "redemption.lua", "refuse_categories", nil, n),
-        "refuse_categories")
-    end
-    for _, n in ipairs(r.refuse_skus or {}) do
-      mention("sku", n, "redemption.lua", where(souts, "redemption.lua", "refuse_skus", nil, n), "refuse_skus")
-    end
-  end
-  if c then
-    if args.categories then
-      for _, k in ipairs(sorted_keys(c.attributes)) do
-        mention("category", k, "categories.lua", where(souts, "categories.lua", "attributes", k), "attributes")
+  for _, n in ipairs(NAMING) do
+    local file, setting, kind, keyed, only_with_categories = n[1], n[2], n[3], n[4], n[5]
+    local t = settings[file] and settings[file][setting]
+    if t ~= nil and (args.categories or not only_with_categories) then
+      if keyed then
+        for _, k in ipairs(sorted_keys(t)) do mention(kind, k, file, where(souts, file, setting, k), setting) end
+      else
+        for _, v in ipairs(t) do mention(kind, v, file, where(souts, file, setting, nil, v), setting) end
       end
-      for _, n in ipairs(c.precedence or {}) do
-        mention("category", n, "categories.lua", where(souts, "categories.lua", "precedence", nil, n),
-          "precedence")
-      end
-    end
-    for _, k in ipairs(sorted_keys(c.sku_attributes)) do
-      mention("sku", k, "categories.lua", where(souts, "categories.lua", "sku_attributes", k), "sku_attributes")
     end
   end
   for _, m in ipairs(args.fixture_names or {}) do mention(m.kind, m.name, m.file, m.line, m.setting) end
