@@ -108,12 +108,24 @@ end
 -- Reply bytes beyond this are refused (CRM replies are JSON documents of a few KB to a few MB).
 local REPLY_MAX = 32 * 1024 * 1024
 
+-- What is left of the attempt's time (whole ms), the socket's timeouts cut to it; nil, err (and
+-- the socket closed) when nothing is. Called only after time has passed, so it always cuts.
+local function cut_to_deadline(sock, deadline, connect_ms, message)
+  local left = floor(deadline - now() * 1000)
+  if left < 1 then
+    sock:close()
+    return failure("timeout", message)
+  end
+  sock:settimeouts(connect_ms or left, left, left)
+  return left
+end
+
 -- One exchange on one connection. Returns res | nil, err, retry (retry: a reused connection
 -- that the peer had closed before sending anything; safe to repeat on a fresh one).
 -- Until the head is complete each read is appended and parsed; then a known length is read in
 -- one go, and chunked or read-to-close bodies are collected in a table and parsed only when
 -- they can be complete (the data ends a line, or the peer closed): linear in the reply size.
-local function exchange(self, sock, reused, payload, head_req, deadline, read_ms)
+local function exchange(self, sock, reused, payload, head_req, deadline)
   local ok, err = sock:send(payload)
   if not ok then
     sock:close()
@@ -175,15 +187,8 @@ local function exchange(self, sock, reused, payload, head_req, deadline, read_ms
       if (framing == "chunked" or framing == "close") and not parts then parts, size = { buf }, #buf end
     end
     -- later reads get what is left of this attempt's time
-    local left = deadline - now() * 1000
-    if left < 1 then
-      sock:close()
-      return failure("timeout", "CRM read timed out")
-    end
-    if left < read_ms then
-      left = floor(left)
-      sock:settimeouts(left, left, left)
-    end
+    local left, terr = cut_to_deadline(sock, deadline, nil, "CRM read timed out")
+    if not left then return nil, terr end
   end
 end
 
@@ -251,16 +256,21 @@ function Transport:send(req)
 
   local head_req = method == "HEAD"
 
-  for _ = 1, 2 do -- a second time only when a pooled connection turned out closed
+  for attempt = 1, 2 do -- a second time only when a pooled connection turned out closed
     local sock = tcp()
-    sock:settimeouts(connect_ms, total, total)
+    if attempt == 1 then
+      sock:settimeouts(connect_ms, total, total)
+    else -- the closed connection took some of the time: the second try gets what is left
+      local left = floor(deadline - now() * 1000)
+      if left < 1 then return failure("timeout", "no time left for the CRM call") end
+      sock:settimeouts(connect_ms < left and connect_ms or left, left, left)
+    end
     local called, ok, err = pcall(sock.connect, sock, o.host, o.port, o.connect_opts)
     if not called then
       return failure("config", "cosockets are not available in this nginx phase (" .. tostring(ok) .. ")")
     end
     if not ok then return io_error("connect", err) end
     local reused = sock:getreusedtimes()
-    local left = total
     if reused == 0 then
       if o.tls then
         -- lua-resty-core 0.1.25: a handshake that completes at once but fails verification raises
@@ -276,17 +286,10 @@ function Transport:send(req)
         end
       end
       -- a new connection (and handshake) took time: the exchange gets what is left
-      left = deadline - now() * 1000
-      if left < 1 then
-        sock:close()
-        return failure("timeout", "CRM connect used up the time")
-      end
-      if left < total then
-        left = floor(left)
-        sock:settimeouts(connect_ms, left, left)
-      end
+      local left, terr = cut_to_deadline(sock, deadline, connect_ms, "CRM connect used up the time")
+      if not left then return nil, terr end
     end
-    local res, rerr, retry = exchange(self, sock, reused, payload, head_req, deadline, left)
+    local res, rerr, retry = exchange(self, sock, reused, payload, head_req, deadline)
     if not retry then return res, rerr end
   end
   return failure("network", "CRM closed the connection before replying")
