@@ -1,31 +1,13 @@
 -- What redemption holds need from both outbox backends: an entry due later (next_at), found again
 -- by its dedupe key, in its own lane so that it never holds up the customer's other writes.
-local outbox = require "loyalty.outbox"
-local proc = require "outbox.helpers.proc"
-local redis_helper = require "outbox.helpers.redis"
+local stores = require "outbox.helpers.stores"
 
 for _, backend in ipairs { "sqlite", "redis" } do
   describe("outbox holds (" .. backend .. ")", function()
-    local dir, server, n = nil, nil, 0
     local now = 5000
-    lazy_setup(function()
-      dir = proc.tmpdir()
-      if backend == "redis" then server = redis_helper.start() end
-    end)
-    lazy_teardown(function()
-      if server then server.stop() end
-      proc.rmdir(dir)
-    end)
-
-    local function open()
-      n = n + 1
-      local clock = function() return now end
-      if backend == "sqlite" then
-        return assert(outbox.open { backend = "sqlite", path = dir .. "/h" .. n .. ".db", clock = clock })
-      end
-      return assert(outbox.open { backend = "redis", host = server.host, port = server.port,
-                                  key = "spec:holds" .. n, clock = clock })
-    end
+    local store = stores.new(backend, "holds", function() return now end)
+    store.use()
+    local open = store.open
 
     it("keeps a hold until its time, finds it by key, and lets the customer's orders pass", function()
       local ob = open()

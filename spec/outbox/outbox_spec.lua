@@ -1,7 +1,7 @@
 -- The outbox interface, the same specs for both backends (SQLite via the C core, Redis).
 local outbox = require "loyalty.outbox"
 local proc = require "outbox.helpers.proc"
-local redis_helper = require "outbox.helpers.redis"
+local stores = require "outbox.helpers.stores"
 
 local function tx(number, mobile)
   return { type = "regular", number = number, amount = 100, customer = { mobile = mobile or "919999000001" },
@@ -12,27 +12,10 @@ local BACKENDS = { "sqlite", "redis" }
 
 for _, backend in ipairs(BACKENDS) do
   describe("loyalty.outbox (" .. backend .. ")", function()
-    local dir, server, n = nil, nil, 0
     local now = 1000
-
-    lazy_setup(function()
-      dir = proc.tmpdir()
-      if backend == "redis" then server = redis_helper.start() end
-    end)
-    lazy_teardown(function()
-      if server then server.stop() end
-      proc.rmdir(dir)
-    end)
-
-    local function open()
-      n = n + 1
-      local clock = function() return now end
-      if backend == "sqlite" then
-        return assert(outbox.open { backend = "sqlite", path = dir .. "/ob" .. n .. ".db", clock = clock })
-      end
-      return assert(outbox.open { backend = "redis", host = server.host, port = server.port,
-                                  key = "spec:ob" .. n, clock = clock })
-    end
+    local store = stores.new(backend, "ob", function() return now end)
+    store.use()
+    local open = store.open
 
     it("keeps an entry with its payload, and hands out one entry per customer, oldest first", function()
       local ob = open()
