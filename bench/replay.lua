@@ -5,6 +5,9 @@
 -- Run from the repo root: `lua5.4 bench/replay.lua [N] [ROUNDS]` and `luajit bench/replay.lua [N] [ROUNDS]`.
 local root = (arg and arg[0] or ""):match("^(.*)/bench/[^/]*$") or "."
 package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
+-- loyalty.core: the rules' allocation cap and clocks, as in an installed rock
+local jit_vm = type(rawget(_G, "jit")) == "table"
+package.cpath = root .. "/build/" .. (jit_vm and "5.1" or "5.4") .. "/?.so;" .. package.cpath
 
 local rules = require("loyalty.rules")
 local replay = require("loyalty.rules.replay")
@@ -14,18 +17,7 @@ local cjson = require("cjson")
 local N = tonumber(arg and arg[1]) or 100000
 local ROUNDS = tonumber(arg and arg[2]) or 3
 
-local CATALOG = {
-  { sku = "PHONE-X12-128", price = 24999, categories = { "mobiles", "electronics" }, discount = 999 },
-  { sku = "SK-TSHIRT-M", price = 499, categories = { "fashion" } },
-  { sku = "RICE-5KG", price = 450, categories = { "groceries" } },
-  { sku = "BAG-PAPER", price = 10 },
-  { sku = "HDMI-2M", price = 599, categories = { "electronics" } },
-  { sku = "SK-JACKET", price = 2999, categories = { "fashion" } },
-  { sku = "TOASTER-2S", price = 1299, categories = { "electronics", "home" } },
-  { sku = "DAL-1KG", price = 140, categories = { "groceries" } },
-  { sku = "CIG-20", price = 340, categories = { "tobacco" } },
-  { sku = "BOOK-LUA", price = 799, categories = { "books" } },
-}
+local CATALOG = dofile(root .. "/bench/catalog.lua")
 local TIERS = { "SILVER", "GOLD", "PLATINUM", nil }
 
 local function sh(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
